@@ -1,0 +1,1 @@
+"""Prompting, generation, support checking and the answerer."""

@@ -1,0 +1,149 @@
+"""Question -> retrieved passages -> generated (or extracted) answer -> checked, cited Answer."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+import numpy as np
+
+from kbqa.assistant import support
+from kbqa.assistant.generator import Generator
+from kbqa.assistant.prompt import ABSTAIN_TEXT, build_messages
+from kbqa.retrieval.retriever import Retriever
+from kbqa.settings import Settings
+from kbqa.types import Answer, Citation, Hit
+
+log = logging.getLogger(__name__)
+
+_IDK = re.compile(r"\bI (?:don't|do not) know\b|\bnot (?:contain|mention|provide)", re.I)
+
+
+class Answerer:
+    def __init__(self, retriever: Retriever, generator: Generator | None, settings: Settings):
+        self.retriever, self.generator, self.settings = retriever, generator, settings
+        self.embedder = retriever.embedder
+
+    def answer(
+        self,
+        question: str,
+        k: int | None = None,
+        extractive: bool = False,
+        history: list[tuple[str, str]] = (),
+    ) -> Answer:
+        """Answer from the top k passages, or abstain; extractive mode quotes, never generates."""
+        started = time.perf_counter()
+        hits = self.retriever.search(question, k or self.settings.top_k)
+        timings = {"retrieve_ms": (time.perf_counter() - started) * 1000}
+        confidence = hits[0].score if hits else 0.0
+        if confidence < self.settings.min_hit_score:
+            return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits), timings, confidence)
+
+        started = time.perf_counter()
+        if extractive or self.generator is None:
+            sentences, dropped = self._extract(question, hits), []
+        else:
+            sentences, dropped = self._generate(question, hits, history)
+            if not sentences and self.settings.on_unsupported == "extract":
+                sentences = self._extract(question, hits)
+        timings["generate_ms"] = (time.perf_counter() - started) * 1000
+        if not sentences:
+            return Answer(
+                question, ABSTAIN_TEXT, True, (), tuple(hits), timings, confidence, tuple(dropped)
+            )
+        text, citations = _render(sentences, hits)
+        return Answer(
+            question, text, False, citations, tuple(hits), timings, confidence, tuple(dropped)
+        )
+
+    def _generate(
+        self, question: str, hits: list[Hit], history: list[tuple[str, str]]
+    ) -> tuple[list[tuple[str, list[int]]], list[tuple[str, str]]]:
+        """(kept sentences with the passages that support them, dropped sentences with why)."""
+        raw = self.generator.generate(
+            build_messages(question, hits, history), self.settings.max_new_tokens
+        )
+        log.debug("generator said: %r", raw)
+        kept: list[tuple[str, list[int]]] = []
+        dropped: list[tuple[str, str]] = []
+        candidates: list[tuple[str, list[int]]] = []
+        for sentence in support.split_sentences(raw):
+            bare = support.strip_citations(sentence)
+            cited = [n for n in dict.fromkeys(support.citations(sentence)) if 1 <= n <= len(hits)]
+            if _IDK.search(bare):
+                dropped.append((sentence, "says the passages lack the answer"))
+            elif not cited:
+                dropped.append((sentence, "cites no passage"))
+            else:
+                candidates.append((bare, cited))
+        if not candidates:
+            return kept, dropped
+        sentence_vectors = self.embedder.embed([bare for bare, _ in candidates])
+        passage_vectors = self.retriever.vectors(hits)
+        for (bare, cited), vector in zip(candidates, sentence_vectors, strict=True):
+            if support.near_duplicate(bare, [s for s, _ in kept]):
+                dropped.append((bare, "repeats an earlier sentence"))
+                continue
+            checks = support.check(
+                question,
+                [bare] * len(cited),
+                [hits[n - 1].text for n in cited],
+                np.repeat(vector[None, :], len(cited), axis=0),
+                passage_vectors[[n - 1 for n in cited]],
+                self.settings.support_min_overlap,
+                self.settings.support_min_similarity,
+            )
+            backing = [n for n, c in zip(cited, checks, strict=True) if c.supported]
+            if backing:
+                kept.append((bare, backing))
+            else:
+                best = max(checks, key=lambda c: c.overlap)
+                dropped.append(
+                    (
+                        bare,
+                        f"not supported by [{cited[0]}] "
+                        f"(overlap {best.overlap:.2f}, similarity {best.similarity:.2f})",
+                    )
+                )
+        return kept, dropped
+
+    def _extract(self, question: str, hits: list[Hit]) -> list[tuple[str, list[int]]]:
+        """The sentences of the passages closest to the question, quoted with their passage."""
+        candidates = [
+            (sentence, n, position)
+            for n, hit in enumerate(hits, 1)
+            for position, sentence in enumerate(support.split_sentences(hit.text))
+            if len(support.words(sentence)) >= 4 and not _is_heading(sentence, hit)
+        ]
+        if not candidates:
+            return []
+        vectors = self.embedder.embed([question] + [c[0] for c in candidates])
+        scores = vectors[1:] @ vectors[0]
+        # A little of the passage's own rank: a sentence from a better passage wins a near tie.
+        scores = scores + 0.25 * np.array([hits[n - 1].score for _, n, _ in candidates])
+        best = float(scores.max())
+        chosen = [i for i in np.argsort(-scores)[:3] if scores[i] >= best - 0.08]
+        chosen.sort(key=lambda i: (candidates[i][1], candidates[i][2]))
+        return [(candidates[i][0], [candidates[i][1]]) for i in chosen]
+
+
+def _is_heading(sentence: str, hit: Hit) -> bool:
+    line = sentence.strip().rstrip(":").casefold()
+    return line in {part.strip().casefold() for part in [hit.title, *hit.heading.split("›")]}
+
+
+def _render(
+    sentences: list[tuple[str, list[int]]], hits: list[Hit]
+) -> tuple[str, tuple[Citation, ...]]:
+    """Text with citations renumbered [1], [2]… in order of first use, and those citations."""
+    numbers: dict[int, int] = {}
+    parts = []
+    for sentence, cited in sentences:
+        marks = "".join(f"[{numbers.setdefault(n, len(numbers) + 1)}]" for n in cited)
+        body = sentence.rstrip()
+        end = body[-1] if body and body[-1] in ".!?" else ""
+        body = body[: len(body) - len(end)] if end else body
+        parts.append(f"{body} {marks}{end or '.'}")
+    citations = tuple(Citation(shown, hits[n - 1]) for n, shown in numbers.items())
+    return " ".join(parts), citations

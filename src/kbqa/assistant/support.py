@@ -1,0 +1,100 @@
+"""Is a sentence supported by the passage it cites? Lexical overlap and embedding similarity.
+
+No entailment model ships offline, so support is approximated by two signals, both of which
+must clear their threshold (settings: support_min_overlap, support_min_similarity):
+- overlap: the share of the sentence's content words (numbers and identifiers included) that
+  occur in the passage; a copied or lightly rephrased sentence scores near 1, an invented
+  instruction far lower;
+- similarity: cosine between the sentence's and the passage's embeddings, which catches a
+  sentence that reuses the passage's words to say something off-topic.
+The thresholds were tuned on examples (tests/test_support.py and the README).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+_STOPWORDS = (
+    "a an the and or but if then else of to in on at by for with from as is are was were be "
+    "been being it its this that these those there here you your we our they their he she "
+    "his her i me my do does did done can could should would will shall may might must not "
+    "no yes so than too very just also into out up down over under about after before again "
+    "once all any both each few more most other some such only own same what which who whom "
+    "when where why how use used using run"
+)
+STOPWORDS = frozenset(_STOPWORDS.split())
+
+_CITATION = re.compile(r"\s*\[(\d+)\]")
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+(?:[._/:-][a-z0-9]+)*", text.lower())
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in words(text) if w not in STOPWORDS and len(w) > 1}
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences and list items, with their citation markers kept attached."""
+    text = re.sub(r"(\[\d+\])(?=[A-Za-z])", r"\1 ", text)
+    # Break after sentence ends or citation markers that are followed by a new sentence.
+    parts = re.split(r"(?<=[.!?\]])\s+(?=[A-Z`\"'(*-])|\n+", text)
+    return [p.strip(" -*\t") for p in parts if p and p.strip(" -*\t")]
+
+
+def citations(sentence: str) -> list[int]:
+    return [int(n) for n in _CITATION.findall(sentence)]
+
+
+def strip_citations(sentence: str) -> str:
+    return _CITATION.sub("", sentence).strip()
+
+
+def overlap(sentence: str, passage: str, question: str = "") -> float:
+    """Share of the sentence's new content words (those not already in the question) that the
+    passage contains. A sentence that only restates the question has none and scores 0."""
+    wanted = content_words(sentence) - content_words(question)
+    if not wanted:
+        return 0.0
+    return len(wanted & set(words(passage))) / len(wanted)
+
+
+@dataclass(frozen=True)
+class Support:
+    overlap: float
+    similarity: float
+    supported: bool
+
+
+def check(
+    question: str,
+    sentences: list[str],
+    passages: list[str],
+    sentence_vectors: np.ndarray,
+    passage_vectors: np.ndarray,
+    min_overlap: float,
+    min_similarity: float,
+) -> list[Support]:
+    """Support of sentence i by passage i (pairs, not a matrix)."""
+    out = []
+    for i, (sentence, passage) in enumerate(zip(sentences, passages, strict=True)):
+        lexical = overlap(sentence, passage, question)
+        similarity = float(sentence_vectors[i] @ passage_vectors[i])
+        out.append(
+            Support(lexical, similarity, lexical >= min_overlap and similarity >= min_similarity)
+        )
+    return out
+
+
+def near_duplicate(sentence: str, kept: list[str], threshold: float = 0.8) -> bool:
+    """True when the sentence repeats one already kept (word-set Jaccard)."""
+    mine = set(words(sentence))
+    for other in kept:
+        theirs = set(words(other))
+        if mine and theirs and len(mine & theirs) / len(mine | theirs) >= threshold:
+            return True
+    return False

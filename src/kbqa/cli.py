@@ -1,0 +1,190 @@
+"""kbqa's command line: parse arguments -> library call -> print. KbqaError -> one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from kbqa.errors import KbqaError
+from kbqa.settings import Settings
+from kbqa.types import Answer, Hit
+
+
+def _quiet_third_parties() -> None:
+    # Model loaders print progress bars and advice meant for their own developers.
+    for var, value in {
+        "TRANSFORMERS_VERBOSITY": "error",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }.items():
+        os.environ.setdefault(var, value)
+
+
+def display_uri(uri: str) -> str:
+    """A path relative to the working directory when it lies below it; URLs as they are."""
+    if "://" in uri:
+        return uri
+    try:
+        return str(Path(uri).relative_to(Path.cwd()))
+    except ValueError:
+        return uri
+
+
+def _source_line(hit: Hit) -> str:
+    return f"{hit.label} — {display_uri(hit.uri)}"
+
+
+@click.group()
+@click.option(
+    "--home", type=click.Path(path_type=Path), help="Where kbqa keeps its data (KBQA_HOME)."
+)
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None) -> None:
+    """Grounded, cited answers from your own docs."""
+    _quiet_third_parties()
+    ctx.obj = Settings.load(home=home)
+
+
+def _kb(settings: Settings):
+    from kbqa.app import KnowledgeBase  # heavy imports only once a command runs
+
+    return KnowledgeBase(settings)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_obj
+def ingest(settings: Settings, paths: tuple[Path, ...]) -> None:
+    """Ingest files and folders; unchanged files are skipped, deleted ones removed."""
+    from tqdm import tqdm
+
+    for path in paths:
+        if not path.exists():
+            raise KbqaError(f"{path}: no such file or directory")
+    kb = _kb(settings)
+    bar = None
+
+    def progress(done: int, total: int, name: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(
+                total=total,
+                desc=f"Ingesting {total} files",
+                unit="file",
+                file=sys.stderr,
+                disable=None,
+                leave=False,
+            )
+        bar.n = done
+        bar.set_postfix_str(name[:30], refresh=True)
+
+    try:
+        report = kb.ingest(list(paths), progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    failed = f"failed {len(report.failed)}"
+    if report.failed:
+        shown = ", ".join(f"{Path(p).name}: {why}" for p, why in report.failed[:2])
+        failed += f" ({shown}{', …' if len(report.failed) > 2 else ''})"
+    click.echo(
+        f"added {report.added} · updated {report.updated} · unchanged {report.unchanged} · "
+        f"removed {report.removed} · {failed} — {report.chunks} chunks in {report.seconds:.1f} s"
+    )
+    for path, why in report.failed[2:]:
+        click.echo(f"  failed: {display_uri(path)}: {why}")
+    if report.unsupported:
+        click.echo(f"  skipped {len(report.unsupported)} files of unsupported types")
+
+
+@cli.command()
+@click.argument("question")
+@click.option("-k", type=click.IntRange(1, 20), help="How many passages to use.")
+@click.option("--extractive", is_flag=True, help="Quote the best sentences; no generator.")
+@click.option("--model", help="Generator: a name under KBQA_HOME/models, a folder or a hub id.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def ask(
+    settings: Settings,
+    question: str,
+    k: int | None,
+    extractive: bool,
+    model: str | None,
+    as_json: bool,
+) -> None:
+    """Answer a question from the knowledge base, with sources."""
+    if model:
+        settings = settings.replace(generator_model=model)
+    answer = _kb(settings).ask(question, k=k, extractive=extractive)
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(_format_answer(answer))
+
+
+def _format_answer(answer: Answer) -> str:
+    if answer.abstained:
+        lines = [f"{answer.text} Closest sources:"]
+        seen = set()
+        for hit in answer.hits:
+            if hit.uri not in seen and len(seen) < 3:
+                seen.add(hit.uri)
+                lines.append(f"  - {_source_line(hit)}")
+        return "\n".join(lines) if seen else answer.text
+    sources = [f"[{c.n}] {_source_line(c.hit)}" for c in answer.citations]
+    return "\n".join([answer.text, "", *sources])
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def status(settings: Settings, as_json: bool) -> None:
+    """What is indexed: documents, chunks, models, index size, last run."""
+    info = _kb(settings).status()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    run = info["last_run"]
+    click.echo(f"home        {info['home']}")
+    click.echo(f"database    {info['database']}")
+    click.echo(f"documents   {info['documents']}")
+    click.echo(f"chunks      {info['chunks']}")
+    click.echo(f"index       {info['index_vectors']} vectors, {info['index_bytes'] / 1e6:.1f} MB")
+    click.echo(f"embedder    {info['embedding_model']}")
+    click.echo(f"generator   {info['generator_model']}")
+    if run:
+        click.echo(
+            f"last run    {run['started_at']} {run['status']}: added {run.get('added', 0)}, "
+            f"updated {run.get('updated', 0)}, removed {run.get('removed', 0)}, "
+            f"failed {run['failed']} ({', '.join(run['roots'])})"
+        )
+    else:
+        click.echo("last run    never")
+
+
+@cli.command()
+@click.pass_obj
+def reindex(settings: Settings) -> None:
+    """Rebuild the vector index from the stored embeddings (no re-embedding)."""
+    size = _kb(settings).reindex()
+    click.echo(f"rebuilt the index: {size} vectors")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except KbqaError as exc:
+        click.echo(f"kbqa: error: {exc}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("kbqa: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,81 @@
+"""unstructured does the parsing and the chunking; we keep each chunk's heading path."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from kbqa.errors import ParseError
+from kbqa.types import Chunk
+
+log = logging.getLogger(__name__)
+
+HEADING_SEPARATOR = " › "
+
+
+def _unstructured():
+    # unstructured phones home (telemetry, a notice) unless told not to; kbqa never does.
+    for var in ("DO_NOT_TRACK", "SCARF_NO_ANALYTICS", "UNSTRUCTURED_DISABLE_NOTICE"):
+        os.environ.setdefault(var, "1")
+    from unstructured.chunking.title import chunk_by_title
+    from unstructured.partition.auto import partition
+
+    return partition, chunk_by_title
+
+
+def partition_and_chunk(
+    path: Path, max_chars: int, soft_max_chars: int, timings: dict[str, float] | None = None
+) -> tuple[str, list[Chunk]]:
+    """(document title, chunks). Each chunk starts at a heading and carries its heading path."""
+    partition, chunk_by_title = _unstructured()
+    timings = {} if timings is None else timings
+    started = time.perf_counter()
+    try:
+        # "fast" reads a PDF's text layer with pdfminer: no OCR, no layout models from a hub.
+        elements = partition(filename=str(path), strategy="fast", languages=["eng"])
+    except ImportError as exc:
+        raise ParseError(f"a parser is missing ({exc}); run scripts/setup.sh") from exc
+    except Exception as exc:  # parsers raise anything from ValueError to zipfile errors
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ParseError(f"cannot parse: {message[:200]}") from exc
+
+    parsed = time.perf_counter()
+    timings["parse"] = timings.get("parse", 0.0) + parsed - started
+    elements = [e for e in elements if (e.text or "").strip()]
+    paths = _heading_paths(elements)
+    title = next((e.text.strip() for e in elements if e.category == "Title"), "")
+    sections = chunk_by_title(
+        elements,
+        max_characters=max_chars,
+        new_after_n_chars=soft_max_chars,
+        # Keep small sections apart: a precise heading makes a precise citation.
+        combine_text_under_n_chars=0,
+        multipage_sections=True,
+    )
+    chunks: list[Chunk] = []
+    for section in sections:
+        originals = section.metadata.orig_elements or []
+        if originals and all(e.category == "Title" for e in originals):
+            continue  # a heading with no body of its own; it lives on in the next heading path
+        first = originals[0] if originals else None
+        heading = paths.get(first.id, []) if first is not None else []
+        text = section.text.strip()
+        chunks.append(Chunk(text, HEADING_SEPARATOR.join(heading), position=len(chunks)))
+    timings["chunk"] = timings.get("chunk", 0.0) + time.perf_counter() - parsed
+    return title, chunks
+
+
+def _heading_paths(elements: list) -> dict[str, list[str]]:
+    """Element id -> the titles above it, outermost first, from each Title's depth."""
+    stack: list[tuple[int, str]] = []
+    out: dict[str, list[str]] = {}
+    for element in elements:
+        if element.category == "Title":
+            depth = element.metadata.category_depth or 0
+            while stack and stack[-1][0] >= depth:
+                stack.pop()
+            stack.append((depth, element.text.strip()))
+        out[element.id] = [text for _, text in stack]
+    return out

@@ -1,0 +1,95 @@
+"""The vector index: exact inner product over unit vectors, keyed by chunk id.
+
+The CPU index is the master copy and what is saved; on a GPU a copy is made for searching,
+so either machine can open the file. Saving is atomic (temp file, then rename).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kbqa.errors import MissingDependencyError
+
+log = logging.getLogger(__name__)
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise MissingDependencyError("faiss", "cpu") from None
+    return faiss
+
+
+def gpu_count() -> int:
+    faiss = _faiss()
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+class VectorIndex:
+    def __init__(self, dim: int, use_gpu: bool = False):
+        faiss = _faiss()
+        self.dim = dim
+        self.cpu = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.use_gpu = use_gpu and gpu_count() > 0
+        self._gpu = None
+        self._gpu_resources = None
+
+    @classmethod
+    def load(cls, path: Path, dim: int, use_gpu: bool = False) -> VectorIndex:
+        """Open a saved index; a missing or unreadable file gives an empty one (to repair)."""
+        index = cls(dim, use_gpu)
+        if path.exists():
+            try:
+                loaded = _faiss().read_index(str(path))
+            except RuntimeError as exc:
+                log.warning("vector index %s is unreadable (%s); rebuilding it", path, exc)
+            else:
+                if loaded.d == dim:
+                    index.cpu = loaded
+                else:
+                    log.warning("vector index %s has dimension %d, not %d", path, loaded.d, dim)
+        return index
+
+    def __len__(self) -> int:
+        return int(self.cpu.ntotal)
+
+    def ids(self) -> np.ndarray:
+        return _faiss().vector_to_array(self.cpu.id_map).astype(np.int64)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            self.cpu.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+            self._gpu = None
+
+    def remove(self, ids: np.ndarray) -> None:
+        if len(ids):
+            self.cpu.remove_ids(np.asarray(ids, dtype=np.int64))
+            self._gpu = None
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (n, k); missing neighbours have id -1."""
+        index = self._searchable()
+        return index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+
+    def _searchable(self):
+        if not self.use_gpu:
+            return self.cpu
+        if self._gpu is None:
+            faiss = _faiss()
+            if self._gpu_resources is None:
+                self._gpu_resources = faiss.StandardGpuResources()
+            self._gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, self.cpu)
+        return self._gpu
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        _faiss().write_index(self.cpu, str(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)

@@ -1,0 +1,317 @@
+"""Incremental indexing: files -> documents and chunks in the database -> vectors in the index.
+
+The database is the source of truth. Each batch of documents is committed in one transaction
+with its chunks and embeddings; the vector index follows, is saved atomically at the end, and
+is checked against the database whenever it is opened (see `open_vector_index`). A crash at any
+point therefore loses at most the uncommitted batch, and never leaves the two disagreeing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from kbqa.errors import KbqaError, ParseError
+from kbqa.ingest import content_hash, discover, parse_file
+from kbqa.ingest.partition import HEADING_SEPARATOR
+from kbqa.retrieval.embedder import Embedder
+from kbqa.retrieval.index import VectorIndex
+from kbqa.settings import Settings
+from kbqa.store import ChunkRow, DocumentRow, RunRow, SourceRow, Store
+from kbqa.store.tables import utcnow
+from kbqa.types import Document
+
+log = logging.getLogger(__name__)
+
+STAGES = ("hash", "parse", "chunk", "embed", "store")
+Progress = Callable[[int, int, str], None]  # (files done, files in all, current file)
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    chunks: int = 0  # chunks written by this run
+    embedded: int = 0  # of those, how many needed the embedder (the rest reused stored vectors)
+    seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def embedding_text(title: str, heading: str, text: str) -> str:
+    """What is embedded: the chunk with its document title and headings for context."""
+    context = HEADING_SEPARATOR.join(p for p in [title, heading] if p and p not in text[:200])
+    return f"{context}\n{text}" if context else text
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_embedder(store: Store, embedder: Embedder) -> None:
+    """Refuse to mix vectors from two embedding models in one index."""
+    stored = store.get_meta("embedding_model")
+    if stored is not None and stored != embedder.name:
+        raise KbqaError(
+            f"this knowledge base was embedded with {stored!r}, not {embedder.name!r}: "
+            f"set embedding_model back, or use another KBQA_HOME and ingest again"
+        )
+
+
+def open_vector_index(store: Store, path: Path, dim: int, use_gpu: bool = False) -> VectorIndex:
+    """Load the index and make it agree with the database, from stored embeddings."""
+    index = VectorIndex.load(path, dim, use_gpu)
+    db_ids, index_ids = store.chunk_ids(), index.ids()
+    stale = np.setdiff1d(index_ids, db_ids)
+    missing = np.setdiff1d(db_ids, index_ids)
+    if len(stale) or len(missing):
+        log.warning(
+            "vector index out of step with the database (%d stale, %d missing): repairing",
+            len(stale),
+            len(missing),
+        )
+        index.remove(stale)
+        ids, vectors = store.embeddings(missing)
+        index.add(ids, vectors)
+        index.save(path)
+    return index
+
+
+def rebuild_vector_index(store: Store, path: Path, dim: int) -> VectorIndex:
+    """A new index from every stored embedding (no re-embedding)."""
+    index = VectorIndex(dim)
+    ids, vectors = store.embeddings()
+    index.add(ids, vectors)
+    index.save(path)
+    return index
+
+
+@dataclass
+class _Pending:
+    doc: Document
+    existing_id: int | None
+
+
+class Indexer:
+    def __init__(self, store: Store, embedder: Embedder, index: VectorIndex, settings: Settings):
+        check_embedder(store, embedder)
+        self.store, self.embedder, self.index, self.settings = store, embedder, index, settings
+
+    def ingest(self, roots: list[Path], progress: Progress | None = None) -> IngestReport:
+        """Bring the knowledge base in line with the files under `roots`."""
+        for root in roots:
+            if not root.exists():
+                raise KbqaError(f"{root}: no such file or directory")
+        started = time.perf_counter()
+        report = IngestReport(
+            stages={"hash": 0.0, "parse": 0.0, "chunk": 0.0, "embed": 0.0, "store": 0.0}
+        )
+        with self.store.session() as s:
+            run = RunRow(roots=[str(r) for r in roots])
+            s.add(run)
+            s.commit()
+            run_id = run.id
+
+        plan = []  # (source root, files found)
+        for root in roots:
+            files, unsupported = discover(root)
+            report.unsupported += [str(p) for p in unsupported]
+            plan.append((root.resolve(), files))
+        total = sum(len(files) for _, files in plan)
+        done = 0
+        try:
+            for root, files in plan:
+                source_id = self._source_id(root)
+                pending: list[_Pending] = []
+                for path in files:
+                    if progress:
+                        progress(done, total, path.name)
+                    self._consider(path, source_id, pending, report)
+                    done += 1
+                    if (
+                        sum(len(p.doc.chunks) for p in pending)
+                        >= 4 * self.settings.embed_batch_size
+                    ):
+                        self._write(pending, source_id, report)
+                        pending = []
+                self._write(pending, source_id, report)
+                self._remove_missing(source_id, {str(p.resolve()) for p in files}, report)
+            if progress:
+                progress(total, total, "")
+        finally:
+            t = time.perf_counter()
+            self.index.save(self.settings.index_path)
+            report.stages["store"] += time.perf_counter() - t
+            report.seconds = time.perf_counter() - started
+            with self.store.session() as s:
+                run = s.get(RunRow, run_id)
+                run.finished_at = utcnow()
+                run.status = "ok"
+                run.stats = report.as_dict()
+                s.commit()
+        return report
+
+    def _source_id(self, root: Path) -> int:
+        with self.store.session() as s:
+            source = s.scalar(select(SourceRow).where(SourceRow.root == str(root)))
+            if source is None:
+                source = SourceRow(root=str(root), kind="files")
+                s.add(source)
+                s.commit()
+            return source.id
+
+    def _consider(self, path: Path, source_id: int, pending: list[_Pending], report: IngestReport):
+        """Hash the file; parse it when it is new or changed."""
+        uri = str(path.resolve())
+        t = time.perf_counter()
+        try:
+            digest = content_hash(path)
+        except ParseError as exc:
+            report.failed.append((str(path), str(exc)))
+            return
+        finally:
+            report.stages["hash"] += time.perf_counter() - t
+        with self.store.session() as s:
+            existing = s.execute(
+                select(DocumentRow.id, DocumentRow.content_hash, DocumentRow.source_id).where(
+                    DocumentRow.uri == uri
+                )
+            ).first()
+        if existing is not None and existing.content_hash == digest:
+            report.unchanged += 1
+            if existing.source_id != source_id:
+                with self.store.session() as s:
+                    s.get(DocumentRow, existing.id).source_id = source_id
+                    s.commit()
+            return
+        try:
+            doc = parse_file(
+                path,
+                self.settings.chunk_max_chars,
+                self.settings.chunk_soft_max_chars,
+                digest=digest,
+                timings=report.stages,
+            )
+        except ParseError as exc:
+            # The previous version, if any, stays indexed: a broken edit loses nothing.
+            report.failed.append((str(path), str(exc)))
+            return
+        except Exception as exc:  # a parser bug must not stop the other files
+            log.debug("unexpected error parsing %s", path, exc_info=True)
+            report.failed.append((str(path), f"unexpected error: {type(exc).__name__}: {exc}"))
+            return
+        pending.append(_Pending(doc, existing.id if existing else None))
+
+    def _embed(self, pending: list[_Pending], report: IngestReport) -> list[tuple[str, bytes]]:
+        """(text hash, float32 bytes) per chunk, in order; stored vectors are reused."""
+        texts = [
+            embedding_text(p.doc.title, c.heading, c.text) for p in pending for c in p.doc.chunks
+        ]
+        hashes = [text_hash(t) for t in texts]
+        known: dict[str, bytes] = {}
+        with self.store.session() as s:
+            for start in range(0, len(hashes), 500):
+                part = hashes[start : start + 500]
+                rows = s.execute(
+                    select(ChunkRow.text_hash, ChunkRow.embedding).where(
+                        ChunkRow.text_hash.in_(part)
+                    )
+                )
+                known.update({h: e for h, e in rows})
+        todo = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in known}.items())
+        t = time.perf_counter()
+        vectors = self.embedder.embed([text for _, text in todo])
+        report.stages["embed"] += time.perf_counter() - t
+        report.embedded += len(todo)
+        known.update(
+            {h: v.astype(np.float32).tobytes() for (h, _), v in zip(todo, vectors, strict=True)}
+        )
+        return [(h, known[h]) for h in hashes]
+
+    def _write(self, pending: list[_Pending], source_id: int, report: IngestReport) -> None:
+        if not pending:
+            return
+        embedded = iter(self._embed(pending, report))
+        t = time.perf_counter()
+        old_ids: list[int] = []
+        new_rows: list[ChunkRow] = []
+        with self.store.session() as s:
+            for p in pending:
+                if p.existing_id is not None:
+                    row = s.get(DocumentRow, p.existing_id)
+                    old_ids += s.scalars(
+                        select(ChunkRow.id).where(ChunkRow.document_id == row.id)
+                    ).all()
+                    s.execute(delete(ChunkRow).where(ChunkRow.document_id == row.id))
+                    report.updated += 1
+                else:
+                    row = DocumentRow(uri=p.doc.uri)
+                    s.add(row)
+                    report.added += 1
+                row.source_id = source_id
+                row.title = p.doc.title
+                row.content_hash = p.doc.content_hash
+                row.mtime = p.doc.mtime
+                row.meta = p.doc.metadata
+                s.flush()
+                for chunk in p.doc.chunks:
+                    digest, vector = next(embedded)
+                    new_rows.append(
+                        ChunkRow(
+                            document_id=row.id,
+                            position=chunk.position,
+                            heading=chunk.heading,
+                            text=chunk.text,
+                            text_hash=digest,
+                            embedding=vector,
+                        )
+                    )
+            s.add_all(new_rows)
+            self.store.set_meta(s, "embedding_model", self.embedder.name)
+            self.store.set_meta(s, "embedding_dim", str(self.embedder.dim))
+            s.commit()
+        # Only after the commit: the index must never hold a vector the database lacks for long.
+        self.index.remove(np.array(old_ids, dtype=np.int64))
+        self.index.add(
+            np.array([r.id for r in new_rows], dtype=np.int64),
+            np.stack([np.frombuffer(r.embedding, dtype=np.float32) for r in new_rows]),
+        )
+        report.chunks += len(new_rows)
+        report.stages["store"] += time.perf_counter() - t
+
+    def _remove_missing(self, source_id: int, seen: set[str], report: IngestReport) -> None:
+        """Drop documents of this source whose files are gone (or no longer supported)."""
+        with self.store.session() as s:
+            gone = [
+                d
+                for d in s.scalars(select(DocumentRow).where(DocumentRow.source_id == source_id))
+                if d.uri not in seen
+            ]
+            if not gone:
+                return
+            chunk_ids = s.scalars(
+                select(ChunkRow.id).where(ChunkRow.document_id.in_([d.id for d in gone]))
+            ).all()
+            _delete_documents(s, [d.id for d in gone])
+            s.commit()
+        self.index.remove(np.array(chunk_ids, dtype=np.int64))
+        report.removed += len(gone)
+
+
+def _delete_documents(session: Session, ids: list[int]) -> None:
+    session.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(ids)))
+    session.execute(delete(DocumentRow).where(DocumentRow.id.in_(ids)))

@@ -1,0 +1,136 @@
+"""One Settings object: defaults < kbqa.toml < KBQA_* environment < explicit arguments.
+
+This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from kbqa.errors import ConfigError
+
+PACKAGED_EMBEDDER = "all-MiniLM-L6-v2"
+PACKAGED_GENERATOR = "SmolLM2-135M-Instruct"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = Path(".kbqa")
+    # A SQLAlchemy URL; empty means SQLite at HOME/kbqa.db.
+    database_url: str = ""
+    # A sentence-transformers model name, Hugging Face id or local folder.
+    embedding_model: str = PACKAGED_EMBEDDER
+    # A causal LM: Hugging Face id, local folder, a name under HOME/models, or the packaged one.
+    generator_model: str = PACKAGED_GENERATOR
+    # "auto" uses a CUDA GPU when torch (and faiss) see one; "cpu" or "cuda" force it.
+    device: str = "auto"
+    embed_batch_size: int = 32
+    # Chunking (characters), passed to unstructured's chunk_by_title.
+    chunk_max_chars: int = 1200
+    chunk_soft_max_chars: int = 800
+    # How many passages the answerer shows the model.
+    top_k: int = 4
+    # Abstain when the best hit's cosine similarity is below this (tuned on the handbook set).
+    min_hit_score: float = 0.35
+    # A sentence is supported by its cited passage when both hold (see assistant/support.py).
+    support_min_overlap: float = 0.6
+    support_min_similarity: float = 0.5
+    max_new_tokens: int = 96
+    # When no generated sentence survives the support check but retrieval was confident:
+    # "abstain", or "extract" (quote the best sentences instead, as --extractive does).
+    on_unsupported: str = "abstain"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'kbqa.db'}"
+
+    @property
+    def index_path(self) -> Path:
+        return self.home / "index.faiss"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    def replace(self, **changes: Any) -> Settings:
+        settings = dataclasses.replace(self, **_coerce_all(changes, "argument"))
+        settings.validate()
+        return settings
+
+    @classmethod
+    def load(
+        cls,
+        config_file: Path | None = None,
+        environ: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from the layers, lowest first; unknown keys are errors."""
+        environ = dict(os.environ) if environ is None else environ
+        values: dict[str, Any] = {}
+        path = config_file or Path("kbqa.toml")
+        if path.is_file():
+            values.update(_coerce_all(_read_toml(path), str(path)))
+        env = {
+            key[len("KBQA_") :].lower(): value
+            for key, value in environ.items()
+            if key.startswith("KBQA_") and value != ""
+        }
+        values.update(_coerce_all(env, "environment (KBQA_*)", ignore_unknown=True))
+        values.update(
+            _coerce_all({k: v for k, v in overrides.items() if v is not None}, "argument")
+        )
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        choices = {"on_unsupported": ("abstain", "extract"), "device": ("auto", "cpu", "cuda")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"setting '{key}' must be one of {', '.join(allowed)}")
+        if self.top_k < 1:
+            raise ConfigError("setting 'top_k' must be at least 1")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read settings: {exc}") from exc
+    # Accept both top-level keys and a [kbqa] table.
+    return {**{k: v for k, v in data.items() if k != "kbqa"}, **data.get("kbqa", {})}
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _coerce_all(values: dict[str, Any], where: str, ignore_unknown: bool = False) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        if key not in _FIELDS:
+            if ignore_unknown:
+                continue
+            raise ConfigError(f"{where}: unknown setting '{key}'")
+        out[key] = _coerce(key, value, where)
+    return out
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    kind = _FIELDS[key].type
+    try:
+        if kind == "Path":
+            return Path(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "str":
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: setting '{key}' must be a {kind}, got {value!r}") from None
+    return value

@@ -1,0 +1,94 @@
+"""Frozen records shared by every layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    """A source file (or, later, a Slack thread) as parsed: its identity and its chunks."""
+
+    uri: str
+    title: str
+    content_hash: str
+    chunks: tuple[Chunk, ...]
+    mtime: float = 0.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What is embedded: a piece of a document under one heading path."""
+
+    text: str
+    heading: str = ""
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A stored chunk scored against a query."""
+
+    chunk_id: int
+    score: float
+    text: str
+    heading: str
+    uri: str
+    title: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """'Title › Heading', the way sources are shown to people."""
+        heading = self.heading
+        if heading.startswith(self.title):
+            heading = heading[len(self.title) :].removeprefix(" › ")
+        return f"{self.title} › {heading}" if heading else self.title
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage shown to the model as [n] and cited by the answer."""
+
+    n: int
+    hit: Hit
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    abstained: bool
+    citations: tuple[Citation, ...]
+    hits: tuple[Hit, ...]
+    timings: dict[str, float] = field(default_factory=dict)
+    # The retrieval score that abstention is decided on (cosine of the best hit).
+    confidence: float = 0.0
+    # Sentences the generator wrote that the support check removed, with the reason.
+    dropped: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape documented in the README."""
+
+        def hit_dict(hit: Hit, n: int | None = None) -> dict[str, Any]:
+            d = {
+                "chunk_id": hit.chunk_id,
+                "uri": hit.uri,
+                "title": hit.title,
+                "heading": hit.heading,
+                "text": hit.text,
+                "score": round(hit.score, 4),
+            }
+            return {"n": n, **d} if n is not None else d
+
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "confidence": round(self.confidence, 4),
+            "citations": [hit_dict(c.hit, c.n) for c in self.citations],
+            "hits": [hit_dict(h) for h in self.hits],
+            "timings": {k: round(v, 1) for k, v in self.timings.items()},
+        }
