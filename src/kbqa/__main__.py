@@ -1,0 +1,3 @@
+from kbqa.cli import main
+
+main()

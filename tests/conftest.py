@@ -1,0 +1,58 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kbqa.app import KnowledgeBase
+from kbqa.assistant.generator import EchoGenerator
+from kbqa.retrieval.embedder import HashEmbedder
+from kbqa.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+HANDBOOK = ROOT / "examples" / "handbook"
+
+# Never let a test reach a model hub, and keep third-party chatter out of the output.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", embed_batch_size=4, min_hit_score=0.1)
+
+
+@pytest.fixture
+def kb(settings: Settings) -> KnowledgeBase:
+    """A knowledge base with the fast fakes: a hash embedder and an echo generator."""
+    return KnowledgeBase(settings, embedder=HashEmbedder(), generator=EchoGenerator())
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    """A small folder of Markdown and text files, made fresh for each test."""
+    root = tmp_path / "docs"
+    (root / "runbooks").mkdir(parents=True)
+    (root / "runbooks" / "db.md").write_text(
+        "# Database runbook\n\n"
+        "## Rotating credentials\n\n"
+        "Run vault write database/rotate-role/staging-app to rotate the staging password. "
+        "Then restart the api pods.\n\n"
+        "## Backups\n\n"
+        "Backups of larkdb run nightly at 02:00 UTC and are kept for 35 days.\n"
+    )
+    (root / "ports.md").write_text(
+        "# Services\n\nThe tracker service listens on port 7300. "
+        "The billing service listens on 7400.\n"
+    )
+    (root / "notes.txt").write_text(
+        "HOLIDAYS\n\nThe office is closed from 24 December to 1 January every year.\n"
+    )
+    return root
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst

@@ -1,0 +1,159 @@
+"""The answerer's checks, with a hash embedder and scripted generators behind the real protocol."""
+
+from pathlib import Path
+
+import pytest
+
+from kbqa.app import KnowledgeBase
+from kbqa.assistant import support
+from kbqa.assistant.answerer import Answerer
+from kbqa.assistant.prompt import ABSTAIN_TEXT, build_messages
+from kbqa.errors import NotIndexedError
+from kbqa.retrieval.embedder import HashEmbedder
+
+
+class Scripted:
+    """A generator that says what the test tells it to, and remembers the prompt."""
+
+    name = "scripted"
+
+    def __init__(self, text: str):
+        self.text, self.messages = text, None
+
+    def generate(self, messages, max_new_tokens: int = 96) -> str:
+        self.messages = messages
+        return self.text
+
+
+def answer_with(kb: KnowledgeBase, text: str, question: str, **settings):
+    kb.settings = kb.settings.replace(**settings) if settings else kb.settings
+    generator = Scripted(text)
+    return Answerer(kb.retriever, generator, kb.settings).answer(question), generator
+
+
+@pytest.fixture
+def ready(kb: KnowledgeBase, docs: Path) -> KnowledgeBase:
+    kb.ingest([docs])
+    return kb
+
+
+QUESTION = "how do I rotate the staging password with vault?"
+
+
+def test_supported_cited_sentence_is_kept_and_cited(ready: KnowledgeBase):
+    hits = ready.retriever.search(QUESTION, 4)
+    n = next(i for i, h in enumerate(hits, 1) if "rotate-role" in h.text)
+    said = f"Run vault write database/rotate-role/staging-app, then restart the api pods [{n}]."
+    answer, generator = answer_with(ready, said, QUESTION)
+    assert not answer.abstained
+    assert answer.text == (
+        "Run vault write database/rotate-role/staging-app, then restart the api pods [1]."
+    )
+    assert [c.n for c in answer.citations] == [1]  # renumbered from [n] to [1]
+    assert "rotate-role" in answer.citations[0].hit.text
+    assert f"[{n}]" in generator.messages[-1]["content"]  # the prompt numbered the passages
+
+
+def test_uncited_unsupported_and_repeated_sentences_are_dropped(ready: KnowledgeBase):
+    hits = ready.retriever.search(QUESTION, 4)
+    n = next(i for i, h in enumerate(hits, 1) if "rotate-role" in h.text)
+    said = (
+        f"Run vault write database/rotate-role/staging-app to rotate the staging password [{n}]. "
+        "The password is also stored in 1Password. "
+        f"Open a ticket with the Jenkins admin team and wait for approval [{n}]. "
+        f"Run vault write database/rotate-role/staging-app to rotate the staging password [{n}]."
+    )
+    answer, _ = answer_with(ready, said, QUESTION)
+    reasons = [why for _, why in answer.dropped]
+    assert answer.text.count("rotate-role") == 1
+    assert "Jenkins" not in answer.text and "1Password" not in answer.text
+    assert reasons[0] == "cites no passage"
+    assert any(r.startswith("not supported by") for r in reasons)
+    assert "repeats an earlier sentence" in reasons
+
+
+def test_citation_of_a_passage_that_does_not_exist_is_ignored(ready: KnowledgeBase):
+    answer, _ = answer_with(ready, "Backups run nightly at 02:00 UTC [9].", "when do backups run?")
+    assert answer.abstained and answer.text == ABSTAIN_TEXT
+
+
+def test_restating_the_question_is_not_an_answer(ready: KnowledgeBase):
+    answer, _ = answer_with(ready, "To rotate the staging password with vault [1]:", QUESTION)
+    assert answer.abstained
+
+
+def test_low_retrieval_confidence_abstains_without_generating(ready: KnowledgeBase):
+    answer, generator = answer_with(
+        ready, "anything [1].", "favourite colour of the chief executive?", min_hit_score=0.9
+    )
+    assert answer.abstained and generator.messages is None
+    assert answer.hits  # the closest sources are still returned to show
+
+
+def test_unsupported_output_can_fall_back_to_quoting(ready: KnowledgeBase):
+    answer, _ = answer_with(ready, "I don't know.", QUESTION, on_unsupported="extract")
+    assert not answer.abstained
+    assert "rotate-role" in answer.text and answer.text.endswith("[1].")
+
+
+def test_extractive_quotes_the_best_sentence_with_its_source(ready: KnowledgeBase):
+    answer = ready.ask("which port does the tracker service listen on?", extractive=True)
+    assert not answer.abstained
+    assert "7300" in answer.text
+    assert answer.citations[0].hit.uri.endswith("ports.md")
+    assert set(support.citations(answer.text)) == {c.n for c in answer.citations}
+
+
+def test_echo_generator_round_trip_through_the_knowledge_base(ready: KnowledgeBase):
+    answer = ready.ask("when do the larkdb backups run nightly?")
+    assert not answer.abstained, answer.dropped
+    assert "02:00 UTC" in answer.text
+    assert answer.to_dict()["citations"][0]["n"] == 1
+    assert set(answer.to_dict()) == {
+        "question",
+        "answer",
+        "abstained",
+        "confidence",
+        "citations",
+        "hits",
+        "timings",
+    }
+
+
+def test_asking_an_empty_knowledge_base_says_to_ingest(settings):
+    kb = KnowledgeBase(settings, embedder=HashEmbedder())
+    with pytest.raises(NotIndexedError, match="kbqa ingest"):
+        kb.ask("anything?")
+
+
+def test_prompt_numbers_passages_and_carries_history(ready: KnowledgeBase):
+    hits = ready.retriever.search("backups", 2)
+    messages = build_messages("and how long are they kept?", hits, [("when?", "02:00 [1].")])
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert "[1] (" in messages[-1]["content"] and "[2] (" in messages[-1]["content"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Do X [1]. Then Y [2].", ["Do X [1].", "Then Y [2]."]),
+        ("Do X. [1] Then run `vault` now. [2]", ["Do X. [1]", "Then run `vault` now. [2]"]),
+        (
+            "Use version 2.3.1, e.g. on port 8443 [1].",
+            ["Use version 2.3.1, e.g. on port 8443 [1]."],
+        ),
+        ("Steps:\n- first [1]\n- second [2]", ["Steps:", "first [1]", "second [2]"]),
+    ],
+)
+def test_sentence_splitting_keeps_citations_with_their_sentence(text, expected):
+    assert support.split_sentences(text) == expected
+
+
+def test_overlap_counts_only_words_the_question_did_not_supply():
+    passage = "Run vault write database/rotate-role/staging-app, then restart the api pods."
+    question = "how do I rotate the staging password?"
+    assert support.overlap("Restart the api pods after vault write.", passage, question) == 1.0
+    assert support.overlap("Rotate the staging password.", passage, question) == 0.0
+    assert (
+        support.overlap("Ask the Jenkins team to restart pods.", passage, question) == 0.4
+    )  # 2 of 5

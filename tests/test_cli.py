@@ -1,0 +1,107 @@
+"""The command line run as a user runs it (a subprocess), with fast fakes chosen by settings."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(args: list[str], home: Path, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    environ = {
+        **os.environ,
+        "KBQA_HOME": str(home),
+        "KBQA_EMBEDDING_MODEL": "hash",
+        "KBQA_GENERATOR_MODEL": "echo",
+        "KBQA_MIN_HIT_SCORE": "0.1",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "kbqa", *args], cwd=cwd, env=environ, capture_output=True, text=True
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+def test_ingest_prints_a_summary_naming_failures(docs: Path, home: Path, tmp_path: Path):
+    (docs / "broken.pdf").write_bytes(b"nope")
+    result = run(["ingest", str(docs)], home, tmp_path)
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.splitlines()[0]
+    assert line.startswith("added 3 · updated 0 · unchanged 0 · removed 0 · failed 1")
+    assert "(broken.pdf: not a PDF file)" in line and " chunks in " in line
+
+
+def test_ask_prints_answer_then_numbered_sources_with_paths(docs: Path, home: Path, tmp_path):
+    run(["ingest", "docs"], home, tmp_path)
+    result = run(["ask", "when do the larkdb backups run nightly?"], home, tmp_path)
+    assert result.returncode == 0, result.stderr
+    answer, blank, source = result.stdout.splitlines()[:3]
+    assert "02:00 UTC" in answer and answer.endswith("[1].")
+    assert blank == ""
+    assert source == "[1] Database runbook › Backups — docs/runbooks/db.md"
+
+
+def test_ask_json_has_the_documented_shape(docs: Path, home: Path, tmp_path: Path):
+    run(["ingest", str(docs)], home, tmp_path)
+    result = run(["ask", "--json", "-k", "2", "which port does tracker use?"], home, tmp_path)
+    data = json.loads(result.stdout)
+    assert set(data) >= {"question", "answer", "abstained", "citations", "hits", "timings"}
+    assert len(data["hits"]) == 2
+    assert set(data["hits"][0]) == {"chunk_id", "uri", "title", "heading", "text", "score"}
+    assert set(data["timings"]) == {"retrieve_ms", "generate_ms"}
+    if data["citations"]:
+        assert set(data["citations"][0]) == {"n", *data["hits"][0]}
+
+
+def test_abstention_lists_the_closest_sources(docs: Path, home: Path, tmp_path: Path):
+    run(["ingest", str(docs)], home, tmp_path)
+    result = run(["ask", "zebra giraffe safari?"], home, tmp_path, KBQA_MIN_HIT_SCORE="0.99")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "I couldn't find this in the knowledge base. Closest sources:"
+    assert lines[1].startswith("  - ") and " — " in lines[1]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ask", "anything?"], "the knowledge base is empty: run `kbqa ingest PATH` first"),
+        (["ingest", "no/such/dir"], "no/such/dir: no such file or directory"),
+        (["reindex"], "nothing to reindex"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(args, message, home: Path, tmp_path: Path):
+    result = run(args, home, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("kbqa: error: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_generator_model_is_a_one_line_error(docs: Path, home: Path, tmp_path: Path):
+    run(["ingest", str(docs)], home, tmp_path)
+    result = run(["ask", "--model", "/no/such/model", "tracker port?"], home, tmp_path)
+    assert result.returncode == 1
+    assert "generator_model '/no/such/model' cannot be loaded" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_setting_in_environment_is_a_one_line_error(home: Path, tmp_path: Path):
+    result = run(["status"], home, tmp_path, KBQA_TOP_K="lots")
+    assert result.returncode == 1
+    assert "setting 'top_k' must be a int" in result.stderr
+
+
+def test_status_reports_counts_models_and_last_run(docs: Path, home: Path, tmp_path: Path):
+    run(["ingest", str(docs)], home, tmp_path)
+    data = json.loads(run(["status", "--json"], home, tmp_path).stdout)
+    assert data["documents"] == 3 and data["chunks"] == data["index_vectors"] > 0
+    assert data["embedding_model"] == "hash-256"
+    assert data["last_run"]["status"] == "ok" and data["last_run"]["added"] == 3
+    text = run(["status"], home, tmp_path).stdout
+    assert "documents   3" in text and "last run" in text

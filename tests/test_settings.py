@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import pytest
+
+from kbqa.errors import ConfigError
+from kbqa.settings import Settings
+
+
+def test_layers_apply_in_order_defaults_file_environment_arguments(tmp_path: Path):
+    config = tmp_path / "kbqa.toml"
+    config.write_text('top_k = 7\nmin_hit_score = 0.2\n[kbqa]\nembedding_model = "from-file"\n')
+    env = {"KBQA_TOP_K": "9", "KBQA_HOME": str(tmp_path / "h"), "OTHER": "x"}
+
+    s = Settings.load(config_file=config, environ=env, min_hit_score=0.5)
+
+    assert s.top_k == 9  # environment beats the file
+    assert s.min_hit_score == 0.5  # an argument beats everything
+    assert s.embedding_model == "from-file"  # the file beats the default
+    assert s.home == tmp_path / "h"
+    assert s.max_new_tokens == Settings().max_new_tokens  # untouched default
+
+
+def test_database_url_defaults_to_sqlite_under_home_and_can_be_overridden(tmp_path: Path):
+    s = Settings.load(config_file=tmp_path / "none.toml", environ={"KBQA_HOME": "/x"})
+    assert s.db_url == "sqlite:////x/kbqa.db"
+    s = Settings.load(environ={"KBQA_DATABASE_URL": "postgresql://u@h/db"})
+    assert s.db_url == "postgresql://u@h/db"
+
+
+def test_unknown_key_in_file_names_the_file_and_key(tmp_path: Path):
+    config = tmp_path / "kbqa.toml"
+    config.write_text("topk = 3\n")
+    with pytest.raises(ConfigError, match=r"kbqa.toml: unknown setting 'topk'"):
+        Settings.load(config_file=config, environ={})
+
+
+def test_bad_value_type_is_a_one_line_error():
+    with pytest.raises(ConfigError, match=r"'top_k' must be a int, got 'many'"):
+        Settings.load(environ={"KBQA_TOP_K": "many"})
+
+
+def test_bad_choice_is_rejected():
+    with pytest.raises(ConfigError, match="on_unsupported"):
+        Settings.load(environ={"KBQA_ON_UNSUPPORTED": "guess"})
+
+
+def test_broken_toml_is_reported(tmp_path: Path):
+    config = tmp_path / "kbqa.toml"
+    config.write_text("top_k = = 3")
+    with pytest.raises(ConfigError, match="cannot read settings"):
+        Settings.load(config_file=config, environ={})
