@@ -26,7 +26,8 @@ class Scripted:
 
 
 def answer_with(kb: KnowledgeBase, text: str, question: str, **settings):
-    kb.settings = kb.settings.replace(**settings) if settings else kb.settings
+    # These tests are about the checks, so by default nothing falls back to quoting.
+    kb.settings = kb.settings.replace(**{"on_unsupported": "abstain", **settings})
     generator = Scripted(text)
     return Answerer(kb.retriever, generator, kb.settings).answer(question), generator
 
@@ -45,7 +46,7 @@ def test_supported_cited_sentence_is_kept_and_cited(ready: KnowledgeBase):
     n = next(i for i, h in enumerate(hits, 1) if "rotate-role" in h.text)
     said = f"Run vault write database/rotate-role/staging-app, then restart the api pods [{n}]."
     answer, generator = answer_with(ready, said, QUESTION)
-    assert not answer.abstained
+    assert not answer.abstained and answer.mode == "generated"
     assert answer.text == (
         "Run vault write database/rotate-role/staging-app, then restart the api pods [1]."
     )
@@ -94,6 +95,7 @@ def test_unsupported_output_can_fall_back_to_quoting(ready: KnowledgeBase):
     answer, _ = answer_with(ready, "I don't know.", QUESTION, on_unsupported="extract")
     assert not answer.abstained
     assert "rotate-role" in answer.text and answer.text.endswith("[1].")
+    assert answer.mode == "extracted"
 
 
 def test_extractive_quotes_the_best_sentence_with_its_source(ready: KnowledgeBase):
@@ -113,6 +115,7 @@ def test_echo_generator_round_trip_through_the_knowledge_base(ready: KnowledgeBa
         "question",
         "answer",
         "abstained",
+        "mode",
         "confidence",
         "citations",
         "hits",

@@ -66,6 +66,8 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     # The retrieval score that abstention is decided on (cosine of the best hit).
     confidence: float = 0.0
+    # How the text was made: "generated", "extracted" (quoted sentences) or "abstained".
+    mode: str = "abstained"
     # Sentences the generator wrote that the support check removed, with the reason.
     dropped: tuple[tuple[str, str], ...] = ()
 
@@ -87,6 +89,7 @@ class Answer:
             "question": self.question,
             "answer": self.text,
             "abstained": self.abstained,
+            "mode": self.mode,
             "confidence": round(self.confidence, 4),
             "citations": [hit_dict(c.hit, c.n) for c in self.citations],
             "hits": [hit_dict(h) for h in self.hits],

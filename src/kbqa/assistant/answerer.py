@@ -41,20 +41,37 @@ class Answerer:
             return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits), timings, confidence)
 
         started = time.perf_counter()
+        mode, dropped = "extracted", []
         if extractive or self.generator is None:
-            sentences, dropped = self._extract(question, hits), []
+            sentences = self._extract(question, hits)
         else:
+            mode = "generated"
             sentences, dropped = self._generate(question, hits, history)
             if not sentences and self.settings.on_unsupported == "extract":
-                sentences = self._extract(question, hits)
+                mode, sentences = "extracted", self._extract(question, hits)
         timings["generate_ms"] = (time.perf_counter() - started) * 1000
         if not sentences:
             return Answer(
-                question, ABSTAIN_TEXT, True, (), tuple(hits), timings, confidence, tuple(dropped)
+                question,
+                ABSTAIN_TEXT,
+                True,
+                (),
+                tuple(hits),
+                timings,
+                confidence,
+                dropped=tuple(dropped),
             )
         text, citations = _render(sentences, hits)
         return Answer(
-            question, text, False, citations, tuple(hits), timings, confidence, tuple(dropped)
+            question,
+            text,
+            False,
+            citations,
+            tuple(hits),
+            timings,
+            confidence,
+            mode,
+            tuple(dropped),
         )
 
     def _generate(
