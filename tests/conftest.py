@@ -1,8 +1,10 @@
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from kbqa.app import KnowledgeBase
 from kbqa.assistant.generator import EchoGenerator
@@ -17,6 +19,28 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# scripts/with-postgres.sh sets this to a throwaway server (the README's test command does).
+POSTGRES_URL = os.environ.get("KBQA_TEST_POSTGRES_URL", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    """An empty database: SQLite under KBQA_HOME (""), or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    if not POSTGRES_URL:
+        pytest.skip("no PostgreSQL server: run the tests through scripts/with-postgres.sh")
+    name = f"kbqa_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture

@@ -1,14 +1,23 @@
-"""Incremental ingest with the real database and FAISS, and a hash embedder for speed."""
+"""Incremental ingest with real databases (SQLite and PostgreSQL) and FAISS, and a hash
+embedder for speed."""
 
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import func, select
 
 from kbqa.app import KnowledgeBase
 from kbqa.retrieval.embedder import HashEmbedder
+from kbqa.settings import Settings
 from kbqa.store import ChunkRow, DocumentRow
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Every test here runs once on SQLite and once on PostgreSQL."""
+    return Settings(home=tmp_path / "home", database_url=database_url, embed_batch_size=4)
 
 
 def agree(kb: KnowledgeBase) -> bool:
@@ -135,8 +144,6 @@ def test_reindex_rebuilds_the_same_index_without_the_embedder(kb: KnowledgeBase,
 
 
 def test_switching_embedding_model_is_refused(kb: KnowledgeBase, docs: Path):
-    import pytest
-
     from kbqa.errors import KbqaError
 
     kb.ingest([docs])
