@@ -1,0 +1,1 @@
+"""Interfaces to chat tools (Slack comes next)."""
