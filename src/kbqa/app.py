@@ -3,15 +3,19 @@ from one Settings object. The CLI and the Slack bot talk to this."""
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import Generator, make_generator
-from kbqa.errors import NotIndexedError
+from kbqa.errors import KbqaError, NotIndexedError
+from kbqa.ingest.sources import Source, documents_source, open_source
+from kbqa.retrieval.access import Audience, allows
 from kbqa.retrieval.embedder import Embedder, make_embedder
 from kbqa.retrieval.index import VectorIndex
 from kbqa.retrieval.indexer import (
+    STAGES,
     Indexer,
     IngestReport,
     Progress,
@@ -21,8 +25,8 @@ from kbqa.retrieval.indexer import (
 )
 from kbqa.retrieval.retriever import Retriever
 from kbqa.settings import Settings
-from kbqa.store import Store
-from kbqa.types import Answer
+from kbqa.store import SlackCursorRow, Store
+from kbqa.types import Answer, Hit
 
 
 class KnowledgeBase:
@@ -64,13 +68,97 @@ class KnowledgeBase:
         return Retriever(self.store, self.embedder, self.index)
 
     def ingest(self, paths: list[Path], progress: Progress | None = None) -> IngestReport:
-        indexer = Indexer(self.store, self.embedder, self.index, self.settings)
-        return indexer.ingest(paths, progress)
+        """Ingest folders, files and Slack exports (zip or folder)."""
+        s = self.settings
+        sources = [
+            open_source(
+                path,
+                s.slack_workspace,
+                s.slack_include_bots,
+                s.chunk_max_chars,
+                s.chunk_soft_max_chars,
+            )
+            for path in paths
+        ]
+        return self.index_sources(sources, progress)
 
-    def ask(self, question: str, k: int | None = None, extractive: bool = False) -> Answer:
+    def index_sources(
+        self, sources: list[Source], progress: Progress | None = None
+    ) -> IngestReport:
+        indexer = Indexer(self.store, self.embedder, self.index, self.settings)
+        return indexer.ingest(sources, progress)
+
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        extractive: bool = False,
+        audience: Audience | None = None,
+        history: list[tuple[str, str]] = (),
+        context: str = "",
+    ) -> Answer:
+        """Answer a question; `audience` limits the sources to those its channel may see."""
         self.require_content()
         generator = None if extractive else self.generator
-        return Answerer(self.retriever, generator, self.settings).answer(question, k, extractive)
+        allow = None
+        if audience is not None and audience.channel_id is not None:
+            restrictions = self.settings.slack_channel_sources
+
+            def allow(hit: Hit) -> bool:
+                return allows(hit, audience, restrictions)
+
+        answerer = Answerer(self.retriever, generator, self.settings)
+        return answerer.answer(question, k, extractive, history, allow, context)
+
+    def sync_slack(
+        self, channels: list[str], client=None, progress: Progress | None = None
+    ) -> tuple[IngestReport, dict[str, int]]:
+        """Index new threads of the named channels from the Slack API, from where the last
+        sync of each channel stopped. Returns the report and the messages read per channel."""
+        from kbqa.ingest.slack import Conversation, build_documents
+        from kbqa.ingest.slack_api import SlackFetcher, make_client
+
+        s = self.settings
+        if not s.slack_workspace:
+            raise KbqaError("set slack_workspace (YOUR-TEAM in https://YOUR-TEAM.slack.com)")
+        if client is None:
+            if not s.slack_bot_token:
+                raise KbqaError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-…)")
+            client = make_client(s.slack_bot_token)
+        fetcher = SlackFetcher(client)
+        found = fetcher.channels(channels)
+        names = {cid: name for cid, name, _ in found}
+        total, read = IngestReport(stages=dict.fromkeys(STAGES, 0.0)), {}
+        for cid, name, private in found:
+            with self.store.session() as session:
+                cursor = session.get(SlackCursorRow, cid)
+                oldest = cursor.last_ts if cursor else None
+            fetched = fetcher.fetch(cid, name, private, oldest)
+            read[name] = len(fetched.messages)
+            mentioned = {m.get("user", "") for m in fetched.messages} | {
+                uid
+                for m in fetched.messages
+                for uid in re.findall(r"<@([A-Z0-9]+)", m.get("text", ""))
+            }
+            users = fetcher.user_names({u for u in mentioned if u})
+            documents, warnings = build_documents(
+                Conversation(cid, name, private),
+                fetched.messages,
+                users,
+                names,
+                s.slack_workspace,
+                s.slack_include_bots,
+                max_chars=s.chunk_max_chars,
+            )
+            source = documents_source(f"slack-api:{cid}", "slack-api", documents, complete=False)
+            source.problems = [(f"#{name}", w) for w in warnings]
+            report = self.index_sources([source], progress)
+            _merge(total, report)
+            # Only after the threads are stored: a crash before this re-reads them next time.
+            with self.store.session() as session:
+                session.merge(SlackCursorRow(channel_id=cid, name=name, last_ts=fetched.latest_ts))
+                session.commit()
+        return total, read
 
     def require_content(self) -> None:
         if self.store.counts()["chunks"] == 0:
@@ -113,3 +201,11 @@ class KnowledgeBase:
                 "seconds": round(stats.get("seconds", 0.0), 1),
             }
         return info
+
+
+def _merge(total: IngestReport, report: IngestReport) -> None:
+    for name in ("added", "updated", "unchanged", "removed", "chunks", "embedded", "seconds"):
+        setattr(total, name, getattr(total, name) + getattr(report, name))
+    total.failed += report.failed
+    for stage, seconds in report.stages.items():
+        total.stages[stage] = total.stages.get(stage, 0.0) + seconds

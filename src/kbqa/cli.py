@@ -87,18 +87,22 @@ def ingest(settings: Settings, paths: tuple[Path, ...]) -> None:
     finally:
         if bar is not None:
             bar.close()
-    failed = f"failed {len(report.failed)}"
-    if report.failed:
-        shown = ", ".join(f"{Path(p).name}: {why}" for p, why in report.failed[:2])
-        failed += f" ({shown}{', …' if len(report.failed) > 2 else ''})"
-    click.echo(
-        f"added {report.added} · updated {report.updated} · unchanged {report.unchanged} · "
-        f"removed {report.removed} · {failed} — {report.chunks} chunks in {report.seconds:.1f} s"
-    )
+    click.echo(_summary(report))
     for path, why in report.failed[2:]:
         click.echo(f"  failed: {display_uri(path)}: {why}")
     if report.unsupported:
         click.echo(f"  skipped {len(report.unsupported)} files of unsupported types")
+
+
+def _summary(report) -> str:
+    failed = f"failed {len(report.failed)}"
+    if report.failed:
+        shown = ", ".join(f"{Path(p).name}: {why}" for p, why in report.failed[:2])
+        failed += f" ({shown}{', …' if len(report.failed) > 2 else ''})"
+    return (
+        f"added {report.added} · updated {report.updated} · unchanged {report.unchanged} · "
+        f"removed {report.removed} · {failed} — {report.chunks} chunks in {report.seconds:.1f} s"
+    )
 
 
 @cli.command()
@@ -172,6 +176,55 @@ def reindex(settings: Settings) -> None:
     """Rebuild the vector index from the stored embeddings (no re-embedding)."""
     size = _kb(settings).reindex()
     click.echo(f"rebuilt the index: {size} vectors")
+
+
+@cli.group()
+def sync() -> None:
+    """Pull new content from a live service."""
+
+
+@sync.command("slack")
+@click.option("--channel", "channels", multiple=True, required=True, help="A channel name.")
+@click.pass_obj
+def sync_slack(settings: Settings, channels: tuple[str, ...]) -> None:
+    """Index new Slack threads of the channels (bot token from SLACK_BOT_TOKEN)."""
+    report, read = _kb(settings).sync_slack([c.lstrip("#") for c in channels])
+    for name, count in read.items():
+        click.echo(f"#{name}: {count} new messages")
+    click.echo(_summary(report))
+
+
+@cli.command("slack")
+@click.option("--http", is_flag=True, help="Serve Slack's HTTP events instead of Socket Mode.")
+@click.option("--port", default=3000, show_default=True, help="Port for --http.")
+@click.option("--manifest", is_flag=True, help="Print the Slack app manifest and exit.")
+@click.pass_obj
+def slack_bot(settings: Settings, http: bool, port: int, manifest: bool) -> None:
+    """Run the Slack bot (Socket Mode by default: SLACK_APP_TOKEN and SLACK_BOT_TOKEN)."""
+    from importlib.resources import files
+
+    if manifest:
+        click.echo(files("kbqa.integrations.slack").joinpath("manifest.yml").read_text(), nl=False)
+        return
+    if not settings.slack_bot_token:
+        raise KbqaError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-…)")
+    if http and not settings.slack_signing_secret:
+        raise KbqaError("SLACK_SIGNING_SECRET is not set (needed for --http)")
+    if not http and not settings.slack_app_token:
+        raise KbqaError("SLACK_APP_TOKEN is not set (an xapp-… token, for Socket Mode)")
+    from kbqa.integrations.slack import create_app
+
+    kb = _kb(settings)
+    kb.require_content()
+    app = create_app(kb)
+    mode = f"HTTP on port {port}" if http else "Socket Mode"
+    click.echo(f"kbqa is answering in Slack ({mode})")
+    if http:
+        app.start(port=port)
+    else:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        SocketModeHandler(app, settings.slack_app_token).start()
 
 
 def main() -> None:

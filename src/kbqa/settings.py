@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,15 @@ class Settings:
     # "extract" is the default because the packaged 135M generator rarely writes a supported,
     # cited sentence (benchmarks/handbook_qa.py: 0 of 12 handbook questions answered alone).
     on_unsupported: str = "extract"
+    # Slack: YOUR-TEAM in https://YOUR-TEAM.slack.com, for permalinks to threads.
+    slack_workspace: str = ""
+    slack_include_bots: bool = False
+    # Channel name (or "*") -> patterns of sources it may draw on (see retrieval/access.py).
+    slack_channel_sources: dict = field(default_factory=dict)
+    # Read from SLACK_BOT_TOKEN, SLACK_APP_TOKEN and SLACK_SIGNING_SECRET too.
+    slack_bot_token: str = ""
+    slack_app_token: str = ""
+    slack_signing_secret: str = ""
 
     @property
     def db_url(self) -> str:
@@ -82,6 +91,10 @@ class Settings:
             for key, value in environ.items()
             if key.startswith("KBQA_") and value != ""
         }
+        # Slack's own variable names, as Slack's documentation and tools use them.
+        for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+            if environ.get(name):
+                env.setdefault(name.lower(), environ[name])
         values.update(_coerce_all(env, "environment (KBQA_*)", ignore_unknown=True))
         values.update(
             _coerce_all({k: v for k, v in overrides.items() if v is not None}, "argument")
@@ -133,6 +146,18 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             return float(value)
         if kind == "str":
             return str(value)
+        if kind == "dict":
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return {str(k): [str(p) for p in v] for k, v in value.items()}
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: setting '{key}' must be a {kind}, got {value!r}") from None
     return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -31,10 +32,14 @@ class Answerer:
         k: int | None = None,
         extractive: bool = False,
         history: list[tuple[str, str]] = (),
+        allow: Callable[[Hit], bool] | None = None,
+        context: str = "",
     ) -> Answer:
-        """Answer from the top k passages, or abstain; extractive mode quotes, never generates."""
+        """Answer from the top k passages (those `allow` accepts), or abstain; extractive mode
+        quotes, never generates. `context` (say, a thread's first message) joins the search."""
         started = time.perf_counter()
-        hits = self.retriever.search(question, k or self.settings.top_k)
+        query = f"{context}\n{question}" if context else question
+        hits = self.retriever.search(query, k or self.settings.top_k, allow)
         timings = {"retrieve_ms": (time.perf_counter() - started) * 1000}
         confidence = hits[0].score if hits else 0.0
         if confidence < self.settings.min_hit_score:

@@ -20,8 +20,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from kbqa.errors import KbqaError, ParseError
-from kbqa.ingest import content_hash, discover, parse_file
 from kbqa.ingest.partition import HEADING_SEPARATOR
+from kbqa.ingest.sources import Item, Source
 from kbqa.retrieval.embedder import Embedder
 from kbqa.retrieval.index import VectorIndex
 from kbqa.settings import Settings
@@ -31,6 +31,7 @@ from kbqa.types import Document
 
 log = logging.getLogger(__name__)
 
+STAGES = ("hash", "parse", "chunk", "embed", "store")
 STAGES = ("hash", "parse", "chunk", "embed", "store")
 Progress = Callable[[int, int, str], None]  # (files done, files in all, current file)
 
@@ -111,36 +112,28 @@ class Indexer:
         check_embedder(store, embedder)
         self.store, self.embedder, self.index, self.settings = store, embedder, index, settings
 
-    def ingest(self, roots: list[Path], progress: Progress | None = None) -> IngestReport:
-        """Bring the knowledge base in line with the files under `roots`."""
-        for root in roots:
-            if not root.exists():
-                raise KbqaError(f"{root}: no such file or directory")
+    def ingest(self, sources: list[Source], progress: Progress | None = None) -> IngestReport:
+        """Bring the knowledge base in line with the sources: add, update, skip, remove."""
         started = time.perf_counter()
-        report = IngestReport(
-            stages={"hash": 0.0, "parse": 0.0, "chunk": 0.0, "embed": 0.0, "store": 0.0}
-        )
+        report = IngestReport(stages=dict.fromkeys(STAGES, 0.0))
         with self.store.session() as s:
-            run = RunRow(roots=[str(r) for r in roots])
+            run = RunRow(roots=[source.root for source in sources])
             s.add(run)
             s.commit()
             run_id = run.id
-
-        plan = []  # (source root, files found)
-        for root in roots:
-            files, unsupported = discover(root)
-            report.unsupported += [str(p) for p in unsupported]
-            plan.append((root.resolve(), files))
-        total = sum(len(files) for _, files in plan)
+        for source in sources:
+            report.unsupported += source.unsupported
+            report.failed += source.problems
+        total = sum(len(source.items) for source in sources)
         done = 0
         try:
-            for root, files in plan:
-                source_id = self._source_id(root)
+            for source in sources:
+                source_id = self._source_id(source)
                 pending: list[_Pending] = []
-                for path in files:
+                for item in source.items:
                     if progress:
-                        progress(done, total, path.name)
-                    self._consider(path, source_id, pending, report)
+                        progress(done, total, Path(item.name).name)
+                    self._consider(item, source_id, pending, report)
                     done += 1
                     if (
                         sum(len(p.doc.chunks) for p in pending)
@@ -149,7 +142,8 @@ class Indexer:
                         self._write(pending, source_id, report)
                         pending = []
                 self._write(pending, source_id, report)
-                self._remove_missing(source_id, {str(p.resolve()) for p in files}, report)
+                if source.complete:
+                    self._remove_missing(source_id, {item.uri for item in source.items}, report)
             if progress:
                 progress(total, total, "")
         finally:
@@ -165,30 +159,29 @@ class Indexer:
                 s.commit()
         return report
 
-    def _source_id(self, root: Path) -> int:
+    def _source_id(self, source: Source) -> int:
         with self.store.session() as s:
-            source = s.scalar(select(SourceRow).where(SourceRow.root == str(root)))
-            if source is None:
-                source = SourceRow(root=str(root), kind="files")
-                s.add(source)
+            row = s.scalar(select(SourceRow).where(SourceRow.root == source.root))
+            if row is None:
+                row = SourceRow(root=source.root, kind=source.kind)
+                s.add(row)
                 s.commit()
-            return source.id
+            return row.id
 
-    def _consider(self, path: Path, source_id: int, pending: list[_Pending], report: IngestReport):
-        """Hash the file; parse it when it is new or changed."""
-        uri = str(path.resolve())
+    def _consider(self, item: Item, source_id: int, pending: list[_Pending], report: IngestReport):
+        """Fingerprint the item; load (parse) it when it is new or changed."""
         t = time.perf_counter()
         try:
-            digest = content_hash(path)
+            digest = item.fingerprint()
         except ParseError as exc:
-            report.failed.append((str(path), str(exc)))
+            report.failed.append((item.name, str(exc)))
             return
         finally:
             report.stages["hash"] += time.perf_counter() - t
         with self.store.session() as s:
             existing = s.execute(
                 select(DocumentRow.id, DocumentRow.content_hash, DocumentRow.source_id).where(
-                    DocumentRow.uri == uri
+                    DocumentRow.uri == item.uri
                 )
             ).first()
         if existing is not None and existing.content_hash == digest:
@@ -199,20 +192,14 @@ class Indexer:
                     s.commit()
             return
         try:
-            doc = parse_file(
-                path,
-                self.settings.chunk_max_chars,
-                self.settings.chunk_soft_max_chars,
-                digest=digest,
-                timings=report.stages,
-            )
+            doc = item.load(digest, report.stages)
         except ParseError as exc:
             # The previous version, if any, stays indexed: a broken edit loses nothing.
-            report.failed.append((str(path), str(exc)))
+            report.failed.append((item.name, str(exc)))
             return
         except Exception as exc:  # a parser bug must not stop the other files
-            log.debug("unexpected error parsing %s", path, exc_info=True)
-            report.failed.append((str(path), f"unexpected error: {type(exc).__name__}: {exc}"))
+            log.debug("unexpected error loading %s", item.name, exc_info=True)
+            report.failed.append((item.name, f"unexpected error: {type(exc).__name__}: {exc}"))
             return
         pending.append(_Pending(doc, existing.id if existing else None))
 

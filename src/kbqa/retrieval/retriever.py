@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from sqlalchemy import select
 
@@ -15,12 +17,23 @@ class Retriever:
     def __init__(self, store: Store, embedder: Embedder, index: VectorIndex):
         self.store, self.embedder, self.index = store, embedder, index
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """The k chunks most similar to the query, best first."""
+    def search(
+        self, query: str, k: int = 5, allow: Callable[[Hit], bool] | None = None
+    ) -> list[Hit]:
+        """The k chunks most similar to the query, best first; only those `allow` accepts."""
         if len(self.index) == 0:
             return []
-        scores, ids = self.index.search(self.embedder.embed([query]), k)
-        return self.hits(ids[0], scores[0])
+        vector = self.embedder.embed([query])
+        fetch = k if allow is None else k * 4
+        while True:
+            scores, ids = self.index.search(vector, min(fetch, len(self.index)))
+            hits = self.hits(ids[0], scores[0])
+            if allow is not None:
+                hits = [h for h in hits if allow(h)]
+            # Filtering may leave too few: look further down the ranking, up to everything.
+            if len(hits) >= k or fetch >= len(self.index):
+                return hits[:k]
+            fetch *= 4
 
     def vectors(self, hits: list[Hit]) -> np.ndarray:
         """The stored embeddings of the hits' chunks, in order."""
@@ -50,7 +63,7 @@ class Retriever:
                     heading=chunk.heading,
                     uri=doc.uri,
                     title=doc.title,
-                    metadata=dict(doc.meta or {}),
+                    metadata={**(doc.meta or {}), "mtime": doc.mtime},
                 )
             )
         return out

@@ -1,6 +1,23 @@
 """Metadata and embeddings in a SQL database (SQLite by default, any SQLAlchemy URL)."""
 
 from kbqa.store.db import Store
-from kbqa.store.tables import ChunkRow, DocumentRow, RunRow, SourceRow
+from kbqa.store.tables import (
+    ChunkRow,
+    DocumentRow,
+    FeedbackRow,
+    HandledEventRow,
+    RunRow,
+    SlackCursorRow,
+    SourceRow,
+)
 
-__all__ = ["ChunkRow", "DocumentRow", "RunRow", "SourceRow", "Store"]
+__all__ = [
+    "ChunkRow",
+    "DocumentRow",
+    "FeedbackRow",
+    "HandledEventRow",
+    "RunRow",
+    "SlackCursorRow",
+    "SourceRow",
+    "Store",
+]

@@ -7,11 +7,11 @@ import logging
 import numpy as np
 from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kbqa.errors import ConfigError
-from kbqa.store.tables import Base, ChunkRow, DocumentRow, MetaRow, RunRow
+from kbqa.store.tables import Base, ChunkRow, DocumentRow, HandledEventRow, MetaRow, RunRow
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,16 @@ class Store:
                 "documents": s.scalar(select(func.count(DocumentRow.id))) or 0,
                 "chunks": s.scalar(select(func.count(ChunkRow.id))) or 0,
             }
+
+    def claim(self, key: str) -> bool:
+        """Record `key` once; False when it was already recorded (by any process)."""
+        with self.session() as s:
+            s.add(HandledEventRow(key=key))
+            try:
+                s.commit()
+            except IntegrityError:
+                return False
+        return True
 
     def last_run(self) -> RunRow | None:
         with self.session() as s:

@@ -83,3 +83,35 @@ class MetaRow(Base):
     __tablename__ = "meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class FeedbackRow(Base):
+    """A 👍 or 👎 on an answer, with what was asked and answered."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    value: Mapped[int] = mapped_column(Integer)  # +1 or -1
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    citations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    user: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    message_ts: Mapped[str] = mapped_column(String(32), default="")
+
+
+class SlackCursorRow(Base):
+    """How far `kbqa sync slack` has read each channel (Slack ts, kept as a string)."""
+
+    __tablename__ = "slack_cursors"
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    last_ts: Mapped[str] = mapped_column(String(32))
+
+
+class HandledEventRow(Base):
+    """Messages the bot has answered, so a redelivered event is answered once."""
+
+    __tablename__ = "slack_handled"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,86 @@
+"""Sources: where documents come from (a folder of files, a Slack export, a Slack sync).
+
+A source lists items cheaply (a fingerprint each) so the indexer can skip unchanged ones before
+paying for parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kbqa.errors import KbqaError, ParseError
+from kbqa.ingest.files import content_hash, discover, parse_file
+from kbqa.types import Document
+
+
+@dataclass
+class Item:
+    """One document-to-be: its uri, a fingerprint, and how to load it (may raise ParseError)."""
+
+    uri: str
+    name: str
+    fingerprint: Callable[[], str]
+    load: Callable[[str, dict[str, float]], Document]
+
+
+@dataclass
+class Source:
+    root: str  # the identity of the source in the database
+    kind: str
+    items: list[Item]
+    # When True, documents this source ingested before and no longer lists are removed.
+    complete: bool = True
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+
+
+def file_source(root: Path, max_chars: int, soft_max_chars: int) -> Source:
+    """Every supported file under root (or root itself)."""
+    if not root.exists():
+        raise KbqaError(f"{root}: no such file or directory")
+    files, unsupported = discover(root)
+
+    def item(path: Path) -> Item:
+        def load(digest: str, timings: dict[str, float]) -> Document:
+            return parse_file(path, max_chars, soft_max_chars, digest=digest, timings=timings)
+
+        return Item(str(path.resolve()), str(path), lambda: content_hash(path), load)
+
+    return Source(
+        str(root.resolve()),
+        "files",
+        [item(p) for p in files],
+        unsupported=[str(p) for p in unsupported],
+    )
+
+
+def documents_source(root: str, kind: str, documents: list[Document], complete: bool) -> Source:
+    """Documents already built (Slack threads): their content hash is the fingerprint."""
+
+    def item(doc: Document) -> Item:
+        return Item(doc.uri, doc.title, lambda: doc.content_hash, lambda _digest, _t: doc)
+
+    return Source(root, kind, [item(d) for d in documents], complete=complete)
+
+
+def open_source(
+    path: Path, settings_workspace: str, include_bots: bool, max_chars: int, soft_max_chars: int
+) -> Source:
+    """A Slack export (zip or folder with channels.json) or a tree of files."""
+    from kbqa.ingest.slack_export import is_slack_export, read_export
+
+    if path.exists() and is_slack_export(path):
+        if not settings_workspace:
+            raise KbqaError(
+                "set slack_workspace (YOUR-TEAM in https://YOUR-TEAM.slack.com) to ingest a "
+                "Slack export, e.g. KBQA_SLACK_WORKSPACE=your-team"
+            )
+        try:
+            documents, problems = read_export(path, settings_workspace, include_bots)
+        except ParseError as exc:
+            raise KbqaError(f"{path}: {exc}") from exc
+        source = documents_source(str(path.resolve()), "slack-export", documents, complete=True)
+        source.problems = problems
+        return source
+    return file_source(path, max_chars, soft_max_chars)
