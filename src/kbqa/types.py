@@ -41,11 +41,11 @@ class Hit:
 
     @property
     def label(self) -> str:
-        """'Title › Heading', the way sources are shown to people."""
-        heading = self.heading
-        if heading.startswith(self.title):
-            heading = heading[len(self.title) :].removeprefix(" › ")
-        return f"{self.title} › {heading}" if heading else self.title
+        """'Title › Heading', the way sources are shown to people, without repeating the title."""
+        parts = self.heading.split(" › ") if self.heading else []
+        while parts and parts[0].rstrip("…").strip() in self.title:
+            parts.pop(0)
+        return " › ".join([self.title, *parts])
 
 
 @dataclass(frozen=True)
