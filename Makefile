@@ -7,7 +7,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	.venv/bin/kbqa ingest examples/handbook
+	.venv/bin/kbqa ingest examples/handbook examples/slack-export
 	.venv/bin/kbqa ask "$(QUESTION)"
 
 test: setup

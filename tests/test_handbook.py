@@ -16,6 +16,7 @@ from kbqa.assistant import support
 from kbqa.assistant.generator import TransformersGenerator
 from kbqa.ingest import parse_file
 from kbqa.settings import PACKAGED_GENERATOR, Settings
+from kbqa.store import RunRow
 
 QA = json.loads((Path(__file__).parent / "data" / "handbook_qa.json").read_text())
 # Out-of-scope questions whose retrieval confidence is low enough to abstain on in every mode.
@@ -39,6 +40,15 @@ def handbook(tmp_path_factory) -> tuple[KnowledgeBase, object]:
     return kb, report
 
 
+@pytest.fixture(scope="module")
+def with_slack(tmp_path_factory) -> KnowledgeBase:
+    """The whole example corpus: the handbook and the Slack export."""
+    home = tmp_path_factory.mktemp("kb-slack")
+    kb = KnowledgeBase(Settings(home=home, slack_workspace="larkspur"))
+    kb.ingest([HANDBOOK, HANDBOOK.parent / "slack-export"])
+    return kb
+
+
 def test_handbook_ingest_reports_the_broken_file_and_indexes_the_rest(handbook):
     kb, report = handbook
     files = [p for p in HANDBOOK.rglob("*") if p.is_file()]
@@ -49,7 +59,9 @@ def test_handbook_ingest_reports_the_broken_file_and_indexes_the_rest(handbook):
 
 def test_reingesting_the_handbook_changes_nothing(handbook):
     kb, _ = handbook
-    again = kb.ingest([Path(kb.store.last_run().roots[0])])
+    with kb.store.session() as s:
+        root = s.get(RunRow, 1).roots[0]
+    again = kb.ingest([Path(root)])
     assert again.unchanged == len(list(HANDBOOK.rglob("*.*"))) - 1
     assert (again.added, again.updated, again.removed, again.embedded) == (0, 0, 0, 0)
 
@@ -61,6 +73,21 @@ def test_answerable_question_cites_its_source(handbook, item):
     assert not answer.abstained, answer.dropped
     cited = [c.hit.uri for c in answer.citations]
     assert any(uri.endswith(item["source"]) for uri in cited), (answer.text, cited)
+
+
+@pytest.mark.parametrize(
+    "question, fact",
+    [
+        ("what batch size does the tracker use when writing GPS pings?", "5,000"),
+        ("when is the lk-breakglass account rotated next?", "2026-12-01"),
+    ],
+)
+def test_answers_come_from_slack_threads_with_permalinks(with_slack, question, fact):
+    answer = with_slack.ask(question)
+    assert not answer.abstained
+    slack = [c.hit for c in answer.citations if c.hit.metadata.get("kind") == "slack"]
+    assert slack and slack[0].uri.startswith("https://larkspur.slack.com/archives/")
+    assert any(fact in c.hit.text for c in answer.citations)
 
 
 @pytest.mark.parametrize("question", MUST_ABSTAIN)

@@ -1,0 +1,320 @@
+"""The real Bolt app, fed signed requests, talking to a local server that plays the Slack Web API.
+
+Modelled on how slackapi/bolt-python tests itself: no network, and the tests count the Web API
+calls the app makes."""
+
+import json
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from slack_bolt.request import BoltRequest
+from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import select
+
+from conftest import ROOT
+from kbqa.app import KnowledgeBase
+from kbqa.assistant.generator import EchoGenerator
+from kbqa.integrations.slack import create_app
+from kbqa.integrations.slack.blocks import neutralize
+from kbqa.retrieval.embedder import HashEmbedder
+from kbqa.settings import Settings
+from kbqa.store import FeedbackRow
+from slackbot.mock_web_api import MockSlackApi
+
+SECRET = "test-signing-secret"
+PUBLIC, PRIVATE = "C05ENGHELP", "G05SECPRIV"
+
+
+@pytest.fixture
+def api():
+    with MockSlackApi() as server:
+        server.responses["conversations.info"] = lambda params: {
+            "ok": True,
+            "channel": {
+                "id": params["channel"],
+                "name": {PUBLIC: "eng-help", PRIVATE: "sec-private"}.get(
+                    params["channel"], "general"
+                ),
+            },
+        }
+        yield server
+
+
+@pytest.fixture
+def kb(tmp_path: Path) -> KnowledgeBase:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "runbook.md").write_text(
+        "# Database runbook\n\n## Rotating credentials\n\n"
+        "Run vault write database/rotate-role/staging-app to rotate the staging password.\n\n"
+        "## Announcements\n\n<!channel> the maintenance window for the staging database rotation "
+        "is Sunday; ping <@U0ALICE> and <!here> with questions.\n"
+    )
+    settings = Settings(
+        home=tmp_path / "home",
+        slack_workspace="larkspur",
+        slack_signing_secret=SECRET,
+        min_hit_score=0.05,
+    )
+    kb = KnowledgeBase(settings, embedder=HashEmbedder(), generator=EchoGenerator())
+    kb.ingest([docs, ROOT / "examples" / "slack-export"])
+    return kb
+
+
+@pytest.fixture
+def app(kb, api):
+    client = WebClient(token="xoxb-test", base_url=api.url)
+    return create_app(kb, client=client)
+
+
+def signed(body: str, content_type: str, timestamp: int | None = None, secret: str = SECRET):
+    stamp = str(timestamp or int(time.time()))
+    signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+    headers = {
+        "content-type": [content_type],
+        "x-slack-signature": [signature],
+        "x-slack-request-timestamp": [stamp],
+    }
+    return BoltRequest(body=body, headers=headers)
+
+
+def event(kind: str, text: str, channel: str = PUBLIC, ts: str = "1794600000.000100", **extra):
+    body = {
+        "token": "unused",
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "type": "event_callback",
+        "event_id": f"Ev{ts.replace('.', '')}{kind}",
+        "event_time": int(float(ts)),
+        "authorizations": [{"user_id": "UBOT", "is_bot": True, "team_id": "T1"}],
+        "event": {
+            "type": kind,
+            "user": "U0ASKER",
+            "text": text,
+            "ts": ts,
+            "channel": channel,
+            "event_ts": ts,
+            **extra,
+        },
+    }
+    return signed(json.dumps(body), "application/json")
+
+
+def answers(api, n: int = 1) -> list[dict]:
+    assert api.wait_for("chat.update", n, timeout=20), api.calls
+    return [params for method, params in api.calls if method == "chat.update"]
+
+
+def blocks_of(update: dict) -> list[dict]:
+    blocks = update["blocks"]
+    return json.loads(blocks) if isinstance(blocks, str) else blocks
+
+
+def test_mention_is_answered_in_its_thread_with_sources(app, api):
+    response = app.dispatch(
+        event("app_mention", "<@UBOT> what batch size does the tracker use for GPS pings?")
+    )
+    assert response.status == 200
+    update = answers(api)[0]
+    posted = [p for m, p in api.calls if m == "chat.postMessage"]
+    assert posted[0]["thread_ts"] == "1794600000.000100"  # a reply in the thread, never top level
+    assert posted[0]["channel"] == PUBLIC
+    assert api.count("reactions.add") == 1  # it shows that it is working
+    blocks = blocks_of(update)
+    assert blocks[0]["type"] == "section" and "[1]" in blocks[0]["text"]["text"]
+    sources = blocks[1]["elements"][0]["text"]
+    assert "https://larkspur.slack.com/archives/C05ENGHELP/p" in sources
+    assert "#eng-help" in sources
+    assert [e["action_id"] for e in blocks[2]["elements"]] == [
+        "kbqa_feedback_up",
+        "kbqa_feedback_down",
+    ]
+
+
+def test_direct_message_is_answered(app, api):
+    app.dispatch(
+        event(
+            "message",
+            "what is the vault write rotate-role command for staging-app?",
+            channel="D0DM",
+            channel_type="im",
+        )
+    )
+    update = answers(api)[0]
+    assert "rotate-role" in blocks_of(update)[0]["text"]["text"]
+
+
+def test_a_retried_or_doubled_event_is_answered_once(app, api):
+    text = "<@UBOT> what is the vault write rotate-role command for staging-app?"
+    app.dispatch(event("app_mention", text))
+    app.dispatch(event("app_mention", text))  # Slack's retry of the same event
+    app.dispatch(event("message", text, channel_type="channel"))  # the same message as `message`
+    answers(api)
+    time.sleep(0.5)
+    assert api.count("chat.postMessage") == 1
+
+
+def test_own_and_other_bot_messages_are_ignored(app, api):
+    app.dispatch(
+        event(
+            "message",
+            "a bot speaking",
+            channel="D0DM",
+            channel_type="im",
+            bot_id="B0OTHER",
+            ts="1794600001.000100",
+        )
+    )
+    app.dispatch(
+        event(
+            "message", "me", channel="D0DM", channel_type="im", user="UBOT", ts="1794600002.000100"
+        )
+    )
+    time.sleep(0.5)
+    assert api.count("chat.postMessage") == 0
+
+
+@pytest.mark.parametrize(
+    "make_request",
+    [
+        lambda body: signed(body, "application/json", secret="forged-secret"),
+        lambda body: signed(body, "application/json", timestamp=int(time.time()) - 600),
+    ],
+    ids=["forged signature", "stale timestamp"],
+)
+def test_unsigned_or_stale_requests_are_rejected(app, api, make_request):
+    body = event("app_mention", "<@UBOT> anything").body
+    response = app.dispatch(make_request(json.dumps(body)))
+    assert response.status == 401
+    time.sleep(0.3)
+    assert api.count("chat.postMessage") == 0
+
+
+def test_feedback_click_is_stored_and_acknowledged(app, api, kb):
+    app.dispatch(
+        event("app_mention", "<@UBOT> what is the vault write rotate-role command for staging-app?")
+    )
+    update = answers(api)[0]
+    button = blocks_of(update)[-1]["elements"][1]  # 👎
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T1"},
+        "api_app_id": "A1",
+        "user": {"id": "U0RATER"},
+        "channel": {"id": PUBLIC},
+        "message": {"ts": "1794600000.000200"},
+        "trigger_id": "t",
+        "container": {"type": "message"},
+        "actions": [
+            {
+                "action_id": button["action_id"],
+                "block_id": "b",
+                "value": button["value"],
+                "type": "button",
+                "action_ts": "1",
+            }
+        ],
+    }
+    response = app.dispatch(
+        signed(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+    )
+    assert response.status == 200
+    assert api.wait_for("chat.postEphemeral", 1, timeout=10)
+    with kb.store.session() as s:
+        row = s.scalars(select(FeedbackRow)).one()
+    assert (row.value, row.user, row.channel) == (-1, "U0RATER", PUBLIC)
+    assert row.question == "what is the vault write rotate-role command for staging-app?"
+    assert "rotate-role" in row.answer and row.citations
+
+
+def test_private_channel_thread_is_never_cited_elsewhere(app, api):
+    question = "when are the lk-breakglass break-glass credentials rotated next?"
+    app.dispatch(event("app_mention", f"<@UBOT> {question}", channel=PUBLIC))
+    public = json.dumps(blocks_of(answers(api, 1)[0]))
+    assert "G05SECPRIV" not in public and "sec-private" not in public
+    app.dispatch(
+        event("app_mention", f"<@UBOT> {question}", channel=PRIVATE, ts="1794600009.000100")
+    )
+    private = json.dumps(blocks_of(answers(api, 2)[1]))
+    assert "G05SECPRIV" in private
+
+
+def test_channel_restrictions_limit_the_sources(tmp_path, api, kb):
+    kb.settings = kb.settings.replace(slack_channel_sources={"eng-help": ["#deploys"]})
+    app = create_app(kb, client=WebClient(token="xoxb-test", base_url=api.url))
+    app.dispatch(
+        event("app_mention", "<@UBOT> what is the vault write rotate-role command for staging-app?")
+    )
+    text = json.dumps(blocks_of(answers(api)[0]))
+    assert "runbook.md" not in text and "C05ENGHELP" not in text
+
+
+def test_a_document_cannot_ping_the_channel(app, api):
+    app.dispatch(
+        event(
+            "app_mention",
+            "<@UBOT> when is the maintenance window for the staging database rotation?",
+        )
+    )
+    update = answers(api)[0]
+    blocks = blocks_of(update)
+    # Everything Slack renders as message text (button values are never rendered).
+    shown = [update["text"], blocks[0]["text"]["text"]]
+    shown += [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    assert any("maintenance window" in text for text in shown)  # the document was quoted…
+    for text in shown:  # …but cannot ping anyone
+        assert "<!channel>" not in text and "<!here>" not in text and "<@U0ALICE>" not in text
+    assert neutralize("<!channel> @here <@U1>") == "&lt;!channel&gt; @\u200bhere &lt;@U1&gt;"
+
+
+def test_a_failure_is_said_in_the_thread(app, api, kb):
+    kb.__dict__["generator"] = None  # break the answerer
+    kb.ask = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("model exploded"))
+    app.dispatch(
+        event("app_mention", "<@UBOT> what is the vault write rotate-role command for staging-app?")
+    )
+    update = answers(api)[0]
+    assert update["text"].startswith("Sorry, I could not answer that: model exploded")
+
+
+def test_follow_up_in_a_thread_uses_the_thread_as_context(app, api):
+    api.responses["conversations.replies"] = [
+        {
+            "ok": True,
+            "messages": [
+                {
+                    "ts": "1794600000.000100",
+                    "user": "U0ASKER",
+                    "text": "<@UBOT> what batch size does the tracker use for GPS pings?",
+                },
+                {
+                    "ts": "1794600000.000200",
+                    "user": "UBOT",
+                    "bot_id": "BBOT",
+                    "text": "The tracker writes GPS pings in batches [1].",
+                },
+                {
+                    "ts": "1794600050.000100",
+                    "user": "U0ASKER",
+                    "text": "<@UBOT> and why that size?",
+                },
+            ],
+        }
+    ]
+    app.dispatch(
+        event(
+            "app_mention",
+            "<@UBOT> and why that size?",
+            ts="1794600050.000100",
+            thread_ts="1794600000.000100",
+        )
+    )
+    update = answers(api)[0]
+    replies = [p for m, p in api.calls if m == "conversations.replies"]
+    assert replies and replies[0]["ts"] == "1794600000.000100"
+    posted = next(p for m, p in api.calls if m == "chat.postMessage")
+    assert posted["thread_ts"] == "1794600000.000100"
+    assert "tracker" in json.dumps(blocks_of(update)).lower()
