@@ -28,10 +28,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", type=Path, default=ROOT / ".kbqa-bench")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--with-slack", action="store_true", help="also ingest examples/slack-export"
+    )
     args = parser.parse_args()
     qa = json.loads((ROOT / "tests/data/handbook_qa.json").read_text())
-    kb = KnowledgeBase(Settings.load(home=args.home))
-    kb.ingest([ROOT / "examples/handbook"])
+    home = args.home.with_name(args.home.name + "-slack") if args.with_slack else args.home
+    kb = KnowledgeBase(Settings.load(home=home, slack_workspace="larkspur"))
+    paths = [ROOT / "examples/handbook"]
+    kb.ingest([*paths, ROOT / "examples/slack-export"] if args.with_slack else paths)
     modes = {
         "extractive": dict(extractive=True, on_unsupported="abstain"),
         "generate": dict(extractive=False, on_unsupported="abstain"),

@@ -139,15 +139,15 @@ def test_packaged_generator_is_converted_once_and_loads_as_a_local_folder(handbo
 
 
 def test_support_thresholds_separate_labelled_examples(handbook):
+    """The defaults, on the labelled examples they were tuned on (benchmarks/tune_support.py)."""
     kb, _ = handbook
     examples = json.loads((Path(__file__).parent / "data" / "support_examples.json").read_text())
-    passages = {}
-    for ex in examples:
-        if ex["source"] not in passages:
-            passages[ex["source"]] = {
-                c.heading: c.text for c in parse_file(HANDBOOK / ex["source"]).chunks
-            }
-    texts = [passages[ex["source"]][ex["heading"]] for ex in examples]
+    texts = [
+        next(
+            c.text for c in parse_file(HANDBOOK / ex["source"]).chunks if ex["heading"] in c.heading
+        )
+        for ex in examples
+    ]
     sentence_vectors = kb.embedder.embed([ex["sentence"] for ex in examples])
     passage_vectors = kb.embedder.embed(texts)
     verdicts = [
@@ -164,7 +164,7 @@ def test_support_thresholds_separate_labelled_examples(handbook):
     ]
     labels = np.array([ex["supported"] for ex in examples])
     accuracy = float(np.mean(np.array(verdicts) == labels))
-    # Invented text must almost never pass; that is the point of the check.
+    # Invented text must never pass; that is the point of the check.
     invented = [v for ex, v in zip(examples, verdicts, strict=True) if ex["kind"] == "invented"]
-    assert not any(invented)
-    assert accuracy >= 0.8, accuracy
+    assert len(invented) >= 10 and not any(invented)
+    assert accuracy >= 0.9, accuracy

@@ -38,8 +38,8 @@ class Settings:
     # Abstain when the best hit's cosine similarity is below this (tuned on the handbook set).
     min_hit_score: float = 0.35
     # A sentence is supported by its cited passage when both hold (see assistant/support.py).
-    support_min_overlap: float = 0.6
-    support_min_similarity: float = 0.5
+    support_min_overlap: float = 0.5
+    support_min_similarity: float = 0.45
     max_new_tokens: int = 96
     # When no generated sentence survives the support check but retrieval was confident:
     # "abstain", or "extract" (quote the best sentences instead, as --extractive does).

@@ -6,8 +6,10 @@ must clear their threshold (settings: support_min_overlap, support_min_similarit
   occur in the passage; a copied or lightly rephrased sentence scores near 1, an invented
   instruction far lower;
 - similarity: cosine between the sentence's and the passage's embeddings, which catches a
-  sentence that reuses the passage's words to say something off-topic.
-The thresholds were tuned on examples (tests/test_support.py and the README).
+  sentence that reuses the passage's words to say something off-topic;
+- and every number or code in the sentence (a port, a date, an amount) must occur in the
+  passage: a changed figure is the wrong answer that overlap alone lets through.
+The thresholds were tuned on labelled examples: benchmarks/tune_support.py.
 """
 
 from __future__ import annotations
@@ -63,11 +65,19 @@ def overlap(sentence: str, passage: str, question: str = "") -> float:
     return len(wanted & set(words(passage))) / len(wanted)
 
 
+def missing_figures(sentence: str, passage: str) -> set[str]:
+    """Numbers and codes (tokens with a digit) in the sentence that the passage lacks: a changed
+    port, date or amount is the wrong answer that word overlap alone lets through."""
+    have = set(words(passage))
+    return {w for w in words(sentence) if any(ch.isdigit() for ch in w) and w not in have}
+
+
 @dataclass(frozen=True)
 class Support:
     overlap: float
     similarity: float
     supported: bool
+    missing: frozenset[str] = frozenset()
 
 
 def check(
