@@ -3,9 +3,10 @@
     python benchmarks/tune_support.py
 
 tests/data/support_examples.json pairs a question, a cited handbook passage and a candidate
-sentence with a label. The unsupported "invented" sentences are real SmolLM2-135M outputs seen
-while building the answerer; the rest were written by hand (copies, paraphrases, partial answers,
-restatements of the question, wrong details, off-topic sentences).
+sentence with a label and an origin: "smollm2" for 20 unsupported sentences that the packaged
+SmolLM2-135M really wrote for these questions while the answerer was built, "hand" for the rest
+(copies, paraphrases and partial answers; invented instructions, restatements of the question,
+wrong details and off-topic sentences written in a small model's style).
 """
 
 from __future__ import annotations

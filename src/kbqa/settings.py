@@ -39,7 +39,7 @@ class Settings:
     min_hit_score: float = 0.35
     # A sentence is supported by its cited passage when both hold (see assistant/support.py).
     support_min_overlap: float = 0.5
-    support_min_similarity: float = 0.45
+    support_min_similarity: float = 0.4
     max_new_tokens: int = 96
     # When no generated sentence survives the support check but retrieval was confident:
     # "abstain", or "extract" (quote the best sentences instead, as --extractive does).
