@@ -318,3 +318,35 @@ def test_follow_up_in_a_thread_uses_the_thread_as_context(app, api):
     posted = next(p for m, p in api.calls if m == "chat.postMessage")
     assert posted["thread_ts"] == "1794600000.000100"
     assert "tracker" in json.dumps(blocks_of(update)).lower()
+
+
+def test_long_answers_and_many_sources_fit_slacks_block_limits():
+    from kbqa.integrations.slack.blocks import answer_blocks
+    from kbqa.types import Answer, Citation, Hit
+
+    hits = tuple(
+        Hit(
+            i,
+            0.9,
+            "x" * 5000,
+            "H",
+            f"https://larkspur.slack.com/archives/C1/p{i}",
+            "T" * 400,
+            {"kind": "slack", "channel": "ops", "last_ts": "1794600000.000100"},
+        )
+        for i in range(8)
+    )
+    answer = Answer(
+        "q" * 3000,
+        "word " * 2000,
+        False,
+        tuple(Citation(n, h) for n, h in enumerate(hits, 1)),
+        hits,
+    )
+    text, blocks = answer_blocks(answer)
+    assert len(blocks[0]["text"]["text"]) <= 3000 and blocks[0]["text"]["text"].endswith("…")
+    assert len(blocks[1]["elements"]) == 5  # at most five sources
+    assert all(len(e["text"]) <= 1000 for e in blocks[1]["elements"])
+    assert all(len(b["value"]) <= 2000 for b in blocks[2]["elements"])
+    assert json.loads(blocks[2]["elements"][0]["value"])["q"] == "q" * 400
+    assert len(text) <= 3900
