@@ -136,7 +136,10 @@ class Answerer:
             (sentence, n, position)
             for n, hit in enumerate(hits, 1)
             for position, sentence in enumerate(support.split_sentences(hit.text))
-            if len(support.words(sentence)) >= 4 and not _is_heading(sentence, hit)
+            # Headings and questions (a Slack thread starts with one) are never the answer.
+            if len(support.words(sentence)) >= 4
+            and not _is_heading(sentence, hit)
+            and not sentence.rstrip().endswith("?")
         ]
         if not candidates:
             return []
