@@ -11,7 +11,7 @@ from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import Generator, make_generator
 from kbqa.errors import KbqaError, NotIndexedError
 from kbqa.ingest.sources import Source, documents_source, open_source
-from kbqa.retrieval.access import Audience, allows
+from kbqa.retrieval.access import Audience, allows, matches
 from kbqa.retrieval.embedder import Embedder, make_embedder
 from kbqa.retrieval.index import VectorIndex
 from kbqa.retrieval.indexer import (
@@ -65,7 +65,10 @@ class KnowledgeBase:
 
     @cached_property
     def retriever(self) -> Retriever:
-        return Retriever(self.store, self.embedder, self.index)
+        s = self.settings
+        return Retriever(
+            self.store, self.embedder, self.index, s.retrieval_mode, s.fusion, s.fusion_alpha
+        )
 
     def ingest(self, paths: list[Path], progress: Progress | None = None) -> IngestReport:
         """Ingest folders, files and Slack exports (zip or folder)."""
@@ -96,16 +99,20 @@ class KnowledgeBase:
         audience: Audience | None = None,
         history: list[tuple[str, str]] = (),
         context: str = "",
+        sources: list[str] = (),
     ) -> Answer:
-        """Answer a question; `audience` limits the sources to those its channel may see."""
+        """Answer a question; `audience` limits the sources to those its channel may see, and
+        `sources` (patterns, see retrieval/access.py) to those the asker names."""
         self.require_content()
         generator = None if extractive else self.generator
         allow = None
-        if audience is not None and audience.channel_id is not None:
+        if sources or (audience is not None and audience.channel_id is not None):
             restrictions = self.settings.slack_channel_sources
 
             def allow(hit: Hit) -> bool:
-                return allows(hit, audience, restrictions)
+                if audience is not None and not allows(hit, audience, restrictions):
+                    return False
+                return not sources or any(matches(rule, hit) for rule in sources)
 
         answerer = Answerer(self.retriever, generator, self.settings)
         return answerer.answer(question, k, extractive, history, allow, context)

@@ -110,6 +110,13 @@ def _summary(report) -> str:
 @click.option("-k", type=click.IntRange(1, 20), help="How many passages to use.")
 @click.option("--extractive", is_flag=True, help="Quote the best sentences; no generator.")
 @click.option("--model", help="Generator: a name under KBQA_HOME/models, a folder or a hub id.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    help="Only these sources: a #slack-channel, a glob on the path or URL, or a part of it.",
+)
+@click.option("--retriever", type=click.Choice(["dense", "bm25", "hybrid"]), help="Retrieval.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
 def ask(
@@ -118,12 +125,16 @@ def ask(
     k: int | None,
     extractive: bool,
     model: str | None,
+    sources: tuple[str, ...],
+    retriever: str | None,
     as_json: bool,
 ) -> None:
     """Answer a question from the knowledge base, with sources."""
     if model:
         settings = settings.replace(generator_model=model)
-    answer = _kb(settings).ask(question, k=k, extractive=extractive)
+    if retriever:
+        settings = settings.replace(retrieval_mode=retriever)
+    answer = _kb(settings).ask(question, k=k, extractive=extractive, sources=list(sources))
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:

@@ -33,6 +33,11 @@ class Settings:
     # Chunking (characters), passed to unstructured's chunk_by_title.
     chunk_max_chars: int = 1200
     chunk_soft_max_chars: int = 800
+    # Retrieval: "dense" (FAISS), "bm25" or "hybrid"; hybrid fuses by "rrf" or "convex"
+    # (fusion_alpha weighs dense against BM25).
+    retrieval_mode: str = "dense"
+    fusion: str = "rrf"
+    fusion_alpha: float = 0.5
     # How many passages the answerer shows the model.
     top_k: int = 4
     # Abstain when the best hit's cosine similarity is below this (tuned on the handbook set).
@@ -104,7 +109,12 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        choices = {"on_unsupported": ("abstain", "extract"), "device": ("auto", "cpu", "cuda")}
+        choices = {
+            "on_unsupported": ("abstain", "extract"),
+            "device": ("auto", "cpu", "cuda"),
+            "retrieval_mode": ("dense", "bm25", "hybrid"),
+            "fusion": ("rrf", "convex"),
+        }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"setting '{key}' must be one of {', '.join(allowed)}")

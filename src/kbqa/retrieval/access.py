@@ -32,10 +32,14 @@ def allows(hit: Hit, audience: Audience, restrictions: dict[str, list[str]]) -> 
     rules = restrictions.get(audience.channel_name or "", restrictions.get("*"))
     if rules is None:
         return True
-    return any(_matches(rule, hit) for rule in rules)
+    return any(matches(rule, hit) for rule in rules)
 
 
-def _matches(rule: str, hit: Hit) -> bool:
+def matches(rule: str, hit: Hit) -> bool:
+    """ "#name": a Slack channel's threads; a glob ("*/runbooks/*") against the uri; anything
+    else, a part of the uri ("runbooks/", "slack.com")."""
     if rule.startswith("#"):
         return hit.metadata.get("kind") == "slack" and hit.metadata.get("channel") == rule[1:]
-    return fnmatch(hit.uri, rule)
+    if any(ch in rule for ch in "*?["):
+        return fnmatch(hit.uri, rule)
+    return rule in hit.uri
