@@ -8,7 +8,6 @@ import logging
 import numpy as np
 from sqlalchemy import func, select
 
-from kbqa.errors import MissingDependencyError
 from kbqa.store import ChunkRow, DocumentRow, Store
 
 log = logging.getLogger(__name__)
@@ -33,10 +32,8 @@ class LexicalIndex:
         state = self._fingerprint()
         if state == self._state:
             return
-        try:
-            import bm25s
-        except ImportError:
-            raise MissingDependencyError("bm25s", "cpu") from None  # a core dependency
+        import bm25s  # imported here: it costs a second that dense-only use never pays
+
         with self.store.session() as s:
             rows = s.execute(
                 select(ChunkRow.id, DocumentRow.title, ChunkRow.heading, ChunkRow.text)
