@@ -189,6 +189,64 @@ def reindex(settings: Settings) -> None:
     click.echo(f"rebuilt the index: {size} vectors")
 
 
+@cli.group("eval")
+def eval_group() -> None:
+    """Measure retrieval on public benchmarks (BEIR layout)."""
+
+
+@eval_group.command("prepare")
+@click.argument("name", type=click.Choice(["python-faq", "halueval-qa"]))
+@click.option("--sample", type=int, help="halueval-qa: how many questions (default 1000).")
+@click.pass_obj
+def eval_prepare(settings: Settings, name: str, sample: int | None) -> None:
+    """Build a dataset from installed packages into KBQA_HOME/datasets."""
+    from kbqa.evals.datasets import prepare
+
+    folder = prepare(name, settings.home / "datasets", sample=sample)
+    click.echo(f"{name} is ready in {folder}")
+
+
+@eval_group.command("retrieval")
+@click.argument("dataset")
+@click.option("--split", default="test", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Report folder.")
+@click.pass_obj
+def eval_retrieval(settings: Settings, dataset: str, split: str, out: Path | None) -> None:
+    """Every retriever on DATASET (a prepared name or a BEIR folder), side by side."""
+    from datetime import datetime
+
+    from tqdm import tqdm
+
+    from kbqa.app import KnowledgeBase
+    from kbqa.evals.datasets import load_beir
+    from kbqa.evals.retrieval import evaluate_retrieval
+
+    folder = Path(dataset) if Path(dataset).is_dir() else settings.home / "datasets" / dataset
+    data = load_beir(folder)
+    if split not in data.qrels:
+        raise KbqaError(f"{folder}: no qrels/{split}.tsv (splits: {', '.join(data.qrels)})")
+    name = folder.name
+    # Each dataset gets a knowledge base of its own, so the user's stays untouched.
+    kb = KnowledgeBase(settings.replace(home=settings.home / "evals" / name))
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = out or settings.home / "reports" / f"{name}-retrieval-{stamp}"
+    bars: dict[str, tqdm] = {}
+
+    def progress(label: str, done: int, total: int) -> None:
+        if label not in bars:
+            for bar in bars.values():
+                bar.close()
+            bars[label] = tqdm(total=total, desc=label, file=sys.stderr, disable=None)
+        bars[label].n = done + 1
+        bars[label].refresh()
+
+    evaluate_retrieval(kb, data, name, split, out, progress)
+    for bar in bars.values():
+        bar.close()
+    click.echo((out / "report.md").read_text())
+    click.echo(f"report: {out}")
+
+
 @cli.group()
 def sync() -> None:
     """Pull new content from a live service."""
