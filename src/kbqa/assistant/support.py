@@ -94,9 +94,9 @@ def check(
     for i, (sentence, passage) in enumerate(zip(sentences, passages, strict=True)):
         lexical = overlap(sentence, passage, question)
         similarity = float(sentence_vectors[i] @ passage_vectors[i])
-        out.append(
-            Support(lexical, similarity, lexical >= min_overlap and similarity >= min_similarity)
-        )
+        missing = frozenset(missing_figures(sentence, passage))
+        supported = lexical >= min_overlap and similarity >= min_similarity and not missing
+        out.append(Support(lexical, similarity, supported, missing))
     return out
 
 

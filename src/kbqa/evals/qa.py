@@ -1,0 +1,330 @@
+"""`kbqa eval qa`: the answerer on a BEIR-layout dataset with reference answers (answers.jsonl).
+
+Every configuration (the extractive answerer, and each generator) answers every question of the
+split once, with the abstention threshold switched off, so one run yields both the metrics at
+the configured threshold and the whole answered-share vs accuracy curve as it moves. For a
+generator the run also yields the "generated only" row (on_unsupported = "abstain"): the same
+answers, counting those that fell back to quotes as abstentions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kbqa.assistant import support
+from kbqa.assistant.answerer import Answerer
+from kbqa.assistant.generator import Generator
+from kbqa.errors import KbqaError
+from kbqa.evals.datasets import BeirDataset
+from kbqa.evals.metrics import (
+    abstention_metrics,
+    accuracy_vs_coverage,
+    auroc,
+    citation_precision_recall,
+    exact_match,
+    normalize_answer,
+    token_f1,
+)
+from kbqa.evals.retrieval import corpus_source
+from kbqa.types import Answer
+
+Progress = Callable[[str, int, int], None]
+# The reasons the answerer gives for dropping a sentence because of its content, not its form.
+_REJECTED = ("not supported", "cites no passage")
+
+
+@dataclass
+class Config:
+    """One way of answering: extractive (generator None) or with a generator."""
+
+    label: str
+    generator: Generator | None = None
+
+
+@dataclass
+class QaReport:
+    dataset: str
+    split: str
+    questions: int
+    rows: dict[str, dict[str, float]]
+    support: dict[str, float]
+    curves: dict[str, list[tuple[float, float, float]]]
+    seconds: dict[str, float]
+    threshold: float
+    folder: Path
+    records: dict[str, list[dict]] = field(default_factory=dict)
+
+
+def split_questions(dataset: BeirDataset, split: str, limit: int | None = None) -> list[str]:
+    """Ids of the split's questions that have a reference answer, in a stable order."""
+    if not dataset.answers:
+        raise KbqaError("this dataset has no answers.jsonl: `kbqa eval qa` needs reference answers")
+    ids = sorted(q for q, a in dataset.answers.items() if a.get("split") == split)
+    if not ids:
+        splits = sorted({str(a.get("split")) for a in dataset.answers.values()})
+        raise KbqaError(f"no questions in split '{split}' (splits: {', '.join(splits)})")
+    return ids[:limit] if limit else ids
+
+
+def evaluate_qa(
+    kb,
+    dataset: BeirDataset,
+    name: str,
+    split: str,
+    configs: list[Config],
+    out: Path,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> QaReport:
+    """Index the corpus in `kb`, answer the split's questions with every config, and write
+    report.md, metrics.json, answers-<config>.jsonl and coverage.png into `out`."""
+    kb.index_sources([corpus_source(dataset, name)])
+    qids = split_questions(dataset, split, limit)
+    gold = _gold(dataset)
+    threshold = kb.settings.min_hit_score
+    # Off here, applied afterwards: the answer beneath every threshold is needed for the curve.
+    unthresholded = kb.settings.replace(min_hit_score=-math.inf)
+    rows, curves, seconds, records = {}, {}, {}, {}
+    for config in configs:
+        answerer = Answerer(kb.retriever, config.generator, unthresholded)
+        started = time.perf_counter()
+        found = []
+        for n, qid in enumerate(qids):
+            if progress:
+                progress(config.label, n, len(qids))
+            answer = answerer.answer(dataset.queries[qid], extractive=config.generator is None)
+            found.append(_record(qid, dataset, gold, answer))
+        seconds[config.label] = time.perf_counter() - started
+        records[config.label] = found
+        rows[config.label] = score(found, threshold)
+        curves[config.label] = accuracy_vs_coverage(
+            [r["correct"] for r in found], [r["confidence"] for r in found]
+        )
+        if config.generator is not None:
+            rows[f"{config.label} (generated only)"] = score(found, threshold, generated_only=True)
+    if progress:
+        progress("support check", 0, 1)
+    checked = support_accuracy(kb, dataset, qids, gold)
+    out.mkdir(parents=True, exist_ok=True)
+    report = QaReport(name, split, len(qids), rows, checked, curves, seconds, threshold, out)
+    report.records = records
+    _write(report)
+    return report
+
+
+def _gold(dataset: BeirDataset) -> dict[str, set[str]]:
+    return {q: set(docs) for rows in dataset.qrels.values() for q, docs in rows.items()}
+
+
+def _record(qid: str, dataset: BeirDataset, gold: dict[str, set[str]], answer: Answer) -> dict:
+    facts = dataset.answers[qid]
+    reference = str(facts.get("answer", ""))
+    answerable = bool(facts.get("answerable", qid in gold))
+    generated = [s for s, why in answer.dropped if why.startswith(_REJECTED)]
+    kept = support.split_sentences(answer.text) if answer.mode == "generated" else []
+    prediction = "" if answer.abstained else support.strip_citations(answer.text)
+    contains = bool(reference) and normalize_answer(reference) in normalize_answer(prediction)
+    return {
+        "id": qid,
+        "question": answer.question,
+        "reference": reference,
+        "answerable": answerable,
+        "gold": sorted(gold.get(qid, ())),
+        "confidence": answer.confidence,
+        "answer": answer.text,
+        "mode": "abstained" if answer.abstained else answer.mode,
+        "cited": [c.hit.metadata.get("doc_id", c.hit.uri) for c in answer.citations],
+        "retrieved": [h.metadata.get("doc_id", h.uri) for h in answer.hits],
+        "em": exact_match(prediction, reference) if answerable else 0.0,
+        "f1": token_f1(prediction, reference) if answerable else 0.0,
+        "contains": contains and answerable,
+        # Right: an answerable question answered with the reference answer in it.
+        "correct": contains and answerable,
+        # The model's own sentences (before the support check) and how many it lost.
+        "written": len(generated) + len(kept),
+        "rejected": len(generated),
+        "dropped": [list(d) for d in answer.dropped],
+    }
+
+
+def score(records: list[dict], threshold: float, generated_only: bool = False) -> dict[str, float]:
+    """The metrics of one config at an abstention threshold on the confidence."""
+    answered = [
+        r["mode"] != "abstained"
+        and r["confidence"] >= threshold
+        and (r["mode"] == "generated" or not generated_only)
+        for r in records
+    ]
+    pairs = list(zip(records, answered, strict=True))
+    answerable = [(r, a) for r, a in pairs if r["answerable"]]
+    delivered = [r for r, a in pairs if a]
+    citations = [citation_precision_recall(r["cited"], set(r["gold"])) for r in delivered]
+    abstention = abstention_metrics(
+        [not r["answerable"] for r in records], [not a for a in answered]
+    )
+    written = sum(r["written"] for r in records)
+    rejected = sum(r["rejected"] for r in records) / written if written else math.nan
+    return {
+        "answered": _mean([float(a) for a in answered]),
+        # An abstention on an answerable question scores 0.
+        "em": _mean([r["em"] * a for r, a in answerable]),
+        "f1": _mean([r["f1"] * a for r, a in answerable]),
+        "contains": _mean([float(r["contains"] and a) for r, a in answerable]),
+        "citation_precision": _mean([p for p, _ in citations]),
+        "citation_recall": _mean(
+            [rec for (_, rec), r in zip(citations, delivered, strict=True) if r["answerable"]]
+        ),
+        "abstention_precision": abstention["precision"],
+        "abstention_recall": abstention["recall"],
+        "auroc": auroc([r["answerable"] for r in records], [r["confidence"] for r in records]),
+        "accuracy_answered": _mean([float(r["correct"]) for r in delivered]),
+        # The model's own hallucination rate: its sentences the support check rejects.
+        "rejected_sentences": rejected,
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def support_accuracy(
+    kb, dataset: BeirDataset, qids: list[str], gold: dict[str, set[str]]
+) -> dict[str, float]:
+    """How well the support check tells HaluEval's right answer from its hallucinated one, each
+    checked against the gold paragraph (answerable questions with both answers only)."""
+    pairs = []
+    for qid in qids:
+        facts = dataset.answers[qid]
+        docs = [d for d in sorted(gold.get(qid, ())) if d in dataset.corpus]
+        if docs and facts.get("answer") and facts.get("hallucinated"):
+            passage = dataset.corpus[docs[0]][1]
+            question = dataset.queries[qid]
+            pairs += [(question, facts["answer"], passage, True)]
+            pairs += [(question, facts["hallucinated"], passage, False)]
+    if not pairs:
+        return {"pairs": 0} | dict.fromkeys(("accuracy", "right_passed", "wrong_passed"), math.nan)
+    s = kb.settings
+    sentences = kb.embedder.embed([p[1] for p in pairs])
+    passages = kb.embedder.embed([p[2] for p in pairs])
+    verdicts = [
+        support.check(
+            question,
+            [answer],
+            [passage],
+            sentences[i : i + 1],
+            passages[i : i + 1],
+            s.support_min_overlap,
+            s.support_min_similarity,
+        )[0].supported
+        for i, (question, answer, passage, _) in enumerate(pairs)
+    ]
+    right = [v for v, p in zip(verdicts, pairs, strict=True) if p[3]]
+    wrong = [v for v, p in zip(verdicts, pairs, strict=True) if not p[3]]
+    return {
+        "pairs": len(right),
+        "accuracy": (sum(right) + len(wrong) - sum(wrong)) / len(pairs),
+        "right_passed": sum(right) / len(right),
+        "wrong_passed": sum(wrong) / len(wrong),
+    }
+
+
+_COLUMNS = {
+    "answered": "answered",
+    "em": "EM",
+    "f1": "F1",
+    "contains": "has answer",
+    "citation_precision": "cit. P",
+    "citation_recall": "cit. R",
+    "abstention_precision": "abst. P",
+    "abstention_recall": "abst. R",
+    "auroc": "AUROC",
+    "rejected_sentences": "rejected sent.",
+}
+
+
+def _write(report: QaReport) -> None:
+    def clean(value: float) -> float | None:
+        return None if isinstance(value, float) and math.isnan(value) else round(value, 4)
+
+    records = [r for found in report.records.values() for r in found]
+    answerable = sum(r["answerable"] for r in records) // max(len(report.records), 1)
+    data = {
+        "dataset": report.dataset,
+        "split": report.split,
+        "questions": report.questions,
+        "answerable": answerable,
+        "threshold": report.threshold,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "configs": {k: {m: clean(v) for m, v in row.items()} for k, row in report.rows.items()},
+        "support_check": {k: clean(v) for k, v in report.support.items()},
+        "seconds": {k: round(v, 1) for k, v in report.seconds.items()},
+    }
+    folder = report.folder
+    (folder / "metrics.json").write_text(json.dumps(data, indent=2) + "\n")
+    for label, found in report.records.items():
+        with open(folder / f"answers-{_slug(label)}.jsonl", "w", encoding="utf-8") as f:
+            for record in found:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    lines = [
+        f"# Answers on {report.dataset} ({report.split}: {report.questions} questions, "
+        f"{report.questions - answerable} of them unanswerable)",
+        "",
+        f"Abstention threshold (min_hit_score) {report.threshold}. F1, EM and 'has answer' are "
+        "over the answerable questions (an abstention scores 0); citation precision is over "
+        "delivered answers; AUROC is of the confidence for answerable vs not; 'rejected sent.' "
+        "is the share of the generator's own sentences the support check removed.",
+        "",
+        "| config | " + " | ".join(_COLUMNS.values()) + " | seconds |",
+        "|---" * (len(_COLUMNS) + 2) + "|",
+    ]
+    for label, row in report.rows.items():
+        cells = " | ".join(_cell(row[k]) for k in _COLUMNS)
+        took = report.seconds.get(label)
+        lines.append(f"| {label} | {cells} | {'' if took is None else f'{took:.0f}'} |")
+    s = report.support
+    lines += [
+        "",
+        f"Support check on {s['pairs']} reference/hallucinated answer pairs, each against the "
+        f"gold paragraph: accuracy {_cell(s['accuracy'])}, right answers passed "
+        f"{_cell(s['right_passed'])}, hallucinated answers passed {_cell(s['wrong_passed'])}.",
+        "",
+        "![answered share vs accuracy](coverage.png)",
+        "",
+    ]
+    (folder / "report.md").write_text("\n".join(lines))
+    _plot(report)
+
+
+def _cell(value: float) -> str:
+    return "–" if isinstance(value, float) and math.isnan(value) else f"{value:.3f}"
+
+
+def _slug(label: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in label).strip("-")
+
+
+def _plot(report: QaReport) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: write a file
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, points in report.curves.items():
+        ax.plot([p[1] for p in points], [p[2] for p in points], label=label)
+    ax.set_xlabel("share of questions answered")
+    ax.set_ylabel("accuracy of the answered")
+    ax.set_title(f"{report.dataset} ({report.split}): moving the abstention threshold")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(report.folder / "coverage.png", dpi=100)
+    plt.close(fig)
