@@ -56,3 +56,17 @@ def test_every_retriever_is_evaluated_and_reported(tmp_path: Path, settings):
     again = evaluate_retrieval(kb, data, "tiny", "test", tmp_path / "again")
     assert kb.store.counts()["documents"] == 4  # the corpus is indexed once, not twice
     assert again.metrics == report.metrics
+
+
+def test_a_configured_reranker_adds_a_rerank_row_and_the_retriever_is_restored(
+    tmp_path: Path, settings
+):
+    data = load_beir(make_beir(tmp_path / "tiny"))
+    kb = KnowledgeBase(
+        settings.replace(retrieval_mode="hybrid", rerank_model="all-MiniLM-L6-v2"),
+        embedder=HashEmbedder(),
+    )
+    report = evaluate_retrieval(kb, data, "tiny", "test", tmp_path / "report")
+    assert set(report.metrics) == set(RETRIEVERS) | {"rerank"}
+    assert report.metrics["rerank"]["recall@1"] == 1.0
+    assert kb.retriever.mode == "hybrid" and kb.retriever.reranker is not None

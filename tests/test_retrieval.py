@@ -1,12 +1,23 @@
-"""Dense, BM25 and hybrid retrieval over a real database and FAISS index, with a hash embedder."""
+"""Dense, BM25 and hybrid retrieval over a real database and FAISS index, with a hash embedder;
+reranking with the packaged MiniLM."""
 
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kbqa.app import KnowledgeBase
-from kbqa.retrieval.embedder import HashEmbedder
+from kbqa.errors import ConfigError, ModelError
+from kbqa.retrieval.embedder import HashEmbedder, packaged_embedder_path
 from kbqa.retrieval.fusion import convex, reciprocal_rank
+from kbqa.retrieval.lexical import LexicalIndex, make_tokenizer
+from kbqa.retrieval.rerank import (
+    CrossEncoderReranker,
+    is_cross_encoder,
+    load_reranker,
+    make_reranker,
+)
 
 
 def test_reciprocal_rank_fusion_rewards_agreement():
@@ -85,3 +96,102 @@ def test_hybrid_mode_from_settings(settings, docs: Path):
     kb.ingest([docs])
     assert (kb.retriever.mode, kb.retriever.fusion) == ("hybrid", "convex")
     assert "02:00" in kb.retriever.search("when do larkdb backups run", 1)[0].text
+
+
+def test_weighted_reciprocal_rank_follows_the_heavier_ranking():
+    fused = reciprocal_rank([[1, 2], [2, 1]], k=10, weights=[1.6, 0.4])
+    assert fused[1] == pytest.approx(1.6 / 11 + 0.4 / 12)
+    assert max(fused, key=fused.get) == 1
+    assert reciprocal_rank([[1, 2], [2, 1]], weights=[1.0, 1.0]) == reciprocal_rank(
+        [[1, 2], [2, 1]]
+    )
+
+
+def test_tokenizer_stems_drops_stopwords_and_splits_identifiers():
+    tokenize = make_tokenizer("english")
+    assert tokenize("Rotating the backups") == ["rotat", "backup"]
+    assert tokenize("call __init__ on sys_path") == ["call", "init", "sys", "path"]
+    assert make_tokenizer("")("Rotating the backups") == ["rotating", "backups"]
+
+
+def test_unknown_stemmer_language_is_a_config_error():
+    with pytest.raises(ConfigError, match="bm25_stemmer"):
+        make_tokenizer("klingon")
+
+
+def test_stemming_matches_other_forms_of_a_word(ready):
+    ready.retriever.mode = "bm25"
+    assert "02:00" in ready.retriever.search("backup", 1)[0].text
+    ready.retriever.lexical = LexicalIndex(ready.store, stemmer="")
+    assert ready.retriever.search("backup", 1) == []
+
+
+def test_lexical_scores_any_chunk_and_zero_for_unknown_ones(ready):
+    ids, scores = ready.retriever.lexical.search("tracker port", 2)
+    again = ready.retriever.lexical.score("tracker port", np.array([ids[0], 10**9]))
+    assert again[0] == pytest.approx(scores[0]) and again[1] == 0.0
+    assert not ready.retriever.lexical.score("zyxxy", ids).any()
+
+
+def test_rerank_reorders_the_top_hits_and_keeps_cosine_scores(ready):
+    question = "when are staff given time off over new year?"
+    # The hash embedder, like BM25, matches on shared words; the reranker on meaning.
+    ready.retriever.mode = "dense"
+    before = ready.retriever.search(question, 4)
+    assert "24 December" not in before[0].text
+    ready.retriever.reranker = make_reranker(str(packaged_embedder_path()), "cpu")
+    ready.retriever.rerank_depth = 4
+    after = ready.retriever.search(question, 4)
+    assert {h.chunk_id for h in after} == {h.chunk_id for h in before}
+    assert "24 December" in after[0].text
+    rerank_scores = [h.metadata["rerank_score"] for h in after]
+    assert rerank_scores == sorted(rerank_scores, reverse=True)
+    cosine = {h.chunk_id: h.score for h in before}
+    assert all(h.score == pytest.approx(cosine[h.chunk_id]) for h in after)
+
+
+def test_rerank_depth_limits_what_is_reordered(ready):
+    class Reverse:  # scores the passages in the reverse of the order they came in
+        def score(self, query, passages):
+            return np.arange(len(passages), dtype=np.float32)
+
+    ready.retriever.mode = "bm25"
+    plain = [h.chunk_id for h in ready.retriever.search("tracker port larkdb office", 3)]
+    ready.retriever.reranker, ready.retriever.rerank_depth = Reverse(), 2
+    reranked = [h.chunk_id for h in ready.retriever.search("tracker port larkdb office", 3)]
+    assert reranked == [plain[1], plain[0], plain[2]]
+
+
+def test_a_cross_encoder_folder_is_loaded_as_one(tmp_path: Path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    folder = tmp_path / "tiny-cross-encoder"
+    config = BertConfig(
+        vocab_size=30522, hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
+        intermediate_size=8, num_labels=1,
+    )  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(folder)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (packaged_embedder_path() / name).exists():
+            shutil.copy(packaged_embedder_path() / name, folder / name)
+    assert is_cross_encoder(str(folder)) and not is_cross_encoder(str(packaged_embedder_path()))
+    reranker = load_reranker(str(folder), "cpu")
+    assert isinstance(reranker, CrossEncoderReranker)
+    assert reranker.score("a question", ["one passage", "another"]).shape == (2,)
+
+
+def test_a_missing_rerank_model_is_a_one_line_error(ready, tmp_path: Path):
+    assert make_reranker("") is None
+    ready.retriever.reranker = make_reranker(str(tmp_path / "no-such-model"), "cpu")
+    with pytest.raises(ModelError, match="rerank_model") as caught:
+        ready.retriever.search("tracker port", 2)
+    assert "\n" not in str(caught.value)
+
+
+def test_rerank_from_settings_is_off_by_default(settings, docs: Path):
+    kb = KnowledgeBase(settings, embedder=HashEmbedder())
+    assert kb.retriever.reranker is None
+    kb = KnowledgeBase(settings.replace(rerank_model="all-MiniLM-L6-v2"), embedder=HashEmbedder())
+    kb.ingest([docs])
+    hits = kb.retriever.search("which port does the tracker service listen on?", 2)
+    assert "7300" in hits[0].text and "rerank_score" in hits[0].metadata

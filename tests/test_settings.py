@@ -49,3 +49,12 @@ def test_broken_toml_is_reported(tmp_path: Path):
     config.write_text("top_k = = 3")
     with pytest.raises(ConfigError, match="cannot read settings"):
         Settings.load(config_file=config, environ={})
+
+
+def test_retrieval_defaults_and_their_limits():
+    s = Settings()
+    assert s.rerank_model == "" and s.bm25_stemmer == "english"
+    for key, bad in [("fusion_alpha", "1.5"), ("rrf_k", "0"), ("rerank_depth", "0")]:
+        with pytest.raises(ConfigError, match=key):
+            Settings.load(environ={f"KBQA_{key.upper()}": bad})
+    assert Settings.load(environ={"KBQA_RERANK_MODEL": "/models/x"}).rerank_model == "/models/x"

@@ -65,9 +65,20 @@ class KnowledgeBase:
 
     @cached_property
     def retriever(self) -> Retriever:
+        from kbqa.retrieval.rerank import make_reranker
+
         s = self.settings
         return Retriever(
-            self.store, self.embedder, self.index, s.retrieval_mode, s.fusion, s.fusion_alpha
+            self.store,
+            self.embedder,
+            self.index,
+            s.retrieval_mode,
+            s.fusion,
+            s.fusion_alpha,
+            rrf_k=s.rrf_k,
+            stemmer=s.bm25_stemmer,
+            reranker=make_reranker(s.rerank_model, s.device),
+            rerank_depth=s.rerank_depth,
         )
 
     def ingest(self, paths: list[Path], progress: Progress | None = None) -> IngestReport:

@@ -33,11 +33,22 @@ class Settings:
     # Chunking (characters), passed to unstructured's chunk_by_title.
     chunk_max_chars: int = 1200
     chunk_soft_max_chars: int = 800
-    # Retrieval: "dense" (FAISS), "bm25" or "hybrid"; hybrid fuses by "rrf" or "convex"
-    # (fusion_alpha weighs dense against BM25).
-    retrieval_mode: str = "dense"
-    fusion: str = "rrf"
-    fusion_alpha: float = 0.5
+    # Retrieval: "dense" (FAISS), "bm25" or "hybrid"; hybrid fuses by "rrf" or "convex".
+    # fusion_alpha weighs dense against BM25 in either fusion (0.5: even; for rrf, plain RRF).
+    # Defaults from python-faq's dev split (benchmarks/tune_retrieval.py): convex at 0.9 with
+    # stemming gave nDCG@10 0.640 against dense's 0.613; lower alphas and RRF fell below dense,
+    # since BM25 alone is far weaker there (0.32-0.36).
+    retrieval_mode: str = "hybrid"
+    fusion: str = "convex"
+    fusion_alpha: float = 0.9
+    # The k of reciprocal-rank fusion: larger flattens the gap between ranks.
+    rrf_k: int = 60
+    # BM25 stems words with this Snowball language ("" for no stemming; needs PyStemmer).
+    bm25_stemmer: str = "english"
+    # Optional second stage: a sentence-transformers model (name or folder) that re-scores the
+    # top rerank_depth hits: a cross-encoder if it is one, else by its own cosine. "" is off.
+    rerank_model: str = ""
+    rerank_depth: int = 20
     # How many passages the answerer shows the model.
     top_k: int = 4
     # Abstain when the best hit's cosine similarity is below this (tuned on the handbook set).
@@ -118,8 +129,11 @@ class Settings:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"setting '{key}' must be one of {', '.join(allowed)}")
-        if self.top_k < 1:
-            raise ConfigError("setting 'top_k' must be at least 1")
+        for key in ("top_k", "rrf_k", "rerank_depth"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"setting '{key}' must be at least 1")
+        if not 0.0 <= self.fusion_alpha <= 1.0:
+            raise ConfigError("setting 'fusion_alpha' must be between 0 and 1")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -5,21 +5,28 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from kbqa.evals.datasets import BeirDataset
 from kbqa.evals.metrics import retrieval_metrics
 from kbqa.ingest.sources import documents_source
+from kbqa.retrieval.retriever import Retriever
 from kbqa.types import Chunk, Document
 
-RETRIEVERS = {
-    "bm25": {"retrieval_mode": "bm25"},
-    "dense": {"retrieval_mode": "dense"},
-    "hybrid-rrf": {"retrieval_mode": "hybrid", "fusion": "rrf"},
-    "hybrid-convex": {"retrieval_mode": "hybrid", "fusion": "convex"},
+# Each retriever is the knowledge base's own (its settings) with these attributes changed:
+# "hybrid" is what the settings make of hybrid retrieval; the two fusions are shown apart.
+RETRIEVERS: dict[str, dict[str, Any]] = {
+    "bm25": {"mode": "bm25"},
+    "dense": {"mode": "dense"},
+    "hybrid": {"mode": "hybrid"},
+    "hybrid-rrf": {"mode": "hybrid", "fusion": "rrf"},
+    "hybrid-convex": {"mode": "hybrid", "fusion": "convex"},
 }
 DEPTH = 20  # recall@20 is the deepest metric reported
 
@@ -49,6 +56,36 @@ def corpus_source(dataset: BeirDataset, name: str):
     return documents_source(f"beir:{name}", "beir", documents, complete=True)
 
 
+@contextmanager
+def configured(retriever: Retriever, changes: dict[str, Any]) -> Iterator[Retriever]:
+    """The retriever with some attributes changed for the duration, then put back."""
+    saved = {key: getattr(retriever, key) for key in changes}
+    for key, value in changes.items():
+        setattr(retriever, key, value)
+    try:
+        yield retriever
+    finally:
+        for key, value in saved.items():
+            setattr(retriever, key, value)
+
+
+def run_queries(
+    retriever: Retriever,
+    queries: dict[str, str],
+    progress: Callable[[int, int], object] | None = None,
+    depth: int = DEPTH,
+) -> dict[str, dict[str, float]]:
+    """An ir-measures run: query id -> {doc id: score}, the `depth` best documents."""
+    run: dict[str, dict[str, float]] = {}
+    for n, (qid, text) in enumerate(queries.items()):
+        if progress:
+            progress(n, len(queries))
+        hits = retriever.search(text, depth)
+        # Rank, not cosine, is what the ranking metrics must see: score by position.
+        run[qid] = {h.metadata["doc_id"]: float(depth - i) for i, h in enumerate(hits)}
+    return run
+
+
 def evaluate_retrieval(
     kb,
     dataset: BeirDataset,
@@ -62,20 +99,18 @@ def evaluate_retrieval(
     kb.index_sources([corpus_source(dataset, name)])
     qrels = dataset.qrels[split]
     queries = {qid: dataset.queries[qid] for qid in qrels}
+    retrievers = dict(RETRIEVERS)
+    if kb.retriever.reranker is not None:
+        # The reranker re-scores what the configured retrieval finds; the other rows go without.
+        retrievers["rerank"] = {}
     metrics, seconds = {}, {}
-    for label, options in RETRIEVERS.items():
-        retriever = kb.retriever
-        retriever.mode = options["retrieval_mode"]
-        retriever.fusion = options.get("fusion", "rrf")
-        run: dict[str, dict[str, float]] = {}
-        started = time.perf_counter()
-        for n, (qid, text) in enumerate(queries.items()):
-            if progress:
-                progress(label, n, len(queries))
-            hits = retriever.search(text, DEPTH)
-            # Rank, not cosine, is what the ranking metrics must see: score by position.
-            run[qid] = {h.metadata["doc_id"]: float(DEPTH - i) for i, h in enumerate(hits)}
-        seconds[label] = time.perf_counter() - started
+    for label, changes in retrievers.items():
+        if label != "rerank":
+            changes = {"reranker": None, **changes}
+        with configured(kb.retriever, changes) as retriever:
+            started = time.perf_counter()
+            run = run_queries(retriever, queries, progress and partial(progress, label))
+            seconds[label] = time.perf_counter() - started
         metrics[label] = retrieval_metrics(qrels, run)
     out.mkdir(parents=True, exist_ok=True)
     report = RetrievalReport(name, split, len(queries), metrics, seconds, out)

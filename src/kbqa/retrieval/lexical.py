@@ -4,18 +4,52 @@ so it is always in step with the vector index (both follow the database)."""
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
 
 import numpy as np
 from sqlalchemy import func, select
 
+from kbqa.errors import ConfigError
 from kbqa.store import ChunkRow, DocumentRow, Store
 
 log = logging.getLogger(__name__)
 
+# Words of two characters or more; identifiers are split at "_" so `sys_path` and `__init__`
+# also match "path" and "init" (`\w` alone would keep `sys_path` as one token).
+_WORD = re.compile(r"[^\W_]{2,}")
+
+
+def make_tokenizer(stemmer: str = "english") -> Callable[[str], list[str]]:
+    """Lower-cased words minus English stopwords, Snowball-stemmed in language `stemmer`
+    ("" for none). Without PyStemmer it logs a warning and does not stem."""
+    from bm25s.stopwords import STOPWORDS_EN
+
+    stopwords = frozenset(STOPWORDS_EN)
+    stem: Callable[[list[str]], list[str]] = list
+    if stemmer:
+        try:
+            import Stemmer  # PyStemmer: Snowball in C, so indexing stays fast
+        except ImportError:
+            log.warning("PyStemmer is not installed (pip install PyStemmer): BM25 will not stem")
+        else:
+            if stemmer not in Stemmer.algorithms():
+                raise ConfigError(
+                    f"setting 'bm25_stemmer' must be a Snowball language such as english, "
+                    f"or empty; got {stemmer!r}"
+                )
+            stem = Stemmer.Stemmer(stemmer).stemWords
+
+    def tokenize(text: str) -> list[str]:
+        return stem([w for w in _WORD.findall(text.lower()) if w not in stopwords])
+
+    return tokenize
+
 
 class LexicalIndex:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, stemmer: str = "english"):
         self.store = store
+        self.tokenize = make_tokenizer(stemmer)
         self._state: tuple | None = None
         self._bm25 = None
         self._ids = np.zeros(0, dtype=np.int64)
@@ -43,24 +77,43 @@ class LexicalIndex:
         self._ids = np.array([r[0] for r in rows], dtype=np.int64)
         self._bm25 = None
         if rows:
-            texts = [f"{title}\n{heading}\n{text}" for _, title, heading, text in rows]
-            tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False)
+            tokens = [
+                self.tokenize(f"{title}\n{heading}\n{text}") for _, title, heading, text in rows
+            ]
             self._bm25 = bm25s.BM25()
-            self._bm25.index(tokens, show_progress=False)
+            # An empty token lets a chunk with no indexable word still have a row.
+            self._bm25.index([t or [""] for t in tokens], show_progress=False)
         self._state = state
         log.debug("BM25 index rebuilt over %d chunks", len(rows))
 
-    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk ids, BM25 scores) of the k best chunks with a positive score."""
+    def _scores(self, query: str) -> np.ndarray | None:
+        """The BM25 score of every chunk (in self._ids order), or None if no query word is known."""
         self._ensure()
-        if self._bm25 is None or not len(self._ids):
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        import bm25s
+        if self._bm25 is None:
+            return None
+        known = self._bm25.get_tokens_ids(self.tokenize(query))
+        if not known:
+            return None
+        return self._bm25.get_scores(known)
 
-        tokens = bm25s.tokenize([query], stopwords="en", show_progress=False)
-        if not tokens.ids or not tokens.ids[0]:
+    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, BM25 scores) of the k best chunks with a positive score, best first."""
+        scores = self._scores(query)
+        if scores is None or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        k = min(k, len(self._ids))
-        docs, scores = self._bm25.retrieve(tokens, k=k, show_progress=False)
-        keep = scores[0] > 0
-        return self._ids[docs[0][keep]], scores[0][keep].astype(np.float32)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        # Ties broken by chunk id, so the ranking is the same from run to run.
+        top = top[np.lexsort((self._ids[top], -scores[top]))]
+        top = top[scores[top] > 0]
+        return self._ids[top], scores[top].astype(np.float32)
+
+    def score(self, query: str, ids: np.ndarray) -> np.ndarray:
+        """BM25 scores of the given chunk ids (0 for an unknown id or no known query word)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        scores = self._scores(query)
+        if scores is None or not len(ids):
+            return np.zeros(len(ids), dtype=np.float32)
+        rows = np.clip(np.searchsorted(self._ids, ids), 0, len(self._ids) - 1)
+        found = self._ids[rows] == ids
+        return np.where(found, scores[rows], 0.0).astype(np.float32)

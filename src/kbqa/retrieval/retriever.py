@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from sqlalchemy import select
@@ -11,15 +12,17 @@ from sqlalchemy import select
 from kbqa.retrieval.embedder import Embedder
 from kbqa.retrieval.fusion import convex, reciprocal_rank
 from kbqa.retrieval.index import VectorIndex
+from kbqa.retrieval.indexer import embedding_text
 from kbqa.retrieval.lexical import LexicalIndex
+from kbqa.retrieval.rerank import Reranker
 from kbqa.store import ChunkRow, DocumentRow, Store
 from kbqa.types import Hit
 
 
 class Retriever:
-    """Dense (FAISS), lexical (BM25) or hybrid retrieval. Hits are ordered by the chosen method,
-    but `Hit.score` is always the cosine similarity to the query, so thresholds mean the same
-    whatever the method."""
+    """Dense (FAISS), lexical (BM25) or hybrid retrieval, optionally re-scored by a reranker.
+    Hits are ordered by the chosen method, but `Hit.score` is always the cosine similarity to
+    the query, so thresholds mean the same whatever the method."""
 
     def __init__(
         self,
@@ -29,10 +32,15 @@ class Retriever:
         mode: str = "dense",
         fusion: str = "rrf",
         alpha: float = 0.5,
+        rrf_k: int = 60,
+        stemmer: str = "english",
+        reranker: Reranker | None = None,
+        rerank_depth: int = 20,
     ):
         self.store, self.embedder, self.index = store, embedder, index
-        self.mode, self.fusion, self.alpha = mode, fusion, alpha
-        self.lexical = LexicalIndex(store)
+        self.mode, self.fusion, self.alpha, self.rrf_k = mode, fusion, alpha, rrf_k
+        self.reranker, self.rerank_depth = reranker, rerank_depth
+        self.lexical = LexicalIndex(store, stemmer)
 
     def search(
         self, query: str, k: int = 5, allow: Callable[[Hit], bool] | None = None
@@ -42,38 +50,70 @@ class Retriever:
         if len(self.index) == 0:
             return []
         vector = self.embedder.embed([query])
-        fetch = max(4 * k, 20)
+        want = max(k, self.rerank_depth) if self.reranker is not None else k
+        fetch = max(4 * want, 20)
         while True:
             hits = _collapse(self._ranked(query, vector, fetch))
             if allow is not None:
                 hits = [h for h in hits if allow(h)]
             # Filtering may leave too few: look further down the ranking, up to everything.
-            if len(hits) >= k or fetch >= len(self.index):
-                return hits[:k]
+            if len(hits) >= want or fetch >= len(self.index):
+                break
             fetch *= 4
+        if self.reranker is not None:
+            hits = self._rerank(query, hits)
+        return hits[:k]
+
+    def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """The top `rerank_depth` hits in the reranker's order (its score in metadata), then the
+        rest unchanged; Hit.score stays the cosine."""
+        head = hits[: self.rerank_depth]
+        passages = [embedding_text(h.title, h.heading, h.text) for h in head]
+        scores = self.reranker.score(query, passages)
+        order = sorted(range(len(head)), key=lambda n: -scores[n])  # stable: ties keep rank
+        reranked = [
+            replace(head[n], metadata={**head[n].metadata, "rerank_score": float(scores[n])})
+            for n in order
+        ]
+        return reranked + hits[len(head) :]
 
     def _ranked(self, query: str, vector: np.ndarray, fetch: int) -> list[Hit]:
         fetch = min(fetch, len(self.index))
         if self.mode == "dense":
             scores, ids = self.index.search(vector, fetch)
             return self.hits(ids[0], scores[0])
-        lexical_ids, lexical_scores = self.lexical.search(query, fetch)
+        lexical_ids = [int(i) for i in self.lexical.search(query, fetch)[0]]
         if self.mode == "bm25":
-            order = [int(i) for i in lexical_ids]
+            order = lexical_ids
+            cosine = self._cosines(order, vector)
         else:
-            scores, ids = self.index.search(vector, fetch)
-            dense = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
-            lexical = {int(i): float(s) for i, s in zip(lexical_ids, lexical_scores, strict=True)}
+            _, ids = self.index.search(vector, fetch)
+            dense_ids = [int(i) for i in ids[0] if i >= 0]
+            candidates = list(dict.fromkeys(dense_ids + lexical_ids))
+            cosine = self._cosines(candidates, vector)
             if self.fusion == "rrf":
-                fused = reciprocal_rank([list(dense), list(lexical)])
+                # Weights 2a and 2(1 - a), so a = 0.5 is plain reciprocal-rank fusion.
+                weights = [2 * self.alpha, 2 * (1 - self.alpha)]
+                fused = reciprocal_rank([dense_ids, lexical_ids], self.rrf_k, weights)
             else:
-                fused = convex(dense, lexical, self.alpha)
-            order = sorted(fused, key=lambda i: -fused[i])
+                # Every candidate gets its true score on both sides (cosine from the stored
+                # vector, BM25 from the lexical index) rather than 0 where one list missed it.
+                bm25 = self.lexical.score(query, np.array(candidates, dtype=np.int64))
+                fused = convex(
+                    {i: cosine[i] for i in candidates},
+                    dict(zip(candidates, bm25.tolist(), strict=True)),
+                    self.alpha,
+                )
+            order = sorted(fused, key=lambda i: (-fused[i], i))
         if not order:
             return []
-        stored_ids, vectors = self.store.embeddings(np.array(order, dtype=np.int64))
-        cosine = dict(zip(stored_ids.tolist(), (vectors @ vector[0]).tolist(), strict=True))
         return self.hits(np.array(order), np.array([cosine.get(i, 0.0) for i in order]))
+
+    def _cosines(self, ids: list[int], vector: np.ndarray) -> dict[int, float]:
+        if not ids:
+            return {}
+        stored_ids, vectors = self.store.embeddings(np.array(ids, dtype=np.int64))
+        return dict(zip(stored_ids.tolist(), (vectors @ vector[0]).tolist(), strict=True))
 
     def vectors(self, hits: list[Hit]) -> np.ndarray:
         """The stored embeddings of the hits' chunks, in order."""
