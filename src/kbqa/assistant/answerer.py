@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kbqa.assistant import support
-from kbqa.assistant.generator import Generator
+from kbqa.assistant.generator import Generator, generate_many
 from kbqa.assistant.prompt import ABSTAIN_TEXT, build_messages
 from kbqa.retrieval.retriever import Retriever
 from kbqa.settings import Settings
@@ -37,24 +37,78 @@ class Answerer:
     ) -> Answer:
         """Answer from the top k passages (those `allow` accepts), or abstain; extractive mode
         quotes, never generates. `context` (say, a thread's first message) joins the search."""
-        started = time.perf_counter()
         query = f"{context}\n{question}" if context else question
+        hits, timings = self._retrieve(query, k, allow)
+        raw = None
+        if self._wants_generator(hits, extractive):
+            started = time.perf_counter()
+            raw = self.generator.generate(
+                build_messages(question, hits, history), self.settings.max_new_tokens
+            )
+            timings["generate_ms"] = (time.perf_counter() - started) * 1000
+        return self._finish(question, hits, timings, extractive, raw)
+
+    def answer_many(
+        self, questions: list[str], k: int | None = None, extractive: bool = False
+    ) -> list[Answer]:
+        """answer() for many questions, the generator's prompts run in batches (evaluation)."""
+        retrieved = [self._retrieve(q, k, None) for q in questions]
+        wanted = [
+            i for i, (hits, _) in enumerate(retrieved) if self._wants_generator(hits, extractive)
+        ]
+        started = time.perf_counter()
+        replies = generate_many(
+            self.generator,
+            [build_messages(questions[i], retrieved[i][0]) for i in wanted],
+            self.settings.max_new_tokens,
+        )
+        each = (time.perf_counter() - started) * 1000 / max(len(wanted), 1)
+        raws: dict[int, str] = dict(zip(wanted, replies, strict=True))
+        for i in wanted:
+            retrieved[i][1]["generate_ms"] = each
+        return [
+            self._finish(q, hits, timings, extractive, raws.get(i))
+            for i, (q, (hits, timings)) in enumerate(zip(questions, retrieved, strict=True))
+        ]
+
+    def _retrieve(
+        self, query: str, k: int | None, allow: Callable[[Hit], bool] | None
+    ) -> tuple[list[Hit], dict[str, float]]:
+        started = time.perf_counter()
         hits = self.retriever.search(query, k or self.settings.top_k, allow)
-        timings = {"retrieve_ms": (time.perf_counter() - started) * 1000}
-        confidence = hits[0].score if hits else 0.0
+        return hits, {"retrieve_ms": (time.perf_counter() - started) * 1000}
+
+    def _wants_generator(self, hits: list[Hit], extractive: bool) -> bool:
+        return (
+            not extractive
+            and self.generator is not None
+            and _confidence(hits) >= self.settings.min_hit_score
+        )
+
+    def _finish(
+        self,
+        question: str,
+        hits: list[Hit],
+        timings: dict[str, float],
+        extractive: bool,
+        raw: str | None,
+    ) -> Answer:
+        """Check the generator's reply (or quote when there is none) and build the Answer."""
+        confidence = _confidence(hits)
         if confidence < self.settings.min_hit_score:
             return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits), timings, confidence)
-
         started = time.perf_counter()
         mode, dropped = "extracted", []
-        if extractive or self.generator is None:
+        if extractive or raw is None:
             sentences = self._extract(question, hits)
         else:
             mode = "generated"
-            sentences, dropped = self._generate(question, hits, history)
+            sentences, dropped = self._check(question, hits, raw)
             if not sentences and self.settings.on_unsupported == "extract":
                 mode, sentences = "extracted", self._extract(question, hits)
-        timings["generate_ms"] = (time.perf_counter() - started) * 1000
+        # Answering time: the generator's (measured by the caller) plus checking or quoting.
+        elapsed = (time.perf_counter() - started) * 1000
+        timings["generate_ms"] = timings.get("generate_ms", 0.0) + elapsed
         if not sentences:
             return Answer(
                 question,
@@ -79,13 +133,10 @@ class Answerer:
             tuple(dropped),
         )
 
-    def _generate(
-        self, question: str, hits: list[Hit], history: list[tuple[str, str]]
+    def _check(
+        self, question: str, hits: list[Hit], raw: str
     ) -> tuple[list[tuple[str, list[int]]], list[tuple[str, str]]]:
         """(kept sentences with the passages that support them, dropped sentences with why)."""
-        raw = self.generator.generate(
-            build_messages(question, hits, history), self.settings.max_new_tokens
-        )
         log.debug("generator said: %r", raw)
         kept: list[tuple[str, list[int]]] = []
         dropped: list[tuple[str, str]] = []
@@ -151,6 +202,11 @@ class Answerer:
         chosen = [i for i in np.argsort(-scores)[:3] if scores[i] >= best - 0.08]
         chosen.sort(key=lambda i: (candidates[i][1], candidates[i][2]))
         return [(candidates[i][0], [candidates[i][1]]) for i in chosen]
+
+
+def _confidence(hits: list[Hit]) -> float:
+    """How sure retrieval is that the answer is among the hits: the best hit's score."""
+    return hits[0].score if hits else 0.0
 
 
 def _is_heading(sentence: str, hit: Hit) -> bool:

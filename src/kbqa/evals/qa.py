@@ -37,6 +37,7 @@ from kbqa.types import Answer
 Progress = Callable[[str, int, int], None]
 # The reasons the answerer gives for dropping a sentence because of its content, not its form.
 _REJECTED = ("not supported", "cites no passage")
+_BLOCK = 32  # questions answered between progress updates (the generator batches within)
 
 
 @dataclass
@@ -95,11 +96,14 @@ def evaluate_qa(
         answerer = Answerer(kb.retriever, config.generator, unthresholded)
         started = time.perf_counter()
         found = []
-        for n, qid in enumerate(qids):
+        for start in range(0, len(qids), _BLOCK):
+            block = qids[start : start + _BLOCK]
+            answers = answerer.answer_many(
+                [dataset.queries[q] for q in block], extractive=config.generator is None
+            )
+            found += [_record(q, dataset, gold, a) for q, a in zip(block, answers, strict=True)]
             if progress:
-                progress(config.label, n, len(qids))
-            answer = answerer.answer(dataset.queries[qid], extractive=config.generator is None)
-            found.append(_record(qid, dataset, gold, answer))
+                progress(config.label, len(found) - 1, len(qids))
         seconds[config.label] = time.perf_counter() - started
         records[config.label] = found
         rows[config.label] = score(found, threshold)
