@@ -102,6 +102,11 @@ def test_one_document_per_thread_with_replies_in_ts_order():
         "first_ts": f"{T0}.000000",
         "last_ts": f"{T0 + 120}.000000",
         "thread_ts": f"{T0}.000000",
+        "messages": [
+            {"ts": f"{T0}.000000", "user": "U3", "author": "Jonas Weber", "reactions": {}},
+            {"ts": f"{T0 + 60}.000000", "user": "U2", "author": "Greta Vos", "reactions": {}},
+            {"ts": f"{T0 + 120}.000000", "user": "U3", "author": "Jonas Weber", "reactions": {}},
+        ],
     }
 
 

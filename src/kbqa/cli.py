@@ -312,6 +312,97 @@ def eval_qa(
 
 
 @cli.group()
+def tune() -> None:
+    """Instruction-tune the generator on your own questions and answers."""
+
+
+@tune.command("data")
+@click.option(
+    "--halueval/--no-halueval",
+    default=True,
+    help="Include halueval-qa's training split (prepared if missing).",
+)
+@click.option("--include-private", is_flag=True, help="Also train on private Slack channels.")
+@click.pass_obj
+def tune_data(settings: Settings, halueval: bool, include_private: bool) -> None:
+    """Build training examples (KBQA_HOME/tune/train.jsonl) from resolved Slack threads,
+    👍-rated answers and halueval-qa's training split, in the answerer's prompt format."""
+    from kbqa.app import KnowledgeBase
+    from kbqa.tune import build_training_data
+
+    out = settings.home / "tune" / "train.jsonl"
+    kb = _kb(settings)
+    halueval_kb = (
+        KnowledgeBase(settings.replace(home=settings.home / "evals" / "halueval-qa"))
+        if halueval
+        else None
+    )
+    bars = _Bars()
+    counts = build_training_data(
+        kb,
+        out,
+        halueval_dir=settings.home / "datasets" / "halueval-qa" if halueval else None,
+        halueval_kb=halueval_kb,
+        include_private=include_private,
+        progress=lambda done, total: bars("halueval-qa", done, total),
+    )
+    bars.close()
+    for source, count in counts.items():
+        click.echo(f"{source:>17}: {count}")
+    if not sum(counts.values()):
+        raise KbqaError("no training examples: ingest Slack threads or keep --halueval")
+    click.echo(f"{sum(counts.values())} examples in {out}")
+
+
+@tune.command("train")
+@click.option("--name", default="smollm2-kbqa", show_default=True, help="KBQA_HOME/models/NAME.")
+@click.option(
+    "--data", type=click.Path(path_type=Path), help="Default: KBQA_HOME/tune/train.jsonl."
+)
+@click.option("--method", type=click.Choice(["full", "lora"]), default="full", show_default=True)
+@click.option("--steps", type=int, default=50, show_default=True, help="Optimizer steps.")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Examples per step.")
+@click.option("--learning-rate", type=float, help="Default: 5e-5 (full), 5e-4 (lora).")
+@click.option(
+    "--max-length", type=int, default=768, show_default=True, help="Longer examples are left out."
+)
+@click.option("--fresh", is_flag=True, help="Ignore a checkpoint instead of resuming from it.")
+@click.pass_obj
+def tune_train(
+    settings: Settings,
+    name: str,
+    data: Path | None,
+    method: str,
+    steps: int,
+    batch_size: int,
+    learning_rate: float | None,
+    max_length: int,
+    fresh: bool,
+) -> None:
+    """Fine-tune the configured generator; the result answers with `kbqa ask --model NAME`."""
+    from kbqa.tune.train import TrainConfig, train
+
+    rate = learning_rate or (5e-5 if method == "full" else 5e-4)
+    config = TrainConfig(
+        method=method,
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=rate,
+        max_length=max_length,
+    )
+    folder = train(
+        data or settings.home / "tune" / "train.jsonl",
+        name,
+        settings.models_dir,
+        base=settings.generator_model,
+        config=config,
+        device=settings.device,
+        resume=not fresh,
+    )
+    click.echo(f"saved {folder}: try `kbqa ask --model {name} QUESTION`")
+
+
+@cli.group()
 def sync() -> None:
     """Pull new content from a live service."""
 

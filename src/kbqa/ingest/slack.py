@@ -197,21 +197,20 @@ def _document(
     blocks = [f"{m.author}: {m.body}" for m in group]
     text = _SEPARATOR.join(blocks)
     first_line = _first_line(group[0].body)
+    per_message = _message_reactions(group)
     reactions: dict[str, int] = {}
-    for message in group:
-        for reaction in _dicts(message.raw, "reactions"):
-            name = _SKIN_TONE.sub("", _str(reaction.get("name")))
-            count = _int(reaction.get("count")) or len(reaction.get("users") or [])
-            if name and count:
-                reactions[name] = reactions.get(name, 0) + count
+    for counts in per_message:
+        for name, count in counts.items():
+            reactions[name] = reactions.get(name, 0) + count
     heading = f"#{conversation.name}{HEADING_SEPARATOR}{first_line}"
     chunks = _chunk(blocks, max_chars)
     return Document(
         uri=f"https://{workspace}.slack.com/archives/{conversation.id}/p{root.replace('.', '')}",
         title=f"#{conversation.name}: {first_line}",
-        # Reactions count too: a ✅ added later marks the thread resolved and must re-index it.
+        # Each message's reactions count too: a ✅ added later (or moved to another reply)
+        # changes which answer was accepted, and must re-index the thread.
         content_hash=hashlib.sha256(
-            (text + json.dumps(sorted(reactions.items()))).encode("utf-8")
+            (text + json.dumps([sorted(r.items()) for r in per_message])).encode("utf-8")
         ).hexdigest(),
         chunks=tuple(Chunk(c, heading, position=i) for i, c in enumerate(chunks)),
         mtime=float(group[-1].key),
@@ -228,8 +227,29 @@ def _document(
             "last_ts": group[-1].ts,
             # Loose messages are not a thread: nothing to reply to.
             "thread_ts": root if thread else "",
+            # Per message, in the order of the text's "author: body" blocks: who said it and
+            # its reactions (which reply was accepted), for `kbqa tune data`.
+            "messages": [
+                {"ts": m.ts, "user": _str(m.raw.get("user")), "author": m.author, "reactions": r}
+                for m, r in zip(group, per_message, strict=True)
+            ]
+            if thread
+            else [],
         },
     )
+
+
+def _message_reactions(group: list[_Message]) -> list[dict[str, int]]:
+    out = []
+    for message in group:
+        counts: dict[str, int] = {}
+        for reaction in _dicts(message.raw, "reactions"):
+            name = _SKIN_TONE.sub("", _str(reaction.get("name")))
+            count = _int(reaction.get("count")) or len(reaction.get("users") or [])
+            if name and count:
+                counts[name] = counts.get(name, 0) + count
+        out.append(counts)
+    return out
 
 
 def _first_line(body: str) -> str:
