@@ -160,3 +160,25 @@ def test_overlap_counts_only_words_the_question_did_not_supply():
     assert (
         support.overlap("Ask the Jenkins team to restart pods.", passage, question) == 0.4
     )  # 2 of 5
+
+
+def test_confidence_falls_when_the_best_passage_lacks_the_questions_rare_terms(ready):
+    answerer = Answerer(ready.retriever, None, ready.settings)
+    covered = "how do I rotate the staging password with vault?"
+    missing = "how do I rotate the zanzibar password with quuxvault?"
+    scores = {}
+    for question in (covered, missing):
+        hits = ready.retriever.search(question, 2)
+        assert "vault write" in hits[0].text  # the same passage is best for both
+        scores[question] = (answerer.confidence(question, hits), hits[0].score)
+    assert scores[missing][0] < scores[covered][0] - 0.1
+    # Blended 0.7 / 0.3 with the cosine: the coverage part is what moved.
+    coverage = {q: (c - 0.7 * cosine) / 0.3 for q, (c, cosine) in scores.items()}
+    assert coverage[covered] > 0.5 > coverage[missing]
+
+
+def test_low_confidence_abstains_even_with_a_good_cosine(ready: KnowledgeBase):
+    question = "how do I rotate the zanzibar password with quuxvault?"
+    answer, generator = answer_with(ready, "anything [1].", question, min_confidence=0.9)
+    assert answer.abstained and generator.messages is None
+    assert answer.hits[0].score >= ready.settings.min_hit_score

@@ -16,6 +16,7 @@ def run(args: list[str], home: Path, cwd: Path, **env: str) -> subprocess.Comple
         "KBQA_EMBEDDING_MODEL": "hash",
         "KBQA_GENERATOR_MODEL": "echo",
         "KBQA_MIN_HIT_SCORE": "0.1",
+        "KBQA_MIN_CONFIDENCE": "0.0",
         **env,
     }
     return subprocess.run(

@@ -58,7 +58,9 @@ def tiny(tmp_path: Path):
 
 
 def test_every_config_is_scored_and_reported(tmp_path: Path, settings, tiny):
-    kb = KnowledgeBase(settings.replace(min_hit_score=0.2), embedder=HashEmbedder())
+    kb = KnowledgeBase(
+        settings.replace(min_hit_score=0.0, min_confidence=0.2), embedder=HashEmbedder()
+    )
     out = tmp_path / "report"
     configs = [Config("extractive"), Config("echo", EchoGenerator())]
     report = evaluate_qa(kb, tiny, "tiny", "test", configs, out)
@@ -104,13 +106,16 @@ def test_the_support_check_rejects_answers_with_changed_figures(tmp_path, settin
 
 def test_threshold_moves_answers_to_abstentions():
     records = [
-        {"id": "a", "answerable": True, "confidence": 0.9, "mode": "generated", "cited": ["d"],
+        {"id": "a", "answerable": True, "confidence": 0.9, "cosine": 0.9,
+         "mode": "generated", "cited": ["d"],
          "gold": ["d"], "em": 1.0, "f1": 1.0, "contains": True, "correct": True,
          "written": 2, "rejected": 1},
-        {"id": "b", "answerable": True, "confidence": 0.5, "mode": "extracted", "cited": ["x"],
+        {"id": "b", "answerable": True, "confidence": 0.5, "cosine": 0.5,
+         "mode": "extracted", "cited": ["x"],
          "gold": ["d2"], "em": 0.0, "f1": 0.5, "contains": False, "correct": False,
          "written": 1, "rejected": 1},
-        {"id": "c", "answerable": False, "confidence": 0.4, "mode": "extracted", "cited": ["y"],
+        {"id": "c", "answerable": False, "confidence": 0.4, "cosine": 0.6,
+         "mode": "extracted", "cited": ["y"],
          "gold": [], "em": 0.0, "f1": 0.0, "contains": False, "correct": False,
          "written": 0, "rejected": 0},
     ]  # fmt: skip
@@ -121,6 +126,9 @@ def test_threshold_moves_answers_to_abstentions():
     assert everything["rejected_sentences"] == pytest.approx(2 / 3)
     strict = score(records, threshold=0.45)
     assert strict["answered"] == pytest.approx(2 / 3) and strict["abstention_recall"] == 1.0
+    # The cosine floor abstains on its own: "b" has the confidence but not the cosine.
+    floored = score(records, threshold=0.0, min_cosine=0.55)
+    assert floored["answered"] == pytest.approx(2 / 3) and floored["abstention_recall"] == 0.0
     generated = score(records, threshold=0.0, generated_only=True)
     assert generated["f1"] == 0.5 and generated["citation_precision"] == 1.0
     assert math.isclose(generated["abstention_precision"], 0.5)
@@ -136,7 +144,8 @@ def test_cli_eval_qa_writes_a_report(tmp_path, monkeypatch):
     make_dataset(tmp_path / "tiny")
     monkeypatch.setenv("KBQA_EMBEDDING_MODEL", "hash")
     monkeypatch.setenv("KBQA_GENERATOR_MODEL", "echo")
-    monkeypatch.setenv("KBQA_MIN_HIT_SCORE", "0.2")
+    monkeypatch.setenv("KBQA_MIN_HIT_SCORE", "0.0")
+    monkeypatch.setenv("KBQA_MIN_CONFIDENCE", "0.2")
     out = tmp_path / "out"
     result = CliRunner().invoke(
         cli,

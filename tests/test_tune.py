@@ -329,6 +329,7 @@ def test_cli_builds_data_from_slack_trains_and_answers_with_the_result(tmp_path,
     monkeypatch.setenv("KBQA_EMBEDDING_MODEL", "hash")
     monkeypatch.setenv("KBQA_SLACK_WORKSPACE", "larkspur")
     monkeypatch.setenv("KBQA_MIN_HIT_SCORE", "0.0")
+    monkeypatch.setenv("KBQA_MIN_CONFIDENCE", "0.0")
 
     def kbqa(*args: str) -> str:
         result = CliRunner().invoke(cli, ["--home", str(home), *args], catch_exceptions=False)

@@ -40,7 +40,7 @@ class Answerer:
         query = f"{context}\n{question}" if context else question
         hits, timings = self._retrieve(query, k, allow)
         raw = None
-        if self._wants_generator(hits, extractive):
+        if self._wants_generator(question, hits, extractive):
             started = time.perf_counter()
             raw = self.generator.generate(
                 build_messages(question, hits, history), self.settings.max_new_tokens
@@ -54,7 +54,9 @@ class Answerer:
         """answer() for many questions, the generator's prompts run in batches (evaluation)."""
         retrieved = [self._retrieve(q, k, None) for q in questions]
         wanted = [
-            i for i, (hits, _) in enumerate(retrieved) if self._wants_generator(hits, extractive)
+            i
+            for i, (hits, _) in enumerate(retrieved)
+            if self._wants_generator(questions[i], hits, extractive)
         ]
         started = time.perf_counter()
         replies = generate_many(
@@ -78,12 +80,27 @@ class Answerer:
         hits = self.retriever.search(query, k or self.settings.top_k, allow)
         return hits, {"retrieve_ms": (time.perf_counter() - started) * 1000}
 
-    def _wants_generator(self, hits: list[Hit], extractive: bool) -> bool:
+    def confidence(self, question: str, hits: list[Hit]) -> float:
+        """How sure retrieval is that the best hit answers the question: its cosine similarity
+        (weight 0.7) mixed with the share of the question's terms it contains, weighted by
+        rarity (0.3). A near miss on the same topic has a high cosine but lacks the question's
+        names: AUROC for answerable vs not rises from 0.81 to 0.86 on halueval-qa dev and from
+        0.89 to 0.92 on the handbook's questions (benchmarks/abstention.py)."""
+        if not hits:
+            return 0.0
+        top = hits[0]
+        text = f"{top.title}\n{top.heading}\n{top.text}"
+        return 0.7 * top.score + 0.3 * self.retriever.lexical.coverage(question, text)
+
+    def _abstains(self, question: str, hits: list[Hit]) -> bool:
         return (
-            not extractive
-            and self.generator is not None
-            and _confidence(hits) >= self.settings.min_hit_score
+            not hits
+            or hits[0].score < self.settings.min_hit_score
+            or self.confidence(question, hits) < self.settings.min_confidence
         )
+
+    def _wants_generator(self, question: str, hits: list[Hit], extractive: bool) -> bool:
+        return not extractive and self.generator is not None and not self._abstains(question, hits)
 
     def _finish(
         self,
@@ -94,8 +111,8 @@ class Answerer:
         raw: str | None,
     ) -> Answer:
         """Check the generator's reply (or quote when there is none) and build the Answer."""
-        confidence = _confidence(hits)
-        if confidence < self.settings.min_hit_score:
+        confidence = self.confidence(question, hits)
+        if self._abstains(question, hits):
             return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits), timings, confidence)
         started = time.perf_counter()
         mode, dropped = "extracted", []
@@ -202,11 +219,6 @@ class Answerer:
         chosen = [i for i in np.argsort(-scores)[:3] if scores[i] >= best - 0.08]
         chosen.sort(key=lambda i: (candidates[i][1], candidates[i][2]))
         return [(candidates[i][0], [candidates[i][1]]) for i in chosen]
-
-
-def _confidence(hits: list[Hit]) -> float:
-    """How sure retrieval is that the answer is among the hits: the best hit's score."""
-    return hits[0].score if hits else 0.0
 
 
 def _is_heading(sentence: str, hit: Hit) -> bool:

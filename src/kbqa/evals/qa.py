@@ -58,6 +58,7 @@ class QaReport:
     curves: dict[str, list[tuple[float, float, float]]]
     seconds: dict[str, float]
     threshold: float
+    min_cosine: float
     folder: Path
     records: dict[str, list[dict]] = field(default_factory=dict)
 
@@ -88,9 +89,9 @@ def evaluate_qa(
     kb.index_sources([corpus_source(dataset, name)])
     qids = split_questions(dataset, split, limit)
     gold = _gold(dataset)
-    threshold = kb.settings.min_hit_score
+    threshold, min_cosine = kb.settings.min_confidence, kb.settings.min_hit_score
     # Off here, applied afterwards: the answer beneath every threshold is needed for the curve.
-    unthresholded = kb.settings.replace(min_hit_score=-math.inf)
+    unthresholded = kb.settings.replace(min_hit_score=-math.inf, min_confidence=-math.inf)
     rows, curves, seconds, records = {}, {}, {}, {}
     for config in configs:
         answerer = Answerer(kb.retriever, config.generator, unthresholded)
@@ -106,17 +107,21 @@ def evaluate_qa(
                 progress(config.label, len(found) - 1, len(qids))
         seconds[config.label] = time.perf_counter() - started
         records[config.label] = found
-        rows[config.label] = score(found, threshold)
+        rows[config.label] = score(found, threshold, min_cosine)
         curves[config.label] = accuracy_vs_coverage(
             [r["correct"] for r in found], [r["confidence"] for r in found]
         )
         if config.generator is not None:
-            rows[f"{config.label} (generated only)"] = score(found, threshold, generated_only=True)
+            rows[f"{config.label} (generated only)"] = score(
+                found, threshold, min_cosine, generated_only=True
+            )
     if progress:
         progress("support check", 0, 1)
     checked = support_accuracy(kb, dataset, qids, gold)
     out.mkdir(parents=True, exist_ok=True)
-    report = QaReport(name, split, len(qids), rows, checked, curves, seconds, threshold, out)
+    report = QaReport(
+        name, split, len(qids), rows, checked, curves, seconds, threshold, min_cosine, out
+    )
     report.records = records
     _write(report)
     return report
@@ -141,6 +146,7 @@ def _record(qid: str, dataset: BeirDataset, gold: dict[str, set[str]], answer: A
         "answerable": answerable,
         "gold": sorted(gold.get(qid, ())),
         "confidence": answer.confidence,
+        "cosine": answer.hits[0].score if answer.hits else 0.0,
         "answer": answer.text,
         "mode": "abstained" if answer.abstained else answer.mode,
         "cited": [c.hit.metadata.get("doc_id", c.hit.uri) for c in answer.citations],
@@ -157,11 +163,18 @@ def _record(qid: str, dataset: BeirDataset, gold: dict[str, set[str]], answer: A
     }
 
 
-def score(records: list[dict], threshold: float, generated_only: bool = False) -> dict[str, float]:
-    """The metrics of one config at an abstention threshold on the confidence."""
+def score(
+    records: list[dict],
+    threshold: float,
+    min_cosine: float = -math.inf,
+    generated_only: bool = False,
+) -> dict[str, float]:
+    """The metrics of one config when it abstains below `threshold` on the confidence or
+    below `min_cosine` on the best hit's cosine."""
     answered = [
         r["mode"] != "abstained"
         and r["confidence"] >= threshold
+        and r["cosine"] >= min_cosine
         and (r["mode"] == "generated" or not generated_only)
         for r in records
     ]
@@ -187,6 +200,7 @@ def score(records: list[dict], threshold: float, generated_only: bool = False) -
         "abstention_precision": abstention["precision"],
         "abstention_recall": abstention["recall"],
         "auroc": auroc([r["answerable"] for r in records], [r["confidence"] for r in records]),
+        "auroc_cosine": auroc([r["answerable"] for r in records], [r["cosine"] for r in records]),
         "accuracy_answered": _mean([float(r["correct"]) for r in delivered]),
         # The model's own hallucination rate: its sentences the support check rejects.
         "rejected_sentences": rejected,
@@ -248,6 +262,7 @@ _COLUMNS = {
     "abstention_precision": "abst. P",
     "abstention_recall": "abst. R",
     "auroc": "AUROC",
+    "auroc_cosine": "AUROC cos",
     "rejected_sentences": "rejected sent.",
 }
 
@@ -263,7 +278,8 @@ def _write(report: QaReport) -> None:
         "split": report.split,
         "questions": report.questions,
         "answerable": answerable,
-        "threshold": report.threshold,
+        "min_confidence": report.threshold,
+        "min_hit_score": report.min_cosine,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "configs": {k: {m: clean(v) for m, v in row.items()} for k, row in report.rows.items()},
         "support_check": {k: clean(v) for k, v in report.support.items()},
@@ -279,10 +295,12 @@ def _write(report: QaReport) -> None:
         f"# Answers on {report.dataset} ({report.split}: {report.questions} questions, "
         f"{report.questions - answerable} of them unanswerable)",
         "",
-        f"Abstention threshold (min_hit_score) {report.threshold}. F1, EM and 'has answer' are "
+        f"Abstains below min_confidence {report.threshold} or min_hit_score (cosine) "
+        f"{report.min_cosine}. F1, EM and 'has answer' are "
         "over the answerable questions (an abstention scores 0); citation precision is over "
         "delivered answers; AUROC is of the confidence for answerable vs not; 'rejected sent.' "
-        "is the share of the generator's own sentences the support check removed.",
+        "is the share of the generator's own sentences the support check removed. The plot moves "
+        "min_confidence alone.",
         "",
         "| config | " + " | ".join(_COLUMNS.values()) + " | seconds |",
         "|---" * (len(_COLUMNS) + 2) + "|",

@@ -4,7 +4,9 @@ so it is always in step with the vector index (both follow the database)."""
 from __future__ import annotations
 
 import logging
+import math
 import re
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
@@ -53,6 +55,7 @@ class LexicalIndex:
         self._state: tuple | None = None
         self._bm25 = None
         self._ids = np.zeros(0, dtype=np.int64)
+        self._document_frequency: Counter[str] = Counter()
 
     def _fingerprint(self) -> tuple:
         with self.store.session() as s:
@@ -80,11 +83,28 @@ class LexicalIndex:
             tokens = [
                 self.tokenize(f"{title}\n{heading}\n{text}") for _, title, heading, text in rows
             ]
+            self._document_frequency = Counter(t for doc in tokens for t in set(doc))
             self._bm25 = bm25s.BM25()
             # An empty token lets a chunk with no indexable word still have a row.
             self._bm25.index([t or [""] for t in tokens], show_progress=False)
         self._state = state
         log.debug("BM25 index rebuilt over %d chunks", len(rows))
+
+    def coverage(self, query: str, text: str) -> float:
+        """The IDF-weighted share of the query's terms that `text` contains. A question whose
+        rare words (names, identifiers) the best passage lacks is rarely answered by it, and a
+        word the corpus never uses weighs the most."""
+        self._ensure()
+        terms = set(self.tokenize(query))
+        count = len(self._ids)
+        weights = {
+            t: math.log((count + 1) / (self._document_frequency.get(t, 0) + 0.5)) for t in terms
+        }
+        total = sum(weights.values())
+        if total <= 0:
+            return 0.0
+        present = set(self.tokenize(text))
+        return sum(w for t, w in weights.items() if t in present) / total
 
     def _scores(self, query: str) -> np.ndarray | None:
         """The BM25 score of every chunk (in self._ids order), or None if no query word is known."""
