@@ -160,3 +160,10 @@ def test_cli_eval_qa_writes_a_report(tmp_path, monkeypatch):
             ["--home", str(tmp_path / "h"), "eval", "qa", str(tmp_path / "tiny"), "--split", "x"],
             catch_exceptions=False,
         )
+
+
+def test_a_dataset_without_reference_answers_is_refused(tmp_path: Path):
+    folder = make_dataset(tmp_path / "tiny")
+    (folder / "answers.jsonl").unlink()
+    with pytest.raises(KbqaError, match=r"no answers\.jsonl"):
+        split_questions(load_beir(folder), "test")

@@ -358,3 +358,12 @@ def test_cli_builds_data_from_slack_trains_and_answers_with_the_result(tmp_path,
     assert info["steps"] == 2 and info["counts"] == {"slack": slack}
     answer = json.loads(kbqa("ask", "--model", "mine", "--json", "how do I deploy the tracker?"))
     assert answer["mode"] in ("generated", "extracted", "abstained")
+
+
+def test_no_examples_is_refused_and_keeps_the_earlier_file(tmp_path: Path, settings):
+    out = tmp_path / "train.jsonl"
+    out.write_text('{"earlier": true}\n')
+    empty = KnowledgeBase(settings, embedder=HashEmbedder())
+    with pytest.raises(KbqaError, match="no training examples"):
+        build_training_data(empty, out)
+    assert out.read_text() == '{"earlier": true}\n'

@@ -12,6 +12,7 @@ import numpy as np
 from kbqa.assistant import support
 from kbqa.assistant.generator import Generator, generate_many
 from kbqa.assistant.prompt import ABSTAIN_TEXT, build_messages
+from kbqa.retrieval.lexical import lexical_text
 from kbqa.retrieval.retriever import Retriever
 from kbqa.settings import Settings
 from kbqa.types import Answer, Citation, Hit
@@ -89,7 +90,7 @@ class Answerer:
         if not hits:
             return 0.0
         top = hits[0]
-        text = f"{top.title}\n{top.heading}\n{top.text}"
+        text = lexical_text(top.title, top.heading, top.text)
         return 0.7 * top.score + 0.3 * self.retriever.lexical.coverage(question, text)
 
     def _abstains(self, question: str, hits: list[Hit]) -> bool:

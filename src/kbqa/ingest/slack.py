@@ -16,7 +16,7 @@ from kbqa.types import Chunk, Document
 
 # Subtypes that carry what someone said; every other subtype is channel noise (joins, topics…).
 _CONTENT_SUBTYPES = frozenset({"thread_broadcast", "file_share"})
-_RESOLVED = frozenset({"white_check_mark", "heavy_check_mark", "ballot_box_with_check"})
+RESOLVED_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark", "ballot_box_with_check"})
 _BROADCASTS = frozenset({"here", "channel", "everyone"})
 _MARKUP = re.compile(r"<([^<>]*)>")
 _MENTION = re.compile(r"<@([A-Z0-9]+)")
@@ -222,7 +222,7 @@ def _document(
             "participants": list(dict.fromkeys(m.author for m in group)),
             "reply_count": sum(1 for m in group if m.ts != root) if thread else 0,
             "reactions": reactions,
-            "resolved": any(name in _RESOLVED for name in reactions),
+            "resolved": any(name in RESOLVED_REACTIONS for name in reactions),
             "first_ts": group[0].ts,
             "last_ts": group[-1].ts,
             # Loose messages are not a thread: nothing to reply to.

@@ -48,6 +48,11 @@ def make_tokenizer(stemmer: str = "english") -> Callable[[str], list[str]]:
     return tokenize
 
 
+def lexical_text(title: str, heading: str, text: str) -> str:
+    """What BM25 indexes for a chunk: its document title, heading path and text."""
+    return f"{title}\n{heading}\n{text}"
+
+
 class LexicalIndex:
     def __init__(self, store: Store, stemmer: str = "english"):
         self.store = store
@@ -81,7 +86,8 @@ class LexicalIndex:
         self._bm25 = None
         if rows:
             tokens = [
-                self.tokenize(f"{title}\n{heading}\n{text}") for _, title, heading, text in rows
+                self.tokenize(lexical_text(title, heading, text))
+                for _, title, heading, text in rows
             ]
             self._document_frequency = Counter(t for doc in tokens for t in set(doc))
             self._bm25 = bm25s.BM25()

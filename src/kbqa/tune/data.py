@@ -24,7 +24,7 @@ from kbqa.assistant.prompt import build_messages
 from kbqa.errors import KbqaError
 from kbqa.evals.datasets import BeirDataset, load_beir, prepare
 from kbqa.evals.retrieval import corpus_source
-from kbqa.ingest.slack import _RESOLVED
+from kbqa.ingest.slack import RESOLVED_REACTIONS
 from kbqa.store import ChunkRow, DocumentRow, FeedbackRow
 from kbqa.types import Hit
 
@@ -92,6 +92,9 @@ def build_training_data(
             max_prompt_chars,
             progress,
         )
+    if not examples:
+        # Refused before writing: an earlier train.jsonl is kept, not replaced by nothing.
+        raise KbqaError("no training examples: ingest Slack threads or include halueval-qa")
     leaked = {e["question"] for e in examples} & held_out
     if leaked:
         raise KbqaError(f"{len(leaked)} dev/test questions reached the training data")
@@ -183,7 +186,12 @@ def accepted_reply(messages: list[dict[str, Any]]) -> int | None:
         return m.get("author") == asker.get("author")
 
     candidates = [
-        (any(r in _RESOLVED for r in m.get("reactions", {})), sum(m["reactions"].values()), -i, i)
+        (
+            any(r in RESOLVED_REACTIONS for r in m.get("reactions", {})),
+            sum(m["reactions"].values()),
+            -i,
+            i,
+        )
         for i, m in enumerate(messages)
         if i > 0 and not by_asker(m) and m.get("reactions")
     ]
