@@ -68,14 +68,36 @@ def test_uncited_unsupported_and_repeated_sentences_are_dropped(ready: Knowledge
     reasons = [why for _, why in answer.dropped]
     assert answer.text.count("rotate-role") == 1
     assert "Jenkins" not in answer.text and "1Password" not in answer.text
-    assert reasons[0] == "cites no passage"
-    assert any(r.startswith("not supported by") for r in reasons)
+    # Uncited and not said by any passage: dropped, with the closest passage's figures.
+    assert reasons[0].startswith("not supported by any source") and "1password" in reasons[0]
+    assert any(r.startswith("not supported by") for r in reasons[1:])
     assert "repeats an earlier sentence" in reasons
 
 
-def test_citation_of_a_passage_that_does_not_exist_is_ignored(ready: KnowledgeBase):
-    answer, _ = answer_with(ready, "Backups run nightly at 02:00 UTC [9].", "when do backups run?")
+def test_a_wrong_or_missing_citation_is_replaced_by_the_passage_that_says_it(
+    ready: KnowledgeBase,
+):
+    for said in ("Backups run nightly at 02:00 UTC [9].", "Backups run nightly at 02:00 UTC."):
+        answer, _ = answer_with(ready, said, "when do backups run?")
+        assert answer.text == "Backups run nightly at 02:00 UTC [1]."
+        assert "02:00 UTC" in answer.citations[0].hit.text
+
+
+def test_an_invented_sentence_with_a_made_up_citation_abstains_and_says_why(
+    ready: KnowledgeBase,
+):
+    answer, _ = answer_with(ready, "Backups run hourly at 03:30 UTC [9].", "when do backups run?")
     assert answer.abstained and answer.text == ABSTAIN_TEXT
+    assert answer.reason == "none of the generator's 1 sentences passed the support check"
+    assert "missing" in answer.dropped[0][1] and "03:30" in answer.dropped[0][1]
+
+
+def test_a_pointer_to_a_source_is_not_an_answer(ready: KnowledgeBase):
+    answer, _ = answer_with(ready, "Follow the steps outlined in Source [1].", QUESTION)
+    assert answer.abstained
+    assert answer.dropped == (
+        ("Follow the steps outlined in Source [1].", "points to a source instead of answering"),
+    )
 
 
 def test_restating_the_question_is_not_an_answer(ready: KnowledgeBase):
@@ -117,6 +139,8 @@ def test_echo_generator_round_trip_through_the_knowledge_base(ready: KnowledgeBa
         "abstained",
         "mode",
         "confidence",
+        "reason",
+        "dropped",
         "citations",
         "hits",
         "timings",
@@ -133,7 +157,9 @@ def test_prompt_numbers_passages_and_carries_history(ready: KnowledgeBase):
     hits = ready.retriever.search("backups", 2)
     messages = build_messages("and how long are they kept?", hits, [("when?", "02:00 [1].")])
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
-    assert "[1] (" in messages[-1]["content"] and "[2] (" in messages[-1]["content"]
+    # "Source [n]: Title" on a line of its own: labels a small model does not copy into answers.
+    assert "Source [1]: Database runbook" in messages[-1]["content"]
+    assert "Source [2]: " in messages[-1]["content"]
 
 
 @pytest.mark.parametrize(

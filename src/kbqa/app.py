@@ -55,7 +55,14 @@ class KnowledgeBase:
     @cached_property
     def generator(self) -> Generator:
         s = self.settings
-        return make_generator(s.generator_model, s.models_dir, s.device)
+        return make_generator(
+            s.generator_model,
+            s.models_dir,
+            s.device,
+            s.model_cache,
+            s.generator_backend,
+            s.generator_threads,
+        )
 
     @cached_property
     def index(self) -> VectorIndex:

@@ -300,7 +300,17 @@ def eval_qa(
     configs = [Config("extractive")] if extractive else []
     # Generators come from the user's home (KBQA_HOME/models), not the dataset's.
     configs += [
-        Config(model, make_generator(model, settings.models_dir, settings.device))
+        Config(
+            model,
+            make_generator(
+                model,
+                settings.models_dir,
+                settings.device,
+                settings.model_cache,
+                settings.generator_backend,
+                settings.generator_threads,
+            ),
+        )
         for model in names
     ]
     out = _report_folder(settings, name, "qa", out)

@@ -27,6 +27,13 @@ class Settings:
     embedding_model: str = PACKAGED_EMBEDDER
     # A causal LM: Hugging Face id, local folder, a name under HOME/models, or the packaged one.
     generator_model: str = PACKAGED_GENERATOR
+    # "auto": llama.cpp for the packaged models and .gguf paths (when xllamacpp is installed),
+    # transformers for Hugging Face ids and folders; or force "llama.cpp" / "transformers".
+    generator_backend: str = "auto"
+    # llama.cpp threads; 0 is one per core.
+    generator_threads: int = 0
+    # Where packaged models split over several packages are assembled (once, ~1 GB).
+    model_cache: Path = Path("~/.cache/kbqa/models")
     # "auto" uses a CUDA GPU when torch (and faiss) see one; "cpu" or "cuda" force it.
     device: str = "auto"
     embed_batch_size: int = 32
@@ -63,6 +70,9 @@ class Settings:
     support_min_overlap: float = 0.5
     support_min_similarity: float = 0.4
     max_new_tokens: int = 96
+    # Each passage is shown to the generator cut to its lines closest to the question, at most
+    # this many characters (0: whole passages); the support check always reads whole passages.
+    prompt_passage_chars: int = 450
     # When no generated sentence survives the support check but retrieval was confident:
     # "abstain", or "extract" (quote the best sentences instead, as --extractive does).
     # "extract" is the default because the packaged 135M generator rarely writes a supported,
@@ -128,6 +138,7 @@ class Settings:
     def validate(self) -> None:
         choices = {
             "on_unsupported": ("abstain", "extract"),
+            "generator_backend": ("auto", "llama.cpp", "transformers"),
             "device": ("auto", "cpu", "cuda"),
             "retrieval_mode": ("dense", "bm25", "hybrid"),
             "fusion": ("rrf", "convex"),

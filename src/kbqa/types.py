@@ -70,6 +70,9 @@ class Answer:
     mode: str = "abstained"
     # Sentences the generator wrote that the support check removed, with the reason.
     dropped: tuple[tuple[str, str], ...] = ()
+    # Why it abstained (the signal, its value and the threshold), or why it quoted instead of
+    # answering in the generator's words; empty for a generated answer.
+    reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape documented in the README."""
@@ -91,6 +94,8 @@ class Answer:
             "abstained": self.abstained,
             "mode": self.mode,
             "confidence": round(self.confidence, 4),
+            "reason": self.reason,
+            "dropped": [{"sentence": s, "reason": why} for s, why in self.dropped],
             "citations": [hit_dict(c.hit, c.n) for c in self.citations],
             "hits": [hit_dict(h) for h in self.hits],
             "timings": {k: round(v, 1) for k, v in self.timings.items()},

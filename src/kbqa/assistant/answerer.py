@@ -1,16 +1,24 @@
-"""Question -> retrieved passages -> generated (or extracted) answer -> checked, cited Answer."""
+"""Question -> retrieved passages -> generated (or quoted) answer -> checked, cited Answer.
+
+The answerer is a pipeline of small stages, each one's output the next one's input:
+retrieve (hits) -> decide (answer or abstain, with the reason) -> focus (the passages' lines
+the model is shown) -> generate (streamed) -> check (each finished sentence against the
+passages) -> render (citations renumbered in order of use). `answer_stream` yields each
+sentence as soon as it has passed the check, then the Answer.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from kbqa.assistant import support
-from kbqa.assistant.generator import Generator, generate_many
+from kbqa.assistant.generator import Generator, generate_many, stream
 from kbqa.assistant.prompt import ABSTAIN_TEXT, build_messages
 from kbqa.retrieval.lexical import lexical_text
 from kbqa.retrieval.retriever import Retriever
@@ -19,13 +27,52 @@ from kbqa.types import Answer, Citation, Hit
 
 log = logging.getLogger(__name__)
 
-_IDK = re.compile(r"\bI (?:don't|do not) know\b|\bnot (?:contain|mention|provide)", re.I)
+_IDK = re.compile(
+    r"\bI (?:don't|do not) know\b|\bnot (?:contain|mention|provide|specif)|\bno information\b",
+    re.I,
+)
+# "follow the steps in Source [1]": a pointer to a passage, not an answer.
+_POINTER = re.compile(
+    r"\b(?:source|document|passage)s? ?\[?\d|\b(?:outlined|described|mentioned|provided) in\b",
+    re.I,
+)
+
+
+@dataclass
+class _Draft:
+    """The sentences kept so far, rendered with citations numbered in order of first use."""
+
+    hits: list[Hit]
+    numbers: dict[int, int] = field(default_factory=dict)
+    sentences: list[str] = field(default_factory=list)  # bare, for the repeat check
+    rendered: list[str] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, sentence: str, cited: list[int]) -> str:
+        marks = "".join(f"[{self.numbers.setdefault(n, len(self.numbers) + 1)}]" for n in cited)
+        body = sentence.rstrip()
+        end = body[-1] if body and body[-1] in ".!?" else ""
+        body = body[: len(body) - len(end)] if end else body
+        text = f"{body} {marks}{end or '.'}"
+        self.sentences.append(sentence)
+        self.rendered.append(text)
+        return text
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.rendered)
+
+    @property
+    def citations(self) -> tuple[Citation, ...]:
+        return tuple(Citation(shown, self.hits[n - 1]) for n, shown in self.numbers.items())
 
 
 class Answerer:
     def __init__(self, retriever: Retriever, generator: Generator | None, settings: Settings):
         self.retriever, self.generator, self.settings = retriever, generator, settings
         self.embedder = retriever.embedder
+
+    # -- the verbs -------------------------------------------------------------------------
 
     def answer(
         self,
@@ -38,16 +85,51 @@ class Answerer:
     ) -> Answer:
         """Answer from the top k passages (those `allow` accepts), or abstain; extractive mode
         quotes, never generates. `context` (say, a thread's first message) joins the search."""
+        *_, answer = self.answer_stream(question, k, extractive, history, allow, context)
+        return answer
+
+    def answer_stream(
+        self,
+        question: str,
+        k: int | None = None,
+        extractive: bool = False,
+        history: list[tuple[str, str]] = (),
+        allow: Callable[[Hit], bool] | None = None,
+        context: str = "",
+    ) -> Iterator[str | Answer]:
+        """answer() as it happens: each checked sentence (a str, with its final [n] marks) as
+        soon as it passes, then the Answer, always last."""
         query = f"{context}\n{question}" if context else question
         hits, timings = self._retrieve(query, k, allow)
-        raw = None
-        if self._wants_generator(question, hits, extractive):
-            started = time.perf_counter()
-            raw = self.generator.generate(
-                build_messages(question, hits, history), self.settings.max_new_tokens
-            )
-            timings["generate_ms"] = (time.perf_counter() - started) * 1000
-        return self._finish(question, hits, timings, extractive, raw)
+        started = time.perf_counter()
+        reason = self.abstain_reason(question, hits)
+        if reason or extractive or self.generator is None:
+            answer = self._finish(question, hits, timings, _Draft(hits), None, reason, started)
+            if not answer.abstained:
+                yield answer.text
+            yield answer
+            return
+        draft, raw = _Draft(hits), ""
+        done = 0  # sentences of `raw` already checked
+        pieces = stream(self.generator, self._messages(question, hits, history), self._budget)
+        for piece in pieces:
+            raw += piece
+            sentences = support.split_sentences(raw)
+            # All but the last are finished: a later sentence has begun after them.
+            for sentence in sentences[done : len(sentences) - 1]:
+                if shown := self._take(question, hits, sentence, draft):
+                    timings.setdefault("first_sentence_ms", _ms(started))
+                    yield shown
+            done = max(done, len(sentences) - 1)
+        for sentence in support.split_sentences(raw)[done:]:
+            if shown := self._take(question, hits, sentence, draft):
+                timings.setdefault("first_sentence_ms", _ms(started))
+                yield shown
+        log.debug("generator said: %r", raw)
+        answer = self._finish(question, hits, timings, draft, raw, None, started)
+        if answer.mode == "extracted":
+            yield answer.text
+        yield answer
 
     def answer_many(
         self, questions: list[str], k: int | None = None, extractive: bool = False
@@ -57,29 +139,38 @@ class Answerer:
         wanted = [
             i
             for i, (hits, _) in enumerate(retrieved)
-            if self._wants_generator(questions[i], hits, extractive)
+            if not extractive
+            and self.generator is not None
+            and not self.abstain_reason(questions[i], hits)
         ]
         started = time.perf_counter()
         replies = generate_many(
             self.generator,
-            [build_messages(questions[i], retrieved[i][0]) for i in wanted],
-            self.settings.max_new_tokens,
+            [self._messages(questions[i], retrieved[i][0]) for i in wanted],
+            self._budget,
         )
         each = (time.perf_counter() - started) * 1000 / max(len(wanted), 1)
         raws: dict[int, str] = dict(zip(wanted, replies, strict=True))
-        for i in wanted:
-            retrieved[i][1]["generate_ms"] = each
-        return [
-            self._finish(q, hits, timings, extractive, raws.get(i))
-            for i, (q, (hits, timings)) in enumerate(zip(questions, retrieved, strict=True))
-        ]
+        out = []
+        for i, (question, (hits, timings)) in enumerate(zip(questions, retrieved, strict=True)):
+            begun = time.perf_counter()
+            draft, raw = _Draft(hits), raws.get(i)
+            if i in raws:
+                timings["generate_ms"] = each
+                for sentence in support.split_sentences(raw):
+                    self._take(question, hits, sentence, draft)
+            reason = None if i in raws else self.abstain_reason(question, hits)
+            out.append(self._finish(question, hits, timings, draft, raw, reason, begun))
+        return out
+
+    # -- retrieve and decide ---------------------------------------------------------------
 
     def _retrieve(
         self, query: str, k: int | None, allow: Callable[[Hit], bool] | None
     ) -> tuple[list[Hit], dict[str, float]]:
         started = time.perf_counter()
         hits = self.retriever.search(query, k or self.settings.top_k, allow)
-        return hits, {"retrieve_ms": (time.perf_counter() - started) * 1000}
+        return hits, {"retrieve_ms": _ms(started)}
 
     def confidence(self, question: str, hits: list[Hit]) -> float:
         """How sure retrieval is that the best hit answers the question: its cosine similarity
@@ -93,41 +184,131 @@ class Answerer:
         text = lexical_text(top.title, top.heading, top.text)
         return 0.7 * top.score + 0.3 * self.retriever.lexical.coverage(question, text)
 
-    def _abstains(self, question: str, hits: list[Hit]) -> bool:
-        return (
-            not hits
-            or hits[0].score < self.settings.min_hit_score
-            or self.confidence(question, hits) < self.settings.min_confidence
-        )
+    def abstain_reason(self, question: str, hits: list[Hit]) -> str | None:
+        """Why retrieval alone says not to answer (signal, value, threshold), or None."""
+        s = self.settings
+        if not hits:
+            return "no passage was found"
+        if hits[0].score < s.min_hit_score:
+            score = hits[0].score
+            return f"best passage's similarity {score:.2f} < min_hit_score {s.min_hit_score}"
+        confidence = self.confidence(question, hits)
+        if confidence < s.min_confidence:
+            return f"confidence {confidence:.2f} < min_confidence {s.min_confidence}"
+        return None
 
-    def _wants_generator(self, question: str, hits: list[Hit], extractive: bool) -> bool:
-        return not extractive and self.generator is not None and not self._abstains(question, hits)
+    # -- focus and generate ------------------------------------------------------------------
+
+    @property
+    def _budget(self) -> int:
+        return self.settings.max_new_tokens
+
+    def _messages(
+        self, question: str, hits: list[Hit], history: list[tuple[str, str]] = ()
+    ) -> list[dict[str, str]]:
+        return build_messages(question, self.focus(question, hits), history)
+
+    def focus(self, question: str, hits: list[Hit]) -> list[Hit]:
+        """The hits with each text cut to its lines closest to the question, at most
+        `prompt_passage_chars` characters, in their own order ("…" marks a gap). Prompt
+        processing is most of a CPU answer's time, and a small model answers better from the
+        few lines that matter than from a whole section. The check still reads whole passages."""
+        budget = self.settings.prompt_passage_chars
+        if budget <= 0:
+            return hits
+        split = [support.split_sentences(h.text) for h in hits]
+        long = [i for i, h in enumerate(hits) if len(h.text) > budget and split[i]]
+        if not long:
+            return hits
+        lines = [s for i in long for s in split[i]]
+        vectors = self.embedder.embed([question, *lines])
+        asked = support.content_words(question)
+        out, row = list(hits), 1
+        for i in long:
+            sentences = split[i]
+            cosine = vectors[row : row + len(sentences)] @ vectors[0]
+            row += len(sentences)
+            shared = np.array(
+                [len(asked & set(support.words(s))) / max(len(asked), 1) for s in sentences]
+            )
+            keep, used = set(), 0
+            for j in np.argsort(-(cosine + 0.3 * shared)):
+                if keep and used + len(sentences[j]) > budget:
+                    continue
+                keep.add(int(j))
+                used += len(sentences[j])
+            parts, last = [], -2
+            for j in sorted(keep):
+                if parts and j != last + 1:
+                    parts.append("…")
+                parts.append(sentences[j])
+                last = j
+            out[i] = replace(hits[i], text="\n".join(parts))
+        return out
+
+    # -- check ---------------------------------------------------------------------------------
+
+    def _take(self, question: str, hits: list[Hit], sentence: str, draft: _Draft) -> str | None:
+        """Check one finished sentence; keep it (returning it rendered) or record why not."""
+        bare = support.strip_citations(sentence)
+        cited = [n for n in dict.fromkeys(support.citations(sentence)) if 1 <= n <= len(hits)]
+        if not bare.strip(" .:"):
+            return None  # a lone citation marker
+        if _IDK.search(bare):
+            draft.dropped.append((sentence, "says the sources lack the answer"))
+            return None
+        if _POINTER.search(bare):
+            draft.dropped.append((sentence, "points to a source instead of answering"))
+            return None
+        if support.near_duplicate(bare, draft.sentences):
+            draft.dropped.append((sentence, "repeats an earlier sentence"))
+            return None
+        vector = self.embedder.embed([bare])
+        passages = self.retriever.vectors(hits)
+        checks = support.check(
+            question,
+            [bare] * len(hits),
+            [h.text for h in hits],
+            np.repeat(vector, len(hits), axis=0),
+            passages,
+            self.settings.support_min_overlap,
+            self.settings.support_min_similarity,
+        )
+        backing = [n for n in cited if checks[n - 1].supported]
+        if not backing:
+            # Small models forget or misplace citations: a sentence that another passage
+            # supports is kept and cited to that passage, the one that really says it.
+            others = [n for n in range(1, len(hits) + 1) if checks[n - 1].supported]
+            others.sort(key=lambda n: -(checks[n - 1].overlap + checks[n - 1].similarity))
+            backing = others[:1]
+        if backing:
+            return draft.add(bare, backing)
+        best = max(range(len(hits)), key=lambda n: checks[n].overlap + checks[n].similarity)
+        c = checks[best]
+        why = f"not supported by any source (best [{best + 1}]: overlap {c.overlap:.2f}, "
+        why += f"similarity {c.similarity:.2f}"
+        why += f", missing {', '.join(sorted(c.missing))})" if c.missing else ")"
+        draft.dropped.append((bare, why))
+        return None
+
+    # -- finish --------------------------------------------------------------------------------
 
     def _finish(
         self,
         question: str,
         hits: list[Hit],
         timings: dict[str, float],
-        extractive: bool,
+        draft: _Draft,
         raw: str | None,
+        reason: str | None,
+        started: float,
     ) -> Answer:
-        """Check the generator's reply (or quote when there is none) and build the Answer."""
+        """The Answer from what was kept; quote or abstain (saying why) when nothing was."""
         confidence = self.confidence(question, hits)
-        if self._abstains(question, hits):
-            return Answer(question, ABSTAIN_TEXT, True, (), tuple(hits), timings, confidence)
-        started = time.perf_counter()
-        mode, dropped = "extracted", []
-        if extractive or raw is None:
-            sentences = self._extract(question, hits)
-        else:
-            mode = "generated"
-            sentences, dropped = self._check(question, hits, raw)
-            if not sentences and self.settings.on_unsupported == "extract":
-                mode, sentences = "extracted", self._extract(question, hits)
-        # Answering time: the generator's (measured by the caller) plus checking or quoting.
-        elapsed = (time.perf_counter() - started) * 1000
-        timings["generate_ms"] = timings.get("generate_ms", 0.0) + elapsed
-        if not sentences:
+        dropped = tuple(draft.dropped)
+
+        def abstain(why: str) -> Answer:
+            timings["generate_ms"] = timings.get("generate_ms", 0.0) or _ms(started)
             return Answer(
                 question,
                 ABSTAIN_TEXT,
@@ -136,70 +317,37 @@ class Answerer:
                 tuple(hits),
                 timings,
                 confidence,
-                dropped=tuple(dropped),
+                dropped=dropped,
+                reason=why,
             )
-        text, citations = _render(sentences, hits)
+
+        if reason:
+            return abstain(reason)
+        mode, why = "generated", ""
+        if not draft.rendered:
+            if raw is not None and self.settings.on_unsupported == "abstain":
+                return abstain(_nothing_kept(raw, dropped))
+            why = _nothing_kept(raw, dropped) if raw is not None else ""
+            mode, draft = "extracted", _Draft(hits)
+            for sentence, n in self._extract(question, hits):
+                draft.add(sentence, [n])
+            if not draft.rendered:
+                return abstain("no sentence of the passages answers the question")
+        timings["generate_ms"] = timings.get("generate_ms", 0.0) or _ms(started)
         return Answer(
             question,
-            text,
+            draft.text,
             False,
-            citations,
+            draft.citations,
             tuple(hits),
             timings,
             confidence,
             mode,
-            tuple(dropped),
+            dropped,
+            why,
         )
 
-    def _check(
-        self, question: str, hits: list[Hit], raw: str
-    ) -> tuple[list[tuple[str, list[int]]], list[tuple[str, str]]]:
-        """(kept sentences with the passages that support them, dropped sentences with why)."""
-        log.debug("generator said: %r", raw)
-        kept: list[tuple[str, list[int]]] = []
-        dropped: list[tuple[str, str]] = []
-        candidates: list[tuple[str, list[int]]] = []
-        for sentence in support.split_sentences(raw):
-            bare = support.strip_citations(sentence)
-            cited = [n for n in dict.fromkeys(support.citations(sentence)) if 1 <= n <= len(hits)]
-            if _IDK.search(bare):
-                dropped.append((sentence, "says the passages lack the answer"))
-            elif not cited:
-                dropped.append((sentence, "cites no passage"))
-            else:
-                candidates.append((bare, cited))
-        if not candidates:
-            return kept, dropped
-        sentence_vectors = self.embedder.embed([bare for bare, _ in candidates])
-        passage_vectors = self.retriever.vectors(hits)
-        for (bare, cited), vector in zip(candidates, sentence_vectors, strict=True):
-            if support.near_duplicate(bare, [s for s, _ in kept]):
-                dropped.append((bare, "repeats an earlier sentence"))
-                continue
-            checks = support.check(
-                question,
-                [bare] * len(cited),
-                [hits[n - 1].text for n in cited],
-                np.repeat(vector[None, :], len(cited), axis=0),
-                passage_vectors[[n - 1 for n in cited]],
-                self.settings.support_min_overlap,
-                self.settings.support_min_similarity,
-            )
-            backing = [n for n, c in zip(cited, checks, strict=True) if c.supported]
-            if backing:
-                kept.append((bare, backing))
-            else:
-                best = max(checks, key=lambda c: c.overlap)
-                dropped.append(
-                    (
-                        bare,
-                        f"not supported by [{cited[0]}] "
-                        f"(overlap {best.overlap:.2f}, similarity {best.similarity:.2f})",
-                    )
-                )
-        return kept, dropped
-
-    def _extract(self, question: str, hits: list[Hit]) -> list[tuple[str, list[int]]]:
+    def _extract(self, question: str, hits: list[Hit]) -> list[tuple[str, int]]:
         """The sentences of the passages closest to the question, quoted with their passage."""
         candidates = [
             (sentence, n, position)
@@ -219,25 +367,21 @@ class Answerer:
         best = float(scores.max())
         chosen = [i for i in np.argsort(-scores)[:3] if scores[i] >= best - 0.08]
         chosen.sort(key=lambda i: (candidates[i][1], candidates[i][2]))
-        return [(candidates[i][0], [candidates[i][1]]) for i in chosen]
+        return [(candidates[i][0], candidates[i][1]) for i in chosen]
+
+
+def _nothing_kept(raw: str, dropped: tuple[tuple[str, str], ...]) -> str:
+    if not dropped:
+        return "the generator wrote nothing usable"
+    if all(why.startswith("says the sources lack") for _, why in dropped):
+        return "the generator said the sources lack the answer"
+    return f"none of the generator's {len(dropped)} sentences passed the support check"
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _is_heading(sentence: str, hit: Hit) -> bool:
     line = sentence.strip().rstrip(":").casefold()
     return line in {part.strip().casefold() for part in [hit.title, *hit.heading.split("›")]}
-
-
-def _render(
-    sentences: list[tuple[str, list[int]]], hits: list[Hit]
-) -> tuple[str, tuple[Citation, ...]]:
-    """Text with citations renumbered [1], [2]… in order of first use, and those citations."""
-    numbers: dict[int, int] = {}
-    parts = []
-    for sentence, cited in sentences:
-        marks = "".join(f"[{numbers.setdefault(n, len(numbers) + 1)}]" for n in cited)
-        body = sentence.rstrip()
-        end = body[-1] if body and body[-1] in ".!?" else ""
-        body = body[: len(body) - len(end)] if end else body
-        parts.append(f"{body} {marks}{end or '.'}")
-    citations = tuple(Citation(shown, hits[n - 1]) for n, shown in numbers.items())
-    return " ".join(parts), citations

