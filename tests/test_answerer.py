@@ -208,3 +208,23 @@ def test_low_confidence_abstains_even_with_a_good_cosine(ready: KnowledgeBase):
     answer, generator = answer_with(ready, "anything [1].", question, min_confidence=0.9)
     assert answer.abstained and generator.messages is None
     assert answer.hits[0].score >= ready.settings.min_hit_score
+
+
+def test_a_name_the_passage_lacks_is_caught_even_when_the_other_words_match():
+    passage = "Walter Darwin Coy starred as the narrator of Frontier, an NBC western."
+    question = "Who narrated Frontier?"
+    assert support.missing_names("The narrator was actually Richard Boone.", passage, question) == {
+        "richard",
+        "boone",
+    }
+    assert not support.missing_names("Walter Darwin Coy narrated it.", passage, question)
+
+
+def test_a_short_answer_that_picks_one_of_the_questions_alternatives_has_content():
+    passage = "Allan Dwan (1885-1981) was a director.George Marshall (1891-1975) was an actor."
+    question = "Who was born first, George Marshall or Allan Dwan?"
+    assert support.overlap("Allan Dwan", passage, question) == 1.0
+    # ...but restating the whole question is still nothing new.
+    assert support.overlap("George Marshall or Allan Dwan was born first", passage, question) == 0
+    # Words at the seam of two joined sentences ("1981).George") still count.
+    assert support.missing_figures("He died in 1981.", passage) == set()

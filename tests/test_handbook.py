@@ -149,18 +149,20 @@ def test_support_thresholds_separate_labelled_examples(handbook):
         for ex in examples
     ]
     sentence_vectors = kb.embedder.embed([ex["sentence"] for ex in examples])
+    asked_vectors = kb.embedder.embed([f"{ex['question']} {ex['sentence']}" for ex in examples])
     passage_vectors = kb.embedder.embed(texts)
     verdicts = [
         support.check(
             ex["question"],
             [ex["sentence"]],
             [text],
-            sv[None],
-            pv[None],
+            sentence_vectors[i : i + 1],
+            passage_vectors[i : i + 1],
             kb.settings.support_min_overlap,
             kb.settings.support_min_similarity,
+            asked_vectors[i : i + 1],
         )[0].supported
-        for ex, text, sv, pv in zip(examples, texts, sentence_vectors, passage_vectors, strict=True)
+        for i, (ex, text) in enumerate(zip(examples, texts, strict=True))
     ]
     labels = np.array([ex["supported"] for ex in examples])
     accuracy = float(np.mean(np.array(verdicts) == labels))

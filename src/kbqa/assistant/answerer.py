@@ -263,16 +263,16 @@ class Answerer:
         if support.near_duplicate(bare, draft.sentences):
             draft.dropped.append((sentence, "repeats an earlier sentence"))
             return None
-        vector = self.embedder.embed([bare])
-        passages = self.retriever.vectors(hits)
+        vector, asked = self.embedder.embed([bare, f"{question} {bare}"])
         checks = support.check(
             question,
             [bare] * len(hits),
             [h.text for h in hits],
-            np.repeat(vector, len(hits), axis=0),
-            passages,
+            np.repeat(vector[None], len(hits), axis=0),
+            self.retriever.vectors(hits),
             self.settings.support_min_overlap,
             self.settings.support_min_similarity,
+            np.repeat(asked[None], len(hits), axis=0),
         )
         backing = [n for n in cited if checks[n - 1].supported]
         if not backing:

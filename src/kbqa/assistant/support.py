@@ -7,8 +7,12 @@ must clear their threshold (settings: support_min_overlap, support_min_similarit
   instruction far lower;
 - similarity: cosine between the sentence's and the passage's embeddings, which catches a
   sentence that reuses the passage's words to say something off-topic;
-- and every number or code in the sentence (a port, a date, an amount) must occur in the
-  passage: a changed figure is the wrong answer that overlap alone lets through.
+- and every number or code in the sentence (a port, a date, an amount), and every name it
+  adds (a capitalised word the question did not use), must occur in the passage: a changed
+  figure or a swapped name is the wrong answer that overlap alone lets through.
+A short answer ("2006", "Allan Dwan") has little of its own to compare, so its similarity is
+read with the question in front of it ("question + answer" against the passage), and an answer
+that picks one of the question's own alternatives ("X or Y?" -> "Y") counts as new content.
 The thresholds were tuned on labelled examples: benchmarks/tune_support.py.
 """
 
@@ -56,20 +60,43 @@ def strip_citations(sentence: str) -> str:
     return _CITATION.sub("", sentence).strip()
 
 
+def passage_words(passage: str) -> set[str]:
+    """The passage's words, and the parts of joined ones ("1997.mark", "api/v2"), so a word at
+    the seam of two badly joined sentences still counts."""
+    return set(words(passage)) | set(re.findall(r"[a-z0-9]+", passage.lower()))
+
+
 def overlap(sentence: str, passage: str, question: str = "") -> float:
     """Share of the sentence's new content words (those not already in the question) that the
-    passage contains. A sentence that only restates the question has none and scores 0."""
-    wanted = content_words(sentence) - content_words(question)
+    passage contains. A sentence that only restates the question has none and scores 0; a
+    short one that picks a few of the question's words (one of its alternatives) is scored on
+    those words."""
+    mine, asked = content_words(sentence), content_words(question)
+    wanted = mine - asked
     if not wanted:
-        return 0.0
-    return len(wanted & set(words(passage))) / len(wanted)
+        if not mine or len(mine) > len(asked) / 2:
+            return 0.0
+        wanted = mine
+    return len(wanted & passage_words(passage)) / len(wanted)
 
 
 def missing_figures(sentence: str, passage: str) -> set[str]:
     """Numbers and codes (tokens with a digit) in the sentence that the passage lacks: a changed
     port, date or amount is the wrong answer that word overlap alone lets through."""
-    have = set(words(passage))
+    have = passage_words(passage)
     return {w for w in words(sentence) if any(ch.isdigit() for ch in w) and w not in have}
+
+
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z'-]+")
+
+
+def missing_names(sentence: str, passage: str, question: str = "") -> set[str]:
+    """Capitalised words (names, past the sentence's first word) that neither the passage nor
+    the question has: "the narrator was actually Richard Boone" against a cast list without
+    him."""
+    have = passage_words(passage) | set(words(question))
+    found = {m.group(0).lower().strip("'-") for m in _NAME.finditer(sentence.strip())}
+    return {n for n in found - STOPWORDS if not set(words(n)) <= have}
 
 
 @dataclass(frozen=True)
@@ -77,7 +104,7 @@ class Support:
     overlap: float
     similarity: float
     supported: bool
-    missing: frozenset[str] = frozenset()
+    missing: frozenset[str] = frozenset()  # figures and names the passage lacks
 
 
 def check(
@@ -88,13 +115,19 @@ def check(
     passage_vectors: np.ndarray,
     min_overlap: float,
     min_similarity: float,
+    asked_vectors: np.ndarray | None = None,
 ) -> list[Support]:
-    """Support of sentence i by passage i (pairs, not a matrix)."""
+    """Support of sentence i by passage i (pairs, not a matrix). `asked_vectors[i]`, if given,
+    embeds "question + sentence i": the similarity is the better of the two readings."""
     out = []
     for i, (sentence, passage) in enumerate(zip(sentences, passages, strict=True)):
         lexical = overlap(sentence, passage, question)
         similarity = float(sentence_vectors[i] @ passage_vectors[i])
-        missing = frozenset(missing_figures(sentence, passage))
+        if asked_vectors is not None:
+            similarity = max(similarity, float(asked_vectors[i] @ passage_vectors[i]))
+        missing = frozenset(
+            missing_figures(sentence, passage) | missing_names(sentence, passage, question)
+        )
         supported = lexical >= min_overlap and similarity >= min_similarity and not missing
         out.append(Support(lexical, similarity, supported, missing))
     return out

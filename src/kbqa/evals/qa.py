@@ -229,6 +229,7 @@ def support_accuracy(
         return {"pairs": 0} | dict.fromkeys(("accuracy", "right_passed", "wrong_passed"), math.nan)
     s = kb.settings
     sentences = kb.embedder.embed([p[1] for p in pairs])
+    asked = kb.embedder.embed([f"{p[0]} {p[1]}" for p in pairs])
     passages = kb.embedder.embed([p[2] for p in pairs])
     verdicts = [
         support.check(
@@ -239,6 +240,7 @@ def support_accuracy(
             passages[i : i + 1],
             s.support_min_overlap,
             s.support_min_similarity,
+            asked[i : i + 1],
         )[0].supported
         for i, (question, answer, passage, _) in enumerate(pairs)
     ]
