@@ -134,8 +134,9 @@
   function feedbackButtons(turn) {
     const status = el("span", { class: "thanks", role: "status" });
     const box = el("div", { class: "feedback" });
-    for (const [value, label, text] of [[1, "Helpful", "👍"], [-1, "Not helpful", "👎"]]) {
-      const b = el("button", { type: "button", class: "rate", "aria-label": label, title: label, text });
+    for (const [value, label, icon] of [[1, "Helpful", "👍"], [-1, "Not helpful", "👎"]]) {
+      const b = el("button", { type: "button", class: "rate", "aria-label": label, title: label },
+        el("span", { "aria-hidden": "true", text: icon + " " }), label);
       b.addEventListener("click", async () => {
         const response = await fetch("/api/feedback", {
           method: "POST", headers: headers(),
