@@ -54,12 +54,12 @@ def test_questions_from_many_threads_during_an_ingest_in_another_process_never_f
     settings = settings.replace(snapshot_check_seconds=0.1)
     kb = KnowledgeBase(settings, embedder=HashEmbedder(), generator=EchoGenerator())
     kb.ingest([docs])
-    pages = make_pages(tmp_path / "pages", 0, 40, word="gateway")
+    pages = make_pages(tmp_path / "pages", 0, 36, word="gateway")
     env = {
         **os.environ,
         "KBQA_HOME": str(settings.home),
         "KBQA_EMBEDDING_MODEL": "hash",
-        "KBQA_EMBED_BATCH_SIZE": "1",  # many small commits: many changes to follow
+        "KBQA_EMBED_BATCH_SIZE": "2",  # many small commits: many changes to follow
     }
     stop = threading.Event()
     pool, answers, errors = ask_in_threads(
