@@ -1,11 +1,22 @@
-"""The composition root: builds the store, models, index, retriever and answerer once, lazily,
-from one Settings object. The CLI and the Slack bot talk to this."""
+"""The core: one object per process that owns the settings, the models (loaded once), the
+store and the current search snapshot, and offers the verbs every interface uses (`ask`,
+`ask_stream`, `ingest`, `status`, `feedback`, …). The CLI, the HTTP service and the Slack bot
+are thin layers over it; none of them opens a database session or pokes a retriever.
+
+Thread-safety by construction: the snapshot is immutable and swapped by one reference
+assignment (retrieval/snapshot.py); each question pins the snapshot it started with; the models
+are called through a lock (their tokenizers are not safe to share between threads); ingests in
+this process are serialized and never touch the published snapshot."""
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import Generator, make_generator
@@ -24,12 +35,19 @@ from kbqa.retrieval.indexer import (
     rebuild_vector_index,
 )
 from kbqa.retrieval.retriever import Retriever
+from kbqa.retrieval.snapshot import Snapshot, Snapshots, build_snapshot, generation
 from kbqa.settings import Settings
-from kbqa.store import SlackCursorRow, Store
+from kbqa.store import FeedbackRow, SlackCursorRow, Store
+from kbqa.store import queries as store_queries
+from kbqa.store import tokens as store_tokens
 from kbqa.types import Answer, Hit
+
+log = logging.getLogger(__name__)
 
 
 class KnowledgeBase:
+    """The core. Build one per process (per knowledge base) and share it between threads."""
+
     def __init__(
         self,
         settings: Settings,
@@ -39,9 +57,11 @@ class KnowledgeBase:
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
         if embedder is not None:
-            self.embedder = embedder
+            self.embedder = _Serialized(embedder)
         if generator is not None:
             self.generator = generator
+        self._write_lock = threading.Lock()
+        self._wrap_lock = threading.Lock()
 
     @cached_property
     def store(self) -> Store:
@@ -50,7 +70,7 @@ class KnowledgeBase:
     @cached_property
     def embedder(self) -> Embedder:
         s = self.settings
-        return make_embedder(s.embedding_model, s.device, s.embed_batch_size)
+        return _Serialized(make_embedder(s.embedding_model, s.device, s.embed_batch_size))
 
     @cached_property
     def generator(self) -> Generator:
@@ -64,29 +84,86 @@ class KnowledgeBase:
             s.generator_threads,
         )
 
+    def _locked_generator(self) -> Generator | None:
+        """The generator, called through a lock (one wrapper per generator object)."""
+        generator = self.generator
+        if generator is None:
+            return None
+        with self._wrap_lock:
+            wrapped = self.__dict__.get("_wrapped_generator")
+            if wrapped is None or wrapped._model is not generator:
+                wrapped = self.__dict__["_wrapped_generator"] = _Serialized(generator)
+        return wrapped
+
     @cached_property
+    def reranker(self):
+        from kbqa.retrieval.rerank import make_reranker
+
+        return make_reranker(self.settings.rerank_model, self.settings.device)
+
+    # -- the search snapshot ----------------------------------------------------------------
+
+    @property
+    def lexical_dir(self) -> Path:
+        return self.settings.home / "bm25"
+
+    def _use_gpu(self) -> bool:
+        return self.settings.device in ("auto", "cuda")
+
+    def _dim(self) -> int:
+        return int(self.store.get_meta("embedding_dim") or 0) or self.embedder.dim
+
+    def _build_snapshot(self, index: VectorIndex | None = None) -> Snapshot:
+        s = self.settings
+        return build_snapshot(
+            self.store,
+            s.index_path,
+            self.lexical_dir,
+            self._dim(),
+            s.bm25_stemmer,
+            self._use_gpu(),
+            index=index,
+        )
+
+    @cached_property
+    def snapshots(self) -> Snapshots:
+        return Snapshots(
+            self._build_snapshot,
+            lambda current: generation(self.store) != current.generation,
+            self.settings.snapshot_check_seconds,
+        )
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The current search snapshot (a newer one is built when the database changes)."""
+        return self.snapshots.current()
+
+    def refresh(self) -> Snapshot:
+        """Build and publish a snapshot of the database now (say, after another process's
+        ingest, without waiting for the periodic check)."""
+        return self.snapshots.refresh()
+
+    @property
     def index(self) -> VectorIndex:
-        check_embedder(self.store, self.embedder)
-        use_gpu = self.settings.device in ("auto", "cuda")
-        return open_vector_index(self.store, self.settings.index_path, self.embedder.dim, use_gpu)
+        return self.snapshot.index
 
     @cached_property
     def retriever(self) -> Retriever:
-        from kbqa.retrieval.rerank import make_reranker
-
+        """The retriever over the current snapshot; `retriever.pinned()` holds one snapshot."""
+        check_embedder(self.store, self.embedder)
         s = self.settings
         return Retriever(
-            self.store,
+            lambda: self.snapshot,
             self.embedder,
-            self.index,
             s.retrieval_mode,
             s.fusion,
             s.fusion_alpha,
             rrf_k=s.rrf_k,
-            stemmer=s.bm25_stemmer,
-            reranker=make_reranker(s.rerank_model, s.device),
+            reranker=self.reranker,
             rerank_depth=s.rerank_depth,
         )
+
+    # -- the write path ---------------------------------------------------------------------
 
     def ingest(self, paths: list[Path], progress: Progress | None = None) -> IngestReport:
         """Ingest folders, files and Slack exports (zip or folder)."""
@@ -106,8 +183,34 @@ class KnowledgeBase:
     def index_sources(
         self, sources: list[Source], progress: Progress | None = None
     ) -> IngestReport:
-        indexer = Indexer(self.store, self.embedder, self.index, self.settings)
-        return indexer.ingest(sources, progress)
+        """Index documents from sources, then publish a snapshot that has them."""
+        s = self.settings
+        with self._write_lock:
+            check_embedder(self.store, self.embedder)
+            # The write path fills an index of its own; the published one is never changed.
+            index = open_vector_index(self.store, s.index_path, self.embedder.dim, self._use_gpu())
+            report = Indexer(self.store, self.embedder, index, s).ingest(sources, progress)
+            self.snapshots.publish(self._build_snapshot(index))
+        return report
+
+    # -- the read path ----------------------------------------------------------------------
+
+    def _answerer(
+        self, extractive: bool, audience: Audience | None, sources: list[str] | tuple[str, ...]
+    ) -> tuple[Answerer, Callable[[Hit], bool] | None]:
+        self.require_content()
+        generator = None if extractive else self._locked_generator()
+        allow = None
+        if sources or (audience is not None and audience.restricted):
+            restrictions = self.settings.slack_channel_sources
+
+            def allow(hit: Hit) -> bool:
+                if audience is not None and not allows(hit, audience, restrictions):
+                    return False
+                return not sources or any(matches(rule, hit) for rule in sources)
+
+        # Pinned: retrieval, the support check and the confidence all read one snapshot.
+        return Answerer(self.retriever.pinned(), generator, self.settings), allow
 
     def ask(
         self,
@@ -119,21 +222,103 @@ class KnowledgeBase:
         context: str = "",
         sources: list[str] = (),
     ) -> Answer:
-        """Answer a question; `audience` limits the sources to those its channel may see, and
+        """Answer a question; `audience` limits the sources to those it may see, and
         `sources` (patterns, see retrieval/access.py) to those the asker names."""
-        self.require_content()
-        generator = None if extractive else self.generator
-        allow = None
-        if sources or (audience is not None and audience.channel_id is not None):
+        answerer, allow = self._answerer(extractive, audience, sources)
+        return answerer.answer(question, k, extractive, history, allow, context)
+
+    def ask_stream(
+        self,
+        question: str,
+        k: int | None = None,
+        extractive: bool = False,
+        audience: Audience | None = None,
+        history: list[tuple[str, str]] = (),
+        context: str = "",
+        sources: list[str] = (),
+    ) -> Iterator[str | Answer]:
+        """ask(), streamed: each checked sentence (with its [n] markers) as it passes, then
+        the Answer as the last item."""
+        answerer, allow = self._answerer(extractive, audience, sources)
+        return _answer_stream(answerer, question, k, extractive, history, allow, context)
+
+    def feedback(
+        self,
+        value: int,
+        question: str,
+        answer: str,
+        citations: list[dict[str, Any]] = (),
+        user: str = "",
+        channel: str = "",
+        message_ts: str = "",
+    ) -> int:
+        """Store a 👍 (+1) or 👎 (-1) on an answer; returns its id."""
+        if value not in (1, -1):
+            raise KbqaError("feedback must be +1 or -1")
+        with self.store.session() as s:
+            row = FeedbackRow(
+                value=value,
+                question=question,
+                answer=answer,
+                citations=list(citations),
+                user=user[:64],
+                channel=channel[:64],
+                message_ts=message_ts[:32],
+            )
+            s.add(row)
+            s.commit()
+            return row.id
+
+    def claim(self, key: str) -> bool:
+        """Record `key` once (a Slack message answered); False when any process already did."""
+        return self.store.claim(key)
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    def create_token(
+        self, name: str, sources: list[str] = (), admin: bool = False
+    ) -> tuple[str, store_tokens.TokenInfo]:
+        """(secret, token): a new API token; the secret is shown once and stored hashed."""
+        return store_tokens.create(self.store, name, list(sources), admin)
+
+    def tokens(self) -> list[store_tokens.TokenInfo]:
+        return store_tokens.listed(self.store)
+
+    def revoke_token(self, name: str) -> None:
+        store_tokens.revoke(self.store, name)
+
+    def token(self, secret: str) -> store_tokens.TokenInfo | None:
+        """The live token with this secret, or None."""
+        return store_tokens.find(self.store, secret)
+
+    # -- what is indexed ----------------------------------------------------------------------
+
+    def documents(
+        self,
+        offset: int = 0,
+        limit: int = 50,
+        query: str = "",
+        kind: str = "",
+        audience: Audience | None = None,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(how many match, one page of them): documents whose uri or title contains `query`,
+        of `kind` (file or slack), that `audience` may see."""
+        visible = None
+        if audience is not None and audience.restricted:
             restrictions = self.settings.slack_channel_sources
 
-            def allow(hit: Hit) -> bool:
-                if audience is not None and not allows(hit, audience, restrictions):
-                    return False
-                return not sources or any(matches(rule, hit) for rule in sources)
+            def visible(hit: Hit) -> bool:
+                return allows(hit, audience, restrictions)
 
-        answerer = Answerer(self.retriever, generator, self.settings)
-        return answerer.answer(question, k, extractive, history, allow, context)
+        return store_queries.documents(self.store, offset, limit, query, kind, visible)
+
+    def runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The latest ingest runs, newest first, with the files that failed and why."""
+        return store_queries.runs(self.store, limit)
+
+    def sources(self) -> list[dict[str, Any]]:
+        """Every ingested root with its kind and number of documents."""
+        return store_queries.sources(self.store)
 
     def sync_slack(
         self, channels: list[str], client=None, progress: Progress | None = None
@@ -194,8 +379,9 @@ class KnowledgeBase:
         dim = int(self.store.get_meta("embedding_dim") or 0)
         if not dim:
             raise NotIndexedError("nothing to reindex: run `kbqa ingest PATH` first")
-        index = rebuild_vector_index(self.store, self.settings.index_path, dim)
-        self.__dict__["index"] = index
+        with self._write_lock:
+            index = rebuild_vector_index(self.store, self.settings.index_path, dim)
+            self.snapshots.publish(self._build_snapshot(index))
         return len(index)
 
     def status(self) -> dict:
@@ -209,10 +395,17 @@ class KnowledgeBase:
             "embedding_model": self.store.get_meta("embedding_model")
             or self.settings.embedding_model,
             "generator_model": self.settings.generator_model,
-            "index_vectors": len(VectorIndex.load(index_path, dim)) if index_path.exists() else 0,
+            "index_vectors": self._index_size(index_path, dim),
             "index_bytes": index_path.stat().st_size if index_path.exists() else 0,
             "last_run": None,
         }
+        current = self.snapshots.peek()
+        if current is not None:
+            info["snapshot"] = {
+                "chunks": len(current),
+                "built_at": round(current.built_at, 3),
+                "builds": self.snapshots.builds,
+            }
         run = self.store.last_run()
         if run is not None:
             stats = run.stats or {}
@@ -226,6 +419,72 @@ class KnowledgeBase:
                 "seconds": round(stats.get("seconds", 0.0), 1),
             }
         return info
+
+    def _index_size(self, path: Path, dim: int) -> int:
+        current = self.snapshots.peek()
+        if current is not None:
+            return len(current.index)
+        return len(VectorIndex.load(path, dim)) if path.exists() else 0
+
+
+def _answer_stream(
+    answerer: Answerer,
+    question: str,
+    k: int | None,
+    extractive: bool,
+    history: list[tuple[str, str]],
+    allow: Callable[[Hit], bool] | None,
+    context: str,
+) -> Iterator[str | Answer]:
+    """The answerer's stream of checked sentences then the Answer; an answerer without
+    `answer_stream` gives its whole text as one piece, then the Answer."""
+    stream = getattr(answerer, "answer_stream", None)
+    if stream is not None:
+        yield from stream(
+            question, k=k, extractive=extractive, history=history, allow=allow, context=context
+        )
+        return
+    answer = answerer.answer(question, k, extractive, history, allow, context)
+    if not answer.abstained:
+        yield answer.text
+    yield answer
+
+
+class _Serialized:
+    """A model whose calls run one at a time. Hugging Face's fast tokenizers fail ("Already
+    borrowed") when one is used by two threads at once, and on a CPU concurrent calls only
+    compete for the same cores. Other attributes pass through."""
+
+    def __init__(self, model: Any):
+        self._model = model
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._model, name)
+        if not callable(value) or name.startswith("_"):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                result = value(*args, **kwargs)
+            if isinstance(result, Iterator) and not isinstance(result, (str, bytes)):
+                return self._locked_iteration(result)
+            return result
+
+        return call
+
+    def _locked_iteration(self, iterator: Iterator) -> Iterator:
+        # A streaming method runs the model while it is iterated: hold the lock meanwhile.
+        with self._lock:
+            yield from iterator
+
+    def embed(self, texts: list[str]):
+        with self._lock:
+            return self._model.embed(texts)
+
+    def generate(self, *args: Any, **kwargs: Any):
+        with self._lock:
+            return self._model.generate(*args, **kwargs)
 
 
 def _merge(total: IngestReport, report: IngestReport) -> None:

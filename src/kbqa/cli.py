@@ -118,6 +118,11 @@ def _summary(report) -> str:
 )
 @click.option("--retriever", type=click.Choice(["dense", "bm25", "hybrid"]), help="Retrieval.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Ask a running `kbqa serve` at URL (KBQA_SERVER; token from KBQA_SERVER_TOKEN).",
+)
 @click.pass_obj
 def ask(
     settings: Settings,
@@ -128,8 +133,22 @@ def ask(
     sources: tuple[str, ...],
     retriever: str | None,
     as_json: bool,
+    server: str | None,
 ) -> None:
     """Answer a question from the knowledge base, with sources."""
+    if server:
+        settings = settings.replace(server=server)
+    if settings.server:
+        if model or retriever:
+            raise KbqaError("--model and --retriever apply in-process only: leave out --server")
+        from kbqa.client import ask_server
+
+        data = ask_server(settings.server, settings.server_token, question, k, extractive, sources)
+        if as_json:
+            click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        else:
+            click.echo(_format_answer(_answer_from_dict(data)))
+        return
     if model:
         settings = settings.replace(generator_model=model)
     if retriever:
@@ -139,6 +158,24 @@ def ask(
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
         click.echo(_format_answer(answer))
+
+
+def _answer_from_dict(data: dict) -> Answer:
+    """The Answer of a server's JSON (what the command line prints of it)."""
+    from kbqa.types import Citation
+
+    def hit(d: dict) -> Hit:
+        return Hit(d["chunk_id"], d["score"], d["text"], d["heading"], d["uri"], d["title"])
+
+    return Answer(
+        question=data["question"],
+        text=data["answer"],
+        abstained=data["abstained"],
+        citations=tuple(Citation(c["n"], hit(c)) for c in data["citations"]),
+        hits=tuple(hit(h) for h in data["hits"]),
+        confidence=data.get("confidence", 0.0),
+        mode=data.get("mode", "abstained"),
+    )
 
 
 def _format_answer(answer: Answer) -> str:
@@ -457,6 +494,128 @@ def slack_bot(settings: Settings, http: bool, port: int, manifest: bool) -> None
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         SocketModeHandler(app, settings.slack_app_token).start()
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (serve_host; default 127.0.0.1).")
+@click.option("--port", type=int, help="Port (serve_port; default 8080).")
+@click.option(
+    "--slack",
+    is_flag=True,
+    help="Also run the Slack bot: Socket Mode with SLACK_APP_TOKEN, else Slack's HTTP events "
+    "at /slack/events (SLACK_SIGNING_SECRET).",
+)
+@click.pass_obj
+def serve(settings: Settings, host: str | None, port: int | None, slack: bool) -> None:
+    """Serve the web page, the HTTP API and an OpenAI-compatible endpoint."""
+    if host:
+        settings = settings.replace(serve_host=host)
+    if port:
+        settings = settings.replace(serve_port=port)
+    try:
+        import uvicorn
+
+        from kbqa.serve import create_app
+    except ImportError:
+        raise KbqaError("the server's packages are missing: pip install 'kbqa[serve]'") from None
+    kb = _kb(settings)
+    bolt, socket_mode = None, None
+    if slack:
+        bolt, socket_mode = _slack_for_serve(kb, settings)
+    if kb.store.counts()["chunks"]:
+        kb.snapshot  # noqa: B018 - build the search snapshot and load the models before the
+        kb.embedder.embed(["warm up"])  # first question, not during it
+    else:
+        click.echo("the knowledge base is empty: run `kbqa ingest PATH` (questions get 503)")
+    app = create_app(kb, slack=None if socket_mode else bolt)
+    if socket_mode is not None:
+        socket_mode.connect()  # in its own threads: the web server runs beside it
+    where = f"http://{settings.serve_host}:{settings.serve_port}/"
+    click.echo(f"kbqa is serving {where}{' and answering in Slack' if slack else ''}")
+    uvicorn.run(
+        app,
+        host=settings.serve_host,
+        port=settings.serve_port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def _slack_for_serve(kb, settings: Settings):
+    """(the Bolt app, a Socket Mode handler or None for HTTP events)."""
+    if not settings.slack_bot_token:
+        raise KbqaError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-…)")
+    from kbqa.integrations.slack import create_app as create_slack_app
+
+    bolt = create_slack_app(kb)
+    if settings.slack_app_token:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        return bolt, SocketModeHandler(bolt, settings.slack_app_token)
+    if not settings.slack_signing_secret:
+        raise KbqaError(
+            "set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP events) for --slack"
+        )
+    return bolt, None
+
+
+@cli.group()
+def token() -> None:
+    """API tokens for `kbqa serve`: each one sees only the sources it is given."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what the token is for.")
+@click.option(
+    "--sources",
+    "sources",
+    multiple=True,
+    metavar="PATTERN",
+    help="A source it may see (repeat): a #slack-channel, a glob on the path or URL, or a part "
+    "of it. None: every source but private Slack channels.",
+)
+@click.option("--admin", is_flag=True, help="May also open the admin page.")
+@click.pass_obj
+def token_create(settings: Settings, name: str, sources: tuple[str, ...], admin: bool) -> None:
+    """Make a token; its secret is printed once (only a hash of it is stored)."""
+    from kbqa.store import Store, tokens
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    secret, info = tokens.create(Store(settings.db_url), name, list(sources), admin)
+    click.echo(secret)
+    scope = ", ".join(info.sources) or "every source but private Slack channels"
+    click.echo(
+        f"token {info.name!r} ({scope}{'; admin' if admin else ''}): "
+        "keep it now, it is not shown again",
+        err=True,
+    )
+
+
+@token.command("list")
+@click.pass_obj
+def token_list(settings: Settings) -> None:
+    """The tokens: name, first characters, sources, last use."""
+    from kbqa.store import Store, tokens
+
+    rows = tokens.listed(Store(settings.db_url))
+    if not rows:
+        click.echo("no tokens: kbqa token create --name NAME --sources PATTERN")
+    for t in rows:
+        used = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never used"
+        state = "revoked" if t.revoked else "live"
+        scope = " ".join(t.sources) or "(all but private)"
+        click.echo(f"{t.name}\t{t.prefix}…\t{state}{' admin' if t.admin else ''}\t{scope}\t{used}")
+
+
+@token.command("revoke")
+@click.argument("name")
+@click.pass_obj
+def token_revoke(settings: Settings, name: str) -> None:
+    """Revoke the token NAME: it stops working at once."""
+    from kbqa.store import Store, tokens
+
+    tokens.revoke(Store(settings.db_url), name)
+    click.echo(f"revoked {name}")
 
 
 def main() -> None:

@@ -90,6 +90,21 @@ class Settings:
     slack_bot_token: str = ""
     slack_app_token: str = ""
     slack_signing_secret: str = ""
+    # Serving (`kbqa serve`, the Slack bot and `kbqa ask --server`).
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8080
+    # Requests from this machine (127.0.0.1 / ::1, Host localhost) need no API token.
+    allow_loopback_without_token: bool = True
+    max_question_chars: int = 2000
+    max_request_bytes: int = 65536
+    # How often a long-running process checks the database for another process's ingest.
+    snapshot_check_seconds: float = 1.0
+    # KBQA_SERVER: `kbqa ask` sends its question to this running server (http://host:port);
+    # KBQA_SERVER_TOKEN: the API token it sends.
+    server: str = ""
+    server_token: str = ""
+    # The Slack Web API's base URL; empty for Slack's own (a test or load run sets a local one).
+    slack_api_url: str = ""
 
     @property
     def db_url(self) -> str:
@@ -152,6 +167,15 @@ class Settings:
         for key in ("top_k", "rrf_k", "rerank_depth"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"setting '{key}' must be at least 1")
+        for key in ("max_question_chars", "max_request_bytes"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"setting '{key}' must be at least 1")
+        if not 0 < self.serve_port < 65536:
+            raise ConfigError("setting 'serve_port' must be a port number (1-65535)")
+        if self.server and not self.server.startswith(("http://", "https://")):
+            raise ConfigError(
+                "setting 'server' (KBQA_SERVER) must be a URL like http://127.0.0.1:8080"
+            )
         if not 0.0 <= self.fusion_alpha <= 1.0:
             raise ConfigError("setting 'fusion_alpha' must be between 0 and 1")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,8 @@ class VectorIndex:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        # A name of its own: the ingest and a server's repair may save at the same time.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         _faiss().write_index(self.cpu, str(tmp))
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())

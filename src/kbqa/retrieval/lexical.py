@@ -1,16 +1,25 @@
-"""BM25 over the stored chunks (bm25s), rebuilt from the database whenever its chunks change,
-so it is always in step with the vector index (both follow the database)."""
+"""BM25 over one fixed set of stored chunks (bm25s).
+
+A LexicalIndex is built once (from the database, or loaded from the files a previous build
+saved) and never changed afterwards, so any number of threads may search it at once. When the
+database changes, a new one is built beside it and swapped in with the rest of the search
+snapshot (see retrieval/snapshot.py)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import re
+import shutil
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from kbqa.errors import ConfigError
 from kbqa.store import ChunkRow, DocumentRow, Store
@@ -20,6 +29,7 @@ log = logging.getLogger(__name__)
 # Words of two characters or more; identifiers are split at "_" so `sys_path` and `__init__`
 # also match "path" and "init" (`\w` alone would keep `sys_path` as one token).
 _WORD = re.compile(r"[^\W_]{2,}")
+_POINTER = "current.json"
 
 
 def make_tokenizer(stemmer: str = "english") -> Callable[[str], list[str]]:
@@ -53,54 +63,118 @@ def lexical_text(title: str, heading: str, text: str) -> str:
     return f"{title}\n{heading}\n{text}"
 
 
+def stored_texts(store: Store) -> tuple[np.ndarray, list[str]]:
+    """(chunk ids in order, the lexical text of each) of every stored chunk."""
+    with store.session() as s:
+        rows = s.execute(
+            select(ChunkRow.id, DocumentRow.title, ChunkRow.heading, ChunkRow.text)
+            .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
+            .order_by(ChunkRow.id)
+        ).all()
+    return np.array([r[0] for r in rows], dtype=np.int64), [lexical_text(*r[1:]) for r in rows]
+
+
 class LexicalIndex:
-    def __init__(self, store: Store, stemmer: str = "english"):
-        self.store = store
+    """BM25 scores of a fixed set of chunks. `LexicalIndex(store, stemmer)` builds one over
+    every chunk stored now; `from_texts` and `load` build one from other sources."""
+
+    def __init__(self, store: Store | None = None, stemmer: str = "english"):
+        ids, texts = stored_texts(store) if store is not None else (np.zeros(0, np.int64), [])
+        self._build(ids, texts, stemmer)
+
+    @classmethod
+    def from_texts(
+        cls, ids: np.ndarray, texts: Sequence[str], stemmer: str = "english"
+    ) -> LexicalIndex:
+        """An index over the given chunks (ids ascending, with their lexical_text)."""
+        index = cls.__new__(cls)
+        index._build(np.asarray(ids, dtype=np.int64), texts, stemmer)
+        return index
+
+    def _build(self, ids: np.ndarray, texts: Sequence[str], stemmer: str) -> None:
+        self.stemmer = stemmer
         self.tokenize = make_tokenizer(stemmer)
-        self._state: tuple | None = None
+        self._ids = ids
         self._bm25 = None
-        self._ids = np.zeros(0, dtype=np.int64)
-        self._document_frequency: Counter[str] = Counter()
+        self._document_frequency: dict[str, int] = {}
+        if len(texts):
+            import bm25s  # imported here: it costs a second that dense-only use never pays
 
-    def _fingerprint(self) -> tuple:
-        with self.store.session() as s:
-            return tuple(
-                s.execute(
-                    select(func.count(ChunkRow.id), func.max(ChunkRow.id), func.sum(ChunkRow.id))
-                ).one()
-            )
-
-    def _ensure(self) -> None:
-        state = self._fingerprint()
-        if state == self._state:
-            return
-        import bm25s  # imported here: it costs a second that dense-only use never pays
-
-        with self.store.session() as s:
-            rows = s.execute(
-                select(ChunkRow.id, DocumentRow.title, ChunkRow.heading, ChunkRow.text)
-                .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
-                .order_by(ChunkRow.id)
-            ).all()
-        self._ids = np.array([r[0] for r in rows], dtype=np.int64)
-        self._bm25 = None
-        if rows:
-            tokens = [
-                self.tokenize(lexical_text(title, heading, text))
-                for _, title, heading, text in rows
-            ]
-            self._document_frequency = Counter(t for doc in tokens for t in set(doc))
-            self._bm25 = bm25s.BM25()
+            tokens = [self.tokenize(text) for text in texts]
+            self._document_frequency = dict(Counter(t for doc in tokens for t in set(doc)))
+            bm25 = bm25s.BM25(backend="numpy")
             # An empty token lets a chunk with no indexable word still have a row.
-            self._bm25.index([t or [""] for t in tokens], show_progress=False)
-        self._state = state
-        log.debug("BM25 index rebuilt over %d chunks", len(rows))
+            bm25.index([t or [""] for t in tokens], show_progress=False)
+            self._bm25 = bm25
+        log.debug("BM25 index built over %d chunks", len(ids))
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The chunk ids indexed, ascending."""
+        return self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    # -- persistence: HOME/bm25/<name>/ folders and a pointer file naming the current one ----
+
+    def save(self, folder: Path, name: str) -> None:
+        """Write the index to folder/name and point folder/current.json at it (atomically);
+        older saved versions are removed."""
+        target = folder / name
+        me = f"{os.getpid()}.{threading.get_ident()}"
+        tmp = folder / f".{name}.{me}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if self._bm25 is not None:
+            self._bm25.save(str(tmp), show_progress=False)
+        np.save(tmp / "ids.npy", self._ids)
+        meta = {"stemmer": self.stemmer, "document_frequency": self._document_frequency}
+        (tmp / "kbqa.json").write_text(json.dumps(meta))
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process saved the same build first
+            shutil.rmtree(tmp, ignore_errors=True)
+        pointer = folder / f".{_POINTER}.{me}.tmp"
+        pointer.write_text(json.dumps({"name": name}))
+        os.replace(pointer, folder / _POINTER)
+        for old in folder.iterdir():
+            # Leave other processes' temporary folders alone; a reader of an old version that
+            # loses it falls back to a rebuild.
+            if old.is_dir() and old.name != name and not old.name.startswith("."):
+                shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, folder: Path, ids: np.ndarray, stemmer: str) -> LexicalIndex | None:
+        """The saved index over exactly these chunk ids with this stemmer, or None."""
+        try:
+            name = json.loads((folder / _POINTER).read_text())["name"]
+            saved = folder / name
+            meta = json.loads((saved / "kbqa.json").read_text())
+            saved_ids = np.load(saved / "ids.npy")
+            if meta["stemmer"] != stemmer or not np.array_equal(saved_ids, ids):
+                return None
+            index = cls.__new__(cls)
+            index.stemmer = stemmer
+            index.tokenize = make_tokenizer(stemmer)
+            index._ids = saved_ids.astype(np.int64)
+            index._document_frequency = meta["document_frequency"]
+            index._bm25 = None
+            if len(saved_ids):
+                import bm25s
+
+                index._bm25 = bm25s.BM25.load(str(saved), show_progress=False)
+            return index
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.debug("no usable saved BM25 index in %s: %s", folder, exc)
+            return None
+
+    # -- searching ------------------------------------------------------------------------
 
     def coverage(self, query: str, text: str) -> float:
         """The IDF-weighted share of the query's terms that `text` contains. A question whose
         rare words (names, identifiers) the best passage lacks is rarely answered by it, and a
         word the corpus never uses weighs the most."""
-        self._ensure()
         terms = set(self.tokenize(query))
         count = len(self._ids)
         weights = {
@@ -114,7 +188,6 @@ class LexicalIndex:
 
     def _scores(self, query: str) -> np.ndarray | None:
         """The BM25 score of every chunk (in self._ids order), or None if no query word is known."""
-        self._ensure()
         if self._bm25 is None:
             return None
         known = self._bm25.get_tokens_ids(self.tokenize(query))

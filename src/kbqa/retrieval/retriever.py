@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
-from sqlalchemy import select
 
 from kbqa.retrieval.embedder import Embedder
 from kbqa.retrieval.fusion import convex, reciprocal_rank
@@ -15,38 +15,67 @@ from kbqa.retrieval.index import VectorIndex
 from kbqa.retrieval.indexer import embedding_text
 from kbqa.retrieval.lexical import LexicalIndex
 from kbqa.retrieval.rerank import Reranker
-from kbqa.store import ChunkRow, DocumentRow, Store
+from kbqa.retrieval.snapshot import Snapshot
 from kbqa.types import Hit
 
 
 class Retriever:
     """Dense (FAISS), lexical (BM25) or hybrid retrieval, optionally re-scored by a reranker.
     Hits are ordered by the chosen method, but `Hit.score` is always the cosine similarity to
-    the query, so thresholds mean the same whatever the method."""
+    the query, so thresholds mean the same whatever the method.
+
+    It searches a search snapshot: `snapshots` is one, or a function returning the current one
+    (each search then reads one snapshot throughout). `pinned()` gives a copy bound to the
+    current snapshot, for a question whose later steps must see what its search saw."""
 
     def __init__(
         self,
-        store: Store,
+        snapshots: Snapshot | Callable[[], Snapshot],
         embedder: Embedder,
-        index: VectorIndex,
         mode: str = "dense",
         fusion: str = "rrf",
         alpha: float = 0.5,
         rrf_k: int = 60,
-        stemmer: str = "english",
         reranker: Reranker | None = None,
         rerank_depth: int = 20,
     ):
-        self.store, self.embedder, self.index = store, embedder, index
+        self._snapshots = snapshots
+        self.embedder = embedder
         self.mode, self.fusion, self.alpha, self.rrf_k = mode, fusion, alpha, rrf_k
         self.reranker, self.rerank_depth = reranker, rerank_depth
-        self.lexical = LexicalIndex(store, stemmer)
+        self._lexical: LexicalIndex | None = None
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshots if isinstance(self._snapshots, Snapshot) else self._snapshots()
+
+    def pinned(self) -> Retriever:
+        """This retriever, bound to the snapshot that is current now."""
+        pinned = copy.copy(self)
+        pinned._snapshots = self.snapshot
+        return pinned
+
+    @property
+    def index(self) -> VectorIndex:
+        return self.snapshot.index
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        """The snapshot's BM25 index, unless another was set (to compare stemmers, say)."""
+        return self._lexical if self._lexical is not None else self.snapshot.lexical
+
+    @lexical.setter
+    def lexical(self, value: LexicalIndex | None) -> None:
+        # Setting back the snapshot's own index clears the override, so later swaps show.
+        self._lexical = None if value is self.snapshot.lexical else value
 
     def search(
         self, query: str, k: int = 5, allow: Callable[[Hit], bool] | None = None
     ) -> list[Hit]:
         """The k best chunks for the query, best first; only those `allow` accepts, and no two
         that are near-duplicates of each other."""
+        if not isinstance(self._snapshots, Snapshot):
+            return self.pinned().search(query, k, allow)
         if len(self.index) == 0:
             return []
         vector = self.embedder.embed([query])
@@ -112,41 +141,20 @@ class Retriever:
     def _cosines(self, ids: list[int], vector: np.ndarray) -> dict[int, float]:
         if not ids:
             return {}
-        stored_ids, vectors = self.store.embeddings(np.array(ids, dtype=np.int64))
+        stored_ids, vectors = self.snapshot.vectors(ids)
         return dict(zip(stored_ids.tolist(), (vectors @ vector[0]).tolist(), strict=True))
 
     def vectors(self, hits: list[Hit]) -> np.ndarray:
         """The stored embeddings of the hits' chunks, in order."""
-        ids, vectors = self.store.embeddings(np.array([h.chunk_id for h in hits], dtype=np.int64))
+        ids, vectors = self.snapshot.vectors([h.chunk_id for h in hits])
         row = {int(i): n for n, i in enumerate(ids)}
         return vectors[[row[h.chunk_id] for h in hits]]
 
-    def hits(self, ids: np.ndarray, scores: np.ndarray) -> list[Hit]:
-        wanted = [int(i) for i in ids if i >= 0]
-        with self.store.session() as s:
-            rows = s.execute(
-                select(ChunkRow, DocumentRow)
-                .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
-                .where(ChunkRow.id.in_(wanted))
-            ).all()
-        by_id = {chunk.id: (chunk, doc) for chunk, doc in rows}
-        out = []
-        for chunk_id, score in zip(ids, scores, strict=True):
-            if int(chunk_id) not in by_id:
-                continue
-            chunk, doc = by_id[int(chunk_id)]
-            out.append(
-                Hit(
-                    chunk_id=chunk.id,
-                    score=float(score),
-                    text=chunk.text,
-                    heading=chunk.heading,
-                    uri=doc.uri,
-                    title=doc.title,
-                    metadata={**(doc.meta or {}), "mtime": doc.mtime},
-                )
-            )
-        return out
+    def hits(
+        self, ids: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray
+    ) -> list[Hit]:
+        """Hits for chunk ids with their scores, in order (unknown ids left out)."""
+        return self.snapshot.hits(ids, scores)
 
 
 def _collapse(hits: list[Hit], threshold: float = 0.9) -> list[Hit]:

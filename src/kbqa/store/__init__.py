@@ -9,6 +9,7 @@ from kbqa.store.tables import (
     RunRow,
     SlackCursorRow,
     SourceRow,
+    TokenRow,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "SlackCursorRow",
     "SourceRow",
     "Store",
+    "TokenRow",
 ]

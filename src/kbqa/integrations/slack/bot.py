@@ -1,5 +1,7 @@
-"""The Bolt app. Bolt acknowledges each event at once and runs our listener in a worker thread,
-so Slack's 3-second deadline is met however long an answer takes."""
+"""The Bolt app, a thin layer over the core (KnowledgeBase). Bolt acknowledges each event at once
+and runs our listener in a worker thread, so Slack's 3-second deadline is met however long an
+answer takes; the core is safe to share between those threads and follows other processes'
+ingests by itself."""
 
 from __future__ import annotations
 
@@ -11,16 +13,18 @@ from typing import Any
 from kbqa.errors import MissingDependencyError
 from kbqa.integrations.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, answer_blocks
 from kbqa.retrieval.access import Audience
-from kbqa.store import FeedbackRow
 
 log = logging.getLogger(__name__)
 
 WORKING_TEXT = "Searching the knowledge base…"
+# What a channel sees when answering fails; the reason goes to the log, never to the channel.
+FAILED_TEXT = "Sorry, I could not answer that: something went wrong on my side (it is logged)."
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 
 def create_app(kb, client: Any = None, **app_options: Any):
-    """A Bolt App answering through `kb` (a KnowledgeBase); tokens come from kb.settings."""
+    """A Bolt App answering through `kb` (a KnowledgeBase); tokens come from kb.settings, and
+    with no `client` the Web API's URL from `slack_api_url` when it is set."""
     try:
         from slack_bolt import App
     except ImportError:
@@ -29,6 +33,12 @@ def create_app(kb, client: Any = None, **app_options: Any):
     options: dict[str, Any] = {"signing_secret": settings.slack_signing_secret or None}
     if client is not None:
         options["client"] = client
+    elif settings.slack_api_url:
+        from slack_sdk import WebClient
+
+        options["client"] = WebClient(
+            token=settings.slack_bot_token or None, base_url=settings.slack_api_url
+        )
     else:
         options["token"] = settings.slack_bot_token or None
     app = App(**options, **app_options)
@@ -61,7 +71,7 @@ class _Bot:
         if not question:
             return
         # Slack retries, and a mention in a DM arrives as two events: answer each message once.
-        if not self.kb.store.claim(f"{event['channel']}:{event['ts']}"):
+        if not self.kb.claim(f"{event['channel']}:{event['ts']}"):
             return
         self._answer(event, question, client, context)
 
@@ -81,14 +91,10 @@ class _Bot:
             answer = self.kb.ask(question, audience=audience, history=history, context=thread_start)
             text, blocks = answer_blocks(answer)
             client.chat_update(channel=channel, ts=working["ts"], text=text, blocks=blocks)
-        except Exception as exc:
-            log.exception("answering %r failed", question)
-            client.chat_update(
-                channel=channel,
-                ts=working["ts"],
-                text=f"Sorry, I could not answer that: {str(exc).splitlines()[0][:200]}",
-                blocks=[],
-            )
+        except Exception:
+            # An exception's text can hold paths, SQL or a document's words: log it, say less.
+            log.exception("answering %r in %s failed", question, channel)
+            client.chat_update(channel=channel, ts=working["ts"], text=FAILED_TEXT, blocks=[])
 
     def _thread(self, client, channel: str, event: dict, context) -> tuple[list, str]:
         """(earlier question/answer pairs, the thread's first message) for a follow-up."""
@@ -126,18 +132,14 @@ class _Bot:
             payload = {}
         channel = body.get("channel", {}).get("id", "")
         user = body.get("user", {}).get("id", "")
-        with self.kb.store.session() as s:
-            s.add(
-                FeedbackRow(
-                    value=1 if action["action_id"] == FEEDBACK_UP else -1,
-                    question=payload.get("q", ""),
-                    answer=payload.get("a", ""),
-                    citations=[{"uri": uri} for uri in payload.get("c", [])],
-                    user=user,
-                    channel=channel,
-                    message_ts=body.get("message", {}).get("ts", ""),
-                )
-            )
-            s.commit()
+        self.kb.feedback(
+            1 if action["action_id"] == FEEDBACK_UP else -1,
+            payload.get("q", ""),
+            payload.get("a", ""),
+            [{"uri": uri} for uri in payload.get("c", [])],
+            user=user,
+            channel=channel,
+            message_ts=body.get("message", {}).get("ts", ""),
+        )
         if channel and user:
             client.chat_postEphemeral(channel=channel, user=user, text="Thanks for the feedback!")

@@ -1,0 +1,271 @@
+"""The search snapshot: the vector index, the BM25 index and the chunks' metadata, as the
+database held them at one moment.
+
+A snapshot is never changed after it is built, so readers need no locks. When the database
+changes (an ingest here or in another process), `Snapshots` builds a new one in the background
+and publishes it with one reference assignment; a question keeps the snapshot it started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from kbqa.retrieval.index import VectorIndex
+from kbqa.retrieval.lexical import LexicalIndex, lexical_text
+from kbqa.store import ChunkRow, DocumentRow, Store
+from kbqa.types import Hit
+
+log = logging.getLogger(__name__)
+
+Generation = tuple[int, int, int]
+
+
+def generation(store: Store) -> Generation:
+    """What identifies the database's set of chunks: (count, max id, sum of ids). Chunk ids
+    only grow and are never reused, so any addition changes the max and any deletion alone
+    changes the count."""
+    with store.session() as s:
+        count, top, total = s.execute(
+            select(func.count(ChunkRow.id), func.max(ChunkRow.id), func.sum(ChunkRow.id))
+        ).one()
+    return int(count or 0), int(top or 0), int(total or 0)
+
+
+def _generation_of(ids: np.ndarray) -> Generation:
+    return len(ids), int(ids.max()) if len(ids) else 0, int(ids.sum()) if len(ids) else 0
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    id: int
+    uri: str
+    title: str
+    meta: dict[str, Any]
+    mtime: float
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    heading: str
+    text: str
+    document: DocumentInfo
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """What a search reads. `generation` says which state of the database it shows."""
+
+    generation: Generation
+    index: VectorIndex
+    lexical: LexicalIndex
+    chunks: dict[int, ChunkInfo]
+    built_at: float = field(default_factory=time.time)
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def hits(
+        self, ids: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray
+    ) -> list[Hit]:
+        """Hits for chunk ids with their scores, in order; ids this snapshot lacks are left out."""
+        out = []
+        for chunk_id, score in zip(ids, scores, strict=True):
+            info = self.chunks.get(int(chunk_id))
+            if info is None:
+                continue
+            doc = info.document
+            out.append(
+                Hit(
+                    chunk_id=int(chunk_id),
+                    score=float(score),
+                    text=info.text,
+                    heading=info.heading,
+                    uri=doc.uri,
+                    title=doc.title,
+                    metadata={**doc.meta, "mtime": doc.mtime},
+                )
+            )
+        return out
+
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids found, their vectors) for the given chunk ids, in the order given."""
+        found = np.array([int(i) for i in ids if int(i) in self.chunks], dtype=np.int64)
+        if not len(found):
+            return found, np.zeros((0, self.index.dim), dtype=np.float32)
+        return found, self.index.cpu.reconstruct_batch(found)
+
+
+def build_snapshot(
+    store: Store,
+    index_path: Path,
+    lexical_dir: Path,
+    dim: int,
+    stemmer: str = "english",
+    use_gpu: bool = False,
+    index: VectorIndex | None = None,
+) -> Snapshot:
+    """A snapshot of the database now. The vector index is `index` (which is then owned by the
+    snapshot) or the saved file, made to agree with the database from stored embeddings; BM25 is
+    loaded from lexical_dir when it was saved for exactly these chunks, else built and saved."""
+    started = time.perf_counter()
+    # One statement, so the chunks and their documents are read as of one moment.
+    with store.session() as s:
+        rows = s.execute(
+            select(
+                ChunkRow.id,
+                ChunkRow.heading,
+                ChunkRow.text,
+                DocumentRow.id,
+                DocumentRow.uri,
+                DocumentRow.title,
+                DocumentRow.meta,
+                DocumentRow.mtime,
+            )
+            .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
+            .order_by(ChunkRow.id)
+        ).all()
+    documents: dict[int, DocumentInfo] = {}
+    chunks: dict[int, ChunkInfo] = {}
+    for chunk_id, heading, text, doc_id, uri, title, meta, mtime in rows:
+        doc = documents.get(doc_id)
+        if doc is None:
+            doc = documents[doc_id] = DocumentInfo(doc_id, uri, title, meta or {}, mtime or 0.0)
+        chunks[chunk_id] = ChunkInfo(heading, text, doc)
+
+    if index is None:
+        index = VectorIndex.load(index_path, dim, use_gpu)
+        ids = np.array(list(chunks), dtype=np.int64)
+        indexed = index.ids()
+        stale, missing = np.setdiff1d(indexed, ids), np.setdiff1d(ids, indexed)
+        if len(stale) or len(missing):
+            log.info(
+                "vector index %s out of step with the database (%d stale, %d missing): "
+                "repairing from stored embeddings",
+                index_path,
+                len(stale),
+                len(missing),
+            )
+            index.remove(stale)
+            found, vectors = store.embeddings(missing)
+            index.add(found, vectors)
+            # A chunk deleted since the rows were read has no embedding any more: leave it out.
+            for gone in np.setdiff1d(missing, found).tolist():
+                chunks.pop(gone, None)
+            index.save(index_path)
+    else:
+        # The caller's index was kept in step by the write path; drop what it lacks.
+        for gone in np.setdiff1d(np.array(list(chunks), dtype=np.int64), index.ids()).tolist():
+            chunks.pop(gone, None)
+
+    ids = np.array(list(chunks), dtype=np.int64)  # ascending: the rows were read in id order
+    lexical = LexicalIndex.load(lexical_dir, ids, stemmer)
+    if lexical is None:
+        texts = [lexical_text(c.document.title, c.heading, c.text) for c in chunks.values()]
+        lexical = LexicalIndex.from_texts(ids, texts, stemmer)
+        try:
+            lexical.save(lexical_dir, "-".join(map(str, _generation_of(ids))))
+        except OSError as exc:  # a read-only home still serves
+            log.warning("cannot save the BM25 index in %s: %s", lexical_dir, exc)
+    if index.use_gpu:
+        index._searchable()  # make the GPU copy now, not in the first (concurrent) searches
+    snapshot = Snapshot(_generation_of(ids), index, lexical, chunks)
+    log.info(
+        "search snapshot of %d chunks built in %.0f ms",
+        len(chunks),
+        (time.perf_counter() - started) * 1000,
+    )
+    return snapshot
+
+
+class Snapshots:
+    """The current snapshot of a database. `current()` checks at most every `check_seconds`
+    whether the database has changed and, if so, builds the next snapshot in a background
+    thread while questions go on with the current one."""
+
+    def __init__(
+        self,
+        build: Callable[[], Snapshot],
+        changed: Callable[[Snapshot], bool],
+        check_seconds: float = 1.0,
+    ):
+        self._build, self._changed, self.check_seconds = build, changed, check_seconds
+        self._current: Snapshot | None = None
+        self._lock = threading.Lock()  # one build at a time
+        self._checked = 0.0
+        self._building = False
+        self._sequence = 0  # builds started
+        self._published = 0  # sequence number of the build that is current
+        self.builds = 0
+
+    def current(self) -> Snapshot:
+        snapshot = self._current
+        if snapshot is None:
+            return self.refresh()
+        now = time.monotonic()
+        if now - self._checked >= self.check_seconds and not self._building:
+            self._checked = now
+            try:
+                changed = self._changed(snapshot)
+            except Exception:  # a busy database must not fail the question
+                log.warning("could not check the database for changes", exc_info=True)
+                changed = False
+            if changed:
+                self._start_background()
+        return self._current
+
+    def peek(self) -> Snapshot | None:
+        """The current snapshot if one was built, without building or checking."""
+        return self._current
+
+    def refresh(self) -> Snapshot:
+        """Build a snapshot now, publish it and return it."""
+        with self._lock:
+            self._sequence += 1
+            sequence = self._sequence
+        snapshot = self._build()
+        self._publish(snapshot, sequence)
+        return self._current
+
+    def publish(self, snapshot: Snapshot) -> None:
+        """Make `snapshot` (built by the caller) the current one."""
+        with self._lock:
+            self._sequence += 1
+            sequence = self._sequence
+        self._publish(snapshot, sequence)
+
+    def _publish(self, snapshot: Snapshot, sequence: int) -> None:
+        with self._lock:
+            # A build that started earlier than the current one's must not replace it.
+            if sequence > self._published:
+                self._current, self._published = snapshot, sequence
+                self.builds += 1
+            self._checked = time.monotonic()
+
+    def _start_background(self) -> None:
+        with self._lock:
+            if self._building:
+                return
+            self._building = True
+
+        def run() -> None:
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("rebuilding the search snapshot failed; keeping the current one")
+            finally:
+                self._building = False
+
+        threading.Thread(target=run, name="kbqa-snapshot", daemon=True).start()
+
+    @property
+    def building(self) -> bool:
+        return self._building

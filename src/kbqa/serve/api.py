@@ -1,0 +1,170 @@
+"""The JSON API: /api/ask (with ?stream=1 for server-sent events), /api/feedback, /api/status,
+/api/documents."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from kbqa.errors import KbqaError
+from kbqa.serve import present
+from kbqa.serve.auth import Caller, caller
+from kbqa.serve.errors import ApiError, body
+from kbqa.types import Answer
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api")
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str
+    k: int | None = Field(None, ge=1, le=20)
+    extractive: bool = False
+    # Earlier (question, answer) pairs of the same conversation, oldest first.
+    history: list[tuple[str, str]] = Field(default_factory=list, max_length=10)
+    sources: list[str] = Field(default_factory=list, max_length=20)
+    stream: bool = False
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: Literal[1, -1, "up", "down"]
+    question: str = Field(max_length=4000)
+    answer: str = Field(max_length=20000)
+    citations: list[str] = Field(default_factory=list, max_length=20)  # the cited uris
+
+
+def check_question(request: Request, question: str) -> str:
+    limit = request.app.state.core.settings.max_question_chars
+    question = question.strip()
+    if not question:
+        raise ApiError(400, "question: must not be empty", "empty_question")
+    if len(question) > limit:
+        raise ApiError(400, f"question: longer than {limit} characters", "question_too_long")
+    return question
+
+
+async def in_worker(request: Request, function, *args: Any) -> Any:
+    """Run blocking work in a worker thread, at most `ask` workers at a time, so that questions
+    queue instead of starving the threads that acknowledge Slack's events."""
+    return await anyio.to_thread.run_sync(function, *args, limiter=request.app.state.ask_limiter)
+
+
+async def stream_in_worker(request: Request, items: Iterator) -> AsyncIterator:
+    done = object()
+    while True:
+        item = await in_worker(request, next, items, done)
+        if item is done:
+            return
+        yield item
+
+
+def ask_kwargs(who: Caller, ask: AskRequest, question: str) -> dict[str, Any]:
+    return {
+        "question": question,
+        "k": ask.k,
+        "extractive": ask.extractive,
+        "audience": who.audience,
+        "history": [tuple(pair) for pair in ask.history],
+        "sources": ask.sources,
+    }
+
+
+@router.post("/ask")
+async def ask(
+    request: Request,
+    ask: AskRequest,
+    who: Annotated[Caller, Depends(caller)],
+    stream: Annotated[bool, Query()] = False,
+):
+    """The answer as `kbqa ask --json` prints it; with ?stream=1 (or "stream": true) as
+    server-sent events: `sentence` events as sentences pass the check, then `sources` (the
+    cited and retrieved passages with label, age and link), then `answer` (that JSON)."""
+    core = request.app.state.core
+    question = check_question(request, ask.question)
+    kwargs = ask_kwargs(who, ask, question)
+    if not (stream or ask.stream):
+        answer = await in_worker(request, lambda: core.ask(**kwargs))
+        return answer.to_dict()
+    # Started here, so an empty knowledge base is a 503, not an event in a 200 stream.
+    items = await in_worker(request, lambda: core.ask_stream(**kwargs))
+    return StreamingResponse(
+        _events(request, items),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(request: Request, items: Iterator[str | Answer]) -> AsyncIterator[str]:
+    settings = request.app.state.core.settings
+    try:
+        async for item in stream_in_worker(request, items):
+            if isinstance(item, Answer):
+                data = item.to_dict()
+                yield present.sse("sources", present.sources(item))
+                if item.abstained:
+                    data = {**data, "why": present.why_no_answer(data, settings)}
+                yield present.sse("answer", data)
+            else:
+                yield present.sse("sentence", {"text": item})
+    except KbqaError as exc:
+        yield present.sse("error", body(400, str(exc)))
+    except Exception:
+        log.exception("streaming an answer failed")
+        yield present.sse("error", body(500, "internal error (the reason is in the server's log)"))
+
+
+@router.post("/feedback", status_code=201)
+async def feedback(
+    request: Request, rating: FeedbackRequest, who: Annotated[Caller, Depends(caller)]
+):
+    """Store a 👍 or 👎 on an answer."""
+    value = {"up": 1, "down": -1}.get(rating.value, rating.value)
+    core = request.app.state.core
+    feedback_id = await in_worker(
+        request,
+        lambda: core.feedback(
+            value,
+            rating.question,
+            rating.answer,
+            [{"uri": uri} for uri in rating.citations],
+            user=who.name,
+            channel="web",
+        ),
+    )
+    return {"id": feedback_id, "value": value}
+
+
+@router.get("/status")
+async def status(request: Request, who: Annotated[Caller, Depends(caller)]):
+    """Counts, models, index size and the last run (paths and the database URL for admins)."""
+    info = await in_worker(request, request.app.state.core.status)
+    if not who.admin:
+        info = {k: v for k, v in info.items() if k not in ("home", "database")}
+        if info.get("last_run"):
+            info["last_run"] = {k: v for k, v in info["last_run"].items() if k != "roots"}
+    return info
+
+
+@router.get("/documents")
+async def documents(
+    request: Request,
+    who: Annotated[Caller, Depends(caller)],
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    q: Annotated[str, Query(max_length=200)] = "",
+    kind: Annotated[Literal["", "file", "slack"], Query()] = "",
+):
+    """The documents the caller may see, newest first; `q` filters on path/URL and title."""
+    core = request.app.state.core
+    total, page = await in_worker(
+        request, lambda: core.documents(offset, limit, q, kind, who.audience)
+    )
+    return {"total": total, "offset": offset, "limit": limit, "documents": page}

@@ -1,0 +1,82 @@
+"""Who is calling: an API token (Authorization: Bearer, or the page's cookie) is an audience
+restricted to its sources; a request from this machine needs none when settings allow it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import ip_address
+
+from fastapi import Request
+
+from kbqa.retrieval.access import Audience
+from kbqa.serve.errors import ApiError
+
+COOKIE = "kbqa_token"
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str  # the token's name, or "local"
+    audience: Audience | None  # None: sees everything, as the command line does
+    admin: bool
+
+
+LOCAL = Caller("local", None, True)
+
+
+def is_loopback(request: Request) -> bool:
+    """A request from this machine, addressed to this machine by a loopback name (so a web
+    page elsewhere cannot reach it through DNS rebinding), and not forwarded by a proxy."""
+    if request.client is None or "x-forwarded-for" in request.headers:
+        return False
+    try:
+        if not ip_address(request.client.host).is_loopback:
+            return False
+    except ValueError:
+        return False
+    host = request.headers.get("host", "")
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name.lower() in _LOCAL_HOSTS
+
+
+def secret_of(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(401, "the Authorization header must be 'Bearer TOKEN'", "bad_auth")
+        return value.strip()
+    return request.cookies.get(COOKIE, "")
+
+
+def identify(request: Request) -> Caller:
+    """The caller, or a 401 ApiError."""
+    core = request.app.state.core
+    secret = secret_of(request)
+    if secret:
+        token = core.token(secret)
+        if token is None:
+            raise ApiError(401, "the API token is not valid (unknown or revoked)", "bad_token")
+        return Caller(token.name, Audience.for_token(token.name, token.sources), token.admin)
+    if core.settings.allow_loopback_without_token and is_loopback(request):
+        return LOCAL
+    raise ApiError(
+        401,
+        "an API token is needed: send 'Authorization: Bearer TOKEN' "
+        "(an administrator makes one with `kbqa token create`)",
+        "no_token",
+    )
+
+
+def caller(request: Request) -> Caller:
+    """FastAPI dependency: the identified caller."""
+    return identify(request)
+
+
+def admin(request: Request) -> Caller:
+    """FastAPI dependency: a caller allowed to see the admin pages."""
+    who = identify(request)
+    if not who.admin:
+        raise ApiError(403, f"token {who.name!r} is not an admin token (kbqa token create --admin)")
+    return who

@@ -1,0 +1,190 @@
+"""POST /v1/chat/completions: kbqa as an OpenAI-compatible "model", so chat clients and editor
+plug-ins can use it. The reply's text carries the [n] citation markers and a "Sources:" list;
+the full answer (the JSON of `kbqa ask --json`) is in the extra field `kbqa` of the response
+(of the last chunk when streaming). GET /v1/models lists the one model, "kbqa"."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from kbqa.errors import KbqaError
+from kbqa.serve import present
+from kbqa.serve.api import check_question, in_worker, stream_in_worker
+from kbqa.serve.auth import Caller, caller
+from kbqa.serve.errors import ApiError, body
+from kbqa.types import Answer
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1")
+MODEL = "kbqa"
+SOURCES_HEADING = "\n\nSources:\n"
+CLOSEST_HEADING = "\n\nClosest sources:\n"
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str = ""
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "\n".join(p.text for p in self.content if p.type == "text")
+        return self.content or ""
+
+
+class Options(BaseModel):
+    """kbqa's own options, in the request's extra field `kbqa`."""
+
+    model_config = ConfigDict(extra="forbid")
+    k: int | None = Field(None, ge=1, le=20)
+    extractive: bool = False
+    sources: list[str] = Field(default_factory=list, max_length=20)
+
+
+class ChatRequest(BaseModel):
+    # Clients send temperature, max_tokens, user…: accepted and ignored.
+    model_config = ConfigDict(extra="allow")
+    model: str = MODEL
+    messages: list[Message] = Field(min_length=1, max_length=50)
+    stream: bool = False
+    kbqa: Options = Field(default_factory=Options)
+
+
+def conversation(messages: list[Message]) -> tuple[str, list[tuple[str, str]]]:
+    """(the question: the last message, a user's; earlier (question, answer) pairs)."""
+    if messages[-1].role != "user":
+        raise ApiError(400, "messages: the last message must be the user's question")
+    history: list[tuple[str, str]] = []
+    pending = None
+    for message in messages[:-1]:
+        if message.role == "user":
+            pending = message.text()
+        elif message.role == "assistant" and pending is not None:
+            # Our own replies end with their sources: the model needs only the answer.
+            answer = message.text().split(SOURCES_HEADING)[0].split(CLOSEST_HEADING)[0]
+            history.append((pending, answer))
+            pending = None
+    return messages[-1].text(), history[-3:]
+
+
+def footer(answer: Answer) -> str:
+    if answer.abstained:
+        seen: dict[str, Any] = {}
+        for hit in answer.hits:
+            seen.setdefault(hit.uri, hit)
+        lines = [f"- {h.label} — {present.display_uri(h.uri)}" for h in list(seen.values())[:3]]
+        return CLOSEST_HEADING + "\n".join(lines) if lines else ""
+    lines = [f"[{c.n}] {c.hit.label} — {present.display_uri(c.hit.uri)}" for c in answer.citations]
+    return SOURCES_HEADING + "\n".join(lines) if lines else ""
+
+
+def _usage(question: str, text: str) -> dict[str, int]:
+    # Rough word counts: clients display them, nothing is billed.
+    prompt, completion = len(question.split()), len(text.split())
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+@router.get("/models")
+async def models(who: Annotated[Caller, Depends(caller)]):
+    return {
+        "object": "list",
+        "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "kbqa"}],
+    }
+
+
+@router.post("/chat/completions")
+async def chat_completions(
+    request: Request, chat: ChatRequest, who: Annotated[Caller, Depends(caller)]
+):
+    core = request.app.state.core
+    question, history = conversation(chat.messages)
+    question = check_question(request, question)
+    kwargs = {
+        "question": question,
+        "k": chat.kbqa.k,
+        "extractive": chat.kbqa.extractive,
+        "audience": who.audience,
+        "history": history,
+        "sources": chat.kbqa.sources,
+    }
+    reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    if not chat.stream:
+        answer = await in_worker(request, lambda: core.ask(**kwargs))
+        content = answer.text + footer(answer)
+        return {
+            "id": reply_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": chat.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": _usage(question, content),
+            "kbqa": answer.to_dict(),
+        }
+    items = await in_worker(request, lambda: core.ask_stream(**kwargs))
+    return StreamingResponse(
+        _chunks(request, items, reply_id, created, chat.model),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _chunks(
+    request: Request, items: Iterator[str | Answer], reply_id: str, created: int, model: str
+) -> AsyncIterator[str]:
+    def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
+        data = {
+            "id": reply_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    sent = 0
+    try:
+        async for item in stream_in_worker(request, items):
+            if isinstance(item, Answer):
+                if item.abstained or not sent:
+                    # Nothing was streamed (an abstention): the whole text now.
+                    yield chunk({"content": item.text})
+                tail = footer(item)
+                if tail:
+                    yield chunk({"content": tail})
+                yield chunk({}, "stop", kbqa=item.to_dict())
+            else:
+                yield chunk({"content": (" " if sent else "") + item})
+                sent += 1
+    except KbqaError as exc:
+        yield f"data: {json.dumps(body(400, str(exc)))}\n\n"
+    except Exception:
+        log.exception("streaming a chat completion failed")
+        yield f"data: {json.dumps(body(500, 'internal error (logged)'))}\n\n"
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,84 @@
+"""Every error the service returns is JSON of one shape, OpenAI's:
+{"error": {"message": "...", "type": "...", "code": "..."}}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from kbqa.errors import KbqaError, ModelError, NotIndexedError
+
+log = logging.getLogger(__name__)
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str = ""):
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+def body(status: int, message: str, code: str = "") -> dict:
+    error = {"message": message, "type": _TYPES.get(status, "api_error")}
+    if code:
+        error["code"] = code
+    return {"error": error}
+
+
+def respond(status: int, message: str, code: str = "") -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body(status, message, code), status_code=status, headers=headers)
+
+
+def _field(error: dict) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    return f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", "invalid")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError):
+        return respond(exc.status, exc.message, exc.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        if first.get("type") == "json_invalid":
+            return respond(400, "the request body is not valid JSON", "invalid_json")
+        return respond(400, _field(first), "invalid_field")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException):
+        return respond(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(NotIndexedError)
+    async def not_indexed(_request: Request, exc: NotIndexedError):
+        return respond(503, str(exc), "not_indexed")
+
+    @app.exception_handler(ModelError)
+    async def model_error(_request: Request, exc: ModelError):
+        log.error("model error: %s", exc)
+        return respond(503, "the answering model is not available (see the server's log)")
+
+    @app.exception_handler(KbqaError)
+    async def kbqa_error(_request: Request, exc: KbqaError):
+        return respond(400, str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return respond(500, "internal error (the reason is in the server's log)")

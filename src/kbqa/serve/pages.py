@@ -1,0 +1,81 @@
+"""The web pages: `/` to ask (the answer itself is fetched and drawn by static/app.js) and
+`/admin`, rendered on the server: sources, documents, last runs and failed files, tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from kbqa.serve.auth import Caller, admin
+
+router = APIRouter(include_in_schema=False)
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return ""
+    stamp = datetime.fromisoformat(value)
+    stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    return stamp.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+_templates.filters["when"] = _when
+
+
+def render(name: str, **values) -> HTMLResponse:
+    return HTMLResponse(_templates.get_template(name).render(**values))
+
+
+@router.get("/", response_class=HTMLResponse)
+async def index(request: Request):
+    # Public: the page itself holds no data; its requests to /api are authenticated.
+    s = request.app.state.core.settings
+    return render(
+        "index.html",
+        max_question_chars=s.max_question_chars,
+        min_hit_score=s.min_hit_score,
+        min_confidence=s.min_confidence,
+    )
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(
+    request: Request,
+    who: Annotated[Caller, Depends(admin)],
+    q: Annotated[str, Query(max_length=200)] = "",
+    kind: Annotated[Literal["", "file", "slack"], Query()] = "",
+    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+):
+    core = request.app.state.core
+    per_page = 50
+    total, documents = core.documents((page - 1) * per_page, per_page, q, kind)
+    runs = core.runs(10)
+    # The files that failed in the latest run of each root, with the latest reason.
+    failed: dict[str, dict] = {}
+    for run in reversed(runs):
+        for item in run["failed"]:
+            failed[item["file"]] = {**item, "run": run["id"], "when": run["started_at"]}
+    return render(
+        "admin.html",
+        who=who,
+        status=core.status(),
+        sources=core.sources(),
+        documents=documents,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // per_page)),
+        q=q,
+        kind=kind,
+        runs=runs,
+        failed=sorted(failed.values(), key=lambda f: f["file"]),
+        tokens=core.tokens(),
+    )

@@ -1,0 +1,234 @@
+// kbqa's page: ask, stream the answer (server-sent events over fetch), show citations,
+// sources and feedback. Plain JavaScript, no build step.
+(() => {
+  "use strict";
+  const form = document.getElementById("ask");
+  const box = document.getElementById("question");
+  const conversation = document.getElementById("conversation");
+  const empty = document.getElementById("empty");
+  const send = document.getElementById("send");
+  const history = []; // [question, answer] pairs of this conversation, oldest first
+  let token = localStorage.getItem("kbqa_token") || "";
+  let turns = 0;
+
+  const el = (tag, attrs = {}, ...children) => {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else node.setAttribute(k, v);
+    }
+    for (const child of children) node.append(child);
+    return node;
+  };
+
+  const headers = () => {
+    const h = { "Content-Type": "application/json" };
+    if (token) h.Authorization = "Bearer " + token;
+    return h;
+  };
+
+  function askForToken() {
+    return new Promise((resolve) => {
+      const dialog = document.getElementById("token-dialog");
+      const input = document.getElementById("token");
+      dialog.addEventListener("close", function done() {
+        dialog.removeEventListener("close", done);
+        if (dialog.returnValue === "ok" && input.value.trim()) {
+          token = input.value.trim();
+          localStorage.setItem("kbqa_token", token);
+          // The admin page is a plain link: it reads the token from this cookie.
+          document.cookie = "kbqa_token=" + encodeURIComponent(token) + "; path=/; SameSite=Strict";
+          resolve(true);
+        } else resolve(false);
+      });
+      dialog.showModal();
+      input.focus();
+    });
+  }
+
+  // Each [n] in the text becomes a button that shows the cited passage.
+  function renderText(container, text, turn) {
+    container.textContent = "";
+    for (const part of text.split(/(\[\d+\])/)) {
+      const m = /^\[(\d+)\]$/.exec(part);
+      if (!m) { container.append(part); continue; }
+      const n = Number(m[1]);
+      const button = el("button", {
+        type: "button", class: "cite", "data-n": String(n),
+        "aria-expanded": "false", "aria-controls": turn.passage.id,
+        "aria-label": "show passage " + n, text: "[" + n + "]",
+      });
+      const cited = turn.citations.get(n);
+      if (cited) button.title = cited.label;
+      button.addEventListener("click", () => togglePassage(turn, n, button));
+      container.append(button);
+    }
+  }
+
+  function togglePassage(turn, n, button) {
+    const cited = turn.citations.get(n);
+    const open = button.getAttribute("aria-expanded") === "true";
+    for (const b of turn.node.querySelectorAll("button.cite")) b.setAttribute("aria-expanded", "false");
+    if (open || !cited) { turn.passage.hidden = true; return; }
+    button.setAttribute("aria-expanded", "true");
+    turn.passage.textContent = "";
+    turn.passage.append(
+      el("p", { class: "passage-label" }, "[" + n + "] ", sourceLink(cited)),
+      el("blockquote", { text: cited.text }),
+    );
+    turn.passage.hidden = false;
+  }
+
+  function sourceLink(source) {
+    return source.link
+      ? el("a", { href: source.link, target: "_blank", rel: "noopener", text: source.label })
+      : el("span", { text: source.label });
+  }
+
+  function sourceItem(source) {
+    const bits = [source.link ? "" : source.where, source.channel ? "#" + source.channel : "", source.age]
+      .filter(Boolean);
+    return el("li", {}, source.n ? "[" + source.n + "] " : "", sourceLink(source),
+      bits.length ? el("span", { class: "meta", text: " — " + bits.join(" · ") }) : "");
+  }
+
+  function newTurn(question) {
+    turns += 1;
+    const id = "t" + turns;
+    const turn = {
+      question, sentences: [], citations: new Map(), answer: null,
+      node: el("article", { class: "turn", id }),
+      text: el("p", { class: "answer", "aria-busy": "true" }),
+      passage: el("div", { class: "passage", id: id + "-passage", role: "region", "aria-label": "cited passage" }),
+    };
+    turn.passage.hidden = true;
+    turn.text.append(el("span", { class: "working", text: "Searching…" }));
+    turn.node.append(el("p", { class: "question", text: question }), turn.text, turn.passage);
+    conversation.append(turn.node);
+    empty.hidden = true;
+    return turn;
+  }
+
+  function finish(turn, answer, sources) {
+    turn.answer = answer;
+    turn.text.removeAttribute("aria-busy");
+    for (const c of (sources && sources.citations) || []) turn.citations.set(c.n, c);
+    renderText(turn.text, answer.answer, turn);
+    if (answer.abstained) {
+      const why = el("details", { class: "why", open: "" },
+        el("summary", { text: "Why no answer?" }),
+        el("p", { text: answer.why || "" }));
+      const seen = new Set();
+      const closest = ((sources && sources.hits) || []).filter((h) => !seen.has(h.uri) && seen.add(h.uri)).slice(0, 3);
+      if (closest.length) why.append(el("p", { text: "Closest sources:" }), el("ul", { class: "sources" }, ...closest.map(sourceItem)));
+      turn.node.append(why);
+    } else {
+      const list = el("ol", { class: "sources", "aria-label": "sources" }, ...((sources && sources.citations) || []).map(sourceItem));
+      turn.node.append(list);
+      history.push([turn.question, answer.answer]);
+    }
+    turn.node.append(feedbackButtons(turn));
+  }
+
+  function feedbackButtons(turn) {
+    const status = el("span", { class: "thanks", role: "status" });
+    const box = el("div", { class: "feedback" });
+    for (const [value, label, icon] of [[1, "Helpful", "👍"], [-1, "Not helpful", "👎"]]) {
+      const b = el("button", { type: "button", class: "rate", "aria-label": label, title: label },
+        el("span", { "aria-hidden": "true", text: icon + " " }), label);
+      b.addEventListener("click", async () => {
+        const response = await fetch("/api/feedback", {
+          method: "POST", headers: headers(),
+          body: JSON.stringify({
+            value, question: turn.question, answer: turn.answer.answer,
+            citations: turn.answer.citations.map((c) => c.uri),
+          }),
+        });
+        if (response.ok) {
+          for (const other of box.querySelectorAll("button")) other.disabled = true;
+          b.classList.add("chosen");
+          status.textContent = "Thanks — your feedback is saved.";
+        } else status.textContent = "Could not save the feedback.";
+      });
+      box.append(b);
+    }
+    box.append(status);
+    return box;
+  }
+
+  function showError(turn, message) {
+    turn.text.removeAttribute("aria-busy");
+    turn.text.textContent = "";
+    turn.text.append(el("span", { class: "error", text: message }));
+  }
+
+  async function ask(question) {
+    const turn = newTurn(question);
+    const payload = {
+      question, history: history.slice(-3),
+      extractive: document.getElementById("extractive").checked,
+    };
+    let response;
+    for (;;) {
+      response = await fetch("/api/ask?stream=1", { method: "POST", headers: headers(), body: JSON.stringify(payload) });
+      if (response.status !== 401 || !(await askForToken())) break;
+    }
+    if (!response.ok) {
+      let message = "The server answered " + response.status + ".";
+      try { message = (await response.json()).error.message; } catch (e) { /* not JSON */ }
+      showError(turn, message);
+      return;
+    }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "", sources = null;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let event = "message", data = "";
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event: ")) event = line.slice(7);
+          else if (line.startsWith("data: ")) data += line.slice(6);
+        }
+        const body = JSON.parse(data || "null");
+        if (event === "sentence") {
+          turn.sentences.push(body.text);
+          renderText(turn.text, turn.sentences.join(" "), turn);
+        } else if (event === "sources") sources = body;
+        else if (event === "answer") finish(turn, body, sources);
+        else if (event === "error") showError(turn, body.error.message);
+      }
+    }
+    turn.node.scrollIntoView({ block: "nearest" });
+  }
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const question = box.value.trim();
+    if (!question) return;
+    box.value = "";
+    send.disabled = true;
+    try { await ask(question); } catch (err) { console.error(err); }
+    finally { send.disabled = false; box.focus(); }
+  });
+  box.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape") return;
+    for (const p of document.querySelectorAll(".passage")) p.hidden = true;
+    for (const b of document.querySelectorAll("button.cite")) b.setAttribute("aria-expanded", "false");
+  });
+  document.getElementById("new").addEventListener("click", () => {
+    history.length = 0;
+    conversation.textContent = "";
+    empty.hidden = false;
+    box.focus();
+  });
+})();

@@ -1,0 +1,108 @@
+"""The page in a real headless Chromium (Debian's chromium and chromium-driver, via Selenium):
+ask, see the cited answer, open a citation, rate it, and see a failed file on the admin page."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from kbqa.store import FeedbackRow
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+pytestmark = pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
+    reason="no headless browser: apt-get install chromium chromium-driver",
+)
+# Set KBQA_SCREENSHOTS=docs to refresh the README's screenshots.
+SHOTS = os.environ.get("KBQA_SCREENSHOTS", "")
+
+
+@pytest.fixture
+def browser():
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="kbqa-chromium-")
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1000,900",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait(driver, condition, seconds: float = 20):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, seconds).until(condition)
+
+
+def test_ask_cite_rate_and_admin_in_a_real_browser(browser, server, core):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(server.url + "/")
+    box = browser.find_element(By.ID, "question")
+    box.send_keys("when do the larkdb backups run nightly?", Keys.ENTER)  # Enter sends
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn .sources li"))
+    answer = browser.find_element(By.CSS_SELECTOR, ".turn .answer").text
+    assert "02:00 UTC" in answer and "[1]" in answer
+    source = browser.find_element(By.CSS_SELECTOR, ".turn .sources li").text
+    assert source.startswith("[1] Database runbook › Backups") and "today" in source
+
+    cite = browser.find_element(By.CSS_SELECTOR, "button.cite")
+    cite.click()
+    passage = browser.find_element(By.CSS_SELECTOR, ".turn .passage")
+    assert passage.is_displayed() and "kept for 35 days" in passage.text
+    assert cite.get_attribute("aria-expanded") == "true"
+
+    # A follow-up in the same conversation, then 👍 on the first answer.
+    box.send_keys("how long are the backups kept?", Keys.ENTER)
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".turn .feedback")) == 2)
+    if SHOTS:
+        browser.save_screenshot(str(Path(SHOTS) / "serve-page.png"))
+    browser.find_element(By.CSS_SELECTOR, ".turn button.rate[aria-label='Helpful']").click()
+    wait(browser, lambda d: "saved" in d.find_element(By.CSS_SELECTOR, ".thanks").text)
+    with core.store.session() as s:
+        row = s.scalars(select(FeedbackRow)).one()
+    assert row.value == 1 and row.question == "when do the larkdb backups run nightly?"
+    assert "02:00 UTC" in row.answer and row.citations[0]["uri"].endswith("db.md")
+
+    browser.get(server.url + "/admin")
+    failed = browser.find_element(By.CSS_SELECTOR, "table.failed").text
+    assert "broken.pdf" in failed and "not a PDF file" in failed
+    if SHOTS:
+        browser.save_screenshot(str(Path(SHOTS) / "serve-admin.png"))
+
+
+def test_abstention_explains_itself_in_the_browser(browser, server, core):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    core.settings = core.settings.replace(min_hit_score=0.99)
+    browser.get(server.url + "/")
+    browser.find_element(By.ID, "question").send_keys("zebra giraffe safari?", Keys.ENTER)
+    why = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn details.why"))[0]
+    assert "Why no answer?" in why.text and "below 0.99" in why.text
