@@ -34,8 +34,8 @@ GRAFANA_THREAD = "https://larkspur.slack.com/archives/C05ENGHELP/p17942444400041
 def _passages(example: dict) -> dict[int, str]:
     """Passage number -> its text, parsed back out of the user turn."""
     content = example["messages"][-1]["content"]
-    body = content.removeprefix("Passages:\n\n").rsplit("\n\nQuestion: ", 1)[0]
-    parts = re.split(r"(?:^|\n\n)\[(\d+)\] \([^\n]*\)\n", body)
+    body = content.rsplit("\n\nQuestion: ", 1)[0]
+    parts = re.split(r"(?:^|\n\n)Source \[(\d+)\]: [^\n]*\n", body)
     return {int(n): text for n, text in zip(parts[1::2], parts[2::2], strict=True)}
 
 

@@ -240,7 +240,7 @@ class KnowledgeBase:
         """ask(), streamed: each checked sentence (with its [n] markers) as it passes, then
         the Answer as the last item."""
         answerer, allow = self._answerer(extractive, audience, sources)
-        return _answer_stream(answerer, question, k, extractive, history, allow, context)
+        return answerer.answer_stream(question, k, extractive, history, allow, context)
 
     def feedback(
         self,
@@ -425,29 +425,6 @@ class KnowledgeBase:
         if current is not None:
             return len(current.index)
         return len(VectorIndex.load(path, dim)) if path.exists() else 0
-
-
-def _answer_stream(
-    answerer: Answerer,
-    question: str,
-    k: int | None,
-    extractive: bool,
-    history: list[tuple[str, str]],
-    allow: Callable[[Hit], bool] | None,
-    context: str,
-) -> Iterator[str | Answer]:
-    """The answerer's stream of checked sentences then the Answer; an answerer without
-    `answer_stream` gives its whole text as one piece, then the Answer."""
-    stream = getattr(answerer, "answer_stream", None)
-    if stream is not None:
-        yield from stream(
-            question, k=k, extractive=extractive, history=history, allow=allow, context=context
-        )
-        return
-    answer = answerer.answer(question, k, extractive, history, allow, context)
-    if not answer.abstained:
-        yield answer.text
-    yield answer
 
 
 class _Serialized:
