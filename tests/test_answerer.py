@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kbqa.app import KnowledgeBase
-from kbqa.assistant import support
+from kbqa.assistant import confidence, support
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.prompt import ABSTAIN_TEXT, build_messages
 from kbqa.errors import NotIndexedError
@@ -114,7 +115,9 @@ def test_low_retrieval_confidence_abstains_without_generating(ready: KnowledgeBa
 
 
 def test_unsupported_output_can_fall_back_to_quoting(ready: KnowledgeBase):
-    answer, _ = answer_with(ready, "I don't know.", QUESTION, on_unsupported="extract")
+    answer, _ = answer_with(
+        ready, "I don't know.", QUESTION, on_unsupported="extract", on_idk="extract"
+    )
     assert not answer.abstained
     assert "rotate-role" in answer.text and answer.text.endswith("[1].")
     assert answer.mode == "extracted"
@@ -198,9 +201,24 @@ def test_confidence_falls_when_the_best_passage_lacks_the_questions_rare_terms(r
         assert "vault write" in hits[0].text  # the same passage is best for both
         scores[question] = (answerer.confidence(question, hits), hits[0].score)
     assert scores[missing][0] < scores[covered][0] - 0.1
-    # Blended 0.7 / 0.3 with the cosine: the coverage part is what moved.
-    coverage = {q: (c - 0.7 * cosine) / 0.3 for q, (c, cosine) in scores.items()}
-    assert coverage[covered] > 0.5 > coverage[missing]
+    # The signals behind it: the coverage of the question's rare terms is what moved.
+    signals = {
+        q: confidence.signals(q, ready.retriever.search(q, 2), ready.retriever.lexical)
+        for q in (covered, missing)
+    }
+    coverage = confidence.FEATURES.index("coverage")
+    assert signals[covered][coverage] > 0.5 > signals[missing][coverage]
+
+
+def test_the_learned_confidence_is_a_probability_that_rises_with_its_signals():
+    model = confidence.shipped()
+    weak = np.array([0.3, 0.1, 0.1, 0.0, 0.5])
+    strong = np.array([0.7, 0.9, 0.9, 0.2, 2.5])
+    assert 0.0 < model.probability(weak) < 0.5 < model.probability(strong) < 1.0
+    # fit() recovers a separable rule from data.
+    x = np.array([[c, c] for c in np.linspace(0, 1, 40)])
+    fitted = confidence.fit(x, (x[:, 0] > 0.5).astype(float))
+    assert fitted.probability(np.array([0.9, 0.9])) > 0.8 > 0.2 > fitted.probability(x[2])
 
 
 def test_low_confidence_abstains_even_with_a_good_cosine(ready: KnowledgeBase):
@@ -228,3 +246,19 @@ def test_a_short_answer_that_picks_one_of_the_questions_alternatives_has_content
     assert support.overlap("George Marshall or Allan Dwan was born first", passage, question) == 0
     # Words at the seam of two joined sentences ("1981).George") still count.
     assert support.missing_figures("He died in 1981.", passage) == set()
+
+
+def test_a_quantity_with_a_changed_unit_is_a_missing_figure():
+    passage = "Everyone should take at least 15 days a year; on-call pays $450 per week."
+    assert support.missing_figures("We get 15 weeks of parental leave.", passage) == {"15 week"}
+    assert support.missing_figures("Take at least 15 days.", passage) == set()
+    assert support.missing_figures("It pays $450 per week.", passage) == set()
+
+
+def test_the_generator_saying_it_does_not_know_is_trusted_by_default(ready: KnowledgeBase):
+    answer, _ = answer_with(ready, "I don't know.", QUESTION, on_unsupported="extract")
+    assert answer.abstained and answer.reason == "the generator said the sources lack the answer"
+    # A reply whose sentences fail the check still falls back to quoting.
+    answer, _ = answer_with(ready, "Ask the Jenkins team [1].", QUESTION, on_unsupported="extract")
+    assert answer.mode == "extracted" and "rotate-role" in answer.text
+    assert answer.reason == "none of the generator's 1 sentences passed the support check"

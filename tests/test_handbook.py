@@ -15,7 +15,7 @@ from kbqa.app import KnowledgeBase
 from kbqa.assistant import support
 from kbqa.assistant.generator import TransformersGenerator
 from kbqa.ingest import parse_file
-from kbqa.settings import PACKAGED_GENERATOR, Settings
+from kbqa.settings import Settings
 from kbqa.store import RunRow
 
 QA = json.loads((Path(__file__).parent / "data" / "handbook_qa.json").read_text())
@@ -29,6 +29,7 @@ MUST_ABSTAIN = [
 ]
 
 pytestmark = pytest.mark.slow
+SMOL = "SmolLM2-135M-Instruct"
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +128,11 @@ def test_every_delivered_generated_sentence_cites_a_supporting_passage(handbook)
             )
 
 
-def test_packaged_generator_is_converted_once_and_loads_as_a_local_folder(handbook):
+def test_packaged_gguf_model_is_converted_once_for_transformers_and_loads_as_a_folder(handbook):
     kb, _ = handbook
-    kb.ask(QA["answerable"][0]["question"])  # makes sure the generator was built
-    folder = kb.settings.models_dir / PACKAGED_GENERATOR
+    # transformers needs a safetensors copy of a GGUF model (llama.cpp reads the file itself).
+    TransformersGenerator(SMOL, kb.settings.models_dir, device="cpu")
+    folder = kb.settings.models_dir / SMOL
     assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
     # A local folder path goes through the same code path as a Hugging Face id.
     local = TransformersGenerator(str(folder), kb.settings.models_dir, device="cpu")

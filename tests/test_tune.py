@@ -12,7 +12,7 @@ from kbqa.assistant.prompt import SYSTEM, build_messages
 from kbqa.errors import KbqaError
 from kbqa.evals.datasets import load_beir, prepare
 from kbqa.retrieval.embedder import HashEmbedder
-from kbqa.settings import PACKAGED_GENERATOR
+from kbqa.settings import TUNE_BASE
 from kbqa.store import FeedbackRow
 from kbqa.tune.data import (
     ABSTAIN_REPLY,
@@ -309,12 +309,12 @@ def test_a_few_steps_on_the_packaged_generator(tmp_path: Path):
         data,
         "smol-tuned",
         models_dir,
-        base=PACKAGED_GENERATOR,
+        base=TUNE_BASE,
         config=config,
         device="cpu",
         show_progress=False,
     )
-    before = _weights(models_dir / PACKAGED_GENERATOR)
+    before = _weights(models_dir / TUNE_BASE)
     assert any(not torch.equal(before[k], v) for k, v in _weights(folder).items())
     generator = TransformersGenerator("smol-tuned", models_dir, device="cpu")
     assert generator.generate(build_messages("Who founded Town1?", []), 8)

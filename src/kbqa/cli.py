@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from kbqa.errors import KbqaError
-from kbqa.settings import Settings
+from kbqa.settings import TUNE_BASE, Settings
 from kbqa.types import Answer, Hit
 
 
@@ -153,11 +153,19 @@ def ask(
         settings = settings.replace(generator_model=model)
     if retriever:
         settings = settings.replace(retrieval_mode=retriever)
-    answer = _kb(settings).ask(question, k=k, extractive=extractive, sources=list(sources))
+    kb = _kb(settings)
     if as_json:
+        answer = kb.ask(question, k=k, extractive=extractive, sources=list(sources))
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
-    else:
-        click.echo(_format_answer(answer))
+        return
+    # Each sentence is shown as soon as it has passed the support check.
+    shown = False
+    for event in kb.ask_stream(question, k=k, extractive=extractive, sources=list(sources)):
+        if isinstance(event, str):
+            click.echo(("" if not shown else " ") + event, nl=False)
+            shown = True
+    answer = event
+    click.echo(_format_answer(answer, text_shown=shown))
 
 
 def _answer_from_dict(data: dict) -> Answer:
@@ -175,10 +183,27 @@ def _answer_from_dict(data: dict) -> Answer:
         hits=tuple(hit(h) for h in data["hits"]),
         confidence=data.get("confidence", 0.0),
         mode=data.get("mode", "abstained"),
+        dropped=tuple((d["sentence"], d["reason"]) for d in data.get("dropped", [])),
+        reason=data.get("reason", ""),
     )
 
 
-def _format_answer(answer: Answer) -> str:
+def why_line(answer: Answer) -> str:
+    """One line on how the answer was made: why it abstained or quoted, what was dropped."""
+    dropped = len(answer.dropped)
+    if answer.abstained:
+        return f"(why: {answer.reason})" if answer.reason else ""
+    if answer.mode == "extracted" and answer.reason:
+        return f"(quoted from the sources: {answer.reason})"
+    if dropped:
+        reasons = sorted({why.split(" (")[0] for _, why in answer.dropped})
+        noun = "sentence" if dropped == 1 else "sentences"
+        return f"({dropped} generated {noun} dropped: {'; '.join(reasons)})"
+    return ""
+
+
+def _format_answer(answer: Answer, text_shown: bool = False) -> str:
+    why = why_line(answer)
     if answer.abstained:
         lines = [f"{answer.text} Closest sources:"]
         seen = set()
@@ -186,9 +211,11 @@ def _format_answer(answer: Answer) -> str:
             if hit.uri not in seen and len(seen) < 3:
                 seen.add(hit.uri)
                 lines.append(f"  - {_source_line(hit)}")
-        return "\n".join(lines) if seen else answer.text
+        lines = lines if seen else [answer.text]
+        return "\n".join(lines + ([why] if why else []))
     sources = [f"[{c.n}] {_source_line(c.hit)}" for c in answer.citations]
-    return "\n".join([answer.text, "", *sources])
+    head = "" if text_shown else answer.text
+    return "\n".join([head, *([why] if why else []), "", *sources])
 
 
 @cli.command()
@@ -309,7 +336,8 @@ def eval_retrieval(settings: Settings, dataset: str, split: str, out: Path | Non
     "--model",
     "models",
     multiple=True,
-    help="Another generator to compare (a name under KBQA_HOME/models, folder or HF id).",
+    help="Another generator to compare (a name under KBQA_HOME/models, folder or HF id; "
+    "NAME@llama.cpp or NAME@transformers picks the runtime).",
 )
 @click.option("--base/--no-base", default=True, help="Include the configured generator.")
 @click.option("--extractive/--no-extractive", default=True, help="Include the extractive answerer.")
@@ -336,20 +364,18 @@ def eval_qa(
         raise KbqaError("nothing to evaluate: keep --base or --extractive, or name a --model")
     configs = [Config("extractive")] if extractive else []
     # Generators come from the user's home (KBQA_HOME/models), not the dataset's.
-    configs += [
-        Config(
+    for label in names:
+        # NAME@BACKEND compares one model on two runtimes ("SmolLM2-135M-Instruct@transformers").
+        model, _, backend = label.partition("@")
+        generator = make_generator(
             model,
-            make_generator(
-                model,
-                settings.models_dir,
-                settings.device,
-                settings.model_cache,
-                settings.generator_backend,
-                settings.generator_threads,
-            ),
+            settings.models_dir,
+            settings.device,
+            settings.model_cache,
+            backend or settings.generator_backend,
+            settings.generator_threads,
         )
-        for model in names
-    ]
+        configs.append(Config(label, generator))
     out = _report_folder(settings, name, "qa", out)
     bars = _Bars()
     evaluate_qa(kb, data, name, split, configs, out, limit, bars)
@@ -412,6 +438,12 @@ def tune_data(settings: Settings, halueval: bool, include_private: bool) -> None
     "--max-length", type=int, default=768, show_default=True, help="Longer examples are left out."
 )
 @click.option("--fresh", is_flag=True, help="Ignore a checkpoint instead of resuming from it.")
+@click.option(
+    "--base",
+    default=TUNE_BASE,
+    show_default=True,
+    help="The model to fine-tune (a packaged name, folder or hub id).",
+)
 @click.pass_obj
 def tune_train(
     settings: Settings,
@@ -423,8 +455,10 @@ def tune_train(
     learning_rate: float | None,
     max_length: int,
     fresh: bool,
+    base: str,
 ) -> None:
-    """Fine-tune the configured generator; the result answers with `kbqa ask --model NAME`."""
+    """Fine-tune a generator (the small packaged one by default); the result answers with
+    `kbqa ask --model NAME`."""
     from kbqa.tune.train import TrainConfig, train
 
     rate = learning_rate or (5e-5 if method == "full" else 5e-4)
@@ -439,7 +473,7 @@ def tune_train(
         data or settings.home / "tune" / "train.jsonl",
         name,
         settings.models_dir,
-        base=settings.generator_model,
+        base=base,
         config=config,
         device=settings.device,
         resume=not fresh,

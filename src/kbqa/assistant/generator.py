@@ -22,7 +22,6 @@ from typing import Protocol
 from kbqa.assistant.models import PACKAGED, packaged_gguf
 from kbqa.errors import MissingDependencyError, ModelError
 from kbqa.retrieval.device import fast_dtype, torch_device
-from kbqa.settings import PACKAGED_GENERATOR
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +303,6 @@ def make_generator(
 
 
 __all__ = [
-    "PACKAGED_GENERATOR",
     "EchoGenerator",
     "Generator",
     "LlamaCppGenerator",

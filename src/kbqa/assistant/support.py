@@ -18,6 +18,7 @@ The thresholds were tuned on labelled examples: benchmarks/tune_support.py.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -80,11 +81,29 @@ def overlap(sentence: str, passage: str, question: str = "") -> float:
     return len(wanted & passage_words(passage)) / len(wanted)
 
 
+_UNITS = frozenset(
+    {"second", "minute", "hour", "day", "week", "month", "year", "percent", "gb", "mb", "ms"}
+)
+
+
+def _quantities(text: str) -> set[str]:
+    """"15 weeks", "30 days": a number with the unit after it (singular)."""
+    tokens = words(text)
+    out = set()
+    for number, unit in itertools.pairwise(tokens):
+        unit = unit.removesuffix("s")
+        if number.replace(",", "").replace(".", "").isdigit() and unit in _UNITS:
+            out.add(f"{number} {unit}")
+    return out
+
+
 def missing_figures(sentence: str, passage: str) -> set[str]:
-    """Numbers and codes (tokens with a digit) in the sentence that the passage lacks: a changed
-    port, date or amount is the wrong answer that word overlap alone lets through."""
+    """Numbers and codes (tokens with a digit) in the sentence that the passage lacks, and
+    quantities whose unit it changes ("15 weeks" where the passage says "15 days"): a changed
+    port, date, amount or duration is the wrong answer that word overlap alone lets through."""
     have = passage_words(passage)
-    return {w for w in words(sentence) if any(ch.isdigit() for ch in w) and w not in have}
+    missing = {w for w in words(sentence) if any(ch.isdigit() for ch in w) and w not in have}
+    return missing | (_quantities(sentence) - _quantities(passage))
 
 
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z'-]+")

@@ -39,7 +39,7 @@ from typing import Any
 from kbqa.assistant.generator import resolve_model
 from kbqa.errors import KbqaError, ModelError
 from kbqa.retrieval.device import torch_device
-from kbqa.settings import PACKAGED_GENERATOR
+from kbqa.settings import TUNE_BASE
 from kbqa.tune.data import file_sha256, read_examples
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def train(
     name: str,
     models_dir: Path,
     *,
-    base: str = PACKAGED_GENERATOR,
+    base: str = TUNE_BASE,
     work_dir: Path | None = None,
     config: TrainConfig | None = None,
     checkpoint_every: int = 10,
