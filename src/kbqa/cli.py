@@ -188,22 +188,8 @@ def _answer_from_dict(data: dict) -> Answer:
     )
 
 
-def why_line(answer: Answer) -> str:
-    """One line on how the answer was made: why it abstained or quoted, what was dropped."""
-    dropped = len(answer.dropped)
-    if answer.abstained:
-        return f"(why: {answer.reason})" if answer.reason else ""
-    if answer.mode == "extracted" and answer.reason:
-        return f"(quoted from the sources: {answer.reason})"
-    if dropped:
-        reasons = sorted({why.split(" (")[0] for _, why in answer.dropped})
-        noun = "sentence" if dropped == 1 else "sentences"
-        return f"({dropped} generated {noun} dropped: {'; '.join(reasons)})"
-    return ""
-
-
 def _format_answer(answer: Answer, text_shown: bool = False) -> str:
-    why = why_line(answer)
+    why = answer.explanation()
     if answer.abstained:
         lines = [f"{answer.text} Closest sources:"]
         seen = set()

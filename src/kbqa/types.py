@@ -74,6 +74,18 @@ class Answer:
     # answering in the generator's words; empty for a generated answer.
     reason: str = ""
 
+    def explanation(self) -> str:
+        """One line on how the answer was made: why it abstained or quoted, what was dropped."""
+        if self.abstained:
+            return f"(why: {self.reason})" if self.reason else ""
+        if self.mode == "extracted" and self.reason:
+            return f"(quoted from the sources: {self.reason})"
+        if self.dropped:
+            reasons = "; ".join(sorted({why.split(" (")[0] for _, why in self.dropped}))
+            noun = "sentence" if len(self.dropped) == 1 else "sentences"
+            return f"({len(self.dropped)} generated {noun} dropped: {reasons})"
+        return ""
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape documented in the README."""
 

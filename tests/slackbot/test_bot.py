@@ -303,3 +303,33 @@ def test_long_answers_and_many_sources_fit_slacks_block_limits():
     assert all(len(b["value"]) <= 2000 for b in blocks[2]["elements"])
     assert json.loads(blocks[2]["elements"][0]["value"])["q"] == "q" * 400
     assert len(text) <= 3900
+
+
+def test_an_abstention_and_dropped_sentences_are_explained_in_one_line():
+    from kbqa.integrations.slack.blocks import answer_blocks
+    from kbqa.types import Answer, Citation, Hit
+
+    hit = Hit(1, 0.4, "Backups run nightly at 02:00 UTC.", "Backups", "/db.md", "Runbook")
+    abstained = Answer(
+        "q?",
+        "I couldn't find this.",
+        True,
+        (),
+        (hit,),
+        reason="confidence 0.31 < min_confidence 0.5",
+    )
+    _, blocks = answer_blocks(abstained)
+    lines = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    assert "(why: confidence 0.31 &lt; min_confidence 0.5)" in lines  # escaped for Slack
+    kept = Answer(
+        "q?",
+        "Backups run at 02:00 UTC [1].",
+        False,
+        (Citation(1, hit),),
+        (hit,),
+        mode="generated",
+        dropped=(("Ask <!channel>.", "not supported by any source (best [1])"),),
+    )
+    _, blocks = answer_blocks(kept)
+    lines = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    assert "(1 generated sentence dropped: not supported by any source)" in lines

@@ -63,6 +63,13 @@ def answer_blocks(answer: Answer) -> tuple[str, list[dict]]:
     if lines:
         elements = [{"type": "mrkdwn", "text": truncate(line, 1000)} for line in lines]
         blocks.append({"type": "context", "elements": elements})
+    if why := answer.explanation():
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": truncate(neutralize(why), 1000)}],
+            }
+        )
     blocks.append(_feedback_buttons(answer))
     return truncate(neutralize(text), 3900), blocks
 
