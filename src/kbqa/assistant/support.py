@@ -110,10 +110,11 @@ _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'-]*[A-Za-z0-9]")
 
 
 def missing_names(sentence: str, passage: str, question: str = "") -> set[str]:
-    """Capitalised words (names, past the sentence's first word) that neither the passage nor
-    the question has: "the narrator was actually Richard Boone" against a cast list without
-    him."""
-    have = passage_words(passage) | set(words(question))
+    """Capitalised words (names, past the sentence's first word) that the passage lacks: "the
+    narrator was actually Richard Boone" against a cast list without him. A name taken from
+    the question counts too: "Kevin Bookout played in the Ohio Valley Conference" cited to a
+    passage that never names him is the question's premise, not the passage's word."""
+    have = passage_words(passage)
     found = {m.group(0).lower().strip("'-") for m in _NAME.finditer(sentence.strip())}
     return {n for n in found - STOPWORDS if not set(words(n)) <= have}
 
