@@ -17,3 +17,4 @@ test: setup
 bench: setup
 	.venv/bin/python benchmarks/ingest_and_query.py
 	.venv/bin/python benchmarks/handbook_qa.py
+	.venv/bin/python benchmarks/generators.py
