@@ -9,6 +9,7 @@ sentence as soon as it has passed the check, then the Answer.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import time
@@ -111,19 +112,16 @@ class Answerer:
         draft, raw = _Draft(hits), ""
         done = 0  # sentences of `raw` already checked
         pieces = stream(self.generator, self._messages(question, hits, history), self._budget)
-        for piece in pieces:
-            raw += piece
+        for piece in itertools.chain(pieces, [None]):  # None: the reply is complete
+            raw += piece or ""
             sentences = support.split_sentences(raw)
-            # All but the last are finished: a later sentence has begun after them.
-            for sentence in sentences[done : len(sentences) - 1]:
+            # While the reply goes on, all but the last sentence are finished.
+            finished = sentences if piece is None else sentences[:-1]
+            for sentence in finished[done:]:
                 if shown := self._take(question, hits, sentence, draft):
                     timings.setdefault("first_sentence_ms", _ms(started))
                     yield shown
-            done = max(done, len(sentences) - 1)
-        for sentence in support.split_sentences(raw)[done:]:
-            if shown := self._take(question, hits, sentence, draft):
-                timings.setdefault("first_sentence_ms", _ms(started))
-                yield shown
+            done = max(done, len(finished))
         log.debug("generator said: %r", raw)
         answer = self._finish(question, hits, timings, draft, raw, None, started)
         if answer.mode == "extracted":
