@@ -24,7 +24,7 @@ import faiss
 import numpy as np
 
 from kbqa.app import KnowledgeBase
-from kbqa.retrieval.indexer import embedding_text
+from kbqa.ingest.pipeline import embedding_text
 from kbqa.settings import Settings
 from kbqa.store import ChunkRow, DocumentRow
 

@@ -21,19 +21,11 @@ from typing import Any
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import Generator, make_generator
 from kbqa.errors import KbqaError, NotIndexedError
+from kbqa.ingest.pipeline import STAGES, Indexer, IngestReport, Progress, check_embedder
 from kbqa.ingest.sources import Source, documents_source, open_source
 from kbqa.retrieval.access import Audience, allows, matches
 from kbqa.retrieval.embedder import Embedder, make_embedder
-from kbqa.retrieval.index import VectorIndex
-from kbqa.retrieval.indexer import (
-    STAGES,
-    Indexer,
-    IngestReport,
-    Progress,
-    check_embedder,
-    open_vector_index,
-    rebuild_vector_index,
-)
+from kbqa.retrieval.index import VectorIndex, open_vector_index, rebuild_vector_index
 from kbqa.retrieval.retriever import Retriever
 from kbqa.retrieval.snapshot import Snapshot, Snapshots, build_snapshot, generation
 from kbqa.settings import Settings

@@ -87,7 +87,7 @@ _UNITS = frozenset(
 
 
 def _quantities(text: str) -> set[str]:
-    """"15 weeks", "30 days": a number with the unit after it (singular)."""
+    """ "15 weeks", "30 days": a number with the unit after it (singular)."""
     tokens = words(text)
     out = set()
     for number, unit in itertools.pairwise(tokens):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kbqa.errors import MissingDependencyError
+from kbqa.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +96,31 @@ class VectorIndex:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+
+def open_vector_index(store: Store, path: Path, dim: int, use_gpu: bool = False) -> VectorIndex:
+    """Load the index and make it agree with the database, from stored embeddings."""
+    index = VectorIndex.load(path, dim, use_gpu)
+    db_ids, index_ids = store.chunk_ids(), index.ids()
+    stale = np.setdiff1d(index_ids, db_ids)
+    missing = np.setdiff1d(db_ids, index_ids)
+    if len(stale) or len(missing):
+        log.warning(
+            "vector index out of step with the database (%d stale, %d missing): repairing",
+            len(stale),
+            len(missing),
+        )
+        index.remove(stale)
+        ids, vectors = store.embeddings(missing)
+        index.add(ids, vectors)
+        index.save(path)
+    return index
+
+
+def rebuild_vector_index(store: Store, path: Path, dim: int) -> VectorIndex:
+    """A new index from every stored embedding (no re-embedding)."""
+    index = VectorIndex(dim)
+    ids, vectors = store.embeddings()
+    index.add(ids, vectors)
+    index.save(path)
+    return index

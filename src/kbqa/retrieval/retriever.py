@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from kbqa.ingest.pipeline import embedding_text
 from kbqa.retrieval.embedder import Embedder
 from kbqa.retrieval.fusion import convex, reciprocal_rank
 from kbqa.retrieval.index import VectorIndex
-from kbqa.retrieval.indexer import embedding_text
 from kbqa.retrieval.lexical import LexicalIndex
 from kbqa.retrieval.rerank import Reranker
 from kbqa.retrieval.snapshot import Snapshot

@@ -1,4 +1,4 @@
-"""Incremental indexing: files -> documents and chunks in the database -> vectors in the index.
+"""The ingest pipeline: sources -> documents and chunks in the database -> vectors in the index.
 
 The database is the source of truth. Each batch of documents is committed in one transaction
 with its chunks and embeddings; the vector index follows, is saved atomically at the end, and
@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from sqlalchemy import delete, select
@@ -22,8 +23,6 @@ from sqlalchemy.orm import Session
 from kbqa.errors import KbqaError, ParseError
 from kbqa.ingest.partition import HEADING_SEPARATOR
 from kbqa.ingest.sources import Item, Source
-from kbqa.retrieval.embedder import Embedder
-from kbqa.retrieval.index import VectorIndex
 from kbqa.settings import Settings
 from kbqa.store import ChunkRow, DocumentRow, RunRow, SourceRow, Store
 from kbqa.store.tables import utcnow
@@ -32,8 +31,26 @@ from kbqa.types import Document
 log = logging.getLogger(__name__)
 
 STAGES = ("hash", "parse", "chunk", "embed", "store")
-STAGES = ("hash", "parse", "chunk", "embed", "store")
 Progress = Callable[[int, int, str], None]  # (files done, files in all, current file)
+
+
+class Embedder(Protocol):
+    """What the pipeline needs of an embedder (`kbqa.retrieval.embedder` has the real ones)."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+class IndexSink(Protocol):
+    """What the pipeline needs of the vector index: it follows the database, batch by batch."""
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+    def remove(self, ids: np.ndarray) -> None: ...
+
+    def save(self, path: Path) -> None: ...
 
 
 @dataclass
@@ -73,34 +90,6 @@ def check_embedder(store: Store, embedder: Embedder) -> None:
         )
 
 
-def open_vector_index(store: Store, path: Path, dim: int, use_gpu: bool = False) -> VectorIndex:
-    """Load the index and make it agree with the database, from stored embeddings."""
-    index = VectorIndex.load(path, dim, use_gpu)
-    db_ids, index_ids = store.chunk_ids(), index.ids()
-    stale = np.setdiff1d(index_ids, db_ids)
-    missing = np.setdiff1d(db_ids, index_ids)
-    if len(stale) or len(missing):
-        log.warning(
-            "vector index out of step with the database (%d stale, %d missing): repairing",
-            len(stale),
-            len(missing),
-        )
-        index.remove(stale)
-        ids, vectors = store.embeddings(missing)
-        index.add(ids, vectors)
-        index.save(path)
-    return index
-
-
-def rebuild_vector_index(store: Store, path: Path, dim: int) -> VectorIndex:
-    """A new index from every stored embedding (no re-embedding)."""
-    index = VectorIndex(dim)
-    ids, vectors = store.embeddings()
-    index.add(ids, vectors)
-    index.save(path)
-    return index
-
-
 @dataclass
 class _Pending:
     doc: Document
@@ -108,7 +97,7 @@ class _Pending:
 
 
 class Indexer:
-    def __init__(self, store: Store, embedder: Embedder, index: VectorIndex, settings: Settings):
+    def __init__(self, store: Store, embedder: Embedder, index: IndexSink, settings: Settings):
         check_embedder(store, embedder)
         self.store, self.embedder, self.index, self.settings = store, embedder, index, settings
 
