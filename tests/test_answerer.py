@@ -127,6 +127,7 @@ def test_extractive_quotes_the_best_sentence_with_its_source(ready: KnowledgeBas
     answer = ready.ask("which port does the tracker service listen on?", extractive=True)
     assert not answer.abstained
     assert "7300" in answer.text
+    assert "7300" in answer.span and "tracker" not in answer.span  # the part that answers
     assert answer.citations[0].hit.uri.endswith("ports.md")
     assert set(support.citations(answer.text)) == {c.n for c in answer.citations}
 
@@ -135,10 +136,12 @@ def test_echo_generator_round_trip_through_the_knowledge_base(ready: KnowledgeBa
     answer = ready.ask("when do the larkdb backups run nightly?")
     assert not answer.abstained, answer.dropped
     assert "02:00 UTC" in answer.text
+    assert "02:00 UTC" in answer.span
     assert answer.to_dict()["citations"][0]["n"] == 1
     assert set(answer.to_dict()) == {
         "question",
         "answer",
+        "span",
         "abstained",
         "mode",
         "confidence",

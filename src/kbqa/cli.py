@@ -11,7 +11,7 @@ import click
 
 from kbqa.errors import KbqaError
 from kbqa.settings import TUNE_BASE, Settings
-from kbqa.types import Answer, Hit
+from kbqa.types import Answer, Hit, Quoted
 
 
 def _quiet_third_parties() -> None:
@@ -161,7 +161,7 @@ def ask(
     # Each sentence is shown as soon as it has passed the support check.
     shown = False
     for event in kb.ask_stream(question, k=k, extractive=extractive, sources=list(sources)):
-        if isinstance(event, str):
+        if isinstance(event, str) and not isinstance(event, Quoted):  # a quote: shown marked
             click.echo(("" if not shown else " ") + event, nl=False)
             shown = True
     answer = event
@@ -185,6 +185,7 @@ def _answer_from_dict(data: dict) -> Answer:
         mode=data.get("mode", "abstained"),
         dropped=tuple((d["sentence"], d["reason"]) for d in data.get("dropped", [])),
         reason=data.get("reason", ""),
+        span=data.get("span", ""),
     )
 
 
@@ -200,8 +201,16 @@ def _format_answer(answer: Answer, text_shown: bool = False) -> str:
         lines = lines if seen else [answer.text]
         return "\n".join(lines + ([why] if why else []))
     sources = [f"[{c.n}] {_source_line(c.hit)}" for c in answer.citations]
-    head = "" if text_shown else answer.text
+    head = "" if text_shown else _marked(answer)
     return "\n".join([head, *([why] if why else []), "", *sources])
+
+
+def _marked(answer: Answer) -> str:
+    """The answer with its answering span in bold (plain text where output is not a terminal)."""
+    if not answer.span or answer.span not in answer.text:
+        return answer.text
+    before, _, after = answer.text.partition(answer.span)
+    return before + click.style(answer.span, bold=True) + after
 
 
 @cli.command()

@@ -56,6 +56,11 @@ class Citation:
     hit: Hit
 
 
+class Quoted(str):
+    """Streamed text that quotes the passages (the fallback), not the generator's sentences:
+    an interface may hold it back and show the final Answer with its span marked instead."""
+
+
 @dataclass(frozen=True)
 class Answer:
     question: str
@@ -73,6 +78,9 @@ class Answer:
     # Why it abstained (the signal, its value and the threshold), or why it quoted instead of
     # answering in the generator's words; empty for a generated answer.
     reason: str = ""
+    # The words of the first sentence that answer (what the question did not already say):
+    # shown first or marked inside a quote; empty when abstained or when nothing stands out.
+    span: str = ""
 
     def explanation(self) -> str:
         """One line on how the answer was made: why it abstained or quoted, what was dropped."""
@@ -103,6 +111,7 @@ class Answer:
         return {
             "question": self.question,
             "answer": self.text,
+            "span": self.span,
             "abstained": self.abstained,
             "mode": self.mode,
             "confidence": round(self.confidence, 4),

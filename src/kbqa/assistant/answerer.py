@@ -21,9 +21,10 @@ import numpy as np
 from kbqa.assistant import confidence, support
 from kbqa.assistant.generator import Generator, generate_many, stream
 from kbqa.assistant.prompt import ABSTAIN_TEXT, build_messages
+from kbqa.assistant.span import answer_span
 from kbqa.retrieval.retriever import Retriever
 from kbqa.settings import Settings
-from kbqa.types import Answer, Citation, Hit
+from kbqa.types import Answer, Citation, Hit, Quoted
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class Answerer:
         if reason or extractive or self.generator is None:
             answer = self._finish(question, hits, timings, _Draft(hits), None, reason, started)
             if not answer.abstained:
-                yield answer.text
+                yield Quoted(answer.text) if answer.mode == "extracted" else answer.text
             yield answer
             return
         draft, raw = _Draft(hits), ""
@@ -125,7 +126,7 @@ class Answerer:
         log.debug("generator said: %r", raw)
         answer = self._finish(question, hits, timings, draft, raw, None, started)
         if answer.mode == "extracted":
-            yield answer.text
+            yield Quoted(answer.text)
         yield answer
 
     def answer_many(
@@ -345,6 +346,7 @@ class Answerer:
             mode,
             dropped,
             why,
+            answer_span(question, support.split_sentences(draft.text)[0]),
         )
 
     def _extract(self, question: str, hits: list[Hit]) -> list[tuple[str, int]]:

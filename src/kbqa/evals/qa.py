@@ -153,6 +153,9 @@ def _record(qid: str, dataset: BeirDataset, gold: dict[str, set[str]], answer: A
         "retrieved": [h.metadata.get("doc_id", h.uri) for h in answer.hits],
         "em": exact_match(prediction, reference) if answerable else 0.0,
         "f1": token_f1(prediction, reference) if answerable else 0.0,
+        # The answering span alone (the words the question did not say), as a person reads it.
+        "span": answer.span,
+        "span_f1": token_f1(answer.span, reference) if answerable else 0.0,
         "contains": contains and answerable,
         # Right: an answerable question answered with the reference answer in it.
         "correct": contains and answerable,
@@ -192,8 +195,14 @@ def score(
         # An abstention on an answerable question scores 0.
         "em": _mean([r["em"] * a for r, a in answerable]),
         "f1": _mean([r["f1"] * a for r, a in answerable]),
+        "span_f1": _mean([r.get("span_f1", 0.0) * a for r, a in answerable]),
         "contains": _mean([float(r["contains"] and a) for r, a in answerable]),
         "citation_precision": _mean([p for p, _ in citations]),
+        # On answerable questions only: an answer to an unanswerable one cites no gold passage
+        # by definition, which the abstention figures already count.
+        "citation_precision_answerable": _mean(
+            [p for (p, _), r in zip(citations, delivered, strict=True) if r["answerable"]]
+        ),
         "citation_recall": _mean(
             [rec for (_, rec), r in zip(citations, delivered, strict=True) if r["answerable"]]
         ),
@@ -258,8 +267,10 @@ _COLUMNS = {
     "answered": "answered",
     "em": "EM",
     "f1": "F1",
+    "span_f1": "span F1",
     "contains": "has answer",
     "citation_precision": "cit. P",
+    "citation_precision_answerable": "cit. P (answerable)",
     "citation_recall": "cit. R",
     "abstention_precision": "abst. P",
     "abstention_recall": "abst. R",

@@ -1,0 +1,50 @@
+"""The answering span: what an answer sentence adds to its question."""
+
+import pytest
+
+from kbqa.assistant.span import answer_span, span_bounds
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "span"),
+    [
+        (
+            "Which port does route-planner listen on?",
+            "route-planner listens on port 8443 [1].",
+            "8443",
+        ),
+        (
+            "Who hosted the documentary Resurgence?",
+            "Judy Woodruff was the host of the documentary Resurgence [1].",
+            "Judy Woodruff",
+        ),
+        ("Are both bands from America?", "No, one of them is from England [2].", "No"),
+        (
+            "Which genus is aquatic, Phylica or Nelumbo?",
+            "Nelumbo is a genus of aquatic plants with large, showy flowers [1].",
+            "Nelumbo",
+        ),
+        (
+            "When was the tracker released?",
+            "The tracker was released by the platform team in March 2021 [1].",
+            "March 2021",
+        ),
+        # A parenthetical aside loses to the words outside the brackets.
+        ("Where was Salieri born?", "Salieri (born 1750) was born in Legnago [1].", "Legnago"),
+        # Words joined by "of" stay one span; a comma ends it.
+        (
+            "What does the pipeline write?",
+            "It writes the Port of Tyne, nightly [1].",
+            "Port of Tyne",
+        ),
+    ],
+)
+def test_the_span_is_what_the_sentence_adds_to_the_question(question, sentence, span):
+    assert answer_span(question, sentence) == span
+
+
+def test_a_sentence_that_only_restates_the_question_has_no_span():
+    assert (
+        span_bounds("Does the tracker listen on a port?", "The tracker listens on a port.") is None
+    )
+    assert answer_span("Does the tracker listen on a port?", "") == ""
