@@ -1,0 +1,44 @@
+"""Re-score the answers a `kbqa eval qa` run recorded (answers-*.jsonl) with today's span rule,
+without generating again: span F1 and citation precision on answerable questions, at the
+report's own gate (min_confidence, min_hit_score).
+
+    python benchmarks/rescore_answers.py KBQA_HOME/reports/halueval-qa-qa-…
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from kbqa.assistant import support
+from kbqa.assistant.span import answer_span
+from kbqa.evals.metrics import token_f1
+from kbqa.evals.qa import score
+
+
+def main(folder: Path) -> None:
+    gate = json.loads((folder / "metrics.json").read_text())
+    threshold, min_cosine = gate["min_confidence"], gate["min_hit_score"]
+    print(f"{folder.name}: gate min_confidence {threshold}, min_hit_score {min_cosine}")
+    print(f"{'config':<48} {'F1':>6} {'span F1':>8} {'cit. P':>7} {'cit. P (answerable)':>20}")
+    for path in sorted(folder.glob("answers-*.jsonl")):
+        records = [json.loads(line) for line in path.read_text().splitlines() if line]
+        for r in records:
+            first = support.split_sentences(r["answer"])[:1]
+            r["span"] = (
+                ""
+                if r["mode"] == "abstained" or not first
+                else answer_span(r["question"], first[0])
+            )
+            r["span_f1"] = token_f1(r["span"], r["reference"]) if r["answerable"] else 0.0
+        m = score(records, threshold, min_cosine)
+        name = path.stem.removeprefix("answers-")
+        print(
+            f"{name:<48} {m['f1']:>6.3f} {m['span_f1']:>8.3f} {m['citation_precision']:>7.3f}"
+            f" {m['citation_precision_answerable']:>20.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
