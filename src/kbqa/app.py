@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from kbqa import faults
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import Generator, make_generator
 from kbqa.errors import KbqaError, NotIndexedError
@@ -48,6 +49,7 @@ class KnowledgeBase:
     ):
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
+        faults.arm(settings.fault_at)
         if embedder is not None:
             self.embedder = _Serialized(embedder)
         if generator is not None:
@@ -57,7 +59,7 @@ class KnowledgeBase:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.settings.db_url)
+        return Store(self.settings.db_url, self.settings.database_busy_seconds)
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -404,6 +406,7 @@ class KnowledgeBase:
             info["last_run"] = {
                 "started_at": run.started_at.isoformat(timespec="seconds"),
                 "status": run.status,
+                "error": run.error or "",
                 "roots": run.roots,
                 **{k: stats.get(k, 0) for k in ("added", "updated", "unchanged", "removed")},
                 "failed": len(stats.get("failed", [])),

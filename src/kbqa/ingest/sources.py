@@ -1,7 +1,7 @@
 """Sources: where documents come from (a folder of files, a Slack export, a Slack sync).
 
-A source lists items cheaply (a fingerprint each) so the ingest pipeline can skip unchanged ones before
-paying for parsing."""
+A source lists items cheaply (a fingerprint each) so the ingest pipeline can skip unchanged ones
+before paying for parsing."""
 
 from __future__ import annotations
 
