@@ -22,8 +22,10 @@ from kbqa import faults
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import Generator, make_generator
 from kbqa.errors import KbqaError, NotIndexedError
+from kbqa.ingest.files import FileLimits
 from kbqa.ingest.pipeline import STAGES, Indexer, IngestReport, Progress, check_embedder
 from kbqa.ingest.sources import Source, documents_source, open_source
+from kbqa.ingest.worker import ParseWorker
 from kbqa.retrieval.access import Audience, allows, matches
 from kbqa.retrieval.embedder import Embedder, make_embedder
 from kbqa.retrieval.index import VectorIndex, open_vector_index, rebuild_vector_index
@@ -162,17 +164,29 @@ class KnowledgeBase:
     def ingest(self, paths: list[Path], progress: Progress | None = None) -> IngestReport:
         """Ingest folders, files and Slack exports (zip or folder)."""
         s = self.settings
-        sources = [
-            open_source(
-                path,
-                s.slack_workspace,
-                s.slack_include_bots,
-                s.chunk_max_chars,
-                s.chunk_soft_max_chars,
-            )
-            for path in paths
-        ]
-        return self.index_sources(sources, progress)
+        limits = self.file_limits()
+        # Files are parsed in a worker process, each within the limits (ingest/worker.py).
+        with ParseWorker(limits, s.chunk_max_chars, s.chunk_soft_max_chars) as worker:
+            sources = [
+                open_source(
+                    path,
+                    s.slack_workspace,
+                    s.slack_include_bots,
+                    s.chunk_max_chars,
+                    s.chunk_soft_max_chars,
+                    limits,
+                    worker.parse,
+                )
+                for path in paths
+            ]
+            return self.index_sources(sources, progress)
+
+    def file_limits(self) -> FileLimits:
+        """What one file may cost at ingest, from the settings."""
+        s = self.settings
+        return FileLimits(
+            s.max_file_bytes, s.max_unpacked_bytes, s.max_file_seconds, s.max_parse_memory_bytes
+        )
 
     def index_sources(
         self, sources: list[Source], progress: Progress | None = None
