@@ -18,11 +18,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from kbqa import faults
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import Generator, make_generator
 from kbqa.errors import KbqaError, NotIndexedError
+from kbqa.ingest.files import FileLimits
 from kbqa.ingest.pipeline import STAGES, Indexer, IngestReport, Progress, check_embedder
 from kbqa.ingest.sources import Source, documents_source, open_source
+from kbqa.ingest.worker import ParseWorker
 from kbqa.retrieval.access import Audience, allows, matches
 from kbqa.retrieval.embedder import Embedder, make_embedder
 from kbqa.retrieval.index import VectorIndex, open_vector_index, rebuild_vector_index
@@ -48,6 +51,7 @@ class KnowledgeBase:
     ):
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
+        faults.arm(settings.fault_at)
         if embedder is not None:
             self.embedder = _Serialized(embedder)
         if generator is not None:
@@ -57,7 +61,7 @@ class KnowledgeBase:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.settings.db_url)
+        return Store(self.settings.db_url, self.settings.database_busy_seconds)
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -160,17 +164,29 @@ class KnowledgeBase:
     def ingest(self, paths: list[Path], progress: Progress | None = None) -> IngestReport:
         """Ingest folders, files and Slack exports (zip or folder)."""
         s = self.settings
-        sources = [
-            open_source(
-                path,
-                s.slack_workspace,
-                s.slack_include_bots,
-                s.chunk_max_chars,
-                s.chunk_soft_max_chars,
-            )
-            for path in paths
-        ]
-        return self.index_sources(sources, progress)
+        limits = self.file_limits()
+        # Files are parsed in a worker process, each within the limits (ingest/worker.py).
+        with ParseWorker(limits, s.chunk_max_chars, s.chunk_soft_max_chars) as worker:
+            sources = [
+                open_source(
+                    path,
+                    s.slack_workspace,
+                    s.slack_include_bots,
+                    s.chunk_max_chars,
+                    s.chunk_soft_max_chars,
+                    limits,
+                    worker.parse,
+                )
+                for path in paths
+            ]
+            return self.index_sources(sources, progress)
+
+    def file_limits(self) -> FileLimits:
+        """What one file may cost at ingest, from the settings."""
+        s = self.settings
+        return FileLimits(
+            s.max_file_bytes, s.max_unpacked_bytes, s.max_file_seconds, s.max_parse_memory_bytes
+        )
 
     def index_sources(
         self, sources: list[Source], progress: Progress | None = None
@@ -404,6 +420,7 @@ class KnowledgeBase:
             info["last_run"] = {
                 "started_at": run.started_at.isoformat(timespec="seconds"),
                 "status": run.status,
+                "error": run.error or "",
                 "roots": run.roots,
                 **{k: stats.get(k, 0) for k in ("added", "updated", "unchanged", "removed")},
                 "failed": len(stats.get("failed", [])),

@@ -236,6 +236,8 @@ def status(settings: Settings, as_json: bool) -> None:
             f"updated {run.get('updated', 0)}, removed {run.get('removed', 0)}, "
             f"failed {run['failed']} ({', '.join(run['roots'])})"
         )
+        if run.get("error"):
+            click.echo(f"            {run['error']}")
     else:
         click.echo("last run    never")
 

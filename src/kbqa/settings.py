@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kbqa.errors import ConfigError
+from kbqa.faults import check_spec
 
 PACKAGED_EMBEDDER = "all-MiniLM-L6-v2"
 # The default generator (benchmarks/generators.py picked it; README "Choosing the generator").
@@ -41,6 +42,16 @@ class Settings:
     # "auto" uses a CUDA GPU when torch (and faiss) see one; "cpu" or "cuda" force it.
     device: str = "auto"
     embed_batch_size: int = 32
+    # Limits on one file at ingest (README "Faults and hostile files"): a file larger than
+    # max_file_bytes, or a DOCX whose zip members unpack to more than max_unpacked_bytes, is
+    # skipped before parsing; a parse that takes longer than max_file_seconds, or needs more
+    # than max_parse_memory_bytes above the parse worker's own size, is stopped and skipped.
+    max_file_bytes: int = 32 * 1024 * 1024
+    max_unpacked_bytes: int = 256 * 1024 * 1024
+    max_file_seconds: float = 60.0
+    max_parse_memory_bytes: int = 2 * 1024 * 1024 * 1024
+    # SQLite: how long a write waits for another process's write lock before giving up.
+    database_busy_seconds: float = 30.0
     # Chunking (characters), passed to unstructured's chunk_by_title.
     chunk_max_chars: int = 1200
     chunk_soft_max_chars: int = 800
@@ -111,6 +122,9 @@ class Settings:
     server_token: str = ""
     # The Slack Web API's base URL; empty for Slack's own (a test or load run sets a local one).
     slack_api_url: str = ""
+    # Crash tests only (KBQA_FAULT_AT): "stage:n" kills this process with SIGKILL the n-th
+    # time it reaches that fault point (kbqa/faults.py lists them); "trace" prints each one.
+    fault_at: str = ""
 
     @property
     def db_url(self) -> str:
@@ -183,6 +197,13 @@ class Settings:
             raise ConfigError(
                 "setting 'server' (KBQA_SERVER) must be a URL like http://127.0.0.1:8080"
             )
+        for key in ("max_file_bytes", "max_unpacked_bytes", "max_parse_memory_bytes"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"setting '{key}' must be at least 1")
+        for key in ("max_file_seconds", "database_busy_seconds"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"setting '{key}' must be more than 0")
+        check_spec(self.fault_at)
         if not 0.0 <= self.fusion_alpha <= 1.0:
             raise ConfigError("setting 'fusion_alpha' must be between 0 and 1")
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from kbqa.errors import ParseError
@@ -15,22 +18,93 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = frozenset(
     {".md", ".markdown", ".html", ".htm", ".txt", ".text", ".rst", ".pdf", ".docx"}
 )
+TEXT_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".text", ".rst"})
 # Cheap checks that catch a renamed or truncated file before a parser gives a confusing error.
 _MAGIC = {".pdf": (b"%PDF-", "not a PDF file"), ".docx": (b"PK\x03\x04", "not a DOCX file")}
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileLimits:
+    """What one file may cost before it is skipped (the settings of the same names)."""
+
+    max_file_bytes: int = 32 * _MB
+    max_unpacked_bytes: int = 256 * _MB
+    max_file_seconds: float = 60.0
+    max_parse_memory_bytes: int = 2048 * _MB
 
 
 def discover(root: Path) -> tuple[list[Path], list[Path]]:
-    """(supported files, unsupported files) under root, sorted; hidden files are left out."""
+    """(supported files, unsupported files) under root, sorted; hidden files are left out.
+    Links to folders are not followed (so a link loop cannot recur)."""
+    files, unsupported, _ = discover_all(root)
+    return files, unsupported
+
+
+def discover_all(root: Path) -> tuple[list[Path], list[Path], list[tuple[str, str]]]:
+    """discover(), and (path, reason) for each symbolic link that leads nowhere or in a loop."""
     if root.is_file():
-        paths = [root]
+        paths, broken = [root], []
     else:
-        paths = sorted(
-            p
-            for p in root.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        )
+        paths, broken = [], []
+        for p in sorted(root.rglob("*")):
+            if any(part.startswith(".") for part in p.relative_to(root).parts):
+                continue
+            if p.is_file():
+                paths.append(p)
+            elif p.is_symlink() and not p.exists():
+                broken.append((str(p), _broken_link(p)))
     supported = [p for p in paths if p.suffix.lower() in SUPPORTED_SUFFIXES]
-    return supported, [p for p in paths if p.suffix.lower() not in SUPPORTED_SUFFIXES]
+    unsupported = [p for p in paths if p.suffix.lower() not in SUPPORTED_SUFFIXES]
+    return supported, unsupported, broken
+
+
+def _broken_link(path: Path) -> str:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP
+            return "a symbolic link loop"
+    return f"a broken symbolic link (to {os.readlink(path)})"
+
+
+def check_size(path: Path, limits: FileLimits) -> None:
+    """ParseError when the file is larger than max_file_bytes (checked before it is read)."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ParseError(f"cannot read: {exc.strerror or exc}") from exc
+    if size > limits.max_file_bytes:
+        raise ParseError(
+            f"{size / _MB:.1f} MB, more than max_file_bytes ({limits.max_file_bytes / _MB:g} MB)"
+        )
+
+
+def check_contents(path: Path, data: bytes, limits: FileLimits) -> None:
+    """ParseError for what no parser should be given: binary data or invalid UTF-8 in a text
+    file, a DOCX that unpacks to more than max_unpacked_bytes (a zip bomb)."""
+    suffix = path.suffix.lower()
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))  # a BOM: NUL bytes are expected
+    if suffix in TEXT_SUFFIXES | {".html", ".htm"} and not utf16 and b"\x00" in data[:65536]:
+        raise ParseError("binary data, not text")
+    if suffix in TEXT_SUFFIXES and not utf16:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"not UTF-8 text (an invalid byte at offset {exc.start})") from None
+    if suffix == ".docx":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                # Python's zipfile never inflates a member past its declared size, so the
+                # declared sizes bound what parsing can unpack.
+                unpacked = sum(info.file_size for info in archive.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise ParseError(f"not a DOCX file ({exc})") from None
+        if unpacked > limits.max_unpacked_bytes:
+            raise ParseError(
+                f"unpacks to {unpacked / _MB:.0f} MB, more than max_unpacked_bytes "
+                f"({limits.max_unpacked_bytes / _MB:g} MB): a zip bomb?"
+            )
 
 
 def content_hash(path: Path) -> str:
@@ -50,23 +124,30 @@ def parse_file(
     soft_max_chars: int = 800,
     digest: str | None = None,
     timings: dict[str, float] | None = None,
+    limits: FileLimits | None = None,
 ) -> Document:
     """Parse one file into a Document with its chunks; ParseError says why it cannot be.
 
-    Seconds spent partitioning and chunking are added to `timings` when given."""
+    Seconds spent partitioning and chunking are added to `timings` when given. The limits'
+    size checks apply here; time and memory are bounded by parsing in a worker (worker.py)."""
     suffix = path.suffix.lower()
+    limits = limits or FileLimits()
     if suffix not in SUPPORTED_SUFFIXES:
         raise ParseError(f"unsupported file type '{suffix or path.name}'")
+    check_size(path, limits)
     try:
-        head = path.read_bytes()[:4096]
+        data = path.read_bytes()
         stat = path.stat()
     except OSError as exc:
         raise ParseError(f"cannot read: {exc.strerror or exc}") from exc
+    head = data[:4096]
     if not head.strip():
         raise ParseError("empty file")
     magic, complaint = _MAGIC.get(suffix, (b"", ""))
     if not head.startswith(magic):
         raise ParseError(complaint)
+    check_contents(path, data, limits)
+    del data
     title, chunks = partition_and_chunk(path, max_chars, soft_max_chars, timings)
     if not chunks:
         hint = " (a scanned PDF? OCR is not supported)" if suffix == ".pdf" else ""

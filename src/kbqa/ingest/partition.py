@@ -26,6 +26,18 @@ def _unstructured():
     return partition, chunk_by_title
 
 
+def load_parsers() -> None:
+    """Import unstructured's partitioners of every supported format now, not at first use."""
+    import importlib
+
+    _unstructured()
+    for name in ("md", "html", "text", "docx", "pdf", "rst"):
+        try:
+            importlib.import_module(f"unstructured.partition.{name}")
+        except ImportError:  # an optional format's packages are missing: its files say so
+            log.debug("unstructured.partition.%s cannot be imported", name)
+
+
 def partition_and_chunk(
     path: Path, max_chars: int, soft_max_chars: int, timings: dict[str, float] | None = None
 ) -> tuple[str, list[Chunk]]:

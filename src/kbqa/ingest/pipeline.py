@@ -18,13 +18,16 @@ from typing import Protocol
 
 import numpy as np
 from sqlalchemy import delete, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from kbqa import faults
 from kbqa.errors import KbqaError, ParseError
 from kbqa.ingest.partition import HEADING_SEPARATOR
 from kbqa.ingest.sources import Item, Source
 from kbqa.settings import Settings
 from kbqa.store import ChunkRow, DocumentRow, RunRow, SourceRow, Store
+from kbqa.store.db import process_identity
 from kbqa.store.tables import utcnow
 from kbqa.types import Document
 
@@ -102,51 +105,102 @@ class Indexer:
         self.store, self.embedder, self.index, self.settings = store, embedder, index, settings
 
     def ingest(self, sources: list[Source], progress: Progress | None = None) -> IngestReport:
-        """Bring the knowledge base in line with the sources: add, update, skip, remove."""
+        """Bring the knowledge base in line with the sources: add, update, skip, remove.
+
+        The run is recorded as `ok`, `failed` (with the error) or `interrupted` (Ctrl-C)."""
         started = time.perf_counter()
         report = IngestReport(stages=dict.fromkeys(STAGES, 0.0))
-        with self.store.session() as s:
-            run = RunRow(roots=[source.root for source in sources])
-            s.add(run)
-            s.commit()
-            run_id = run.id
+        try:
+            with self.store.session() as s:
+                run = RunRow(roots=[source.root for source in sources], owner=process_identity())
+                s.add(run)
+                s.commit()
+                run_id = run.id
+        except OperationalError as exc:
+            if "locked" in str(exc):
+                raise self._locked() from exc
+            raise
         for source in sources:
             report.unsupported += source.unsupported
             report.failed += source.problems
+        try:
+            try:
+                self._ingest(sources, progress, report)
+            except BaseException:
+                # The index follows the batches that did commit; a failure to save it now is
+                # repaired when it is next opened, and must not hide the first error.
+                try:
+                    self._save_index(report)
+                except Exception as exc:
+                    log.warning("could not save the vector index: %s", exc)
+                raise
+            self._save_index(report)
+            faults.point("run-end")
+        except KeyboardInterrupt:
+            self._finish(run_id, report, started, "interrupted", "interrupted (Ctrl-C)")
+            raise
+        except OperationalError as exc:
+            if "locked" not in str(exc):
+                self._finish(run_id, report, started, "failed", _describe(exc))
+                raise
+            error = self._locked()
+            self._finish(run_id, report, started, "failed", str(error))
+            raise error from exc
+        except BaseException as exc:
+            self._finish(run_id, report, started, "failed", _describe(exc))
+            raise
+        self._finish(run_id, report, started, "ok", None)
+        return report
+
+    def _ingest(self, sources: list[Source], progress: Progress | None, report: IngestReport):
         total = sum(len(source.items) for source in sources)
         done = 0
+        for source in sources:
+            source_id = self._source_id(source)
+            pending: list[_Pending] = []
+            for item in source.items:
+                if progress:
+                    progress(done, total, Path(item.name).name)
+                self._consider(item, source_id, pending, report)
+                done += 1
+                if sum(len(p.doc.chunks) for p in pending) >= 4 * self.settings.embed_batch_size:
+                    self._write(pending, source_id, report)
+                    pending = []
+            self._write(pending, source_id, report)
+            if source.complete:
+                self._remove_missing(source_id, {item.uri for item in source.items}, report)
+        if progress:
+            progress(total, total, "")
+
+    def _locked(self) -> KbqaError:
+        return KbqaError(
+            f"the database is locked by another writer (waited "
+            f"{self.settings.database_busy_seconds:g} s, database_busy_seconds); what was "
+            f"committed before is kept: run the ingest again when it is free"
+        )
+
+    def _save_index(self, report: IngestReport) -> None:
+        t = time.perf_counter()
+        self.index.save(self.settings.index_path)
+        report.stages["store"] += time.perf_counter() - t
+
+    def _finish(
+        self, run_id: int, report: IngestReport, started: float, status: str, error: str | None
+    ) -> None:
+        report.seconds = time.perf_counter() - started
         try:
-            for source in sources:
-                source_id = self._source_id(source)
-                pending: list[_Pending] = []
-                for item in source.items:
-                    if progress:
-                        progress(done, total, Path(item.name).name)
-                    self._consider(item, source_id, pending, report)
-                    done += 1
-                    if (
-                        sum(len(p.doc.chunks) for p in pending)
-                        >= 4 * self.settings.embed_batch_size
-                    ):
-                        self._write(pending, source_id, report)
-                        pending = []
-                self._write(pending, source_id, report)
-                if source.complete:
-                    self._remove_missing(source_id, {item.uri for item in source.items}, report)
-            if progress:
-                progress(total, total, "")
-        finally:
-            t = time.perf_counter()
-            self.index.save(self.settings.index_path)
-            report.stages["store"] += time.perf_counter() - t
-            report.seconds = time.perf_counter() - started
             with self.store.session() as s:
                 run = s.get(RunRow, run_id)
                 run.finished_at = utcnow()
-                run.status = "ok"
+                run.status = status
+                run.error = error
                 run.stats = report.as_dict()
                 s.commit()
-        return report
+        except Exception as exc:
+            # Left "running", the run is marked interrupted once this process is gone.
+            if status == "ok":
+                raise
+            log.warning("could not record ingest run %d as %s: %s", run_id, status, exc)
 
     def _source_id(self, source: Source) -> int:
         with self.store.session() as s:
@@ -180,6 +234,7 @@ class Indexer:
                     s.get(DocumentRow, existing.id).source_id = source_id
                     s.commit()
             return
+        faults.point("parse")
         try:
             doc = item.load(digest, report.stages)
         except ParseError as exc:
@@ -210,6 +265,7 @@ class Indexer:
                 known.update({h: e for h, e in rows})
         todo = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in known}.items())
         t = time.perf_counter()
+        faults.point("embed")
         vectors = self.embedder.embed([text for _, text in todo])
         report.stages["embed"] += time.perf_counter() - t
         report.embedded += len(todo)
@@ -259,7 +315,9 @@ class Indexer:
             s.add_all(new_rows)
             self.store.set_meta(s, "embedding_model", self.embedder.name)
             self.store.set_meta(s, "embedding_dim", str(self.embedder.dim))
+            faults.point("commit")
             s.commit()
+        faults.point("committed")
         # Only after the commit: the index must never hold a vector the database lacks for long.
         self.index.remove(np.array(old_ids, dtype=np.int64))
         self.index.add(
@@ -284,8 +342,17 @@ class Indexer:
             ).all()
             _delete_documents(s, [d.id for d in gone])
             s.commit()
+        faults.point("remove")
         self.index.remove(np.array(chunk_ids, dtype=np.int64))
         report.removed += len(gone)
+
+
+def _describe(exc: BaseException) -> str:
+    """An error as one line for the run's record."""
+    if isinstance(exc, KbqaError):
+        return str(exc)
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {message}"[:500]
 
 
 def _delete_documents(session: Session, ids: list[int]) -> None:

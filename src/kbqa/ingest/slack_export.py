@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,13 +17,18 @@ from kbqa.ingest.slack import Conversation, build_documents
 from kbqa.types import Document
 
 _DAY_FILE = re.compile(r"\d{4}-\d{2}-\d{2}\.json")
+# Slack cuts a message's text at 40,000 characters; a longer one did not come from Slack.
+MAX_MESSAGE_CHARS = 40_000
 
 
 @dataclass
 class _Export:
-    """The export's files by path relative to its root, from a zip or a folder alike."""
+    """The export's files by path relative to its root, from a zip or a folder alike, with
+    the size each declares (a zip member's declared size bounds what reading it inflates)."""
 
     files: dict[str, Callable[[], bytes]]
+    sizes: dict[str, int]
+    max_file_bytes: int | None = None
 
     def folders(self) -> set[str]:
         return {name.split("/", 1)[0] for name in self.files if "/" in name}
@@ -36,8 +42,29 @@ class _Export:
         )
 
     def json(self, name: str) -> Any:
-        """The parsed file; ValueError (JSONDecodeError, UnicodeDecodeError) when it is not JSON."""
-        return json.loads(self.files[name]().decode("utf-8-sig"))
+        """The parsed file; ValueError (JSONDecodeError, UnicodeDecodeError, too large, too
+        deeply nested) when it is not usable JSON."""
+        size = self.sizes.get(name, 0)
+        if self.max_file_bytes is not None and size > self.max_file_bytes:
+            raise _Unusable(
+                f"{size / 2**20:.1f} MB, more than max_file_bytes "
+                f"({self.max_file_bytes / 2**20:g} MB)"
+            )
+        try:
+            data = self.files[name]()
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError) as exc:
+            # A damaged member (bad CRC, bad deflate data), or an encrypted one.
+            raise _Unusable(f"cannot read: {str(exc)[:120]}") from None
+        except NotImplementedError as exc:
+            raise _Unusable(f"cannot read: {exc}") from None
+        try:
+            return json.loads(data.decode("utf-8-sig"))
+        except RecursionError:
+            raise _Unusable("malformed JSON: nested too deeply") from None
+
+
+class _Unusable(ValueError):
+    """A file of the export that cannot be used, with the reason as its message."""
 
 
 def is_slack_export(path: Path) -> bool:
@@ -54,10 +81,12 @@ def is_slack_export(path: Path) -> bool:
 
 
 def read_export(
-    path: Path, workspace: str, include_bots: bool = False
+    path: Path, workspace: str, include_bots: bool = False, max_file_bytes: int | None = None
 ) -> tuple[list[Document], list[tuple[str, str]]]:
-    """All thread documents of the export, and (file, reason) problems found on the way."""
+    """All thread documents of the export, and (file, reason) problems found on the way; a
+    file of the export larger than max_file_bytes is one of those problems."""
     with _open(path) as export:
+        export.max_file_bytes = max_file_bytes
         return _read(export, workspace, include_bots)
 
 
@@ -67,29 +96,30 @@ def _open(path: Path) -> Iterator[_Export]:
         root = _folder_root(path)
         if root is None:
             raise ParseError("not a Slack export: channels.json is missing")
-        files = {
-            p.relative_to(root).as_posix(): p.read_bytes
+        paths = {
+            p.relative_to(root).as_posix(): p
             for pattern in ("*.json", "*/*.json")
             for p in root.glob(pattern)
             if p.is_file()
         }
-        yield _Export(files)
+        yield _Export(
+            {name: p.read_bytes for name, p in paths.items()},
+            {name: p.stat().st_size for name, p in paths.items()},
+        )
         return
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
         raise ParseError(f"not a Slack export: cannot open as a zip file ({exc})") from exc
     with archive:
-        names = [n for n in archive.namelist() if not n.endswith("/")]
-        prefix = _zip_prefix(names)
+        infos = [i for i in archive.infolist() if not i.filename.endswith("/")]
+        prefix = _zip_prefix([i.filename for i in infos])
         if prefix is None:
             raise ParseError("not a Slack export: channels.json is missing")
+        mine = [i for i in infos if i.filename.startswith(prefix)]
         yield _Export(
-            {
-                name[len(prefix) :]: (lambda name=name: archive.read(name))
-                for name in names
-                if name.startswith(prefix)
-            }
+            {i.filename[len(prefix) :]: (lambda name=i.filename: archive.read(name)) for i in mine},
+            {i.filename[len(prefix) :]: i.file_size for i in mine},
         )
 
 
@@ -160,7 +190,20 @@ def _read(
             if not isinstance(data, list):
                 problems.append((day, "not a list of messages"))
                 continue
-            messages.extend(m for m in data if isinstance(m, dict))
+            for message in data:
+                if not isinstance(message, dict):
+                    continue
+                length = len(str(message.get("text") or ""))
+                if length > MAX_MESSAGE_CHARS:
+                    problems.append(
+                        (
+                            day,
+                            f"a message of {length:,} characters (Slack allows "
+                            f"{MAX_MESSAGE_CHARS:,}) left out",
+                        )
+                    )
+                    continue
+                messages.append(message)
         found, warnings = build_documents(
             conversation, messages, users, names, workspace, include_bots
         )
@@ -222,6 +265,8 @@ def _users(data: list) -> dict[str, str]:
 
 
 def _malformed(exc: ValueError) -> str:
+    if isinstance(exc, _Unusable):
+        return str(exc)
     if isinstance(exc, json.JSONDecodeError):
         return f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
     return f"malformed JSON: {str(exc)[:80]}"

@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kbqa.errors import KbqaError, ParseError
-from kbqa.ingest.files import content_hash, discover, parse_file
+from kbqa.ingest.files import FileLimits, check_size, content_hash, discover_all, parse_file
 from kbqa.types import Document
+
+# (path, content hash, timings) -> Document; ParseError when the file is skipped.
+Parser = Callable[[Path, str, dict[str, float]], Document]
 
 
 @dataclass
@@ -35,22 +38,40 @@ class Source:
     unsupported: list[str] = field(default_factory=list)
 
 
-def file_source(root: Path, max_chars: int, soft_max_chars: int) -> Source:
-    """Every supported file under root (or root itself)."""
+def file_source(
+    root: Path,
+    max_chars: int,
+    soft_max_chars: int,
+    limits: FileLimits | None = None,
+    parser: Parser | None = None,
+) -> Source:
+    """Every supported file under root (or root itself), parsed by `parser` (a ParseWorker's
+    `parse`; in this process by default)."""
     if not root.exists():
         raise KbqaError(f"{root}: no such file or directory")
-    files, unsupported = discover(root)
+    limits = limits or FileLimits()
+    files, unsupported, broken = discover_all(root)
+
+    def in_process(path: Path, digest: str, timings: dict[str, float]) -> Document:
+        return parse_file(path, max_chars, soft_max_chars, digest, timings, limits)
+
+    parse = parser or in_process
 
     def item(path: Path) -> Item:
-        def load(digest: str, timings: dict[str, float]) -> Document:
-            return parse_file(path, max_chars, soft_max_chars, digest=digest, timings=timings)
+        def fingerprint() -> str:
+            check_size(path, limits)  # a huge file is not even read
+            return content_hash(path)
 
-        return Item(str(path.resolve()), str(path), lambda: content_hash(path), load)
+        def load(digest: str, timings: dict[str, float]) -> Document:
+            return parse(path, digest, timings)
+
+        return Item(str(path.resolve()), str(path), fingerprint, load)
 
     return Source(
         str(root.resolve()),
         "files",
         [item(p) for p in files],
+        problems=broken,
         unsupported=[str(p) for p in unsupported],
     )
 
@@ -65,22 +86,35 @@ def documents_source(root: str, kind: str, documents: list[Document], complete: 
 
 
 def open_source(
-    path: Path, settings_workspace: str, include_bots: bool, max_chars: int, soft_max_chars: int
+    path: Path,
+    settings_workspace: str,
+    include_bots: bool,
+    max_chars: int,
+    soft_max_chars: int,
+    limits: FileLimits | None = None,
+    parser: Parser | None = None,
 ) -> Source:
-    """A Slack export (zip or folder with channels.json) or a tree of files."""
+    """A Slack export (zip or folder with channels.json) or a tree of files. An export that
+    cannot be read is a source with that one problem, and none of its documents is removed."""
     from kbqa.ingest.slack_export import is_slack_export, read_export
 
+    limits = limits or FileLimits()
     if path.exists() and is_slack_export(path):
         if not settings_workspace:
             raise KbqaError(
                 "set slack_workspace (YOUR-TEAM in https://YOUR-TEAM.slack.com) to ingest a "
                 "Slack export, e.g. KBQA_SLACK_WORKSPACE=your-team"
             )
+        root = str(path.resolve())
         try:
-            documents, problems = read_export(path, settings_workspace, include_bots)
+            documents, problems = read_export(
+                path, settings_workspace, include_bots, limits.max_file_bytes
+            )
         except ParseError as exc:
-            raise KbqaError(f"{path}: {exc}") from exc
-        source = documents_source(str(path.resolve()), "slack-export", documents, complete=True)
+            source = documents_source(root, "slack-export", [], complete=False)
+            source.problems = [(str(path), str(exc))]
+            return source
+        source = documents_source(root, "slack-export", documents, complete=True)
         source.problems = problems
         return source
-    return file_source(path, max_chars, soft_max_chars)
+    return file_source(path, max_chars, soft_max_chars, limits, parser)

@@ -1,20 +1,26 @@
 """The vector index: exact inner product over unit vectors, keyed by chunk id.
 
 The CPU index is the master copy and what is saved; on a GPU a copy is made for searching,
-so either machine can open the file. Saving is atomic (temp file, then rename).
+so either machine can open the file. Saving is atomic (temp file, then rename), and a SHA-256
+of the file saved beside it (index.faiss.sha256) tells a damaged file from a good one: a file
+that fails it, or that faiss cannot read, is rebuilt from the database's embeddings.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from kbqa.errors import MissingDependencyError
+from kbqa import faults
+from kbqa.errors import KbqaError, MissingDependencyError
 from kbqa.store import Store
+from kbqa.store.db import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +53,9 @@ class VectorIndex:
         index = cls(dim, use_gpu)
         if path.exists():
             try:
+                _verify(path)
                 loaded = _faiss().read_index(str(path))
-            except RuntimeError as exc:
+            except (RuntimeError, OSError, ValueError) as exc:
                 log.warning("vector index %s is unreadable (%s); rebuilding it", path, exc)
             else:
                 if loaded.d == dim:
@@ -89,13 +96,63 @@ class VectorIndex:
         return self._gpu
 
     def save(self, path: Path) -> None:
+        """Write the index to `path` atomically; KbqaError when it cannot (a full disk), with
+        the file before it left as it was."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(path)
         # A name of its own: the ingest and a server's repair may save at the same time.
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        _faiss().write_index(self.cpu, str(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            _faiss().write_index(self.cpu, str(tmp))
+            with open(tmp, "rb") as f:
+                digest = _sha256(f)
+                os.fsync(f.fileno())
+            faults.point("index-save")
+            os.replace(tmp, path)
+            # After the rename: a crash in between leaves the old checksum, and the new file
+            # is then rebuilt, never trusted unchecked.
+            sidecar = _checksum_path(path)
+            sidecar_tmp = sidecar.with_name(f"{tmp.name}.sha256")
+            sidecar_tmp.write_text(digest)
+            os.replace(sidecar_tmp, sidecar)
+        except (OSError, RuntimeError) as exc:
+            tmp.unlink(missing_ok=True)
+            path.with_name(f"{tmp.name}.sha256").unlink(missing_ok=True)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise KbqaError(
+                f"cannot save the vector index {path}: {str(reason).splitlines()[0]}; the "
+                f"database is intact and the index is rebuilt from it when next opened"
+            ) from exc
+
+
+def _checksum_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.sha256")
+
+
+def _sha256(f) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify(path: Path) -> None:
+    """ValueError when the saved checksum says the file is not the one that was saved."""
+    sidecar = _checksum_path(path)
+    if not sidecar.exists():
+        return  # saved by an older kbqa: faiss's reading and the id check must do
+    with open(path, "rb") as f:
+        if _sha256(f) != sidecar.read_text().strip():
+            raise ValueError("its SHA-256 does not match the one saved with it")
+
+
+def _remove_orphans(path: Path) -> None:
+    """Temporary files left by saves of processes that were killed."""
+    pattern = re.compile(re.escape(path.name) + r"\.(\d+)\.\d+\.tmp(\.sha256)?")
+    for old in path.parent.glob(f"{path.name}.*.tmp*"):
+        match = pattern.fullmatch(old.name)
+        if match and not pid_alive(int(match.group(1))):
+            old.unlink(missing_ok=True)
 
 
 def open_vector_index(store: Store, path: Path, dim: int, use_gpu: bool = False) -> VectorIndex:

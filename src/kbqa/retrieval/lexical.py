@@ -7,6 +7,7 @@ snapshot (see retrieval/snapshot.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -21,8 +22,10 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
+from kbqa import faults
 from kbqa.errors import ConfigError
 from kbqa.store import ChunkRow, DocumentRow, Store
+from kbqa.store.db import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -120,24 +123,42 @@ class LexicalIndex:
 
     def save(self, folder: Path, name: str) -> None:
         """Write the index to folder/name and point folder/current.json at it (atomically);
-        older saved versions are removed."""
+        older saved versions are removed. OSError when it cannot (a full disk), with the
+        saved index before it left in place."""
         target = folder / name
         me = f"{os.getpid()}.{threading.get_ident()}"
         tmp = folder / f".{name}.{me}.tmp"
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(folder)
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        if self._bm25 is not None:
-            self._bm25.save(str(tmp), show_progress=False)
-        np.save(tmp / "ids.npy", self._ids)
-        meta = {"stemmer": self.stemmer, "document_frequency": self._document_frequency}
-        (tmp / "kbqa.json").write_text(json.dumps(meta))
+        try:
+            tmp.mkdir(parents=True)
+            if self._bm25 is not None:
+                self._bm25.save(str(tmp), show_progress=False)
+            np.save(tmp / "ids.npy", self._ids)
+            meta = {
+                "stemmer": self.stemmer,
+                "document_frequency": self._document_frequency,
+                # What load checks: a damaged file means a rebuild, never wrong scores.
+                "sha256": {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()},
+            }
+            (tmp / "kbqa.json").write_text(json.dumps(meta))
+            faults.point("bm25-save")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         try:
             os.replace(tmp, target)
         except OSError:  # another process saved the same build first
             shutil.rmtree(tmp, ignore_errors=True)
+        faults.point("bm25-pointer")
         pointer = folder / f".{_POINTER}.{me}.tmp"
-        pointer.write_text(json.dumps({"name": name}))
-        os.replace(pointer, folder / _POINTER)
+        try:
+            pointer.write_text(json.dumps({"name": name}))
+            os.replace(pointer, folder / _POINTER)
+        except BaseException:
+            pointer.unlink(missing_ok=True)
+            raise
         for old in folder.iterdir():
             # Leave other processes' temporary folders alone; a reader of an old version that
             # loses it falls back to a rebuild.
@@ -146,11 +167,15 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path, ids: np.ndarray, stemmer: str) -> LexicalIndex | None:
-        """The saved index over exactly these chunk ids with this stemmer, or None."""
+        """The saved index over exactly these chunk ids with this stemmer, or None (also
+        when a saved file is missing or damaged)."""
         try:
             name = json.loads((folder / _POINTER).read_text())["name"]
             saved = folder / name
             meta = json.loads((saved / "kbqa.json").read_text())
+            for file, digest in meta.get("sha256", {}).items():
+                if _sha256(saved / file) != digest:
+                    raise ValueError(f"{file} does not match its SHA-256")
             saved_ids = np.load(saved / "ids.npy")
             if meta["stemmer"] != stemmer or not np.array_equal(saved_ids, ids):
                 return None
@@ -165,7 +190,9 @@ class LexicalIndex:
 
                 index._bm25 = bm25s.BM25.load(str(saved), show_progress=False)
             return index
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except ConfigError:
+            raise
+        except Exception as exc:  # whatever a damaged file makes numpy or bm25s raise
             log.debug("no usable saved BM25 index in %s: %s", folder, exc)
             return None
 
@@ -216,3 +243,25 @@ class LexicalIndex:
         rows = np.clip(np.searchsorted(self._ids, ids), 0, len(self._ids) - 1)
         found = self._ids[rows] == ids
         return np.where(found, scores[rows], 0.0).astype(np.float32)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_TEMPORARY = re.compile(r"\.(?:.+)\.(\d+)\.\d+\.tmp")
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Temporary folders and pointers left by saves of processes that were killed."""
+    for old in folder.iterdir():
+        match = _TEMPORARY.fullmatch(old.name)
+        if match and not pid_alive(int(match.group(1))):
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)

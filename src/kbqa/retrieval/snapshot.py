@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
+from kbqa.errors import KbqaError
 from kbqa.retrieval.index import VectorIndex
 from kbqa.retrieval.lexical import LexicalIndex, lexical_text
 from kbqa.store import ChunkRow, DocumentRow, Store
@@ -160,7 +161,10 @@ def build_snapshot(
             # A chunk deleted since the rows were read has no embedding any more: leave it out.
             for gone in np.setdiff1d(missing, found).tolist():
                 chunks.pop(gone, None)
-            index.save(index_path)
+            try:
+                index.save(index_path)
+            except KbqaError as exc:  # a full disk or read-only home still serves
+                log.warning("%s", exc)
     else:
         # The caller's index was kept in step by the write path; drop what it lacks.
         for gone in np.setdiff1d(np.array(list(chunks), dtype=np.int64), index.ids()).tolist():
@@ -173,7 +177,7 @@ def build_snapshot(
         lexical = LexicalIndex.from_texts(ids, texts, stemmer)
         try:
             lexical.save(lexical_dir, "-".join(map(str, _generation_of(ids))))
-        except OSError as exc:  # a read-only home still serves
+        except (OSError, RuntimeError) as exc:  # a full disk or read-only home still serves
             log.warning("cannot save the BM25 index in %s: %s", lexical_dir, exc)
     if index.use_gpu:
         index._searchable()  # make the GPU copy now, not in the first (concurrent) searches

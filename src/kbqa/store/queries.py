@@ -98,6 +98,7 @@ def runs(store: Store, limit: int = 10) -> list[dict[str, Any]]:
                 "started_at": _iso(run.started_at),
                 "finished_at": _iso(run.finished_at),
                 "status": run.status,
+                "error": run.error or "",
                 "roots": run.roots or [],
                 **{k: stats.get(k, 0) for k in ("added", "updated", "unchanged", "removed")},
                 "chunks": stats.get("chunks", 0),

@@ -81,10 +81,14 @@ class RunRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    # running -> ok | interrupted (found still "running" when the next process opened the store)
+    # running -> ok | failed (an error, in `error`) | interrupted (Ctrl-C, or found "running"
+    # after the process that ran it was gone: see Store._close_interrupted_runs)
     status: Mapped[str] = mapped_column(String(16), default="running")
     roots: Mapped[list[str]] = mapped_column(JSON, default=list)
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The process running it: {"host", "pid", "started"} (see store/db.py process_identity).
+    owner: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class MetaRow(Base):

@@ -1,0 +1,184 @@
+"""Parsing in a worker process, so that one hostile file costs at most a stated time and memory.
+
+One persistent worker parses the files of an ingest, one at a time. A parse that runs past
+`max_file_seconds` is stopped by killing the worker; the worker's address space is capped at its
+size when ready plus `max_parse_memory_bytes`, so a parser that balloons gets a MemoryError (or
+dies) instead of the machine running out. Either way the file is reported and the next one gets
+a fresh worker. On Linux workers are forked from the ingest process once it has imported the
+parsers (~5 s of imports, mostly spaCy), so a restart costs a fork, not those seconds again, and
+a script calling the library needs no `if __name__ == "__main__"` guard; elsewhere they are
+spawned."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import resource
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from kbqa.errors import ParseError
+from kbqa.ingest.files import FileLimits, check_size, parse_file
+from kbqa.ingest.partition import load_parsers
+from kbqa.types import Document
+
+log = logging.getLogger(__name__)
+
+
+def _vm_bytes(pid: int | str = "self", field: str = "VmSize") -> int:
+    """A field of /proc/PID/status in bytes (0 where there is no /proc)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _serve(conn: Any, limits: FileLimits, max_chars: int, soft_max_chars: int) -> None:
+    """The worker's loop: (path, digest) in, ("ok", Document | "error", reason, …) out."""
+    load_parsers()  # a no-op when forked from a process that loaded them
+    # Parsers' own complaints about a broken file would reach the terminal; the reason is
+    # reported with the file instead.
+    logging.getLogger().addHandler(logging.NullHandler())
+    warnings.simplefilter("ignore")
+    ready = _vm_bytes()
+    if ready:
+        cap = ready + limits.max_parse_memory_bytes
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return  # the ingest is gone
+        if request is None:
+            return
+        path, digest = request
+        # If the ingest dies mid-parse no one is left to stop this one: it stops itself.
+        signal.alarm(int(limits.max_file_seconds) + 5)
+        timings: dict[str, float] = {}
+        try:
+            doc = parse_file(Path(path), max_chars, soft_max_chars, digest, timings, limits)
+            reply: tuple = ("ok", doc)
+        except ParseError as exc:
+            reply = ("error", str(exc))
+        except MemoryError:
+            reply = ("memory", "")
+        except RecursionError:
+            reply = ("error", "cannot parse: nested too deeply")
+        except Exception as exc:  # a parser bug must not stop the other files
+            reply = ("error", f"unexpected error: {type(exc).__name__}: {str(exc)[:200]}")
+        signal.alarm(0)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        try:
+            conn.send((*reply, timings, peak))
+        except (OSError, MemoryError):
+            return
+        if reply[0] == "memory":
+            return  # a fresh worker for the next file, not a fragmented heap
+
+
+class ParseWorker:
+    """Parses files in a worker process within `limits`; use as a context manager. Each
+    `parse` raises ParseError with the reason when the file is skipped."""
+
+    def __init__(self, limits: FileLimits, max_chars: int = 1200, soft_max_chars: int = 800):
+        self.limits, self.max_chars, self.soft_max_chars = limits, max_chars, soft_max_chars
+        self.restarts = 0  # workers started after the first
+        self.peak_rss = 0  # the largest worker's peak resident size seen, in bytes
+        self._process: Any = None
+        self._conn: Any = None
+        self._started = 0
+
+    def __enter__(self) -> ParseWorker:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        # fork is safe for parsing (a forked worker runs no thread pool of the parent's: the
+        # parsers are pure Python, lxml and pdfminer); macOS forbids it for system libraries.
+        fork = sys.platform == "linux"
+        ctx = multiprocessing.get_context("fork" if fork else "spawn")
+        if fork:
+            load_parsers()
+        parent, child = ctx.Pipe()
+        process = ctx.Process(
+            target=_serve,
+            args=(child, self.limits, self.max_chars, self.soft_max_chars),
+            name="kbqa-parse",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        self._process, self._conn = process, parent
+        self.restarts += 1 if self._started else 0
+        self._started += 1
+
+    def _stop(self) -> int | None:
+        """Kill the worker; its exit code."""
+        process, self._process = self._process, None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if process is None:
+            return None
+        self.peak_rss = max(self.peak_rss, _vm_bytes(process.pid, "VmHWM"))
+        if process.is_alive():
+            process.kill()
+        process.join(5)
+        return process.exitcode
+
+    def close(self) -> None:
+        if self._process is None:
+            return
+        try:
+            self._conn.send(None)
+            self._process.join(2)
+        except OSError:
+            pass
+        self._stop()
+
+    def parse(self, path: Path, digest: str, timings: dict[str, float]) -> Document:
+        """The file's Document, parsed in the worker; ParseError when it is skipped."""
+        check_size(path, self.limits)  # before a byte is sent anywhere
+        if self._process is None or not self._process.is_alive():
+            self._stop()
+            self._start()
+        started = time.perf_counter()
+        self._conn.send((str(path), digest))
+        if not self._conn.poll(self.limits.max_file_seconds):
+            self._stop()
+            timings["parse"] = timings.get("parse", 0.0) + time.perf_counter() - started
+            raise ParseError(
+                f"took longer than max_file_seconds ({self.limits.max_file_seconds:g} s): skipped"
+            )
+        try:
+            kind, value, times, peak = self._conn.recv()
+        except (EOFError, OSError):
+            code = self._stop()
+            raise ParseError(self._crash(code)) from None
+        self.peak_rss = max(self.peak_rss, peak)
+        for stage, seconds in times.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+        if kind == "ok":
+            return value
+        if kind == "memory":
+            self._stop()
+            raise ParseError(self._crash(None))
+        raise ParseError(value)
+
+    def _crash(self, code: int | None) -> str:
+        memory = self.limits.max_parse_memory_bytes / (1024 * 1024)
+        if code is None or code == -signal.SIGKILL or code == -signal.SIGABRT:
+            # MemoryError, the kernel's OOM killer, or a C library aborting on a failed malloc
+            return f"ran out of memory (max_parse_memory_bytes, {memory:g} MB): skipped"
+        if code < 0:
+            return f"the parser crashed ({signal.Signals(-code).name}): skipped"
+        return f"the parser exited with status {code}: skipped"
