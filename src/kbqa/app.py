@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from kbqa.assistant.generator import Generator, make_generator
 from kbqa.errors import KbqaError, NotIndexedError
 from kbqa.ingest.pipeline import STAGES, Indexer, IngestReport, Progress, check_embedder
 from kbqa.ingest.sources import Source, documents_source, open_source
-from kbqa.retrieval.access import Audience, allows, matches
+from kbqa.retrieval.access import Audience, Scope
 from kbqa.retrieval.embedder import Embedder, make_embedder
 from kbqa.retrieval.index import VectorIndex, open_vector_index, rebuild_vector_index
 from kbqa.retrieval.retriever import Retriever
@@ -32,7 +32,7 @@ from kbqa.settings import Settings
 from kbqa.store import FeedbackRow, SlackCursorRow, Store
 from kbqa.store import queries as store_queries
 from kbqa.store import tokens as store_tokens
-from kbqa.types import Answer, Hit
+from kbqa.types import Answer
 
 log = logging.getLogger(__name__)
 
@@ -189,20 +189,19 @@ class KnowledgeBase:
 
     def _answerer(
         self, extractive: bool, audience: Audience | None, sources: list[str] | tuple[str, ...]
-    ) -> tuple[Answerer, Callable[[Hit], bool] | None]:
+    ) -> tuple[Answerer, Scope | None]:
         self.require_content()
         generator = None if extractive else self._locked_generator()
-        allow = None
-        if sources or (audience is not None and audience.restricted):
-            restrictions = self.settings.slack_channel_sources
-
-            def allow(hit: Hit) -> bool:
-                if audience is not None and not allows(hit, audience, restrictions):
-                    return False
-                return not sources or any(matches(rule, hit) for rule in sources)
-
+        scope = self.scope(audience, sources)
         # Pinned: retrieval, the support check and the confidence all read one snapshot.
-        return Answerer(self.retriever.pinned(), generator, self.settings), allow
+        return Answerer(self.retriever.pinned(), generator, self.settings), scope
+
+    def scope(
+        self, audience: Audience | None, sources: list[str] | tuple[str, ...] = ()
+    ) -> Scope | None:
+        """What a question from `audience`, limited to `sources`, may draw on (None: all)."""
+        scope = Scope(audience, tuple(sources), self.settings.slack_channel_sources)
+        return None if scope.everything else scope
 
     def ask(
         self,
@@ -295,13 +294,7 @@ class KnowledgeBase:
     ) -> tuple[int, list[dict[str, Any]]]:
         """(how many match, one page of them): documents whose uri or title contains `query`,
         of `kind` (file or slack), that `audience` may see."""
-        visible = None
-        if audience is not None and audience.restricted:
-            restrictions = self.settings.slack_channel_sources
-
-            def visible(hit: Hit) -> bool:
-                return allows(hit, audience, restrictions)
-
+        visible = self.scope(audience)
         return store_queries.documents(self.store, offset, limit, query, kind, visible)
 
     def runs(self, limit: int = 10) -> list[dict[str, Any]]:
