@@ -242,8 +242,10 @@ class KnowledgeBase:
         user: str = "",
         channel: str = "",
         message_ts: str = "",
+        private: bool | None = None,
     ) -> int:
-        """Store a 👍 (+1) or 👎 (-1) on an answer; returns its id."""
+        """Store a 👍 (+1) or 👎 (-1) on an answer; returns its id. `private`: it was given
+        where only some may read (a private channel, a DM; None if not known)."""
         if value not in (1, -1):
             raise KbqaError("feedback must be +1 or -1")
         with self.store.session() as s:
@@ -255,6 +257,7 @@ class KnowledgeBase:
                 user=user[:64],
                 channel=channel[:64],
                 message_ts=message_ts[:32],
+                private=private,
             )
             s.add(row)
             s.commit()

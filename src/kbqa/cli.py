@@ -381,7 +381,11 @@ def tune() -> None:
     default=True,
     help="Include halueval-qa's training split (prepared if missing).",
 )
-@click.option("--include-private", is_flag=True, help="Also train on private Slack channels.")
+@click.option(
+    "--include-private",
+    is_flag=True,
+    help="Also train on private Slack channels and on feedback given in private channels/DMs.",
+)
 @click.pass_obj
 def tune_data(settings: Settings, halueval: bool, include_private: bool) -> None:
     """Build training examples (KBQA_HOME/tune/train.jsonl) from resolved Slack threads,

@@ -137,6 +137,9 @@ async def feedback(
             [{"uri": uri} for uri in rating.citations],
             user=who.name,
             channel="web",
+            # A token that may read a Slack channel's threads may have been shown private ones.
+            private=who.audience is not None
+            and any(p.startswith("#") for p in who.audience.sources),
         ),
     )
     return {"id": feedback_id, "value": value}

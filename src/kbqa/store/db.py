@@ -11,7 +11,15 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kbqa.errors import ConfigError
-from kbqa.store.tables import Base, ChunkRow, DocumentRow, HandledEventRow, MetaRow, RunRow
+from kbqa.store.tables import (
+    Base,
+    ChunkRow,
+    DocumentRow,
+    HandledEventRow,
+    MetaRow,
+    RunRow,
+    add_missing_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,7 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
             Base.metadata.create_all(self.engine)
+            add_missing_columns(self.engine)
         except SQLAlchemyError as exc:
             raise ConfigError(f"database_url: cannot open {url!r}: {exc}") from exc
         self.session = sessionmaker(self.engine, expire_on_commit=False)

@@ -108,6 +108,8 @@ class FeedbackRow(Base):
     user: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(64))
     message_ts: Mapped[str] = mapped_column(String(32), default="")
+    # Given where only some may read (a private channel, a DM); None: not known (older rows).
+    private: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class SlackCursorRow(Base):
@@ -141,3 +143,19 @@ class TokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# Columns added to a table after databases were made with it: create_all only creates tables.
+ADDED_COLUMNS = (("feedback", "private", "BOOLEAN"),)
+
+
+def add_missing_columns(engine) -> None:
+    """ALTER TABLE … ADD COLUMN for each of ADDED_COLUMNS an older database lacks."""
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(engine)
+    tables = set(inspector.get_table_names())
+    with engine.begin() as conn:
+        for table, column, kind in ADDED_COLUMNS:
+            if table in tables and column not in {c["name"] for c in inspector.get_columns(table)}:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
