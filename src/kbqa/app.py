@@ -23,6 +23,7 @@ from kbqa.assistant.generator import Generator, make_generator
 from kbqa.errors import KbqaError, NotIndexedError
 from kbqa.ingest.pipeline import STAGES, Indexer, IngestReport, Progress, check_embedder
 from kbqa.ingest.sources import Source, documents_source, open_source
+from kbqa.redact import mask_url
 from kbqa.retrieval.access import Audience, Scope
 from kbqa.retrieval.embedder import Embedder, make_embedder
 from kbqa.retrieval.index import VectorIndex, open_vector_index, rebuild_vector_index
@@ -378,7 +379,7 @@ class KnowledgeBase:
         dim = int(self.store.get_meta("embedding_dim") or 1)
         info = {
             "home": str(self.settings.home),
-            "database": self.settings.db_url,
+            "database": mask_url(self.settings.db_url),
             **self.store.counts(),
             "embedding_model": self.store.get_meta("embedding_model")
             or self.settings.embedding_model,

@@ -177,7 +177,7 @@ def build_snapshot(
         indexed = index.ids()
         stale, missing = np.setdiff1d(indexed, ids), np.setdiff1d(ids, indexed)
         if len(stale) or len(missing):
-            log.info(
+            log.warning(
                 "vector index %s out of step with the database (%d stale, %d missing): "
                 "repairing from stored embeddings",
                 index_path,

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from typing import Any
 
 from kbqa.errors import KbqaError, MissingDependencyError
 from kbqa.integrations.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, answer_blocks
+from kbqa.logs import error_id
 from kbqa.retrieval.access import Audience
 
 log = logging.getLogger(__name__)
@@ -23,11 +23,6 @@ FAILED_TEXT = "Sorry, I could not answer that: something went wrong on my side (
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 # Slack conversation ids: C (channels), G (older private channels), D (direct messages).
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{4,}$")
-
-
-def error_id() -> str:
-    """A short id that ties the message a person sees to the log line with the details."""
-    return uuid.uuid4().hex[:8]
 
 
 def resolve_channel_sources(rules: dict[str, list[str]], client: Any) -> dict[str, list[str]]:
