@@ -54,6 +54,7 @@ def built(tmp_path: Path, settings):
                 citations=[{"uri": GRAFANA_THREAD}],
                 user="U1",
                 channel="C1",
+                private=False,
             )
         )
         s.add(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,8 @@ from kbqa.ingest.files import FileLimits
 from kbqa.ingest.pipeline import STAGES, Indexer, IngestReport, Progress, check_embedder
 from kbqa.ingest.sources import Source, documents_source, open_source
 from kbqa.ingest.worker import ParseWorker
-from kbqa.retrieval.access import Audience, allows, matches
+from kbqa.redact import mask_url
+from kbqa.retrieval.access import Audience, Scope
 from kbqa.retrieval.embedder import Embedder, make_embedder
 from kbqa.retrieval.index import VectorIndex, open_vector_index, rebuild_vector_index
 from kbqa.retrieval.retriever import Retriever
@@ -35,7 +36,7 @@ from kbqa.settings import Settings
 from kbqa.store import FeedbackRow, SlackCursorRow, Store
 from kbqa.store import queries as store_queries
 from kbqa.store import tokens as store_tokens
-from kbqa.types import Answer, Hit
+from kbqa.types import Answer
 
 log = logging.getLogger(__name__)
 
@@ -205,20 +206,19 @@ class KnowledgeBase:
 
     def _answerer(
         self, extractive: bool, audience: Audience | None, sources: list[str] | tuple[str, ...]
-    ) -> tuple[Answerer, Callable[[Hit], bool] | None]:
+    ) -> tuple[Answerer, Scope | None]:
         self.require_content()
         generator = None if extractive else self._locked_generator()
-        allow = None
-        if sources or (audience is not None and audience.restricted):
-            restrictions = self.settings.slack_channel_sources
-
-            def allow(hit: Hit) -> bool:
-                if audience is not None and not allows(hit, audience, restrictions):
-                    return False
-                return not sources or any(matches(rule, hit) for rule in sources)
-
+        scope = self.scope(audience, sources)
         # Pinned: retrieval, the support check and the confidence all read one snapshot.
-        return Answerer(self.retriever.pinned(), generator, self.settings), allow
+        return Answerer(self.retriever.pinned(), generator, self.settings), scope
+
+    def scope(
+        self, audience: Audience | None, sources: list[str] | tuple[str, ...] = ()
+    ) -> Scope | None:
+        """What a question from `audience`, limited to `sources`, may draw on (None: all)."""
+        scope = Scope(audience, tuple(sources), self.settings.slack_channel_sources)
+        return None if scope.everything else scope
 
     def ask(
         self,
@@ -259,8 +259,10 @@ class KnowledgeBase:
         user: str = "",
         channel: str = "",
         message_ts: str = "",
+        private: bool | None = None,
     ) -> int:
-        """Store a 👍 (+1) or 👎 (-1) on an answer; returns its id."""
+        """Store a 👍 (+1) or 👎 (-1) on an answer; returns its id. `private`: it was given
+        where only some may read (a private channel, a DM; None if not known)."""
         if value not in (1, -1):
             raise KbqaError("feedback must be +1 or -1")
         with self.store.session() as s:
@@ -272,6 +274,7 @@ class KnowledgeBase:
                 user=user[:64],
                 channel=channel[:64],
                 message_ts=message_ts[:32],
+                private=private,
             )
             s.add(row)
             s.commit()
@@ -311,13 +314,7 @@ class KnowledgeBase:
     ) -> tuple[int, list[dict[str, Any]]]:
         """(how many match, one page of them): documents whose uri or title contains `query`,
         of `kind` (file or slack), that `audience` may see."""
-        visible = None
-        if audience is not None and audience.restricted:
-            restrictions = self.settings.slack_channel_sources
-
-            def visible(hit: Hit) -> bool:
-                return allows(hit, audience, restrictions)
-
+        visible = self.scope(audience)
         return store_queries.documents(self.store, offset, limit, query, kind, visible)
 
     def runs(self, limit: int = 10) -> list[dict[str, Any]]:
@@ -398,7 +395,7 @@ class KnowledgeBase:
         dim = int(self.store.get_meta("embedding_dim") or 1)
         info = {
             "home": str(self.settings.home),
-            "database": self.settings.db_url,
+            "database": mask_url(self.settings.db_url),
             **self.store.counts(),
             "embedding_model": self.store.get_meta("embedding_model")
             or self.settings.embedding_model,

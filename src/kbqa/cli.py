@@ -42,11 +42,24 @@ def _source_line(hit: Hit) -> str:
 @click.option(
     "--home", type=click.Path(path_type=Path), help="Where kbqa keeps its data (KBQA_HOME)."
 )
+@click.option("-v", "--verbose", count=True, help="Log more on stderr (-v info, -vv debug).")
+@click.option(
+    "--log-level",
+    metavar="LEVEL",
+    help="DEBUG, INFO, WARNING or ERROR, for stderr and KBQA_HOME/logs/kbqa.log alike.",
+)
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None) -> None:
-    """Grounded, cited answers from your own docs."""
+def cli(ctx: click.Context, home: Path | None, verbose: int, log_level: str | None) -> None:
+    """Grounded, cited answers from your own docs. Warnings and errors go to stderr and to
+    KBQA_HOME/logs/kbqa.log (which also keeps info lines)."""
+    from kbqa import logs
+
     _quiet_third_parties()
-    ctx.obj = Settings.load(home=home)
+    settings = ctx.obj = Settings.load(home=home)
+    stderr = log_level or ("WARNING", "INFO", "DEBUG")[min(verbose, 2)]
+    file_level = log_level or ("DEBUG" if verbose >= 2 else "INFO")
+    logs.configure(settings.home, stderr, file_level, settings.secrets())
+    ctx.call_on_close(logs.unconfigure)
 
 
 def _kb(settings: Settings):
@@ -392,7 +405,11 @@ def tune() -> None:
     default=True,
     help="Include halueval-qa's training split (prepared if missing).",
 )
-@click.option("--include-private", is_flag=True, help="Also train on private Slack channels.")
+@click.option(
+    "--include-private",
+    is_flag=True,
+    help="Also train on private Slack channels and on feedback given in private channels/DMs.",
+)
 @click.pass_obj
 def tune_data(settings: Settings, halueval: bool, include_private: bool) -> None:
     """Build training examples (KBQA_HOME/tune/train.jsonl) from resolved Slack threads,

@@ -5,6 +5,7 @@ This is the only module that reads the environment.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tomllib
@@ -125,6 +126,31 @@ class Settings:
     # Crash tests only (KBQA_FAULT_AT): "stage:n" kills this process with SIGKILL the n-th
     # time it reaches that fault point (kbqa/faults.py lists them); "trace" prints each one.
     fault_at: str = ""
+
+    # Fields whose values are secrets: masked in repr() and in every log line.
+    SECRET_FIELDS = ("slack_bot_token", "slack_app_token", "slack_signing_secret", "server_token")
+
+    def __repr__(self) -> str:
+        from kbqa.redact import MASK, mask_url
+
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in self.SECRET_FIELDS and value:
+                value = MASK
+            elif f.name in ("database_url", "server", "slack_api_url") and value:
+                value = mask_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values set here (for log redaction), the database password included."""
+        from urllib.parse import urlsplit
+
+        values = [getattr(self, name) for name in self.SECRET_FIELDS]
+        with contextlib.suppress(ValueError):  # a malformed URL has no password to hide
+            values.append(urlsplit(self.database_url).password or "")
+        return tuple(v for v in values if v)
 
     @property
     def db_url(self) -> str:

@@ -260,9 +260,7 @@ class EchoGenerator:
 
     def generate(self, messages: Messages, max_new_tokens: int = 96) -> str:
         prompt = messages[-1]["content"]
-        match = re.search(
-            r"^Source \[1\]: .*?\n(.+?)\n\n(?:Source \[2\]|Question:)", prompt, re.S | re.M
-        )
+        match = re.search(r"^Source \[1\]: .*?\n<passage>\n(.+?)\n</passage>", prompt, re.S | re.M)
         if not match:
             return "I don't know."
         body = " ".join(match.group(1).split())

@@ -2,19 +2,26 @@
 
 - The command line (and a local server without a token, when settings allow) sees everything.
 - A Slack channel: content from a private Slack channel (or DM) is only used to answer in that
-  same channel, and `slack_channel_sources` in settings can restrict a channel (by name, or "*"
-  for every channel) to a list of patterns.
+  same channel, and `slack_channel_sources` in settings can restrict a channel (by id, by name
+  resolved to its id when the bot starts, or "*" for every channel) to a list of patterns. A
+  channel the bot could not look up is answered from public content only (fail closed).
 - An API token (`kbqa token create --sources …`) sees only the sources its patterns match (all
   when it has none), and never a private channel's content unless a pattern names that channel.
 
 A pattern is "#name" for a Slack channel's threads, a glob matched against the document's uri
 (e.g. "*/runbooks/*"), or else a part of the uri ("runbooks/").
+
+The rules are a predicate over a document (its uri and metadata), held in a `Scope` value that
+the retriever applies *before* ranking: only allowed chunks are searched, fused, reranked and
+collapsed, so nothing the audience may not see can push out, or erase, what it may.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from fnmatch import fnmatch
+from typing import Any
 
 from kbqa.types import Hit
 
@@ -24,10 +31,15 @@ class Audience:
     """Where an answer will be shown. The command line (no channel, no token) sees everything."""
 
     channel_id: str | None = None
+    # For logs and messages only: every rule is keyed by the id, which a rename keeps.
     channel_name: str | None = None
     # The name of the API token the question came with, and that token's source patterns.
     token: str | None = None
     sources: tuple[str, ...] = ()
+    # A Slack channel's own restriction (already resolved from settings); None: none.
+    channel_sources: tuple[str, ...] | None = None
+    # No private content at all: a channel whose privacy could not be looked up.
+    public_only: bool = False
 
     @classmethod
     def for_token(cls, name: str, sources: tuple[str, ...] | list[str]) -> Audience:
@@ -35,31 +47,78 @@ class Audience:
 
     @property
     def restricted(self) -> bool:
-        return self.channel_id is not None or self.token is not None
+        return self.channel_id is not None or self.token is not None or self.public_only
 
 
-def allows(hit: Hit, audience: Audience, restrictions: dict[str, list[str]]) -> bool:
-    meta = hit.metadata
+def allows_document(
+    uri: str,
+    meta: Mapping[str, Any],
+    audience: Audience,
+    restrictions: Mapping[str, list[str]] | None = None,
+) -> bool:
+    """Whether `audience` may see a document. `restrictions` (channel id or "*" -> patterns)
+    apply to a channel audience that carries no `channel_sources` of its own."""
+    if audience.public_only and meta.get("private"):
+        return False
     if audience.token is not None:
         if meta.get("private"):
             # Fail closed: only a pattern naming the private channel itself opens it.
             return bool(meta.get("channel")) and f"#{meta['channel']}" in audience.sources
-        return not audience.sources or any(matches(rule, hit) for rule in audience.sources)
+        return not audience.sources or any(matches(r, uri, meta) for r in audience.sources)
     if audience.channel_id is None:
         return True
     if meta.get("private") and meta.get("channel_id") != audience.channel_id:
         return False
-    rules = restrictions.get(audience.channel_name or "", restrictions.get("*"))
+    rules = audience.channel_sources
+    if rules is None and restrictions:
+        rules = restrictions.get(audience.channel_id, restrictions.get("*"))
     if rules is None:
         return True
-    return any(matches(rule, hit) for rule in rules)
+    return any(matches(rule, uri, meta) for rule in rules)
 
 
-def matches(rule: str, hit: Hit) -> bool:
+def allows(
+    hit: Hit, audience: Audience, restrictions: Mapping[str, list[str]] | None = None
+) -> bool:
+    """allows_document for a hit's document."""
+    return allows_document(hit.uri, hit.metadata, audience, restrictions)
+
+
+def matches(rule: str, uri_or_hit: str | Hit, meta: Mapping[str, Any] | None = None) -> bool:
     """ "#name": a Slack channel's threads; a glob ("*/runbooks/*") against the uri; anything
     else, a part of the uri ("runbooks/", "slack.com")."""
+    if isinstance(uri_or_hit, Hit):
+        uri, meta = uri_or_hit.uri, uri_or_hit.metadata
+    else:
+        uri, meta = uri_or_hit, meta or {}
     if rule.startswith("#"):
-        return hit.metadata.get("kind") == "slack" and hit.metadata.get("channel") == rule[1:]
+        return meta.get("kind") == "slack" and meta.get("channel") == rule[1:]
     if any(ch in rule for ch in "*?["):
-        return fnmatch(hit.uri, rule)
-    return rule in hit.uri
+        return fnmatch(uri, rule)
+    return rule in uri
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one question may draw on: an audience's rules and the asker's own source patterns.
+    A value, so a search backend can turn it into a pre-filter (allowed ids here; a SQL
+    backend could as well turn it into WHERE clauses over the document's metadata)."""
+
+    audience: Audience | None = None
+    sources: tuple[str, ...] = ()
+    # Settings' channel restrictions (channel id or "*" -> patterns), for a channel audience
+    # that carries none of its own.
+    restrictions: Mapping[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def everything(self) -> bool:
+        return not self.sources and (self.audience is None or not self.audience.restricted)
+
+    def allows_document(self, uri: str, meta: Mapping[str, Any]) -> bool:
+        audience = self.audience
+        if audience is not None and not allows_document(uri, meta, audience, self.restrictions):
+            return False
+        return not self.sources or any(matches(rule, uri, meta) for rule in self.sources)
+
+    def __call__(self, hit: Hit) -> bool:
+        return self.allows_document(hit.uri, hit.metadata)

@@ -80,10 +80,29 @@ class VectorIndex:
             self.cpu.remove_ids(np.asarray(ids, dtype=np.int64))
             self._gpu = None
 
-    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of shape (n, k); missing neighbours have id -1."""
-        index = self._searchable()
-        return index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+    def search(
+        self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (n, k); missing neighbours have id -1. With `allowed`
+        (chunk ids), only those are searched: a filter before ranking, not after."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if allowed is None:
+            return self._searchable().search(vectors, k)
+        allowed = np.ascontiguousarray(allowed, dtype=np.int64)
+        if not self.use_gpu:
+            faiss = _faiss()
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+            return self.cpu.search(vectors, k, params=params)
+        # GPU indexes take no id selector: score the allowed vectors exactly (the index is flat).
+        found = allowed[np.isin(allowed, self.ids())]
+        scores = vectors @ self.cpu.reconstruct_batch(found).T if len(found) else None
+        out_scores = np.full((len(vectors), k), -np.inf, dtype=np.float32)
+        out_ids = np.full((len(vectors), k), -1, dtype=np.int64)
+        if scores is not None:
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            out_ids[:, : top.shape[1]] = found[top]
+            out_scores[:, : top.shape[1]] = np.take_along_axis(scores, top, axis=1)
+        return out_scores, out_ids
 
     def _searchable(self):
         if not self.use_gpu:

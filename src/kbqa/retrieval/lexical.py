@@ -222,11 +222,16 @@ class LexicalIndex:
             return None
         return self._bm25.get_scores(known)
 
-    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk ids, BM25 scores) of the k best chunks with a positive score, best first."""
+    def search(
+        self, query: str, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, BM25 scores) of the k best chunks with a positive score, best first;
+        with `allowed` (chunk ids), only among those."""
         scores = self._scores(query)
         if scores is None or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if allowed is not None:
+            scores = np.where(np.isin(self._ids, allowed), scores, 0.0)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         # Ties broken by chunk id, so the ranking is the same from run to run.

@@ -72,21 +72,28 @@ class Retriever:
     def search(
         self, query: str, k: int = 5, allow: Callable[[Hit], bool] | None = None
     ) -> list[Hit]:
-        """The k best chunks for the query, best first; only those `allow` accepts, and no two
-        that are near-duplicates of each other."""
+        """The k best chunks for the query, best first; only those `allow` accepts (a `Scope`
+        from retrieval/access.py, or any predicate over a hit), and no two that are
+        near-duplicates of each other. The filter comes first: only allowed chunks are
+        searched, fused, reranked and collapsed, so a chunk the audience may not see can
+        neither push an allowed one below the cut-off nor erase it as its duplicate."""
         if not isinstance(self._snapshots, Snapshot):
             return self.pinned().search(query, k, allow)
-        if len(self.index) == 0:
+        allowed = None
+        if allow is not None and not getattr(allow, "everything", False):
+            allowed = self.snapshot.allowed_ids(allow)
+            if not len(allowed):
+                return []
+        size = len(self.index) if allowed is None else len(allowed)
+        if size == 0:
             return []
         vector = self.embedder.embed([query])
         want = max(k, self.rerank_depth) if self.reranker is not None else k
         fetch = max(4 * want, 20)
         while True:
-            hits = _collapse(self._ranked(query, vector, fetch))
-            if allow is not None:
-                hits = [h for h in hits if allow(h)]
-            # Filtering may leave too few: look further down the ranking, up to everything.
-            if len(hits) >= want or fetch >= len(self.index):
+            hits = _collapse(self._ranked(query, vector, fetch, allowed, size))
+            # Collapsing may leave too few: look further down the ranking, up to everything.
+            if len(hits) >= want or fetch >= size:
                 break
             fetch *= 4
         if self.reranker is not None:
@@ -106,17 +113,25 @@ class Retriever:
         ]
         return reranked + hits[len(head) :]
 
-    def _ranked(self, query: str, vector: np.ndarray, fetch: int) -> list[Hit]:
-        fetch = min(fetch, len(self.index))
+    def _ranked(
+        self,
+        query: str,
+        vector: np.ndarray,
+        fetch: int,
+        allowed: np.ndarray | None = None,
+        size: int | None = None,
+    ) -> list[Hit]:
+        fetch = min(fetch, len(self.index) if size is None else size)
         if self.mode == "dense":
-            scores, ids = self.index.search(vector, fetch)
-            return self.hits(ids[0], scores[0])
-        lexical_ids = [int(i) for i in self.lexical.search(query, fetch)[0]]
+            scores, ids = self.index.search(vector, fetch, allowed)
+            keep = ids[0] >= 0
+            return self.hits(ids[0][keep], scores[0][keep])
+        lexical_ids = [int(i) for i in self.lexical.search(query, fetch, allowed)[0]]
         if self.mode == "bm25":
             order = lexical_ids
             cosine = self._cosines(order, vector)
         else:
-            _, ids = self.index.search(vector, fetch)
+            _, ids = self.index.search(vector, fetch, allowed)
             dense_ids = [int(i) for i in ids[0] if i >= 0]
             candidates = list(dict.fromkeys(dense_ids + lexical_ids))
             cosine = self._cosines(candidates, vector)

@@ -71,8 +71,38 @@ class Snapshot:
     chunks: dict[int, ChunkInfo]
     built_at: float = field(default_factory=time.time)
 
+    def __post_init__(self) -> None:
+        # Built once, read by every filtered search: chunk ids and the document each belongs to.
+        documents: dict[int, DocumentInfo] = {}
+        ids = np.fromiter(self.chunks, dtype=np.int64, count=len(self.chunks))
+        owner = np.zeros(len(ids), dtype=np.int64)
+        for row, info in enumerate(self.chunks.values()):
+            documents.setdefault(info.document.id, info.document)
+            owner[row] = info.document.id
+        object.__setattr__(self, "_chunk_ids", ids)
+        object.__setattr__(self, "_chunk_documents", owner)
+        object.__setattr__(self, "_documents", documents)
+
     def __len__(self) -> int:
         return len(self.chunks)
+
+    def allowed_ids(self, allow: Callable[..., bool]) -> np.ndarray:
+        """The chunk ids (ascending) that a filter lets through. A filter with
+        `allows_document(uri, meta)` (retrieval/access.py `Scope`) is asked once per document;
+        any other callable is asked per chunk, with the chunk's Hit."""
+        ids = self._chunk_ids
+        by_document = getattr(allow, "allows_document", None)
+        if by_document is not None:
+            allowed_docs = [
+                doc_id
+                for doc_id, doc in self._documents.items()
+                if by_document(doc.uri, {**doc.meta, "mtime": doc.mtime})
+            ]
+            keep = np.isin(self._chunk_documents, np.array(allowed_docs, dtype=np.int64))
+        else:
+            hits = self.hits(ids, np.zeros(len(ids)))
+            keep = np.array([bool(allow(hit)) for hit in hits], dtype=bool)
+        return np.sort(ids[keep]) if len(ids) else ids
 
     def hits(
         self, ids: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray
@@ -148,7 +178,7 @@ def build_snapshot(
         indexed = index.ids()
         stale, missing = np.setdiff1d(indexed, ids), np.setdiff1d(ids, indexed)
         if len(stale) or len(missing):
-            log.info(
+            log.warning(
                 "vector index %s out of step with the database (%d stale, %d missing): "
                 "repairing from stored embeddings",
                 index_path,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kbqa.errors import KbqaError
 from kbqa.serve import present
 from kbqa.serve.auth import Caller, caller
-from kbqa.serve.errors import ApiError, body
+from kbqa.serve.errors import ApiError, body, internal_error
 from kbqa.types import Answer
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,7 @@ async def _events(request: Request, items: Iterator[str | Answer]) -> AsyncItera
     except KbqaError as exc:
         yield present.sse("error", body(400, str(exc)))
     except Exception:
-        log.exception("streaming an answer failed")
-        yield present.sse("error", body(500, "internal error (the reason is in the server's log)"))
+        yield present.sse("error", body(500, internal_error("streaming an answer")))
 
 
 @router.post("/feedback", status_code=201)
@@ -137,6 +136,9 @@ async def feedback(
             [{"uri": uri} for uri in rating.citations],
             user=who.name,
             channel="web",
+            # A token that may read a Slack channel's threads may have been shown private ones.
+            private=who.audience is not None
+            and any(p.startswith("#") for p in who.audience.sources),
         ),
     )
     return {"id": feedback_id, "value": value}

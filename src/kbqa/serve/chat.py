@@ -20,7 +20,7 @@ from kbqa.errors import KbqaError
 from kbqa.serve import present
 from kbqa.serve.api import check_question, in_worker, stream_in_worker
 from kbqa.serve.auth import Caller, caller
-from kbqa.serve.errors import ApiError, body
+from kbqa.serve.errors import ApiError, body, internal_error
 from kbqa.types import Answer
 
 log = logging.getLogger(__name__)
@@ -185,6 +185,6 @@ async def _chunks(
     except KbqaError as exc:
         yield f"data: {json.dumps(body(400, str(exc)))}\n\n"
     except Exception:
-        log.exception("streaming a chat completion failed")
-        yield f"data: {json.dumps(body(500, 'internal error (logged)'))}\n\n"
+        message = internal_error("streaming a chat completion")
+        yield f"data: {json.dumps(body(500, message))}\n\n"
     yield "data: [DONE]\n\n"

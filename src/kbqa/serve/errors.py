@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from kbqa.errors import KbqaError, ModelError, NotIndexedError
+from kbqa.logs import error_id
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ModelError)
     async def model_error(_request: Request, exc: ModelError):
-        log.error("model error: %s", exc)
-        return respond(503, "the answering model is not available (see the server's log)")
+        failure = error_id()
+        log.error("model error (error %s): %s", failure, exc)
+        return respond(503, f"the answering model is not available (error {failure}, logged)")
 
     @app.exception_handler(KbqaError)
     async def kbqa_error(_request: Request, exc: KbqaError):
@@ -80,5 +82,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return respond(500, "internal error (the reason is in the server's log)")
+        return respond(500, internal_error(f"{request.method} {request.url.path}", exc))
+
+
+def internal_error(what: str, exc: BaseException | None = None) -> str:
+    """Log an unexpected failure with a new error id; the one line a client may see."""
+    failure = error_id()
+    log.error("%s failed (error %s)", what, failure, exc_info=exc or True)
+    return f"internal error {failure} (the details are in the server's log)"

@@ -15,7 +15,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kbqa.errors import ConfigError
-from kbqa.store.tables import Base, ChunkRow, DocumentRow, HandledEventRow, MetaRow, RunRow
+from kbqa.store.tables import (
+    Base,
+    ChunkRow,
+    DocumentRow,
+    HandledEventRow,
+    MetaRow,
+    RunRow,
+)
 
 log = logging.getLogger(__name__)
 

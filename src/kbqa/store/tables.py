@@ -112,6 +112,8 @@ class FeedbackRow(Base):
     user: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(64))
     message_ts: Mapped[str] = mapped_column(String(32), default="")
+    # Given where only some may read (a private channel, a DM); None: not known (older rows).
+    private: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class SlackCursorRow(Base):
@@ -145,3 +147,4 @@ class TokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+

@@ -261,6 +261,8 @@ def feedback_examples(
     allow = None if include_private else _public
     out = []
     for row in rows:
+        if not include_private and _given_in_private(row):
+            continue
         uris = [c.get("uri", "") for c in row.citations or []]
         cited = [n for s in support.split_sentences(row.answer) for n in support.citations(s)]
         # A truncated answer (the button carries at most 900 characters) ends without a mark.
@@ -283,6 +285,14 @@ def feedback_examples(
             _example("feedback", f"feedback:{row.id}", row.question, hits, row.answer, cited)
         )
     return out
+
+
+def _given_in_private(row: FeedbackRow) -> bool:
+    """Feedback from a private channel or a DM; a Slack row from before kbqa recorded that
+    counts as private (fail closed), the web page and the command line as not."""
+    if row.private is not None:
+        return bool(row.private)
+    return row.channel not in ("", "web")
 
 
 def _closest_chunk(kb, uri: str, answer: str) -> Hit | None:

@@ -59,19 +59,24 @@ def answer_blocks(answer: Answer) -> tuple[str, list[dict]]:
         lines = [source_line(c.hit, c.n) for c in answer.citations[:MAX_SOURCES]]
         text = answer.text
     body = truncate(neutralize(text), SECTION_LIMIT)
-    blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": body}}]
+    # verbatim: Slack then turns no bare URL, #channel or @name in the text into a link.
+    blocks: list[dict] = [{"type": "section", "text": _mrkdwn(body)}]
     if lines:
-        elements = [{"type": "mrkdwn", "text": truncate(line, 1000)} for line in lines]
+        elements = [_mrkdwn(truncate(line, 1000)) for line in lines]
         blocks.append({"type": "context", "elements": elements})
     if why := answer.explanation():
         blocks.append(
             {
                 "type": "context",
-                "elements": [{"type": "mrkdwn", "text": truncate(neutralize(why), 1000)}],
+                "elements": [_mrkdwn(truncate(neutralize(why), 1000))],
             }
         )
     blocks.append(_feedback_buttons(answer))
     return truncate(neutralize(text), 3900), blocks
+
+
+def _mrkdwn(text: str) -> dict:
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def _feedback_buttons(answer: Answer) -> dict:

@@ -10,16 +10,42 @@ import logging
 import re
 from typing import Any
 
-from kbqa.errors import MissingDependencyError
+from kbqa.errors import KbqaError, MissingDependencyError
 from kbqa.integrations.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, answer_blocks
+from kbqa.logs import error_id
 from kbqa.retrieval.access import Audience
 
 log = logging.getLogger(__name__)
 
 WORKING_TEXT = "Searching the knowledge base…"
 # What a channel sees when answering fails; the reason goes to the log, never to the channel.
-FAILED_TEXT = "Sorry, I could not answer that: something went wrong on my side (it is logged)."
+FAILED_TEXT = "Sorry, I could not answer that: something went wrong on my side (error {id})."
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+# Slack conversation ids: C (channels), G (older private channels), D (direct messages).
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{4,}$")
+
+
+def resolve_channel_sources(rules: dict[str, list[str]], client: Any) -> dict[str, list[str]]:
+    """`slack_channel_sources` keyed by channel id: names ("#eng-help" or "eng-help") are
+    looked up once through the Web API, so renaming a channel cannot lift its restriction.
+    A name that does not resolve is a KbqaError naming it."""
+    resolved: dict[str, list[str]] = {}
+    names = {}
+    for key, patterns in rules.items():
+        if key == "*" or _CHANNEL_ID.match(key):
+            resolved[key] = list(patterns)
+        else:
+            names[key.lstrip("#")] = list(patterns)
+    if names:
+        from kbqa.ingest.slack_api import SlackFetcher
+
+        try:
+            found = SlackFetcher(client).channels(list(names))
+        except KbqaError as exc:
+            raise KbqaError(f"setting 'slack_channel_sources': {exc}") from None
+        for channel_id, name, _private in found:
+            resolved[channel_id] = names[name]
+    return resolved
 
 
 def create_app(kb, client: Any = None, **app_options: Any):
@@ -42,7 +68,7 @@ def create_app(kb, client: Any = None, **app_options: Any):
     else:
         options["token"] = settings.slack_bot_token or None
     app = App(**options, **app_options)
-    bot = _Bot(kb)
+    bot = _Bot(kb, resolve_channel_sources(settings.slack_channel_sources, app.client))
     app.event("app_mention")(bot.on_mention)
     app.event("message")(bot.on_message)
     app.action(re.compile(f"^({FEEDBACK_UP}|{FEEDBACK_DOWN})$"))(bot.on_feedback)
@@ -50,9 +76,11 @@ def create_app(kb, client: Any = None, **app_options: Any):
 
 
 class _Bot:
-    def __init__(self, kb):
+    def __init__(self, kb, restrictions: dict[str, list[str]] | None = None):
         self.kb = kb
-        self.channel_names: dict[str, str] = {}
+        self.restrictions = restrictions or {}
+        # channel id -> (name, private), for channels looked up successfully
+        self.channels: dict[str, tuple[str, bool]] = {}
 
     def on_mention(self, event: dict, client, context) -> None:
         self._handle(event, client, context)
@@ -87,14 +115,36 @@ class _Bot:
             history, thread_start = [], ""
             if event.get("thread_ts"):
                 history, thread_start = self._thread(client, channel, event, context)
-            audience = Audience(channel, self._channel_name(client, channel))
+            audience = self.audience(client, channel)
             answer = self.kb.ask(question, audience=audience, history=history, context=thread_start)
             text, blocks = answer_blocks(answer)
             client.chat_update(channel=channel, ts=working["ts"], text=text, blocks=blocks)
         except Exception:
-            # An exception's text can hold paths, SQL or a document's words: log it, say less.
-            log.exception("answering %r in %s failed", question, channel)
-            client.chat_update(channel=channel, ts=working["ts"], text=FAILED_TEXT, blocks=[])
+            # An exception's text can hold paths, SQL or a document's words: log it with an id,
+            # and tell the channel only the id.
+            failure = error_id()
+            log.exception("answering a question in %s failed (error %s)", channel, failure)
+            try:
+                client.chat_update(
+                    channel=channel,
+                    ts=working["ts"],
+                    text=FAILED_TEXT.format(id=failure),
+                    blocks=[],
+                )
+            except Exception:
+                log.exception("could not report error %s in %s", failure, channel)
+
+    def audience(self, client, channel: str) -> Audience:
+        """Who will read the answer. A channel that cannot be looked up is answered from public
+        content only, and its restriction (keyed by id) applies either way."""
+        rules = self.restrictions.get(channel, self.restrictions.get("*"))
+        info = self._channel(client, channel)
+        return Audience(
+            channel_id=channel,
+            channel_name=info[0] if info else None,
+            channel_sources=tuple(rules) if rules is not None else None,
+            public_only=info is None,
+        )
 
     def _thread(self, client, channel: str, event: dict, context) -> tuple[list, str]:
         """(earlier question/answer pairs, the thread's first message) for a follow-up."""
@@ -114,14 +164,22 @@ class _Bot:
         first = _MENTION.sub("", earlier[0].get("text", "")).strip() if earlier else ""
         return history[-2:], first
 
-    def _channel_name(self, client, channel: str) -> str:
-        if channel not in self.channel_names:
+    def _channel(self, client, channel: str) -> tuple[str, bool] | None:
+        """(name, private) of a channel, or None when Slack would not say (not cached, so a
+        later question tries again)."""
+        if channel not in self.channels:
             try:
-                info = client.conversations_info(channel=channel)
-                self.channel_names[channel] = info["channel"].get("name") or channel
-            except Exception:
-                self.channel_names[channel] = channel
-        return self.channel_names[channel]
+                info = client.conversations_info(channel=channel)["channel"]
+            except Exception as exc:
+                log.warning(
+                    "cannot look up Slack channel %s (%s): answering from public content only",
+                    channel,
+                    exc,
+                )
+                return None
+            private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
+            self.channels[channel] = (info.get("name") or channel, private)
+        return self.channels[channel]
 
     def on_feedback(self, ack, body: dict, client) -> None:
         ack()
@@ -132,6 +190,7 @@ class _Bot:
             payload = {}
         channel = body.get("channel", {}).get("id", "")
         user = body.get("user", {}).get("id", "")
+        info = self._channel(client, channel) if channel else None
         self.kb.feedback(
             1 if action["action_id"] == FEEDBACK_UP else -1,
             payload.get("q", ""),
@@ -140,6 +199,8 @@ class _Bot:
             user=user,
             channel=channel,
             message_ts=body.get("message", {}).get("ts", ""),
+            # Unknown counts as private: it then stays out of training data by default.
+            private=info[1] if info else True,
         )
         if channel and user:
             client.chat_postEphemeral(channel=channel, user=user, text="Thanks for the feedback!")
