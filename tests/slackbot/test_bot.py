@@ -339,3 +339,32 @@ def test_an_abstention_and_dropped_sentences_are_explained_in_one_line():
     _, blocks = answer_blocks(kept)
     lines = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
     assert "(1 generated sentence dropped: not supported by any source)" in lines
+
+
+def test_a_quoted_answer_shows_the_words_that_answer_in_bold():
+    from kbqa.integrations.slack.blocks import answer_blocks
+    from kbqa.types import Answer, Citation, Hit
+
+    hit = Hit(1, 0.8, "The tracker listens on port 7300.", "Ports", "/ports.md", "Ports")
+    quoted = Answer(
+        "which port does the tracker listen on?",
+        "The tracker listens on port 7300 [1].",
+        False,
+        (Citation(1, hit),),
+        (hit,),
+        mode="extracted",
+        span="7300",
+    )
+    _, blocks = answer_blocks(quoted)
+    assert blocks[0]["text"]["text"] == "The tracker listens on port *7300* [1]."
+    generated = Answer(
+        quoted.question,
+        quoted.text,
+        False,
+        quoted.citations,
+        quoted.hits,
+        mode="generated",
+        span="7300",
+    )
+    _, blocks = answer_blocks(generated)  # the model's own sentence is shown as it wrote it
+    assert "*" not in blocks[0]["text"]["text"]

@@ -58,7 +58,7 @@ def answer_blocks(answer: Answer) -> tuple[str, list[dict]]:
     else:
         lines = [source_line(c.hit, c.n) for c in answer.citations[:MAX_SOURCES]]
         text = answer.text
-    body = truncate(neutralize(text), SECTION_LIMIT)
+    body = truncate(_mark_span(answer, neutralize(text)), SECTION_LIMIT)
     # verbatim: Slack then turns no bare URL, #channel or @name in the text into a link.
     blocks: list[dict] = [{"type": "section", "text": _mrkdwn(body)}]
     if lines:
@@ -73,6 +73,15 @@ def answer_blocks(answer: Answer) -> tuple[str, list[dict]]:
         )
     blocks.append(_feedback_buttons(answer))
     return truncate(neutralize(text), 3900), blocks
+
+
+def _mark_span(answer: Answer, body: str) -> str:
+    """A quoted answer with the words that answer in bold, so the reader finds them."""
+    span = neutralize(answer.span)
+    if answer.mode != "extracted" or not span or "*" in span or span not in body:
+        return body
+    before, _, after = body.partition(span)
+    return f"{before}*{span}*{after}"
 
 
 def _mrkdwn(text: str) -> dict:

@@ -50,8 +50,17 @@
   // Each [n] in the text becomes a button that shows the cited passage.
   function renderText(container, text, turn) {
     container.textContent = "";
+    // A quoted answer (the fallback) marks the words that answer, once.
+    const answer = turn.answer;
+    let span = answer && answer.mode === "extracted" ? answer.span || "" : "";
     for (const part of text.split(/(\[\d+\])/)) {
       const m = /^\[(\d+)\]$/.exec(part);
+      if (!m && span && part.includes(span)) {
+        const at = part.indexOf(span);
+        container.append(part.slice(0, at), el("mark", { text: span }), part.slice(at + span.length));
+        span = "";
+        continue;
+      }
       if (!m) { container.append(part); continue; }
       const n = Number(m[1]);
       const button = el("button", {
