@@ -1,0 +1,172 @@
+"""Every embedding backend in one run: throughput on the handbook's chunks, cosine to the fp32
+vectors, and nDCG@10 on python-faq test (dense and hybrid), each as a ratio to torch-fp32.
+
+    KBQA_HOME=/tmp/kbqa-bench python benchmarks/embedders.py [--rounds 3] [--bf16-texts 8]
+
+python-faq must be prepared under KBQA_HOME first (`kbqa eval prepare python-faq`); each
+backend indexes it in a knowledge base of its own under KBQA_HOME/embedders/<backend>. Rounds
+alternate the backends, so a busy (shared) machine slows each alike; the best round counts.
+torch-bf16 is timed once on only --bf16-texts texts where the CPU lacks bf16 units (it is ~250x
+slower than fp32 there), and gets no nDCG then (--bf16-full forces it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+
+from kbqa.app import KnowledgeBase
+from kbqa.evals.datasets import load_beir
+from kbqa.evals.retrieval import evaluate_retrieval
+from kbqa.ingest.pipeline import embedding_text
+from kbqa.retrieval.device import cpu_has_bf16
+from kbqa.retrieval.embedder import HashEmbedder, make_embedder
+from kbqa.settings import PACKAGED_EMBEDDER, Settings
+from kbqa.store import ChunkRow, DocumentRow
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = ["torch-fp32", "torch-bf16", "onnx-int8", "onnx-qint8"]
+
+
+def handbook_texts() -> list[str]:
+    """What the ingest embeds for the handbook: its chunks with titles and headings."""
+    with tempfile.TemporaryDirectory() as tmp:
+        kb = KnowledgeBase(Settings(home=Path(tmp)), embedder=HashEmbedder())
+        kb.ingest([ROOT / "examples" / "handbook"])
+        with kb.store.session() as s:
+            rows = s.execute(
+                ChunkRow.__table__.select()
+                .with_only_columns(DocumentRow.title, ChunkRow.heading, ChunkRow.text)
+                .join(DocumentRow.__table__)
+            ).all()
+    return list(dict.fromkeys(embedding_text(t, h, x) for t, h, x in rows))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bf16-texts", type=int, default=4)
+    parser.add_argument("--bf16-full", action="store_true")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--skip-ndcg", action="store_true")
+    args = parser.parse_args()
+    settings = Settings.load()
+    backends = args.backends.split(",")
+    slow_bf16 = not cpu_has_bf16() and not args.bf16_full
+
+    texts = handbook_texts()
+    chars = np.mean([len(t) for t in texts])
+    print(f"handbook: {len(texts)} chunks, {chars:.0f} characters on average")
+    print(f"CPU has bf16 units: {cpu_has_bf16()}; cores: {os.cpu_count()}")
+    embedders = {}
+    for backend in backends:
+        started = time.perf_counter()
+        embedders[backend] = make_embedder(
+            PACKAGED_EMBEDDER, "cpu", settings.embed_batch_size, backend, cache=settings.model_cache
+        )
+        embedders[backend].embed(["warm up"])
+        print(f"{backend}: loaded in {time.perf_counter() - started:.1f} s")
+
+    seconds: dict[str, list[float]] = {b: [] for b in backends}
+    counts = {
+        b: args.bf16_texts if b == "torch-bf16" and slow_bf16 else len(texts) for b in backends
+    }
+    vectors = {}
+    subset_fp32: dict[str, float] = {}  # backend timed on a subset -> fp32's best on it
+    for round_ in range(args.rounds):
+        for backend in backends:
+            if backend == "torch-bf16" and slow_bf16 and round_:
+                continue  # minutes a round: one is enough to show it
+            part = texts[: counts[backend]]
+            started = time.perf_counter()
+            vectors[backend] = embedders[backend].embed(part)
+            seconds[backend].append(time.perf_counter() - started)
+            rate = len(part) / seconds[backend][-1]
+            print(
+                f"round {round_ + 1} {backend}: {len(part)} texts, {rate:.2f} chunks/s", flush=True
+            )
+
+    rates = {b: counts[b] / min(seconds[b]) for b in backends}
+    base = rates.get("torch-fp32")
+    results: dict[str, dict] = {}
+    for backend in backends:
+        reference = vectors.get("torch-fp32")
+        n = counts[backend]
+        cosine = (
+            float((vectors[backend] * reference[:n]).sum(axis=1).min())
+            if reference is not None
+            else float("nan")
+        )
+        ratio = rates[backend] / base if base else float("nan")
+        if backend in subset_fp32:
+            ratio = min(seconds[backend]) and subset_fp32[backend] / min(seconds[backend])
+        results[backend] = {
+            "chunks_per_s": rates[backend],
+            "x_fp32": ratio,
+            "min_cosine_to_fp32": cosine,
+            "texts_timed": n,
+        }
+
+    if not args.skip_ndcg:
+        data = load_beir(settings.home / "datasets" / "python-faq")
+        for backend in backends:
+            if backend == "torch-bf16" and slow_bf16:
+                continue
+            kb = KnowledgeBase(
+                settings.replace(
+                    home=settings.home / "embedders" / backend, embedding_backend=backend
+                ),
+                embedder=embedders[backend],
+            )
+            started = time.perf_counter()
+            report = evaluate_retrieval(
+                kb, data, "python-faq", "test", settings.home / "embedders" / f"{backend}-report"
+            )
+            run = kb.store.last_run()
+            stats = run.stats or {} if run else {}
+            if stats.get("embedded"):
+                results[backend]["faq_ingest_chunks_per_s"] = (
+                    stats["embedded"] / stats["stages"]["embed"]
+                )
+            for mode in ("dense", "hybrid"):
+                results[backend][f"ndcg10_{mode}"] = report.metrics[mode]["ndcg@10"]
+            print(
+                f"{backend}: python-faq test in {time.perf_counter() - started:.0f} s", flush=True
+            )
+
+    print("\n| backend | chunks/s | x fp32 | min cosine to fp32 | nDCG@10 dense | hybrid |")
+    print("|---|---|---|---|---|---|")
+    for backend, r in results.items():
+        cells = [
+            f"{r['chunks_per_s']:.2f}"
+            + (f" ({r['texts_timed']} texts)" if r["texts_timed"] < len(texts) else ""),
+            f"{r['x_fp32']:.2f}",
+            f"{r['min_cosine_to_fp32']:.4f}",
+        ]
+        for mode in ("dense", "hybrid"):
+            value = r.get(f"ndcg10_{mode}")
+            delta = (
+                f" ({100 * (value - results['torch-fp32'][f'ndcg10_{mode}']):+.1f})"
+                if value is not None
+                and "torch-fp32" in results
+                and f"ndcg10_{mode}" in results["torch-fp32"]
+                else ""
+            )
+            cells.append("—" if value is None else f"{value:.3f}{delta}")
+        print(f"| {backend} | " + " | ".join(cells) + " |")
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
