@@ -176,3 +176,18 @@ def test_auto_keeps_the_stored_backend_and_a_change_is_refused(settings, docs: P
     other = KnowledgeBase(settings.replace(embedding_backend="torch-fp32"))
     with pytest.raises(KbqaError, match="embedding_backend"):
         other.ingest([docs])
+
+
+def test_saved_bm25_is_loaded_memory_mapped_and_scores_the_same(tmp_path: Path):
+    from kbqa.retrieval.lexical import LexicalIndex
+
+    ids = np.array([3, 5, 9], dtype=np.int64)
+    texts = ["tracker port 7300", "billing port 7400", "office holidays in december"]
+    built = LexicalIndex.from_texts(ids, texts)
+    built.save(tmp_path / "bm25", "g1")
+    loaded = LexicalIndex.load(tmp_path / "bm25", ids, "english")
+    assert isinstance(loaded._bm25.scores["data"], np.memmap)
+    for query in ("tracker port", "holidays"):
+        assert [a.tolist() for a in loaded.search(query, 3)] == [
+            a.tolist() for a in built.search(query, 3)
+        ]
