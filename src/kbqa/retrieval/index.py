@@ -48,14 +48,16 @@ class IndexChoice:
     """Which index a number of vectors gets (settings `vector_index`, `vector_index_flat_max`).
 
     IVF has nlist = 4 * sqrt(n) cells (txtai's rule; at most n / 39, so k-means has 39 points
-    a cell) and searches `probe_share` of them: txtai's 1/16 gave recall@10 0.93 against exact
-    search on MiniLM vectors here, 1/8 gave 0.95 or more (benchmarks/index_scale.py).
+    a cell) and searches `probe_share` of them, at most `max_probe`: recall@10 against exact
+    search on MiniLM vectors here (benchmarks/index_scale.py) was 0.948 with txtai's 1/16 and
+    0.983 with 1/8 (159 cells) at 100k; at 1M 125 of 4000 cells already gave 0.986.
     An IVF index trained on n vectors serves from n / 4 to 4 n, then is retrained."""
 
     kind: str = "auto"
     flat_max: int = 50000
     probe_share: float = 1 / 8
     min_probe: int = 8
+    max_probe: int = 160
     # k-means on 40 sampled points a cell, 10 rounds: at 1M vectors faiss's defaults (256 a
     # cell, 25 rounds) cost ~16x more for little recall.
     train_per_cell: int = 40
@@ -74,7 +76,8 @@ class IndexChoice:
         return max(1, min(round(4 * math.sqrt(n)), n // 39))
 
     def nprobe_for(self, nlist: int) -> int:
-        return min(nlist, max(self.min_probe, math.ceil(nlist * self.probe_share)))
+        share = min(self.max_probe, math.ceil(nlist * self.probe_share))
+        return min(nlist, max(self.min_probe, share))
 
     def fits(self, index, n: int) -> bool:
         """Whether a faiss index of this kind still suits n vectors."""
