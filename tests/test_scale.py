@@ -163,6 +163,7 @@ def test_onnx_backends_pool_like_sentence_transformers(tmp_path: Path):
     assert np.allclose(int8.embed(TEXTS[1:2]), int8.embed(TEXTS)[1:2], atol=1e-5)
 
 
+@pytest.mark.slow
 @needs_models
 def test_auto_keeps_the_stored_backend_and_a_change_is_refused(settings, docs: Path):
     settings = settings.replace(embedding_model="all-MiniLM-L6-v2", min_hit_score=0.2)

@@ -31,8 +31,9 @@ class Settings:
     embedding_model: str = PACKAGED_EMBEDDER
     # What runs it: "torch-fp32", "torch-bf16" (fast only on CPUs with bf16 units or a GPU),
     # "onnx-int8" / "onnx-qint8" (the packaged MiniLM on onnxruntime). "auto": the backend a
-    # knowledge base was embedded with, else this machine's pick (README "Scale: embedding
-    # backends and indexes"). Backends give different vectors: changing it needs a re-ingest.
+    # knowledge base was embedded with, else this machine's pick: onnx-qint8 on a CPU (README
+    # "Scale: embedding backends and indexes"). Backends give different vectors: changing it
+    # needs a re-ingest.
     embedding_backend: str = "auto"
     # A causal LM: Hugging Face id, local folder, a name under HOME/models, or the packaged one.
     generator_model: str = PACKAGED_GENERATOR
