@@ -25,6 +25,7 @@ import numpy as np
 
 from kbqa.app import KnowledgeBase
 from kbqa.ingest.pipeline import embedding_text
+from kbqa.retrieval.embedder import SentenceTransformerEmbedder
 from kbqa.settings import Settings
 from kbqa.store import ChunkRow, DocumentRow
 
@@ -75,7 +76,8 @@ def main() -> None:
                 .join(DocumentRow.__table__)
             ).all()
         texts = list(dict.fromkeys(embedding_text(t, h, x) for t, h, x in rows))
-        model = kb.embedder.model
+        # The raw baseline is sentence-transformers in fp32, whatever backend kbqa runs.
+        model = SentenceTransformerEmbedder().model
         started = time.perf_counter()
         model.encode(texts, batch_size=kb.settings.embed_batch_size, normalize_embeddings=True)
         raw = time.perf_counter() - started

@@ -32,6 +32,23 @@ def test_gpu_search_matches_cpu_and_saves_a_cpu_index(tmp_path):
     assert len(reopened) == 1999
 
 
+def test_gpu_ivf_search_matches_cpu():
+    from kbqa.retrieval.index import IndexChoice
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((5000, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(10, 5010, dtype=np.int64)
+    cpu, gpu = VectorIndex(384, choice=IndexChoice("ivf")), None
+    cpu.add(ids, vectors)
+    cpu.fit()
+    gpu = VectorIndex(384, use_gpu=True, choice=IndexChoice("ivf"))
+    gpu.cpu = cpu.cpu
+    assert gpu.kind == "ivf"
+    (_, cpu_ids), (_, gpu_ids) = cpu.search(vectors[:20], 5), gpu.search(vectors[:20], 5)
+    assert (cpu_ids[:, 0] == gpu_ids[:, 0]).all()
+
+
 def test_models_run_on_cuda():
     from kbqa.retrieval.device import torch_device
     from kbqa.retrieval.embedder import SentenceTransformerEmbedder

@@ -29,7 +29,12 @@ from kbqa.ingest.worker import ParseWorker
 from kbqa.redact import mask_url
 from kbqa.retrieval.access import Audience, Scope
 from kbqa.retrieval.embedder import Embedder, make_embedder
-from kbqa.retrieval.index import VectorIndex, open_vector_index, rebuild_vector_index
+from kbqa.retrieval.index import (
+    IndexChoice,
+    VectorIndex,
+    open_vector_index,
+    rebuild_vector_index,
+)
 from kbqa.retrieval.retriever import Retriever
 from kbqa.retrieval.snapshot import Snapshot, Snapshots, build_snapshot, generation
 from kbqa.settings import Settings
@@ -67,7 +72,18 @@ class KnowledgeBase:
     @cached_property
     def embedder(self) -> Embedder:
         s = self.settings
-        return _Serialized(make_embedder(s.embedding_model, s.device, s.embed_batch_size))
+        # With backend "auto" the knowledge base keeps the backend it was embedded with.
+        stored = self.store.get_meta("embedding_model")
+        return _Serialized(
+            make_embedder(
+                s.embedding_model,
+                s.device,
+                s.embed_batch_size,
+                s.embedding_backend,
+                stored,
+                s.model_cache,
+            )
+        )
 
     @cached_property
     def generator(self) -> Generator:
@@ -107,6 +123,9 @@ class KnowledgeBase:
     def _use_gpu(self) -> bool:
         return self.settings.device in ("auto", "cuda")
 
+    def _index_choice(self) -> IndexChoice:
+        return IndexChoice(self.settings.vector_index, self.settings.vector_index_flat_max)
+
     def _dim(self) -> int:
         return int(self.store.get_meta("embedding_dim") or 0) or self.embedder.dim
 
@@ -120,6 +139,7 @@ class KnowledgeBase:
             s.bm25_stemmer,
             self._use_gpu(),
             index=index,
+            choice=self._index_choice(),
         )
 
     @cached_property
@@ -197,7 +217,9 @@ class KnowledgeBase:
         with self._write_lock:
             check_embedder(self.store, self.embedder)
             # The write path fills an index of its own; the published one is never changed.
-            index = open_vector_index(self.store, s.index_path, self.embedder.dim, self._use_gpu())
+            index = open_vector_index(
+                self.store, s.index_path, self.embedder.dim, self._use_gpu(), self._index_choice()
+            )
             report = Indexer(self.store, self.embedder, index, s).ingest(sources, progress)
             self.snapshots.publish(self._build_snapshot(index))
         return report
@@ -385,7 +407,9 @@ class KnowledgeBase:
         if not dim:
             raise NotIndexedError("nothing to reindex: run `kbqa ingest PATH` first")
         with self._write_lock:
-            index = rebuild_vector_index(self.store, self.settings.index_path, dim)
+            index = rebuild_vector_index(
+                self.store, self.settings.index_path, dim, self._index_choice()
+            )
             self.snapshots.publish(self._build_snapshot(index))
         return len(index)
 
@@ -400,7 +424,7 @@ class KnowledgeBase:
             "embedding_model": self.store.get_meta("embedding_model")
             or self.settings.embedding_model,
             "generator_model": self.settings.generator_model,
-            "index_vectors": self._index_size(index_path, dim),
+            **self._index_info(index_path, dim),
             "index_bytes": index_path.stat().st_size if index_path.exists() else 0,
             "last_run": None,
         }
@@ -426,11 +450,11 @@ class KnowledgeBase:
             }
         return info
 
-    def _index_size(self, path: Path, dim: int) -> int:
+    def _index_info(self, path: Path, dim: int) -> dict:
         current = self.snapshots.peek()
-        if current is not None:
-            return len(current.index)
-        return len(VectorIndex.load(path, dim)) if path.exists() else 0
+        index = current.index if current is not None else VectorIndex.load(path, dim)
+        described = index.describe()
+        return {"index_vectors": described.pop("vectors"), "index": described}
 
 
 class _Serialized:

@@ -240,7 +240,11 @@ def status(settings: Settings, as_json: bool) -> None:
     click.echo(f"database    {info['database']}")
     click.echo(f"documents   {info['documents']}")
     click.echo(f"chunks      {info['chunks']}")
-    click.echo(f"index       {info['index_vectors']} vectors, {info['index_bytes'] / 1e6:.1f} MB")
+    params = ", ".join(f"{k} {v}" for k, v in info["index"].items() if k != "kind")
+    click.echo(
+        f"index       {info['index_vectors']} vectors, {info['index_bytes'] / 1e6:.1f} MB, "
+        f"{info['index']['kind']}{f' ({params})' if params else ''}"
+    )
     click.echo(f"embedder    {info['embedding_model']}")
     click.echo(f"generator   {info['generator_model']}")
     if run:

@@ -31,6 +31,12 @@ class Settings:
     database_url: str = ""
     # A sentence-transformers model name, Hugging Face id or local folder.
     embedding_model: str = PACKAGED_EMBEDDER
+    # What runs it: "torch-fp32", "torch-bf16" (fast only on CPUs with bf16 units or a GPU),
+    # "onnx-int8" / "onnx-qint8" (the packaged MiniLM on onnxruntime). "auto": the backend a
+    # knowledge base was embedded with, else this machine's pick: onnx-qint8 on a CPU (README
+    # "Scale: embedding backends and indexes"). Backends give different vectors: changing it
+    # needs a re-ingest.
+    embedding_backend: str = "auto"
     # A causal LM: Hugging Face id, local folder, a name under HOME/models, or the packaged one.
     generator_model: str = PACKAGED_GENERATOR
     # "auto": llama.cpp for the packaged models and .gguf paths (when xllamacpp is installed),
@@ -53,6 +59,10 @@ class Settings:
     max_parse_memory_bytes: int = 2 * 1024 * 1024 * 1024
     # SQLite: how long a write waits for another process's write lock before giving up.
     database_busy_seconds: float = 30.0
+    # The vector index: "flat" (exact), "ivf" (approximate, trained on the stored vectors), or
+    # "auto": flat below vector_index_flat_max vectors, IVF above (see retrieval/index.py).
+    vector_index: str = "auto"
+    vector_index_flat_max: int = 50000
     # Chunking (characters), passed to unstructured's chunk_by_title.
     chunk_max_chars: int = 1200
     chunk_soft_max_chars: int = 800
@@ -207,11 +217,13 @@ class Settings:
             "device": ("auto", "cpu", "cuda"),
             "retrieval_mode": ("dense", "bm25", "hybrid"),
             "fusion": ("rrf", "convex"),
+            "embedding_backend": ("auto", "torch-fp32", "torch-bf16", "onnx-int8", "onnx-qint8"),
+            "vector_index": ("auto", "flat", "ivf"),
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"setting '{key}' must be one of {', '.join(allowed)}")
-        for key in ("top_k", "rrf_k", "rerank_depth"):
+        for key in ("top_k", "rrf_k", "rerank_depth", "vector_index_flat_max"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"setting '{key}' must be at least 1")
         for key in ("max_question_chars", "max_request_bytes"):

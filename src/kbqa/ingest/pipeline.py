@@ -84,12 +84,14 @@ def text_hash(text: str) -> str:
 
 
 def check_embedder(store: Store, embedder: Embedder) -> None:
-    """Refuse to mix vectors from two embedding models in one index."""
+    """Refuse to mix vectors from two embedders in one index. The name includes the backend
+    ("all-MiniLM-L6-v2@onnx-int8"): backends give close but different vectors."""
     stored = store.get_meta("embedding_model")
     if stored is not None and stored != embedder.name:
         raise KbqaError(
             f"this knowledge base was embedded with {stored!r}, not {embedder.name!r}: "
-            f"set embedding_model back, or use another KBQA_HOME and ingest again"
+            f"set embedding_model and embedding_backend back (embedding_backend = 'auto' "
+            f"keeps the stored one), or use another KBQA_HOME and ingest again"
         )
 
 

@@ -1,9 +1,10 @@
 """BM25 over one fixed set of stored chunks (bm25s).
 
 A LexicalIndex is built once (from the database, or loaded from the files a previous build
-saved) and never changed afterwards, so any number of threads may search it at once. When the
-database changes, a new one is built beside it and swapped in with the rest of the search
-snapshot (see retrieval/snapshot.py)."""
+saved, memory-mapped) and never changed afterwards, so any number of threads may search it at
+once. bm25s cannot add to or remove from an index (every score depends on the corpus's IDF and
+mean length), so when the database changes a new one is built beside it, in the snapshot's
+background thread, and swapped in with the rest of the search snapshot (retrieval/snapshot.py)."""
 
 from __future__ import annotations
 
@@ -188,7 +189,9 @@ class LexicalIndex:
             if len(saved_ids):
                 import bm25s
 
-                index._bm25 = bm25s.BM25.load(str(saved), show_progress=False)
+                # Memory-mapped: the score arrays are paged in as queries touch them, so a
+                # start costs no read of the whole index (and processes share the pages).
+                index._bm25 = bm25s.BM25.load(str(saved), mmap=True, show_progress=False)
             return index
         except ConfigError:
             raise

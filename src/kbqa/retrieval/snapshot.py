@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from kbqa.errors import KbqaError
-from kbqa.retrieval.index import VectorIndex
+from kbqa.retrieval.index import IndexChoice, VectorIndex
 from kbqa.retrieval.lexical import LexicalIndex, lexical_text
 from kbqa.store import ChunkRow, DocumentRow, Store
 from kbqa.types import Hit
@@ -143,6 +143,7 @@ def build_snapshot(
     stemmer: str = "english",
     use_gpu: bool = False,
     index: VectorIndex | None = None,
+    choice: IndexChoice | None = None,
 ) -> Snapshot:
     """A snapshot of the database now. The vector index is `index` (which is then owned by the
     snapshot) or the saved file, made to agree with the database from stored embeddings; BM25 is
@@ -173,7 +174,7 @@ def build_snapshot(
         chunks[chunk_id] = ChunkInfo(heading, text, doc)
 
     if index is None:
-        index = VectorIndex.load(index_path, dim, use_gpu)
+        index = VectorIndex.load(index_path, dim, use_gpu, choice)
         ids = np.array(list(chunks), dtype=np.int64)
         indexed = index.ids()
         stale, missing = np.setdiff1d(indexed, ids), np.setdiff1d(ids, indexed)
