@@ -324,21 +324,24 @@ def main() -> None:
             Path(tmp), args.bad, args.good, args.seed, settings, int(args.bomb_gb * 1024 * MB)
         )
     print(
-        f"{result['inputs']} bad inputs (seed {args.seed}) and {result['good']} good files, ingested in {result['seconds']:.0f} s (generated in {result['generate_seconds']:.0f} s)"
+        f"{result['inputs']} bad inputs (seed {args.seed}) and {result['good']} good files, "
+        f"ingested in {result['seconds']:.0f} s (made in {result['generate_seconds']:.0f} s)"
     )
     print(f"{'kind':26} {'made':>5} {'reported':>9} {'indexed':>8} {'lost':>5}  example reason")
     for kind, counts in sorted(result["outcome"].items()):
         total = sum(counts.values())
+        example = result["examples"][kind][:70]
         print(
-            f"{kind:26} {total:5} {counts['reported']:9} {counts['indexed']:8} {counts['lost']:5}  {result['examples'][kind][:70]}"
+            f"{kind:26} {total:5} {counts['reported']:9} {counts['indexed']:8} "
+            f"{counts['lost']:5}  {example}"
         )
     print(f"good files indexed: {result['good_indexed']} of {result['good']}")
     slowest, name = result["slowest_file"]
+    print(f"slowest file: {slowest:.1f} s ({name}); max_file_seconds {args.max_file_seconds:g} s")
     print(
-        f"slowest file: {slowest:.1f} s ({name}); limit max_file_seconds {args.max_file_seconds:g} s"
-    )
-    print(
-        f"peak RSS: ingest process {result['peak_rss'] / MB:.0f} MB, largest parse worker {result['worker_peak_rss'] / MB:.0f} MB (bound {args.max_rss_mb} MB each; worker capped at its size + {args.max_parse_memory_mb} MB)"
+        f"peak RSS: ingest process {result['peak_rss'] / MB:.0f} MB, largest parse worker "
+        f"{result['worker_peak_rss'] / MB:.0f} MB (bound {args.max_rss_mb} MB each; a worker "
+        f"is capped at its size + {args.max_parse_memory_mb} MB)"
     )
     over = max(result["peak_rss"], result["worker_peak_rss"]) > args.max_rss_mb * MB
     late = slowest > args.max_file_seconds + 5
