@@ -155,7 +155,7 @@ def test_a_database_locked_by_another_writer_is_a_clear_error_and_loses_nothing(
     try:
         if when == "before the ingest":
             lock()
-        with pytest.raises(KbqaError, match="locked by another writer .* run the ingest again"):
+        with pytest.raises(KbqaError, match=r"locked by another writer .* run the ingest again"):
             # "during": the run is recorded, then the lock is taken before the first commit.
             KnowledgeBase(settings, embedder=HashEmbedder()).ingest([docs], progress=lock)
     finally:

@@ -134,7 +134,7 @@ class Settings:
     # The Slack Web API's base URL; empty for Slack's own (a test or load run sets a local one).
     slack_api_url: str = ""
     # Crash tests only (KBQA_FAULT_AT): "stage:n" kills this process with SIGKILL the n-th
-    # time it reaches that fault point (kbqa/faults.py lists them); "trace" prints each one.
+    # time it reaches that fault point (kbqa/faults.py lists them); "trace" counts them.
     fault_at: str = ""
 
     # Fields whose values are secrets: masked in repr() and in every log line.

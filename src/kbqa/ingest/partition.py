@@ -26,16 +26,27 @@ def _unstructured():
     return partition, chunk_by_title
 
 
+_loaded = False
+
+
 def load_parsers() -> None:
-    """Import unstructured's partitioners of every supported format now, not at first use."""
+    """Import unstructured's partitioners of every supported format, and run one on a few
+    words (its first call loads language models), now rather than at the first file."""
+    global _loaded
+    if _loaded:
+        return
     import importlib
 
-    _unstructured()
+    _, chunk_by_title = _unstructured()
     for name in ("md", "html", "text", "docx", "pdf", "rst"):
         try:
             importlib.import_module(f"unstructured.partition.{name}")
         except ImportError:  # an optional format's packages are missing: its files say so
             log.debug("unstructured.partition.%s cannot be imported", name)
+    from unstructured.partition.md import partition_md
+
+    chunk_by_title(partition_md(text="# Title\n\nA sentence of a few words.\n"))
+    _loaded = True
 
 
 def partition_and_chunk(

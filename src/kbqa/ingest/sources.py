@@ -115,6 +115,7 @@ def open_source(
             source.problems = [(str(path), str(exc))]
             return source
         source = documents_source(root, "slack-export", documents, complete=True)
-        source.problems = problems
+        # Named within the export, so two exports' "general/2024-01-02.json" stay apart.
+        source.problems = [(f"{path}/{name}", why) for name, why in problems]
         return source
     return file_source(path, max_chars, soft_max_chars, limits, parser)

@@ -40,8 +40,13 @@ def _vm_bytes(pid: int | str = "self", field: str = "VmSize") -> int:
     return 0
 
 
-def _serve(conn: Any, limits: FileLimits, max_chars: int, soft_max_chars: int) -> None:
+def _serve(
+    conn: Any, other_end: Any, limits: FileLimits, max_chars: int, soft_max_chars: int
+) -> None:
     """The worker's loop: (path, digest) in, ("ok", Document | "error", reason, …) out."""
+    # A forked worker inherits the ingest's end of the pipe too; holding it, the worker would
+    # never see the end of the pipe when the ingest dies.
+    other_end.close()
     load_parsers()  # a no-op when forked from a process that loaded them
     # Parsers' own complaints about a broken file would reach the terminal; the reason is
     # reported with the file instead.
@@ -111,7 +116,7 @@ class ParseWorker:
         parent, child = ctx.Pipe()
         process = ctx.Process(
             target=_serve,
-            args=(child, self.limits, self.max_chars, self.soft_max_chars),
+            args=(child, parent, self.limits, self.max_chars, self.soft_max_chars),
             name="kbqa-parse",
             daemon=True,
         )

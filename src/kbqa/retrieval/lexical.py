@@ -148,6 +148,8 @@ class LexicalIndex:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        if target.exists() and not _intact(target):
+            shutil.rmtree(target, ignore_errors=True)  # a damaged earlier save of this build
         try:
             os.replace(tmp, target)
         except OSError:  # another process saved the same build first
@@ -174,9 +176,8 @@ class LexicalIndex:
             name = json.loads((folder / _POINTER).read_text())["name"]
             saved = folder / name
             meta = json.loads((saved / "kbqa.json").read_text())
-            for file, digest in meta.get("sha256", {}).items():
-                if _sha256(saved / file) != digest:
-                    raise ValueError(f"{file} does not match its SHA-256")
+            if not _intact(saved, meta):
+                raise ValueError("a file does not match its SHA-256")
             saved_ids = np.load(saved / "ids.npy")
             if meta["stemmer"] != stemmer or not np.array_equal(saved_ids, ids):
                 return None
@@ -259,6 +260,15 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _intact(saved: Path, meta: dict | None = None) -> bool:
+    """Whether every file of a saved index matches the SHA-256 recorded with it."""
+    try:
+        meta = meta or json.loads((saved / "kbqa.json").read_text())
+        return all(_sha256(saved / f) == d for f, d in meta.get("sha256", {}).items())
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 _TEMPORARY = re.compile(r"\.(?:.+)\.(\d+)\.\d+\.tmp")
