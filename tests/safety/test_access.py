@@ -107,3 +107,23 @@ def test_channel_restrictions_are_keyed_by_id_not_name(twins):
     twins.settings = twins.settings.replace(slack_channel_sources={PUBLIC_ID: ["#deploys"]})
     renamed = Audience(channel_id=PUBLIC_ID, channel_name="renamed-channel")
     assert twins.retriever.search("failover drill", 5, twins.scope(renamed)) == []
+
+
+def test_the_gpu_path_scores_the_allowed_vectors_exactly_as_faiss_does():
+    from kbqa.retrieval.index import VectorIndex
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(200, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex(16)
+    index.add(np.arange(1000, 1200, dtype=np.int64), vectors)
+    allowed = np.arange(1000, 1200, 7, dtype=np.int64)
+    query = vectors[:2]
+    expected_scores, expected_ids = index.search(query, 10, allowed)  # faiss IDSelector
+    index.use_gpu = True  # the GPU branch (no selector there) runs on the CPU copy here
+    scores, ids = index.search(query, 10, allowed)
+    assert np.array_equal(ids, expected_ids)
+    assert np.allclose(scores, expected_scores, atol=1e-5)
+    assert set(ids.ravel().tolist()) <= set(allowed.tolist())
+    _, few_ids = index.search(query, 40, allowed[:3])  # fewer allowed than k
+    assert (few_ids[:, 3:] == -1).all() and set(few_ids[:, :3].ravel()) <= set(allowed[:3])

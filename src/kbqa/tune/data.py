@@ -25,6 +25,7 @@ from kbqa.errors import KbqaError
 from kbqa.evals.datasets import BeirDataset, load_beir, prepare
 from kbqa.evals.retrieval import corpus_source
 from kbqa.ingest.slack import RESOLVED_REACTIONS
+from kbqa.retrieval.access import Audience, Scope
 from kbqa.store import ChunkRow, DocumentRow, FeedbackRow
 from kbqa.types import Hit
 
@@ -209,7 +210,7 @@ def slack_examples(
     thread's own chunk among the passages retrieved for the question."""
     with kb.store.session() as s:
         documents = s.execute(select(DocumentRow.id, DocumentRow.uri, DocumentRow.meta)).all()
-    allow = None if include_private else _public
+    allow = None if include_private else _PUBLIC
     out = []
     for doc_id, uri, meta in documents:
         meta = meta or {}
@@ -248,6 +249,10 @@ def _public(hit: Hit) -> bool:
     return not hit.metadata.get("private")
 
 
+# The same rule as a Scope, which the retriever applies per document before ranking.
+_PUBLIC = Scope(Audience(public_only=True))
+
+
 # ---------------------------------------------------------------- 👍 feedback
 
 
@@ -258,7 +263,7 @@ def feedback_examples(
     [1]…[m], in citation order, then retrieved ones; the answer as it was given."""
     with kb.store.session() as s:
         rows = s.scalars(select(FeedbackRow).where(FeedbackRow.value > 0)).all()
-    allow = None if include_private else _public
+    allow = None if include_private else _PUBLIC
     out = []
     for row in rows:
         if not include_private and _given_in_private(row):
