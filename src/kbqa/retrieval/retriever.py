@@ -82,7 +82,7 @@ class Retriever:
         want = max(k, self.rerank_depth) if self.reranker is not None else k
         fetch = max(4 * want, 20)
         while True:
-            hits = _collapse(self._ranked(query, vector, fetch))
+            hits = _collapse(self._ranked(query, vector, fetch, allow))
             if allow is not None:
                 hits = [h for h in hits if allow(h)]
             # Filtering may leave too few: look further down the ranking, up to everything.
@@ -106,17 +106,20 @@ class Retriever:
         ]
         return reranked + hits[len(head) :]
 
-    def _ranked(self, query: str, vector: np.ndarray, fetch: int) -> list[Hit]:
+    def _ranked(self, query: str, vector: np.ndarray, fetch: int, allow=None) -> list[Hit]:
         fetch = min(fetch, len(self.index))
+        # A backend that filters in its own store (pgvector: SQL WHERE) is given the filter.
+        dense_allow = (allow,) if getattr(self.index, "prefilters", False) else ()
+        lexical_allow = (allow,) if getattr(self.lexical, "prefilters", False) else ()
         if self.mode == "dense":
-            scores, ids = self.index.search(vector, fetch)
+            scores, ids = self.index.search(vector, fetch, *dense_allow)
             return self.hits(ids[0], scores[0])
-        lexical_ids = [int(i) for i in self.lexical.search(query, fetch)[0]]
+        lexical_ids = [int(i) for i in self.lexical.search(query, fetch, *lexical_allow)[0]]
         if self.mode == "bm25":
             order = lexical_ids
             cosine = self._cosines(order, vector)
         else:
-            _, ids = self.index.search(vector, fetch)
+            _, ids = self.index.search(vector, fetch, *dense_allow)
             dense_ids = [int(i) for i in ids[0] if i >= 0]
             candidates = list(dict.fromkeys(dense_ids + lexical_ids))
             cosine = self._cosines(candidates, vector)
