@@ -176,8 +176,11 @@ class KnowledgeBase:
 
     # -- the write path ---------------------------------------------------------------------
 
-    def ingest(self, paths: list[Path], progress: Progress | None = None) -> IngestReport:
-        """Ingest folders, files and Slack exports (zip or folder)."""
+    def ingest(
+        self, paths: list[Path], progress: Progress | None = None, spark: str = ""
+    ) -> IngestReport:
+        """Ingest folders, files and Slack exports (zip or folder); with `spark` (a Spark
+        master URL) the parse, chunk and embed stages run as a Spark job."""
         s = self.settings
         sources = [
             open_source(
@@ -189,13 +192,45 @@ class KnowledgeBase:
             )
             for path in paths
         ]
+        if spark:
+            return self._spark_ingest(spark, sources, progress)
         return self.index_sources(sources, progress)
 
+    def _spark_ingest(
+        self, master: str, sources: list[Source], progress: Progress | None
+    ) -> IngestReport:
+        from functools import partial
+
+        from kbqa.ingest.spark import run_spark
+
+        s = self.settings
+        check_embedder(self.store, self.embedder)
+        # The executors build their own embedder from the settings (one per Python worker).
+        factory = partial(make_embedder, s.embedding_model, s.device, s.embed_batch_size)
+        result = run_spark(
+            master,
+            sources,
+            self.store,
+            self.embedder,
+            factory,
+            s.chunk_max_chars,
+            s.chunk_soft_max_chars,
+        )
+        report = self.index_sources(result.sources, progress, embedder=result.embedder)
+        # Where the time went: on the executors (summed over tasks), and the job's wall time.
+        for stage in ("hash", "parse", "chunk", "embed", "spark"):
+            report.stages[stage] = report.stages.get(stage, 0.0) + result.stages.get(stage, 0.0)
+        return report
+
     def index_sources(
-        self, sources: list[Source], progress: Progress | None = None
+        self,
+        sources: list[Source],
+        progress: Progress | None = None,
+        embedder: Embedder | None = None,
     ) -> IngestReport:
         """Index documents from sources, then publish a snapshot that has them."""
         s = self.settings
+        embedder = embedder or self.embedder
         with self._write_lock:
             check_embedder(self.store, self.embedder)
             # The write path fills an index of its own; the published one is never changed.
@@ -206,7 +241,7 @@ class KnowledgeBase:
                 index = open_vector_index(
                     self.store, s.index_path, self.embedder.dim, self._use_gpu()
                 )
-            report = Indexer(self.store, self.embedder, index, s).ingest(sources, progress)
+            report = Indexer(self.store, embedder, index, s).ingest(sources, progress)
             self.snapshots.publish(self._build_snapshot(index))
         return report
 
