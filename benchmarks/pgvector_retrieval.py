@@ -1,0 +1,101 @@
+"""python-faq retrieval with vector_backend "pgvector" against the FAISS default, in one run.
+
+The corpus is embedded once into the FAISS knowledge base (SQLite); its rows are then copied
+into an empty PostgreSQL database (no re-embedding), and `kbqa eval retrieval`'s machinery runs
+on three knowledge bases: FAISS + BM25 (today), pgvector (HNSW) + BM25, and pgvector +
+PostgreSQL full-text search.
+
+    kbqa --home /tmp/kbqa-pgv eval prepare python-faq
+    bash scripts/with-postgres.sh .venv/bin/python benchmarks/pgvector_retrieval.py \\
+        --home /tmp/kbqa-pgv
+(with-postgres.sh exports KBQA_TEST_POSTGRES_URL; or pass --database-url.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from sqlalchemy import create_engine, insert, select, text
+
+from kbqa.app import KnowledgeBase
+from kbqa.evals.datasets import load_beir
+from kbqa.evals.retrieval import corpus_source, evaluate_retrieval
+from kbqa.settings import Settings
+from kbqa.store import ChunkRow, DocumentRow, SourceRow, Store
+from kbqa.store.tables import MetaRow
+
+
+def copy_rows(source: Store, target: Store) -> None:
+    """Sources, documents, chunks (with embeddings) and meta, ids kept."""
+    with source.engine.connect() as read, target.engine.begin() as write:
+        for table in (SourceRow, DocumentRow, ChunkRow, MetaRow):
+            rows = [dict(r._mapping) for r in read.execute(select(table.__table__))]
+            for start in range(0, len(rows), 2000):
+                write.execute(insert(table.__table__), rows[start : start + 2000])
+        for table in ("sources", "documents", "chunks"):
+            write.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT coalesce(max(id), 1) FROM {table}))"
+                )
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--database-url", default=os.environ.get("KBQA_TEST_POSTGRES_URL", ""))
+    parser.add_argument("--split", default="test")
+    args = parser.parse_args()
+    if not args.database_url:
+        raise SystemExit("no PostgreSQL: pass --database-url or run through with-postgres.sh")
+    data = load_beir(args.home / "datasets" / "python-faq")
+    base = Settings.load(home=args.home / "evals" / "python-faq")
+    faiss = KnowledgeBase(base)
+    t = time.perf_counter()
+    faiss.index_sources([corpus_source(data, "python-faq")])
+    print(f"corpus embedded/checked in {time.perf_counter() - t:.0f} s", flush=True)
+
+    url = args.database_url
+    name = "kbqa_bench_pgvector"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    pg_url = url.rsplit("/", 1)[0] + "/" + name
+    copy_rows(faiss.store, Store(pg_url))
+
+    results = {}
+    for label, changes in [
+        ("faiss+bm25", {}),
+        ("pgvector+bm25", {"vector_backend": "pgvector", "lexical_backend": "bm25"}),
+        ("pgvector+fts", {"vector_backend": "pgvector", "lexical_backend": "postgres-fts"}),
+    ]:
+        if changes:
+            changes = {**changes, "database_url": pg_url, "home": args.home / "pg" / label}
+        settings = base.replace(**changes)
+        kb = faiss if not changes else KnowledgeBase(settings, embedder=faiss.embedder)
+        t = time.perf_counter()
+        kb.refresh()
+        snapshot_s = time.perf_counter() - t
+        out = args.home / "reports" / f"pgvector-{label}"
+        report = evaluate_retrieval(kb, data, "python-faq", args.split, out)
+        results[label] = {
+            "snapshot_seconds": round(snapshot_s, 2),
+            **{
+                r: {"ndcg@10": round(m["ndcg@10"], 3), "recall@10": round(m["recall@10"], 3)}
+                for r, m in report.metrics.items()
+                if r in ("bm25", "dense", "hybrid")
+            },
+            "seconds": {r: round(s, 1) for r, s in report.seconds.items()},
+        }
+        print(label, json.dumps(results[label]), flush=True)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
