@@ -1,5 +1,6 @@
 """`kbqa ingest --spark local[2]`: the Spark job's result equals the local ingest's."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -13,12 +14,20 @@ from kbqa.assistant.generator import EchoGenerator
 from kbqa.settings import Settings
 from kbqa.store import ChunkRow, DocumentRow
 
-pytest.importorskip("pyspark", reason="pip install 'kbqa[spark]' for the Spark ingest")
-if shutil.which("java") is None:
-    pytest.skip("no Java: apt-get install openjdk-17-jre-headless", allow_module_level=True)
-
-pytestmark = pytest.mark.slow
 SLACK = ROOT / "examples" / "slack-export"
+
+
+def _why_no_spark() -> str:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed: pip install 'kbqa[spark]'"
+    if shutil.which("java") is None:
+        return "no Java for Spark: apt-get install openjdk-17-jre-headless"
+    return ""
+
+
+needs_spark = pytest.mark.skipif(bool(_why_no_spark()), reason=_why_no_spark() or "-")
 
 
 def _kb(home: Path, model: str) -> KnowledgeBase:
@@ -48,6 +57,8 @@ def _assert_same(a: dict, b: dict, atol: float) -> None:
             np.testing.assert_allclose(mine[4], theirs[4], atol=atol)
 
 
+@pytest.mark.slow
+@needs_spark
 def test_spark_ingest_equals_the_local_ingest(tmp_path):
     """The packaged MiniLM on both sides: vectors agree to float noise (other batches)."""
     model = "all-MiniLM-L6-v2"
@@ -80,3 +91,43 @@ def test_spark_ingest_equals_the_local_ingest(tmp_path):
     # The serving side sees the new vectors.
     hits = spark.retriever.search("time off and holidays", 3)
     assert any(h.uri.endswith("pto.html") for h in hits)
+
+
+def test_executor_failures_reach_the_report_as_the_local_ingest_words_them(tmp_path):
+    """Without Spark: a task's outcome, turned back into an item, fails as the local one."""
+    from kbqa.errors import ParseError
+    from kbqa.ingest.sources import file_source
+    from kbqa.ingest.spark import _loaded_item, _task
+
+    (tmp_path / "empty.md").write_text("")
+    (tmp_path / "fake.pdf").write_text("not a pdf at all")
+    source = file_source(tmp_path, 1200, 800)
+    for item in source.items:
+        with pytest.raises(ParseError) as local:
+            item.load(item.fingerprint(), {})
+        row = {"uri": item.uri, "path": item.uri, "document": b""}
+        result = _task(row, {}, 1200, 800)
+        result["timings"] = json.dumps(result["timings"])
+        rebuilt = _loaded_item(item, result)
+        assert rebuilt.fingerprint() == item.fingerprint()
+        with pytest.raises(ParseError) as remote:
+            rebuilt.load(rebuilt.fingerprint(), {})
+        assert str(remote.value) == str(local.value)
+    # An unchanged file is not parsed on the executor.
+    item = source.items[0]
+    row = {"uri": item.uri, "path": item.uri, "document": b""}
+    assert _task(row, {item.uri: item.fingerprint()}, 1200, 800)["status"] == "unchanged"
+
+
+def test_precomputed_embedder_looks_vectors_up_and_embeds_what_is_missing():
+    from kbqa.ingest.pipeline import text_hash
+    from kbqa.ingest.spark import PrecomputedEmbedder
+    from kbqa.retrieval.embedder import HashEmbedder
+
+    local = HashEmbedder()
+    known = {text_hash("alpha"): np.full(local.dim, 0.5, dtype=np.float32)}
+    embedder = PrecomputedEmbedder(known, local)
+    out = embedder.embed(["alpha", "beta gamma"])
+    assert (out[0] == 0.5).all()
+    np.testing.assert_array_equal(out[1], local.embed(["beta gamma"])[0])
+    assert embedder.embedded_here == 1 and embedder.name == local.name
