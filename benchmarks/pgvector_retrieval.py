@@ -50,18 +50,22 @@ def main() -> None:
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--database-url", default=os.environ.get("KBQA_TEST_POSTGRES_URL", ""))
     parser.add_argument("--split", default="test")
+    # "hash" (the test fake) compares the lexical sides in minutes; its dense rows mean nothing.
+    parser.add_argument("--embedder", default="", help="embedding_model (default: settings)")
     args = parser.parse_args()
     if not args.database_url:
         raise SystemExit("no PostgreSQL: pass --database-url or run through with-postgres.sh")
     data = load_beir(args.home / "datasets" / "python-faq")
     base = Settings.load(home=args.home / "evals" / "python-faq")
+    if args.embedder:
+        base = base.replace(embedding_model=args.embedder)
     faiss = KnowledgeBase(base)
     t = time.perf_counter()
     faiss.index_sources([corpus_source(data, "python-faq")])
     print(f"corpus embedded/checked in {time.perf_counter() - t:.0f} s", flush=True)
 
     url = args.database_url
-    name = "kbqa_bench_pgvector"
+    name = f"kbqa_bench_pgvector_{(args.embedder or 'default').replace('-', '_').lower()}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
