@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Creates ./.venv with kbqa and everything it needs to run offline. Safe to re-run.
-# Usage: scripts/setup.sh [extra,...]   (default extras: cpu,onnx,pdf,slack,serve,eval,tune,llama,dev)
+# Usage: scripts/setup.sh [extra,...]   (default extras: cpu,onnx,pdf,slack,serve,eval,tune,llama,
+# pgvector,spark,dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS="${1:-cpu,onnx,pdf,slack,serve,eval,tune,llama,dev}"
+EXTRAS="${1:-cpu,onnx,pdf,slack,serve,eval,tune,llama,pgvector,spark,dev}"
 PY="${PYTHON:-python3}"
 VENV=.venv
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"

@@ -129,8 +129,25 @@ class KnowledgeBase:
     def _dim(self) -> int:
         return int(self.store.get_meta("embedding_dim") or 0) or self.embedder.dim
 
+    def _pg_index(self, dim: int | None = None):
+        """The pgvector backend's index (vector_backend "pgvector")."""
+        from kbqa.retrieval.pgvector import PgVectorIndex
+
+        return PgVectorIndex(self.store, dim or self._dim(), self.settings.pgvector_ef_search)
+
     def _build_snapshot(self, index: VectorIndex | None = None) -> Snapshot:
         s = self.settings
+        lexical = None
+        if s.vector_backend == "pgvector":
+            # No FAISS copy: searches run in the shared database, so the snapshot only holds
+            # the chunks' metadata (and BM25, unless full-text search is the lexical side).
+            if index is None:
+                index = self._pg_index()
+                index.repair()
+            if s.lexical_backend == "postgres-fts":
+                from kbqa.retrieval.pgvector import PgFullText
+
+                lexical = PgFullText(self.store)
         return build_snapshot(
             self.store,
             s.index_path,
@@ -140,6 +157,7 @@ class KnowledgeBase:
             self._use_gpu(),
             index=index,
             choice=self._index_choice(),
+            lexical=lexical,
         )
 
     @cached_property
@@ -182,11 +200,15 @@ class KnowledgeBase:
 
     # -- the write path ---------------------------------------------------------------------
 
-    def ingest(self, paths: list[Path], progress: Progress | None = None) -> IngestReport:
-        """Ingest folders, files and Slack exports (zip or folder)."""
+    def ingest(
+        self, paths: list[Path], progress: Progress | None = None, spark: str = ""
+    ) -> IngestReport:
+        """Ingest folders, files and Slack exports (zip or folder); with `spark` (a Spark
+        master URL) the parse, chunk and embed stages run as a Spark job."""
         s = self.settings
         limits = self.file_limits()
-        # Files are parsed in a worker process, each within the limits (ingest/worker.py).
+        # Files are parsed in a worker process, each within the limits (ingest/worker.py);
+        # with Spark the executors parse.
         with ParseWorker(limits, s.chunk_max_chars, s.chunk_soft_max_chars) as worker:
             sources = [
                 open_source(
@@ -200,6 +222,8 @@ class KnowledgeBase:
                 )
                 for path in paths
             ]
+            if spark:
+                return self._spark_ingest(spark, sources, progress)
             return self.index_sources(sources, progress)
 
     def file_limits(self) -> FileLimits:
@@ -209,18 +233,65 @@ class KnowledgeBase:
             s.max_file_bytes, s.max_unpacked_bytes, s.max_file_seconds, s.max_parse_memory_bytes
         )
 
+    def _spark_ingest(
+        self, master: str, sources: list[Source], progress: Progress | None
+    ) -> IngestReport:
+        from functools import partial
+
+        from kbqa.ingest.spark import run_spark
+
+        s = self.settings
+        check_embedder(self.store, self.embedder)
+        # The executors build their own embedder from the settings (one per Python worker).
+        # The same backend as the driver's (its name carries it), so the vectors agree.
+        factory = partial(
+            make_embedder,
+            s.embedding_model,
+            s.device,
+            s.embed_batch_size,
+            s.embedding_backend,
+            self.embedder.name,
+            s.model_cache,
+        )
+        result = run_spark(
+            master,
+            sources,
+            self.store,
+            self.embedder,
+            factory,
+            s.chunk_max_chars,
+            s.chunk_soft_max_chars,
+        )
+        report = self.index_sources(result.sources, progress, embedder=result.embedder)
+        # Where the time went: on the executors (summed over tasks), and the job's wall time.
+        for stage in ("hash", "parse", "chunk", "embed", "spark"):
+            report.stages[stage] = report.stages.get(stage, 0.0) + result.stages.get(stage, 0.0)
+        return report
+
     def index_sources(
-        self, sources: list[Source], progress: Progress | None = None
+        self,
+        sources: list[Source],
+        progress: Progress | None = None,
+        embedder: Embedder | None = None,
     ) -> IngestReport:
         """Index documents from sources, then publish a snapshot that has them."""
         s = self.settings
+        embedder = embedder or self.embedder
         with self._write_lock:
             check_embedder(self.store, self.embedder)
             # The write path fills an index of its own; the published one is never changed.
-            index = open_vector_index(
-                self.store, s.index_path, self.embedder.dim, self._use_gpu(), self._index_choice()
-            )
-            report = Indexer(self.store, self.embedder, index, s).ingest(sources, progress)
+            if s.vector_backend == "pgvector":
+                index = self._pg_index(self.embedder.dim)
+                index.repair()
+            else:
+                index = open_vector_index(
+                    self.store,
+                    s.index_path,
+                    self.embedder.dim,
+                    self._use_gpu(),
+                    self._index_choice(),
+                )
+            report = Indexer(self.store, embedder, index, s).ingest(sources, progress)
             self.snapshots.publish(self._build_snapshot(index))
         return report
 
@@ -407,9 +478,13 @@ class KnowledgeBase:
         if not dim:
             raise NotIndexedError("nothing to reindex: run `kbqa ingest PATH` first")
         with self._write_lock:
-            index = rebuild_vector_index(
-                self.store, self.settings.index_path, dim, self._index_choice()
-            )
+            if self.settings.vector_backend == "pgvector":
+                index = self._pg_index(dim)
+                index.refill()
+            else:
+                index = rebuild_vector_index(
+                    self.store, self.settings.index_path, dim, self._index_choice()
+                )
             self.snapshots.publish(self._build_snapshot(index))
         return len(index)
 
@@ -452,7 +527,16 @@ class KnowledgeBase:
 
     def _index_info(self, path: Path, dim: int) -> dict:
         current = self.snapshots.peek()
-        index = current.index if current is not None else VectorIndex.load(path, dim)
+        if current is not None:
+            index = current.index
+        elif self.settings.vector_backend == "pgvector":
+            if not self.store.get_meta("embedding_dim"):
+                return {"index_vectors": 0, "index": {"kind": "pgvector"}}
+            index = self._pg_index(dim)
+        else:
+            index = VectorIndex.load(path, dim)
+        if not hasattr(index, "describe"):  # pgvector: the vectors live in the database
+            return {"index_vectors": len(index), "index": {"kind": "pgvector"}}
         described = index.describe()
         return {"index_vectors": described.pop("vectors"), "index": described}
 

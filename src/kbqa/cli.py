@@ -70,8 +70,15 @@ def _kb(settings: Settings):
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--spark",
+    "master",
+    default="",
+    metavar="MASTER",
+    help="Parse, chunk and embed as a Spark job on this master (local[4], spark://host:7077).",
+)
 @click.pass_obj
-def ingest(settings: Settings, paths: tuple[Path, ...]) -> None:
+def ingest(settings: Settings, paths: tuple[Path, ...], master: str) -> None:
     """Ingest files and folders; unchanged files are skipped, deleted ones removed."""
     from tqdm import tqdm
 
@@ -96,7 +103,7 @@ def ingest(settings: Settings, paths: tuple[Path, ...]) -> None:
         bar.set_postfix_str(name[:30], refresh=True)
 
     try:
-        report = kb.ingest(list(paths), progress)
+        report = kb.ingest(list(paths), progress, spark=master)
     finally:
         if bar is not None:
             bar.close()

@@ -82,6 +82,15 @@ class Settings:
     # top rerank_depth hits: a cross-encoder if it is one, else by its own cosine. "" is off.
     rerank_model: str = ""
     rerank_depth: int = 20
+    # Where dense search runs: "faiss" (a FAISS file under HOME, searched in memory) or
+    # "pgvector" (a `vector` column with an HNSW index in the PostgreSQL of database_url, the
+    # access filters applied in SQL; replicas sharing the database need no index file).
+    vector_backend: str = "faiss"
+    # The lexical side of hybrid retrieval: "bm25" (bm25s, in memory) or "postgres-fts"
+    # (PostgreSQL full-text search; only with vector_backend "pgvector").
+    lexical_backend: str = "bm25"
+    # pgvector's HNSW search breadth (hnsw.ef_search): higher finds more, slower.
+    pgvector_ef_search: int = 100
     # How many passages the answerer shows the model.
     top_k: int = 4
     # Abstain when the best hit's cosine similarity is below min_hit_score (tuned on the
@@ -219,6 +228,8 @@ class Settings:
             "fusion": ("rrf", "convex"),
             "embedding_backend": ("auto", "torch-fp32", "torch-bf16", "onnx-int8", "onnx-qint8"),
             "vector_index": ("auto", "flat", "ivf"),
+            "vector_backend": ("faiss", "pgvector"),
+            "lexical_backend": ("bm25", "postgres-fts"),
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -242,6 +253,15 @@ class Settings:
             if getattr(self, key) <= 0:
                 raise ConfigError(f"setting '{key}' must be more than 0")
         check_spec(self.fault_at)
+        if self.vector_backend == "pgvector" and not self.db_url.startswith("postgresql"):
+            raise ConfigError(
+                "setting 'vector_backend' pgvector needs database_url to be a PostgreSQL URL "
+                "(postgresql+psycopg://user@host/db)"
+            )
+        if self.lexical_backend == "postgres-fts" and self.vector_backend != "pgvector":
+            raise ConfigError(
+                "setting 'lexical_backend' postgres-fts needs vector_backend pgvector"
+            )
         if not 0.0 <= self.fusion_alpha <= 1.0:
             raise ConfigError("setting 'fusion_alpha' must be between 0 and 1")
 

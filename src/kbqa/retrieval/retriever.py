@@ -79,8 +79,11 @@ class Retriever:
         neither push an allowed one below the cut-off nor erase it as its duplicate."""
         if not isinstance(self._snapshots, Snapshot):
             return self.pinned().search(query, k, allow)
+        restricted = allow is not None and not getattr(allow, "everything", False)
+        # A backend that filters in its own store (pgvector: SQL WHERE) is given the filter
+        # itself; the others search only the allowed chunk ids.
         allowed = None
-        if allow is not None and not getattr(allow, "everything", False):
+        if restricted and not (self._prefilters(self.index) and self._prefilters(self.lexical)):
             allowed = self.snapshot.allowed_ids(allow)
             if not len(allowed):
                 return []
@@ -91,7 +94,12 @@ class Retriever:
         want = max(k, self.rerank_depth) if self.reranker is not None else k
         fetch = max(4 * want, 20)
         while True:
-            hits = _collapse(self._ranked(query, vector, fetch, allowed, size))
+            ranked = self._ranked(
+                query, vector, fetch, allowed, size, allow if restricted else None
+            )
+            if restricted:  # what a store filtered is checked again here: it costs little
+                ranked = [h for h in ranked if allow(h)]
+            hits = _collapse(ranked)
             # Collapsing may leave too few: look further down the ranking, up to everything.
             if len(hits) >= want or fetch >= size:
                 break
@@ -113,6 +121,10 @@ class Retriever:
         ]
         return reranked + hits[len(head) :]
 
+    @staticmethod
+    def _prefilters(backend) -> bool:
+        return bool(getattr(backend, "prefilters", False))
+
     def _ranked(
         self,
         query: str,
@@ -120,18 +132,21 @@ class Retriever:
         fetch: int,
         allowed: np.ndarray | None = None,
         size: int | None = None,
+        allow: Callable[[Hit], bool] | None = None,
     ) -> list[Hit]:
         fetch = min(fetch, len(self.index) if size is None else size)
+        dense_filter = allow if self._prefilters(self.index) else allowed
         if self.mode == "dense":
-            scores, ids = self.index.search(vector, fetch, allowed)
+            scores, ids = self.index.search(vector, fetch, dense_filter)
             keep = ids[0] >= 0
             return self.hits(ids[0][keep], scores[0][keep])
-        lexical_ids = [int(i) for i in self.lexical.search(query, fetch, allowed)[0]]
+        lexical_filter = allow if self._prefilters(self.lexical) else allowed
+        lexical_ids = [int(i) for i in self.lexical.search(query, fetch, lexical_filter)[0]]
         if self.mode == "bm25":
             order = lexical_ids
             cosine = self._cosines(order, vector)
         else:
-            _, ids = self.index.search(vector, fetch, allowed)
+            _, ids = self.index.search(vector, fetch, dense_filter)
             dense_ids = [int(i) for i in ids[0] if i >= 0]
             candidates = list(dict.fromkeys(dense_ids + lexical_ids))
             cosine = self._cosines(candidates, vector)

@@ -132,6 +132,8 @@ class Snapshot:
         found = np.array([int(i) for i in ids if int(i) in self.chunks], dtype=np.int64)
         if not len(found):
             return found, np.zeros((0, self.index.dim), dtype=np.float32)
+        if hasattr(self.index, "vectors"):  # an index kept in a database (pgvector)
+            return found, self.index.vectors(found)
         return found, self.index.cpu.reconstruct_batch(found)
 
 
@@ -144,10 +146,12 @@ def build_snapshot(
     use_gpu: bool = False,
     index: VectorIndex | None = None,
     choice: IndexChoice | None = None,
+    lexical: LexicalIndex | None = None,
 ) -> Snapshot:
     """A snapshot of the database now. The vector index is `index` (which is then owned by the
     snapshot) or the saved file, made to agree with the database from stored embeddings; BM25 is
-    loaded from lexical_dir when it was saved for exactly these chunks, else built and saved."""
+    loaded from lexical_dir when it was saved for exactly these chunks, else built and saved
+    (or `lexical`, a lexical backend kept elsewhere, as PostgreSQL full-text search)."""
     started = time.perf_counter()
     # One statement, so the chunks and their documents are read as of one moment.
     with store.session() as s:
@@ -202,7 +206,8 @@ def build_snapshot(
             chunks.pop(gone, None)
 
     ids = np.array(list(chunks), dtype=np.int64)  # ascending: the rows were read in id order
-    lexical = LexicalIndex.load(lexical_dir, ids, stemmer)
+    if lexical is None:
+        lexical = LexicalIndex.load(lexical_dir, ids, stemmer)
     if lexical is None:
         texts = [lexical_text(c.document.title, c.heading, c.text) for c in chunks.values()]
         lexical = LexicalIndex.from_texts(ids, texts, stemmer)

@@ -1,0 +1,133 @@
+"""`kbqa ingest --spark local[2]`: the Spark job's result equals the local ingest's."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from conftest import ROOT
+from kbqa.app import KnowledgeBase
+from kbqa.assistant.generator import EchoGenerator
+from kbqa.settings import Settings
+from kbqa.store import ChunkRow, DocumentRow
+
+SLACK = ROOT / "examples" / "slack-export"
+
+
+def _why_no_spark() -> str:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed: pip install 'kbqa[spark]'"
+    if shutil.which("java") is None:
+        return "no Java for Spark: apt-get install openjdk-17-jre-headless"
+    return ""
+
+
+needs_spark = pytest.mark.skipif(bool(_why_no_spark()), reason=_why_no_spark() or "-")
+
+
+def _kb(home: Path, model: str) -> KnowledgeBase:
+    settings = Settings(home=home, embedding_model=model, slack_workspace="larkspur", device="cpu")
+    return KnowledgeBase(settings, generator=EchoGenerator())
+
+
+def _contents(kb: KnowledgeBase) -> dict:
+    """uri -> (title, content hash, metadata, [(position, heading, text, text hash, vector)])."""
+    with kb.store.session() as s:
+        docs = {d.id: d for d in s.scalars(select(DocumentRow))}
+        out = {d.uri: (d.title, d.content_hash, d.meta, []) for d in docs.values()}
+        for c in s.scalars(select(ChunkRow).order_by(ChunkRow.document_id, ChunkRow.position)):
+            out[docs[c.document_id].uri][3].append(
+                (c.position, c.heading, c.text, c.text_hash, np.frombuffer(c.embedding, np.float32))
+            )
+    return out
+
+
+def _assert_same(a: dict, b: dict, atol: float) -> None:
+    assert sorted(a) == sorted(b)
+    for uri in a:
+        title, digest, meta, chunks = a[uri]
+        assert (title, digest, meta) == b[uri][:3], uri
+        assert [c[:4] for c in chunks] == [c[:4] for c in b[uri][3]], uri
+        for mine, theirs in zip(chunks, b[uri][3], strict=True):
+            np.testing.assert_allclose(mine[4], theirs[4], atol=atol)
+
+
+@pytest.mark.slow
+@needs_spark
+def test_spark_ingest_equals_the_local_ingest(tmp_path):
+    """The packaged MiniLM on both sides: vectors agree to float noise (other batches)."""
+    model = "all-MiniLM-L6-v2"
+    handbook = shutil.copytree(ROOT / "examples" / "handbook", tmp_path / "handbook")
+    local, spark = _kb(tmp_path / "local", model), _kb(tmp_path / "spark", model)
+    want = local.ingest([handbook, SLACK])
+    got = spark.ingest([handbook, SLACK], spark="local[2]")
+    for field in ("added", "updated", "unchanged", "removed", "chunks", "embedded"):
+        assert getattr(got, field) == getattr(want, field), field
+    assert got.failed == want.failed and any("broken.pdf" in p for p, _ in got.failed)
+    assert got.unsupported == want.unsupported
+    _assert_same(_contents(spark), _contents(local), atol=1e-4)
+
+    # Incremental as the local ingest: nothing to do, then one edit and one deletion.
+    again = spark.ingest([handbook, SLACK], spark="local[2]")
+    assert (again.added, again.updated, again.embedded) == (0, 0, 0)
+    assert again.unchanged == want.added
+    pto = handbook / "policies" / "pto.html"
+    pto.write_text(pto.read_text().replace("Time Off", "Time Off and Holidays"))
+    (handbook / "company.md").unlink()
+    edited = spark.ingest([handbook, SLACK], spark="local[2]")
+    local_edited = local.ingest([handbook, SLACK])
+    assert (edited.updated, edited.removed) == (1, 1)
+    assert (edited.updated, edited.removed, edited.embedded) == (
+        local_edited.updated,
+        local_edited.removed,
+        local_edited.embedded,
+    )
+    _assert_same(_contents(spark), _contents(local), atol=1e-4)
+    # The serving side sees the new vectors.
+    hits = spark.retriever.search("time off and holidays", 3)
+    assert any(h.uri.endswith("pto.html") for h in hits)
+
+
+def test_executor_failures_reach_the_report_as_the_local_ingest_words_them(tmp_path):
+    """Without Spark: a task's outcome, turned back into an item, fails as the local one."""
+    from kbqa.errors import ParseError
+    from kbqa.ingest.sources import file_source
+    from kbqa.ingest.spark import _loaded_item, _task
+
+    (tmp_path / "empty.md").write_text("")
+    (tmp_path / "fake.pdf").write_text("not a pdf at all")
+    source = file_source(tmp_path, 1200, 800)
+    for item in source.items:
+        with pytest.raises(ParseError) as local:
+            item.load(item.fingerprint(), {})
+        row = {"uri": item.uri, "path": item.uri, "document": b""}
+        result = _task(row, {}, 1200, 800)
+        result["timings"] = json.dumps(result["timings"])
+        rebuilt = _loaded_item(item, result)
+        assert rebuilt.fingerprint() == item.fingerprint()
+        with pytest.raises(ParseError) as remote:
+            rebuilt.load(rebuilt.fingerprint(), {})
+        assert str(remote.value) == str(local.value)
+    # An unchanged file is not parsed on the executor.
+    item = source.items[0]
+    row = {"uri": item.uri, "path": item.uri, "document": b""}
+    assert _task(row, {item.uri: item.fingerprint()}, 1200, 800)["status"] == "unchanged"
+
+
+def test_precomputed_embedder_looks_vectors_up_and_embeds_what_is_missing():
+    from kbqa.ingest.pipeline import text_hash
+    from kbqa.ingest.spark import PrecomputedEmbedder
+    from kbqa.retrieval.embedder import HashEmbedder
+
+    local = HashEmbedder()
+    known = {text_hash("alpha"): np.full(local.dim, 0.5, dtype=np.float32)}
+    embedder = PrecomputedEmbedder(known, local)
+    out = embedder.embed(["alpha", "beta gamma"])
+    assert (out[0] == 0.5).all()
+    np.testing.assert_array_equal(out[1], local.embed(["beta gamma"])[0])
+    assert embedder.embedded_here == 1 and embedder.name == local.name
