@@ -35,8 +35,11 @@ def _passages(example: dict) -> dict[int, str]:
     """Passage number -> its text, parsed back out of the user turn."""
     content = example["messages"][-1]["content"]
     body = content.rsplit("\n\nQuestion: ", 1)[0]
-    parts = re.split(r"(?:^|\n\n)Source \[(\d+)\]: [^\n]*\n", body)
-    return {int(n): text for n, text in zip(parts[1::2], parts[2::2], strict=True)}
+    parts = re.split(r"(?:^|\n\n)Source \[(\d+)\]: [^\n]*\n<passage>\n", body)
+    return {
+        int(n): text.removesuffix("\n</passage>")
+        for n, text in zip(parts[1::2], parts[2::2], strict=True)
+    }
 
 
 @pytest.fixture

@@ -158,7 +158,7 @@ class PgVectorIndex:
                     ids[n, m], scores[n, m] = chunk_id, -negative_ip
         return scores, ids
 
-    def vectors(self, ids: np.ndarray) -> np.ndarray:
+    def vectors_of(self, ids: np.ndarray) -> np.ndarray:
         """The stored embeddings of `ids`, in that order (every id must exist)."""
         with self.store.engine.connect() as conn:
             rows = dict(

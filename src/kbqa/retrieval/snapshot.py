@@ -132,8 +132,8 @@ class Snapshot:
         found = np.array([int(i) for i in ids if int(i) in self.chunks], dtype=np.int64)
         if not len(found):
             return found, np.zeros((0, self.index.dim), dtype=np.float32)
-        if hasattr(self.index, "vectors"):  # an index kept in a database (pgvector)
-            return found, self.index.vectors(found)
+        if hasattr(self.index, "vectors_of"):  # an index kept in a database (pgvector)
+            return found, self.index.vectors_of(found)
         return found, self.index.cpu.reconstruct_batch(found)
 
 
