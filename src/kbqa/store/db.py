@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import create_engine, event, func, inspect, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SAWarning, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kbqa.errors import ConfigError
@@ -135,7 +136,10 @@ def _add_missing_columns(engine: Engine) -> None:
         for table in Base.metadata.sorted_tables:
             if table.name not in existing:
                 continue
-            have = {c["name"] for c in inspector.get_columns(table.name)}
+            with warnings.catch_warnings():
+                # pgvector's `vector` column (store/pgschema.py) is unknown to SQLAlchemy.
+                warnings.filterwarnings("ignore", "Did not recognize type", SAWarning)
+                have = {c["name"] for c in inspector.get_columns(table.name)}
             for column in table.columns:
                 if column.name not in have and column.nullable:
                     kind = column.type.compile(dialect=engine.dialect)
