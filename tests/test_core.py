@@ -48,6 +48,7 @@ def ask_in_threads(kb: KnowledgeBase, questions: list[str], stop: threading.Even
     return pool, answers, errors
 
 
+@pytest.mark.slow  # a minute of subprocesses: the fast subset has a shorter cousin
 def test_questions_from_many_threads_during_an_ingest_in_another_process_never_fail(
     settings, docs: Path, tmp_path: Path
 ):

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
 from kbqa.app import KnowledgeBase
@@ -59,6 +60,7 @@ def contents(kb: KnowledgeBase) -> list[tuple[str, int, str]]:
     return sorted((Path(u).name, p, t) for u, p, t in rows)
 
 
+@pytest.mark.slow  # a minute of subprocesses: the fast subset has a shorter cousin
 def test_killed_ingest_recovers_without_loss_or_duplicates(tmp_path: Path):
     corpus = tmp_path / "corpus"
     make_corpus(corpus)

@@ -324,6 +324,7 @@ def test_a_few_steps_on_the_packaged_generator(tmp_path: Path):
     assert generator.generate(build_messages("Who founded Town1?", []), 8)
 
 
+@pytest.mark.slow  # a minute of subprocesses: the fast subset has a shorter cousin
 def test_cli_builds_data_from_slack_trains_and_answers_with_the_result(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
