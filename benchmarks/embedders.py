@@ -24,6 +24,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
+from ingest_and_query import embedded_texts  # benchmarks/, on the path as the script's folder
 
 from kbqa.app import KnowledgeBase
 from kbqa.evals.datasets import load_beir
@@ -32,7 +33,6 @@ from kbqa.ingest.pipeline import embedding_text
 from kbqa.retrieval.device import cpu_has_bf16
 from kbqa.retrieval.embedder import HashEmbedder, make_embedder
 from kbqa.settings import PACKAGED_EMBEDDER, Settings
-from kbqa.store import ChunkRow, DocumentRow
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ["torch-fp32", "torch-bf16", "onnx-int8", "onnx-qint8"]
@@ -43,13 +43,7 @@ def handbook_texts() -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         kb = KnowledgeBase(Settings(home=Path(tmp)), embedder=HashEmbedder())
         kb.ingest([ROOT / "examples" / "handbook"])
-        with kb.store.session() as s:
-            rows = s.execute(
-                ChunkRow.__table__.select()
-                .with_only_columns(DocumentRow.title, ChunkRow.heading, ChunkRow.text)
-                .join(DocumentRow.__table__)
-            ).all()
-    return list(dict.fromkeys(embedding_text(t, h, x) for t, h, x in rows))
+        return embedded_texts(kb)
 
 
 def dense_subset_ndcg(settings, embedders, backends, slow_bf16, others, results) -> None:

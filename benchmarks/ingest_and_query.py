@@ -33,6 +33,17 @@ ROOT = Path(__file__).resolve().parents[1]
 TEXT_SUFFIXES = {".md", ".txt", ".html"}
 
 
+def embedded_texts(kb: KnowledgeBase) -> list[str]:
+    """The distinct texts the ingest embedded: each chunk with its title and headings."""
+    with kb.store.session() as s:
+        rows = s.execute(
+            ChunkRow.__table__.select()
+            .with_only_columns(DocumentRow.title, ChunkRow.heading, ChunkRow.text)
+            .join(DocumentRow.__table__)
+        ).all()
+    return list(dict.fromkeys(embedding_text(t, h, x) for t, h, x in rows))
+
+
 def make_corpus(target: Path, copies: int) -> None:
     """The handbook, `copies` times; text files get a unique line so they embed afresh."""
     for i in range(copies):
@@ -69,13 +80,7 @@ def main() -> None:
         for stage, seconds in report.stages.items():
             print(f"  {stage:6} {seconds:7.2f} s  {100 * seconds / report.seconds:5.1f}%")
 
-        with kb.store.session() as s:
-            rows = s.execute(
-                ChunkRow.__table__.select()
-                .with_only_columns(DocumentRow.title, ChunkRow.heading, ChunkRow.text)
-                .join(DocumentRow.__table__)
-            ).all()
-        texts = list(dict.fromkeys(embedding_text(t, h, x) for t, h, x in rows))
+        texts = embedded_texts(kb)
         # The raw baseline is sentence-transformers in fp32, whatever backend kbqa runs.
         model = SentenceTransformerEmbedder().model
         started = time.perf_counter()
