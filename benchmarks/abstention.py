@@ -58,6 +58,12 @@ def report(name: str, y: np.ndarray, x: np.ndarray, model, threshold: float) -> 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fit", action="store_true", help="refit on dev, write confidence.json")
+    parser.add_argument(
+        "--recall",
+        type=float,
+        default=DEV_RECALL,
+        help="with --fit: the share of dev's answerable questions the operating point answers",
+    )
     args = parser.parse_args()
     settings = Settings.load()
     folder = settings.home / "datasets" / "halueval-qa"
@@ -86,7 +92,7 @@ def main() -> None:
         y_dev, x_dev = sets["dev"]
         model = confidence.fit(x_dev, y_dev.astype(float))
         p = np.sort([model.probability(r) for r in x_dev[y_dev]])
-        threshold = float(np.floor(p[int((1 - DEV_RECALL) * len(p))] * 100) / 100)
+        threshold = float(np.floor(p[int((1 - args.recall) * len(p))] * 100) / 100)
         target = Path(confidence.__file__).with_name("confidence.json")
         target.write_text(json.dumps(model.to_json(), indent=2) + "\n")
         print(f"wrote {target}; operating point on dev: min_confidence = {threshold:.2f}")

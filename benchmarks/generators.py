@@ -1,6 +1,10 @@
 """Generators side by side on the handbook: answer quality and streamed latency.
 
-    python benchmarks/generators.py [--home DIR] [--model NAME[@backend]]... [--verbose]
+    python benchmarks/generators.py [--home DIR] [--model NAME[@backend][#setting=value,…]]...
+
+A label's "#…" part changes settings for that row only: "#prompt_passages=4,prompt_score_gap=1"
+is the prompt before the passages shown to the model were cut by score (what "today's path"
+means below).
 
 Asks every question of tests/data/handbook_qa.json (12 answerable, 7 not) with each generator,
 streamed, after one warm-up question. Per generator: answers in the model's own checked words
@@ -29,10 +33,12 @@ from kbqa.settings import Settings
 from kbqa.types import Answer
 
 ROOT = Path(__file__).resolve().parents[1]
+OLD_PROMPT = "#prompt_passages=4,prompt_score_gap=1"
 DEFAULT_MODELS = [
+    "SmolLM2-135M-Instruct@transformers" + OLD_PROMPT,
     "SmolLM2-135M-Instruct@transformers",
-    "SmolLM2-135M-Instruct@llama.cpp",
     "Qwen2.5-Coder-0.5B-Instruct@llama.cpp",
+    "Qwen2.5-Coder-1.5B-Instruct@llama.cpp" + OLD_PROMPT,
     "Qwen2.5-Coder-1.5B-Instruct@llama.cpp",
 ]
 
@@ -43,8 +49,9 @@ def p(values: list[float], q: float) -> float:
 
 
 def run(kb: KnowledgeBase, label: str, qa: dict, verbose: bool) -> dict:
-    model, _, backend = label.partition("@")
-    s = kb.settings
+    spec, _, changes = label.partition("#")
+    model, _, backend = spec.partition("@")
+    s = kb.settings.replace(**dict(c.split("=", 1) for c in changes.split(",") if c))
     generator = make_generator(
         model, s.models_dir, "cpu", s.model_cache, backend or "auto", s.generator_threads
     )
@@ -87,7 +94,7 @@ def main() -> None:
     kb.ingest([ROOT / "examples/handbook"])
     n, m = len(qa["answerable"]), len(qa["unanswerable"])
     print(
-        f"{'generator':40} {'generated':>9} {'facts':>6} {'source':>6} {'abstain':>7} "
+        f"{'generator':76} {'generated':>9} {'facts':>6} {'source':>6} {'abstain':>7} "
         f"{'first p50':>9} {'full p50':>8} {'full p90':>8} {'vs base':>7}"
     )
     base = None
@@ -96,7 +103,7 @@ def main() -> None:
         full = statistics.median(row["full"]) if row["full"] else float("nan")
         base = base or full
         print(
-            f"{label:40} {row['generated']:>5}/{n:<3} {row['facts']:>3}/{n:<2} "
+            f"{label:76} {row['generated']:>5}/{n:<3} {row['facts']:>3}/{n:<2} "
             f"{row['source']:>3}/{n:<2} {row['abstained']:>4}/{m:<2} "
             f"{statistics.median(row['first']) if row['first'] else float('nan'):>8.1f}s "
             f"{full:>7.1f}s {p(row['full'], 0.9):>7.1f}s {full / base:>6.2f}x",

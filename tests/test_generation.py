@@ -227,3 +227,26 @@ def test_transformers_backend_streams_what_it_generates(tmp_path):
     assert generator.dtype == device.fast_dtype("cpu")
     whole = generator.generate(MESSAGES, 16)
     assert "".join(generator.stream(MESSAGES, 16)).strip() == whole
+
+
+class Recording(Streaming):
+    """Streaming, and keeps the prompt it was given."""
+
+    def stream(self, messages, max_new_tokens=96):
+        self.prompt = messages[-1]["content"]
+        yield from super().stream(messages, max_new_tokens)
+
+
+def test_the_generator_sees_only_the_passages_the_prompt_settings_allow(ready):
+    question = "how long are larkdb backups kept?"
+    hits = ready.retriever.search(question, 4)
+    assert len(hits) == 4
+    for passages, gap, shown in ((4, 1.0, 4), (2, 1.0, 2), (4, 0.0, 1)):
+        settings = ready.settings.replace(prompt_passages=passages, prompt_score_gap=gap)
+        model = Recording("Backups are kept for 35 days [1].")
+        answer = Answerer(ready.retriever, model, settings).answer(question, k=4)
+        labels = [n for n in range(1, 5) if f"Source [{n}]:" in model.prompt]
+        assert labels == list(range(1, shown + 1))
+        # The passages it did not see still count for the check, and [1] is still hits[0].
+        assert len(answer.hits) == 4
+        assert answer.citations and answer.citations[0].hit.chunk_id == hits[0].chunk_id

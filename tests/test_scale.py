@@ -103,6 +103,27 @@ def test_search_with_allowed_ids_ranks_only_those(kind):
     assert index.search(query, 1)[1][0, 0] == ids[5]  # without a filter, the nearest
 
 
+def test_filtered_search_is_exact_search_over_the_allowed_ids_and_reuses_its_selector():
+    index, ids = filled(1000, IndexChoice("flat"))
+    _, vectors = index.vectors()
+    rng = np.random.default_rng(3)
+    allowed = np.sort(rng.choice(ids, 137, replace=False))
+    queries = vectors[rng.integers(0, len(ids), 12)]
+    scores, found = index.search(queries, 10, allowed=allowed)
+    keep = np.isin(ids, allowed)
+    brute = queries @ vectors[keep].T
+    expected = ids[keep][np.argsort(-brute, axis=1)[:, :10]]
+    assert (found == expected).all()
+    assert np.allclose(scores, -np.sort(-brute, axis=1)[:, :10], atol=1e-5)
+    # The same array again: the same selector; an equal copy is not mistaken for it.
+    selector = index._selector(allowed)
+    assert index._selector(allowed) is selector
+    assert index._selector(allowed.copy()) is not selector
+    # An id above every stored one, and an empty list, are harmless.
+    assert (index.search(queries[:1], 3, allowed=np.array([ids.max() + 10**6]))[1] == -1).all()
+    assert (index.search(queries[:1], 3, allowed=np.zeros(0, dtype=np.int64))[1] == -1).all()
+
+
 def test_vector_index_setting_is_checked():
     assert make_vector_index("ivf", 8).choice.kind == "ivf"
     with pytest.raises(ConfigError, match="vector_index"):

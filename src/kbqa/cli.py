@@ -363,6 +363,12 @@ def eval_retrieval(settings: Settings, dataset: str, split: str, out: Path | Non
 @click.option("--base/--no-base", default=True, help="Include the configured generator.")
 @click.option("--extractive/--no-extractive", default=True, help="Include the extractive answerer.")
 @click.option("--limit", type=int, help="Only the first N questions of the split.")
+@click.option(
+    "--gated",
+    is_flag=True,
+    help="Apply the abstention gate while answering: nothing is generated below it (faster; "
+    "the coverage curve below the gate is then not measured).",
+)
 @click.option("--out", type=click.Path(path_type=Path), help="Report folder.")
 @click.pass_obj
 def eval_qa(
@@ -373,6 +379,7 @@ def eval_qa(
     base: bool,
     extractive: bool,
     limit: int | None,
+    gated: bool,
     out: Path | None,
 ) -> None:
     """Answer quality, citations and abstention on DATASET (needs answers.jsonl)."""
@@ -399,7 +406,7 @@ def eval_qa(
         configs.append(Config(label, generator))
     out = _report_folder(settings, name, "qa", out)
     bars = _Bars()
-    evaluate_qa(kb, data, name, split, configs, out, limit, bars)
+    evaluate_qa(kb, data, name, split, configs, out, limit, bars, gated)
     bars.close()
     click.echo((out / "report.md").read_text())
     click.echo(f"report: {out}")

@@ -102,6 +102,17 @@ def test_filters_are_applied_inside_the_dense_and_lexical_indexes(twins):
     assert np.array_equal(same, allowed)
 
 
+def test_a_snapshot_computes_an_audiences_allowed_ids_once(twins):
+    snapshot = twins.snapshot
+    first = snapshot.allowed_ids(Scope(Audience(channel_id=OTHER_ID)))
+    again = snapshot.allowed_ids(Scope(Audience(channel_id=OTHER_ID)))  # an equal scope
+    assert again is first and not first.flags.writeable
+    other = snapshot.allowed_ids(Scope(Audience(channel_id=PRIVATE_ID)))
+    assert other is not first and len(other) > len(first)
+    restricted = Scope(Audience(channel_id=OTHER_ID), restrictions={OTHER_ID: ["nothing/*"]})
+    assert len(snapshot.allowed_ids(restricted)) == 0  # restrictions are part of the key
+
+
 def test_channel_restrictions_are_keyed_by_id_not_name(twins):
     # A rename cannot lift a restriction: the settings name the channel by id.
     twins.settings = twins.settings.replace(slack_channel_sources={PUBLIC_ID: ["#deploys"]})

@@ -202,7 +202,17 @@ class Answerer:
     def _messages(
         self, question: str, hits: list[Hit], history: list[tuple[str, str]] = ()
     ) -> list[dict[str, str]]:
-        return build_messages(question, self.focus(question, hits), history)
+        return build_messages(question, self.focus(question, self.shown(hits)), history)
+
+    def shown(self, hits: list[Hit]) -> list[Hit]:
+        """The passages the generator sees: the first `prompt_passages`, those within
+        `prompt_score_gap` of the best score. They keep their numbers, so a citation [n] is
+        hits[n - 1] either way."""
+        s = self.settings
+        if not hits:
+            return hits
+        best = hits[0].score
+        return [h for h in hits[: s.prompt_passages] if h.score >= best - s.prompt_score_gap]
 
     def focus(self, question: str, hits: list[Hit]) -> list[Hit]:
         """The hits with each text cut to its lines closest to the question, at most

@@ -61,6 +61,7 @@ class QaReport:
     min_cosine: float
     folder: Path
     records: dict[str, list[dict]] = field(default_factory=dict)
+    gated: bool = False  # nothing generated below the gate (see evaluate_qa)
 
 
 def split_questions(dataset: BeirDataset, split: str, limit: int | None = None) -> list[str]:
@@ -83,15 +84,22 @@ def evaluate_qa(
     out: Path,
     limit: int | None = None,
     progress: Progress | None = None,
+    gated: bool = False,
 ) -> QaReport:
     """Index the corpus in `kb`, answer the split's questions with every config, and write
-    report.md, metrics.json, answers-<config>.jsonl and coverage.png into `out`."""
+    report.md, metrics.json, answers-<config>.jsonl and coverage.png into `out`. `gated`: the
+    default gate applies while answering, so nothing is generated below it (faster; the same
+    figures at the gate, but the curve below it counts those questions as abstentions)."""
     kb.index_sources([corpus_source(dataset, name)])
     qids = split_questions(dataset, split, limit)
     gold = _gold(dataset)
     threshold, min_cosine = kb.settings.min_confidence, kb.settings.min_hit_score
     # Off here, applied afterwards: the answer beneath every threshold is needed for the curve.
-    unthresholded = kb.settings.replace(min_hit_score=-math.inf, min_confidence=-math.inf)
+    unthresholded = (
+        kb.settings
+        if gated
+        else kb.settings.replace(min_hit_score=-math.inf, min_confidence=-math.inf)
+    )
     rows, curves, seconds, records = {}, {}, {}, {}
     for config in configs:
         answerer = Answerer(kb.retriever, config.generator, unthresholded)
@@ -123,6 +131,7 @@ def evaluate_qa(
         name, split, len(qids), rows, checked, curves, seconds, threshold, min_cosine, out
     )
     report.records = records
+    report.gated = gated
     _write(report)
     return report
 
@@ -163,6 +172,7 @@ def _record(qid: str, dataset: BeirDataset, gold: dict[str, set[str]], answer: A
         "written": len(generated) + len(kept),
         "rejected": len(generated),
         "dropped": [list(d) for d in answer.dropped],
+        "timings": {k: round(v, 1) for k, v in answer.timings.items()},
     }
 
 
@@ -293,6 +303,7 @@ def _write(report: QaReport) -> None:
         "answerable": answerable,
         "min_confidence": report.threshold,
         "min_hit_score": report.min_cosine,
+        "gated": report.gated,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "configs": {k: {m: clean(v) for m, v in row.items()} for k, row in report.rows.items()},
         "support_check": {k: clean(v) for k, v in report.support.items()},
@@ -313,7 +324,13 @@ def _write(report: QaReport) -> None:
         "over the answerable questions (an abstention scores 0); citation precision is over "
         "delivered answers; AUROC is of the confidence for answerable vs not; 'rejected sent.' "
         "is the share of the generator's own sentences the support check removed. The plot moves "
-        "min_confidence alone.",
+        "min_confidence alone."
+        + (
+            " Gated run: nothing was generated below the gate, so below min_confidence the "
+            "plot counts those questions as abstentions."
+            if report.gated
+            else ""
+        ),
         "",
         "| config | " + " | ".join(_COLUMNS.values()) + " | seconds |",
         "|---" * (len(_COLUMNS) + 2) + "|",

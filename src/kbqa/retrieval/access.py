@@ -114,6 +114,12 @@ class Scope:
     def everything(self) -> bool:
         return not self.sources and (self.audience is None or not self.audience.restricted)
 
+    @property
+    def key(self) -> tuple:
+        """A hashable value equal for equal scopes (a snapshot caches allowed ids by it)."""
+        restrictions = tuple(sorted((k, tuple(v)) for k, v in self.restrictions.items()))
+        return (self.audience, self.sources, restrictions)
+
     def allows_document(self, uri: str, meta: Mapping[str, Any]) -> bool:
         audience = self.audience
         if audience is not None and not allows_document(uri, meta, audience, self.restrictions):

@@ -21,6 +21,7 @@ import math
 import os
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from kbqa.store.db import pid_alive
 log = logging.getLogger(__name__)
 
 KINDS = ("auto", "flat", "ivf")
+_SELECTORS_KEPT = 8
 
 
 def _faiss():
@@ -109,6 +111,11 @@ class VectorIndex:
         self.use_gpu = use_gpu and gpu_count() > 0
         self._gpu = None
         self._gpu_resources = None
+        # The id selectors of the last few allowed-id arrays (one per audience, as the
+        # snapshot caches them), each kept with its array: a rebuilt selector over 500k ids
+        # cost more than the search itself (benchmarks/index_scale.py, filtered rows).
+        self._selectors: OrderedDict[int, tuple[np.ndarray, object, np.ndarray]] = OrderedDict()
+        self._selectors_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -184,13 +191,35 @@ class VectorIndex:
         if allowed is None:
             return self._searchable().search(vectors, k)
         faiss = _faiss()
-        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        selector = self._selector(allowed)
         if _is_ivf(self.cpu):
             params = faiss.SearchParametersIVF(sel=selector, nprobe=self.cpu.nprobe)
         else:
             params = faiss.SearchParameters(sel=selector)
         # Selectors run on the CPU copy: faiss's GPU indexes do not all take them.
         return self.cpu.search(vectors, k, params=params)
+
+    def _selector(self, allowed: np.ndarray):
+        """A faiss bitmap selector of `allowed` (chunk ids are small dense integers, so one bit
+        each), reused while the same array is searched again."""
+        with self._selectors_lock:
+            cached = self._selectors.get(id(allowed))
+            if cached is not None and cached[0] is allowed:
+                self._selectors.move_to_end(id(allowed))
+                return cached[1]
+        ids = np.asarray(allowed, dtype=np.int64)
+        mask = np.zeros(int(ids.max()) + 1 if len(ids) else 1, dtype=bool)
+        mask[ids] = True
+        bits = np.packbits(mask, bitorder="little")
+        faiss = _faiss()
+        selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+        with self._selectors_lock:
+            # The array and the bits stay referenced while the selector is cached: the id of a
+            # freed array may be reused, and faiss reads the bits by pointer.
+            self._selectors[id(allowed)] = (allowed, selector, bits)
+            while len(self._selectors) > _SELECTORS_KEPT:
+                self._selectors.popitem(last=False)
+        return selector
 
     def _searchable(self):
         if not self.use_gpu:

@@ -235,7 +235,7 @@ class LexicalIndex:
         if scores is None or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if allowed is not None:
-            scores = np.where(np.isin(self._ids, allowed), scores, 0.0)
+            scores = np.where(_members(self._ids, allowed), scores, 0.0)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         # Ties broken by chunk id, so the ranking is the same from run to run.
@@ -252,6 +252,17 @@ class LexicalIndex:
         rows = np.clip(np.searchsorted(self._ids, ids), 0, len(self._ids) - 1)
         found = self._ids[rows] == ids
         return np.where(found, scores[rows], 0.0).astype(np.float32)
+
+
+def _members(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """ids' membership of `allowed` (np.isin, but one pass over a bitmap of chunk ids: at 1M
+    chunks it sorted both sides for every filtered search)."""
+    if not len(allowed):
+        return np.zeros(len(ids), dtype=bool)
+    top = int(allowed.max())
+    member = np.zeros(top + 1, dtype=bool)
+    member[allowed] = True
+    return (ids <= top) & member[np.minimum(ids, top)]
 
 
 def _sha256(path: Path) -> str:

@@ -26,6 +26,7 @@ from kbqa.store import ChunkRow, DocumentRow, Store
 from kbqa.types import Hit
 
 log = logging.getLogger(__name__)
+_ALLOWED_KEPT = 32  # audiences whose allowed chunk ids a snapshot keeps
 
 Generation = tuple[int, int, int]
 
@@ -82,6 +83,9 @@ class Snapshot:
         object.__setattr__(self, "_chunk_ids", ids)
         object.__setattr__(self, "_chunk_documents", owner)
         object.__setattr__(self, "_documents", documents)
+        # allowed_ids per Scope (per audience): the snapshot never changes, so neither do they.
+        object.__setattr__(self, "_allowed", {})
+        object.__setattr__(self, "_allowed_lock", threading.Lock())
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -90,6 +94,24 @@ class Snapshot:
         """The chunk ids (ascending) that a filter lets through. A filter with
         `allows_document(uri, meta)` (retrieval/access.py `Scope`) is asked once per document;
         any other callable is asked per chunk, with the chunk's Hit."""
+        ids = self._chunk_ids
+        by_document = getattr(allow, "allows_document", None)
+        key = getattr(allow, "key", None)
+        if by_document is not None and key is not None:
+            with self._allowed_lock:
+                cached = self._allowed.get(key)
+            if cached is not None:
+                return cached
+            allowed = self._allowed_ids_uncached(allow)
+            allowed.flags.writeable = False  # shared by every search of this audience
+            with self._allowed_lock:
+                if len(self._allowed) >= _ALLOWED_KEPT:
+                    self._allowed.pop(next(iter(self._allowed)))
+                self._allowed[key] = allowed
+            return allowed
+        return self._allowed_ids_uncached(allow)
+
+    def _allowed_ids_uncached(self, allow: Callable[..., bool]) -> np.ndarray:
         ids = self._chunk_ids
         by_document = getattr(allow, "allows_document", None)
         if by_document is not None:
