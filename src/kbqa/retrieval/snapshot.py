@@ -94,7 +94,6 @@ class Snapshot:
         """The chunk ids (ascending) that a filter lets through. A filter with
         `allows_document(uri, meta)` (retrieval/access.py `Scope`) is asked once per document;
         any other callable is asked per chunk, with the chunk's Hit."""
-        ids = self._chunk_ids
         by_document = getattr(allow, "allows_document", None)
         key = getattr(allow, "key", None)
         if by_document is not None and key is not None:
