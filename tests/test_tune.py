@@ -17,6 +17,7 @@ from kbqa.store import FeedbackRow
 from kbqa.tune.data import (
     ABSTAIN_REPLY,
     accepted_reply,
+    answer_reply,
     build_training_data,
     cite,
     evaluation_questions,
@@ -123,7 +124,8 @@ def test_halueval_gold_is_the_cited_passage_and_absent_from_abstentions(built):
             [n] = example["gold"]
             assert passages[n] == gold_text
             answer = dataset.answers[example["id"]]["answer"]
-            assert example["reply"] == cite(answer, n)
+            assert example["reply"] == answer_reply(answer, gold_text, n)
+            assert example["reply"].startswith(cite(answer[:1].upper() + answer[1:], n))
             assert [p for i, p in passages.items() if i != n and p == gold_text] == []
         else:
             assert example["gold"] == [] and example["reply"] == ABSTAIN_REPLY
@@ -186,6 +188,15 @@ def test_thread_split_and_accepted_reply():
     assert accepted_reply(messages) == 1
     messages[1]["reactions"] = {}
     assert accepted_reply(messages) == 3
+
+
+def test_a_halueval_reply_is_the_answer_then_the_sentence_that_states_it():
+    passage = "Santini is a 1979 film. The Great Santini is an American drama film. It won."
+    assert answer_reply("drama", passage, 2) == (
+        "Drama [2]. The Great Santini is an American drama film [2]."
+    )
+    # No sentence of the passage says it (only inside a word): the cited answer alone.
+    assert answer_reply("dram", passage, 1) == "Dram [1]."
 
 
 def test_cite_ends_every_sentence_with_the_passage_number():

@@ -1,0 +1,63 @@
+"""A sample of a `kbqa eval qa` run's delivered answers, each beside the passages it cites, for
+a person to read ("does the cited passage say this?").
+
+    python benchmarks/read_answers.py REPORT_FOLDER [--config LABEL] [-n 50] [--seed 1]
+        [--mode generated] > read.md
+
+Only answers delivered at the report's own gate (min_confidence, min_hit_score) are sampled,
+in the mode asked for. Each item ends with a "verdict:" line to fill in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+from kbqa.evals.datasets import load_beir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--config", help="answers-CONFIG.jsonl (default: the first generator's)")
+    parser.add_argument("--dataset", type=Path, help="the BEIR folder (default: from KBQA_HOME)")
+    parser.add_argument("-n", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--mode", default="generated", help="generated, extracted or any")
+    args = parser.parse_args()
+    gate = json.loads((args.folder / "metrics.json").read_text())
+    if args.dataset is None:
+        from kbqa.settings import Settings
+
+        args.dataset = Settings.load().home / "datasets" / gate["dataset"]
+    corpus = load_beir(args.dataset).corpus
+    files = sorted(args.folder.glob("answers-*.jsonl"))
+    path = next(
+        (f for f in files if args.config and f.stem == f"answers-{args.config}"),
+        next(f for f in files if "extractive" not in f.stem),
+    )
+    records = [json.loads(line) for line in path.read_text().splitlines() if line]
+    delivered = [
+        r
+        for r in records
+        if r["mode"] != "abstained"
+        and r["confidence"] >= gate["min_confidence"]
+        and r["cosine"] >= gate["min_hit_score"]
+        and (args.mode == "any" or r["mode"] == args.mode)
+    ]
+    sample = random.Random(args.seed).sample(delivered, min(args.n, len(delivered)))
+    print(f"# {len(sample)} of {len(delivered)} delivered answers ({args.mode}), {path.name}\n")
+    for n, r in enumerate(sorted(sample, key=lambda r: r["id"]), 1):
+        print(f"## {n}. {r['id']} — {r['question'].strip()}")
+        print(f"reference: {r['reference']!r} (answerable: {r['answerable']}, gold {r['gold']})")
+        print(f"answer: {r['answer']}")
+        for doc in r["cited"]:
+            text = corpus[doc][1] if doc in corpus else "(not in the corpus)"
+            print(f"- cited {doc}: {text}")
+        print("verdict: \n")
+
+
+if __name__ == "__main__":
+    main()
