@@ -216,14 +216,22 @@ def measure(
         rows.append(ivf_pq(vectors, ids, queries, truth, nlist, default, pq, tmp))
     # Filtered search (the audience filter): half the ids allowed, through an id selector.
     index.cpu.nprobe = default
+    # "cold": a new array each time (the selector is built for it, as for an audience's first
+    # question on a snapshot); "warm": the same array again (the snapshot caches an audience's
+    # allowed ids, the index their selector).
     allowed = ids[::2]
-    times = []
+    cold, warm = [], []
     for q in queries[:20]:
+        fresh = allowed.copy()
         started = time.perf_counter()
-        index.search(q[None, :], 10, allowed=allowed)
-        times.append((time.perf_counter() - started) * 1000)
+        index.search(q[None, :], 10, allowed=fresh)
+        cold.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        index.search(q[None, :], 10, allowed=fresh)
+        warm.append((time.perf_counter() - started) * 1000)
     best = next(r for r in rows if r["index"].endswith("(default)"))
-    best["filtered_half_p95_ms"] = float(np.percentile(times, 95))
+    best["filtered_half_p95_ms"] = float(np.percentile(warm, 95))
+    best["filtered_half_cold_p95_ms"] = float(np.percentile(cold, 95))
     return rows
 
 
@@ -272,7 +280,8 @@ def main() -> int:
         if "filtered_half_p95_ms" in r:
             print(
                 f"{r['n']:,}: filtered search (half the ids allowed) "
-                f"p95 {r['filtered_half_p95_ms']:.1f} ms"
+                f"p95 {r['filtered_half_p95_ms']:.1f} ms (an audience's first search: "
+                f"{r['filtered_half_cold_p95_ms']:.1f} ms)"
             )
     return 0
 

@@ -178,6 +178,14 @@ def test_prompt_numbers_passages_and_carries_history(ready: KnowledgeBase):
             ["Use version 2.3.1, e.g. on port 8443 [1]."],
         ),
         ("Steps:\n- first [1]\n- second [2]", ["Steps:", "first [1]", "second [2]"]),
+        # Initials and titles do not end a sentence.
+        (
+            "William H. Macy Jr. starred in it [1]. W. Bryan Dorn met Dr. Smith [2].",
+            ["William H. Macy Jr. starred in it [1].", "W. Bryan Dorn met Dr. Smith [2]."],
+        ),
+        # The price: a one-letter name that ends a sentence joins the next one.
+        ("It is in Plan B. The next step is C [1].", ["It is in Plan B. The next step is C [1]."]),
+        ("Run step A.\nB. Then stop.", ["Run step A.", "B. Then stop."]),
     ],
 )
 def test_sentence_splitting_keeps_citations_with_their_sentence(text, expected):

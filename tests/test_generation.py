@@ -250,3 +250,17 @@ def test_the_generator_sees_only_the_passages_the_prompt_settings_allow(ready):
         # The passages it did not see still count for the check, and [1] is still hits[0].
         assert len(answer.hits) == 4
         assert answer.citations and answer.citations[0].hit.chunk_id == hits[0].chunk_id
+
+
+def test_a_true_sentence_that_answers_another_question_is_not_the_answer(ready):
+    # Every word is in the passage, so the support check passes it; it just is not an answer.
+    said = "Then restart the api pods after running vault [1]."
+    answerer = Answerer(ready.retriever, Streaming(said), ready.settings)
+    answer = answerer.answer("how long are larkdb backups kept?")
+    assert answer.abstained
+    assert answer.dropped == (
+        ("Then restart the api pods after running vault [1].", "does not address the question"),
+    )
+    # The same sentence is a fine answer to the question it answers.
+    kept = answerer.answer("what do I restart after rotating the staging password?")
+    assert not kept.abstained and "restart the api pods" in kept.text

@@ -119,7 +119,7 @@ def test_spark_ingest_into_pgvector_is_served_by_another_replica(tmp_path, pg_ur
     _assert_same(_contents(spark), _contents(local), atol=1e-4)
     replica = _kb(tmp_path / "replica", model, **shared)
     hits = replica.retriever.search("which port does route-planner listen on?", 3)
-    assert any(h.uri.endswith("services.md") for h in hits), [h.uri for h in hits]
+    assert any(h.uri.endswith("architecture/overview.md") for h in hits), [h.uri for h in hits]
     assert spark.ingest([handbook], spark="local[2]").embedded == 0  # incremental there too
 
 

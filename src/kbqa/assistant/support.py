@@ -45,12 +45,30 @@ def content_words(text: str) -> set[str]:
     return {w for w in words(text) if w not in STOPWORDS and len(w) > 1}
 
 
+# A period that ends an initial or a title, not a sentence: "William H. Macy Jr.", "W. Bryan
+# Dorn", "Dr. Smith" (a split there made "William H [1]." an answer of its own).
+_NOT_AN_END = re.compile(
+    r"(?:(?<![\w.])[A-Z]|\b(?:Jr|Sr|Dr|Mr|Mrs|Ms|Mt|St|Prof|Gen|Col|Lt|Capt|Gov|Sen|Rev|vs|No))\.$"
+)
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences and list items, with their citation markers kept attached."""
     text = re.sub(r"(\[\d+\])(?=[A-Za-z])", r"\1 ", text)
-    # Break after sentence ends or citation markers that are followed by a new sentence.
-    parts = re.split(r"(?<=[.!?\]])\s+(?=[A-Z`\"'(*-])|\n+", text)
-    return [p.strip(" -*\t") for p in parts if p and p.strip(" -*\t")]
+    out: list[str] = []
+    for line in re.split(r"\n+", text):
+        same_line = False
+        # Break after sentence ends or citation markers that are followed by a new sentence.
+        for part in re.split(r"(?<=[.!?\]])\s+(?=[A-Z`\"'(*-])", line):
+            part = part.strip(" -*\t")
+            if not part:
+                continue
+            if same_line and _NOT_AN_END.search(out[-1]):
+                out[-1] = f"{out[-1]} {part}"
+            else:
+                out.append(part)
+            same_line = True
+    return out
 
 
 def citations(sentence: str) -> list[int]:
