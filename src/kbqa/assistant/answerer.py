@@ -20,7 +20,7 @@ import numpy as np
 
 from kbqa.assistant import confidence, support
 from kbqa.assistant.generator import Generator, generate_many, stream
-from kbqa.assistant.prompt import ABSTAIN_TEXT, build_messages
+from kbqa.assistant.prompt import ABSTAIN_TEXT, build_messages, instruction_sentences
 from kbqa.assistant.span import answer_span
 from kbqa.retrieval.retriever import Retriever
 from kbqa.settings import Settings
@@ -374,6 +374,9 @@ class Answerer:
             if len(support.words(sentence)) >= 4
             and not _is_heading(sentence, hit)
             and not sentence.rstrip().endswith("?")
+            # Nor is a sentence addressed to the assistant: the prompt's fence removes those
+            # from what the model reads, and a quote must not bring them back.
+            and not instruction_sentences(sentence)
         ]
         if not candidates:
             return []
