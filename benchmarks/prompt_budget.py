@@ -21,7 +21,6 @@ import time
 
 from kbqa.app import KnowledgeBase
 from kbqa.assistant.answerer import Answerer
-from kbqa.assistant.generator import make_generator
 from kbqa.evals.datasets import load_beir
 from kbqa.evals.qa import _gold, _record, score, split_questions
 from kbqa.settings import Settings
@@ -63,14 +62,7 @@ def main() -> None:
     random.Random(args.seed).shuffle(qids)
     qids = qids[: args.n]
     gold = _gold(data)
-    generator = make_generator(
-        s.generator_model,
-        s.models_dir,
-        s.device,
-        s.model_cache,
-        s.generator_backend,
-        s.generator_threads,
-    )
+    generator = kb.generator  # the configured default, loaded once for every variant
     Answerer(kb.retriever, generator, s).answer("What is the capital of France?")  # warm-up
     print(
         f"{'variant':26} {'generated':>9} {'span F1':>7} {'F1':>6} {'has':>5} {'cit. P':>6} "
