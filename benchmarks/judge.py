@@ -1,0 +1,176 @@
+"""Can the generator itself tell a supported answer from an unsupported one? Asked yes/no.
+
+    python benchmarks/judge.py [--halueval N] [--model Qwen2.5-Coder-1.5B-Instruct]
+
+The support check is lexical and embedding-based, so it cannot see a wrong detail phrased in
+the passage's own words ("The University of Georgia was founded in 1874" beside a passage whose
+"It was founded in 1874" is about St. Olaf College). This measures the obvious next signal: the
+packaged GGUF model (llama.cpp, greedy) reads the cited passages, the question and the answer,
+and P(Yes) / (P(Yes) + P(No)) of its one-token reply is the score.
+
+Scored on tests/data/manual_read.json (50 delivered answers of the halueval-qa test run, read by
+hand against their cited passages: 16 unsupported) and, with --halueval N, on N dev questions'
+right and hallucinated answers against the gold paragraph (needs `kbqa eval prepare
+halueval-qa` under KBQA_HOME), beside the support check alone and the check AND the judge.
+Printed: AUROC, what each threshold catches and loses, seconds per judgment. Quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import time
+from pathlib import Path
+
+from kbqa.assistant import support
+from kbqa.assistant.generator import DEFAULT_CACHE
+from kbqa.assistant.models import packaged_gguf
+from kbqa.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SYSTEM = "You grade answers strictly against a passage. Answer only Yes or No."
+FORMATS = {
+    "claim": "Passage:\n{passage}\n\nQuestion: {question}\nClaim: {answer}\n\n"
+    "Does the passage support every part of the claim? Answer Yes or No.",
+    "answer": "Passage:\n{passage}\n\nQuestion: {question}\nProposed answer: {answer}\n\n"
+    "Is the proposed answer correct, with every name, number and fact in it stated in the "
+    "passage about the right person or thing? Answer Yes or No.",
+}
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8)
+
+
+class Judge:
+    def __init__(self, gguf: Path, threads: int):
+        import xllamacpp
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(gguf)
+        params.n_ctx, params.n_parallel, params.warmup, params.verbosity = 4096, 1, False, -1
+        params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads
+        self.server = xllamacpp.Server(params)
+
+    def p_yes(self, prompt: str) -> float:
+        reply = self.server.handle_chat_completions(
+            {
+                "messages": [
+                    {"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": prompt},
+                ],
+                "max_tokens": 1,
+                "temperature": 0,
+                "logprobs": True,
+                "top_logprobs": 10,
+            }
+        )
+        top = reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        mass = {"yes": 0.0, "no": 0.0}
+        for t in top:
+            word = t["token"].strip().lower()
+            if word in mass:
+                mass[word] += math.exp(t["logprob"])
+        return mass["yes"] / (mass["yes"] + mass["no"] + 1e-9)
+
+
+def passage_lines(text: str) -> str:
+    """HaluEval joins its two paragraphs without a space ("Palace.Grimsby"): one per line."""
+    text = re.sub(r"([a-z0-9)\"])\.([A-Z\"])", r"\1. \2", text)
+    return "\n".join(support.split_sentences(text))
+
+
+def auroc(good: list[float], bad: list[float]) -> float:
+    pairs = [(g > b) + 0.5 * (g == b) for g in good for b in bad]
+    return sum(pairs) / max(len(pairs), 1)
+
+
+def manual_read(judge: Judge) -> None:
+    rows = json.loads((ROOT / "tests/data/manual_read.json").read_text())
+    for name, template in FORMATS.items():
+        started, scores = time.perf_counter(), []
+        for r in rows:
+            passage = passage_lines(" ".join(c["text"] for c in r["cited"]))
+            answer = support.strip_citations(r["answer"])
+            scores.append(
+                judge.p_yes(template.format(passage=passage, question=r["question"], answer=answer))
+            )
+        each = (time.perf_counter() - started) / len(rows)
+        ok = [r["verdict"] != "unsupported" for r in rows]
+        good = [s for s, o in zip(scores, ok, strict=True) if o]
+        bad = [s for s, o in zip(scores, ok, strict=True) if not o]
+        cells = ", ".join(
+            f"< {t}: caught {sum(s < t for s in bad)}/{len(bad)}, "
+            f"lost {sum(s < t for s in good)}/{len(good)}"
+            for t in THRESHOLDS
+        )
+        print(f"manual read, {name!r}: AUROC {auroc(good, bad):.3f}, {each:.2f} s each; {cells}")
+
+
+def halueval(judge: Judge, n: int, settings: Settings) -> None:
+    from kbqa.app import KnowledgeBase
+    from kbqa.evals.datasets import load_beir
+    from kbqa.evals.qa import _gold, split_questions
+
+    data = load_beir(settings.home / "datasets" / "halueval-qa")
+    kb = KnowledgeBase(settings.replace(home=settings.home / "evals" / "halueval-qa"))
+    embedder = kb.embedder
+    gold = _gold(data)
+    qids = split_questions(data, "dev")
+    random.Random(3).shuffle(qids)
+    pairs = []
+    for qid in qids:
+        facts, docs = data.answers[qid], sorted(gold.get(qid, ()))
+        if docs and facts.get("answerable") and facts.get("answer") and facts.get("hallucinated"):
+            passage, question = data.corpus[docs[0]][1], data.queries[qid]
+            pairs += [(question, facts["answer"], passage, True)]
+            pairs += [(question, facts["hallucinated"], passage, False)]
+        if len(pairs) >= 2 * n:
+            break
+    started, rows = time.perf_counter(), []
+    s = settings
+    for question, answer, passage, right in pairs:
+        v = embedder.embed([answer, f"{question} {answer}", passage])
+        lexical = support.check(
+            question, [answer], [passage], v[0:1], v[2:3],
+            s.support_min_overlap, s.support_min_similarity, v[1:2],
+        )[0].supported  # fmt: skip
+        prompt = FORMATS["answer"].format(
+            passage=passage_lines(passage), question=question, answer=answer
+        )
+        rows.append((right, lexical, judge.p_yes(prompt)))
+    each = (time.perf_counter() - started) / len(rows)
+    good = [p for r, _, p in rows if r]
+    bad = [p for r, _, p in rows if not r]
+
+    def accuracy(verdicts) -> float:
+        return sum(v == row[0] for v, row in zip(verdicts, rows, strict=True)) / len(rows)
+
+    print(
+        f"halueval dev, {len(pairs) // 2} pairs: judge AUROC {auroc(good, bad):.3f}, "
+        f"{each:.2f} s each; support check accuracy {accuracy([r[1] for r in rows]):.3f}"
+    )
+    for t in THRESHOLDS:
+        print(
+            f"  >= {t}: judge {accuracy([r[2] >= t for r in rows]):.3f}, "
+            f"check AND judge {accuracy([r[1] and r[2] >= t for r in rows]):.3f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="a packaged GGUF model (default: generator_model)")
+    parser.add_argument("--halueval", type=int, default=0, help="dev pairs to score as well")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    settings = Settings.load()
+    model = args.model or settings.generator_model
+    judge = Judge(packaged_gguf(model, DEFAULT_CACHE), args.threads)
+    manual_read(judge)
+    if args.halueval:
+        halueval(judge, args.halueval, settings)
+
+
+if __name__ == "__main__":
+    main()
