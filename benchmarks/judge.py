@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import re
@@ -27,8 +26,8 @@ import time
 from pathlib import Path
 
 from kbqa.assistant import support
-from kbqa.assistant.generator import DEFAULT_CACHE
-from kbqa.assistant.models import packaged_gguf
+from kbqa.assistant.generator import LlamaCppGenerator, make_generator
+from kbqa.evals.metrics import auroc
 from kbqa.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,34 +43,17 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.8)
 
 
 class Judge:
-    def __init__(self, gguf: Path, threads: int):
-        import xllamacpp
+    """The generator, asked for one token: P(Yes) / (P(Yes) + P(No))."""
 
-        params = xllamacpp.CommonParams()
-        params.model.path = str(gguf)
-        params.n_ctx, params.n_parallel, params.warmup, params.verbosity = 4096, 1, False, -1
-        params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads
-        self.server = xllamacpp.Server(params)
+    def __init__(self, generator: LlamaCppGenerator):
+        self.generator = generator
 
     def p_yes(self, prompt: str) -> float:
-        reply = self.server.handle_chat_completions(
-            {
-                "messages": [
-                    {"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": prompt},
-                ],
-                "max_tokens": 1,
-                "temperature": 0,
-                "logprobs": True,
-                "top_logprobs": 10,
-            }
-        )
-        top = reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
         mass = {"yes": 0.0, "no": 0.0}
-        for t in top:
-            word = t["token"].strip().lower()
-            if word in mass:
-                mass[word] += math.exp(t["logprob"])
+        for token, p in self.generator.next_token_probabilities(messages).items():
+            if token.strip().lower() in mass:
+                mass[token.strip().lower()] += p
         return mass["yes"] / (mass["yes"] + mass["no"] + 1e-9)
 
 
@@ -79,11 +61,6 @@ def passage_lines(text: str) -> str:
     """HaluEval joins its two paragraphs without a space ("Palace.Grimsby"): one per line."""
     text = re.sub(r"([a-z0-9)\"])\.([A-Z\"])", r"\1. \2", text)
     return "\n".join(support.split_sentences(text))
-
-
-def auroc(good: list[float], bad: list[float]) -> float:
-    pairs = [(g > b) + 0.5 * (g == b) for g in good for b in bad]
-    return sum(pairs) / max(len(pairs), 1)
 
 
 def manual_read(judge: Judge) -> None:
@@ -105,29 +82,20 @@ def manual_read(judge: Judge) -> None:
             f"lost {sum(s < t for s in good)}/{len(good)}"
             for t in THRESHOLDS
         )
-        print(f"manual read, {name!r}: AUROC {auroc(good, bad):.3f}, {each:.2f} s each; {cells}")
+        print(f"manual read, {name!r}: AUROC {auroc(ok, scores):.3f}, {each:.2f} s each; {cells}")
 
 
 def halueval(judge: Judge, n: int, settings: Settings) -> None:
     from kbqa.app import KnowledgeBase
     from kbqa.evals.datasets import load_beir
-    from kbqa.evals.qa import _gold, split_questions
+    from kbqa.evals.qa import _gold, split_questions, support_pairs
 
     data = load_beir(settings.home / "datasets" / "halueval-qa")
     kb = KnowledgeBase(settings.replace(home=settings.home / "evals" / "halueval-qa"))
     embedder = kb.embedder
-    gold = _gold(data)
     qids = split_questions(data, "dev")
     random.Random(3).shuffle(qids)
-    pairs = []
-    for qid in qids:
-        facts, docs = data.answers[qid], sorted(gold.get(qid, ()))
-        if docs and facts.get("answerable") and facts.get("answer") and facts.get("hallucinated"):
-            passage, question = data.corpus[docs[0]][1], data.queries[qid]
-            pairs += [(question, facts["answer"], passage, True)]
-            pairs += [(question, facts["hallucinated"], passage, False)]
-        if len(pairs) >= 2 * n:
-            break
+    pairs = support_pairs(data, qids, _gold(data), limit=n)
     started, rows = time.perf_counter(), []
     s = settings
     for question, answer, passage, right in pairs:
@@ -141,14 +109,13 @@ def halueval(judge: Judge, n: int, settings: Settings) -> None:
         )
         rows.append((right, lexical, judge.p_yes(prompt)))
     each = (time.perf_counter() - started) / len(rows)
-    good = [p for r, _, p in rows if r]
-    bad = [p for r, _, p in rows if not r]
 
     def accuracy(verdicts) -> float:
         return sum(v == row[0] for v, row in zip(verdicts, rows, strict=True)) / len(rows)
 
     print(
-        f"halueval dev, {len(pairs) // 2} pairs: judge AUROC {auroc(good, bad):.3f}, "
+        f"halueval dev, {len(pairs) // 2} pairs: "
+        f"judge AUROC {auroc([r[0] for r in rows], [r[2] for r in rows]):.3f}, "
         f"{each:.2f} s each; support check accuracy {accuracy([r[1] for r in rows]):.3f}"
     )
     for t in THRESHOLDS:
@@ -160,13 +127,17 @@ def halueval(judge: Judge, n: int, settings: Settings) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="a packaged GGUF model (default: generator_model)")
+    parser.add_argument("--model", help="packaged model or .gguf (default: generator_model)")
     parser.add_argument("--halueval", type=int, default=0, help="dev pairs to score as well")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     settings = Settings.load()
     model = args.model or settings.generator_model
-    judge = Judge(packaged_gguf(model, DEFAULT_CACHE), args.threads)
+    generator = make_generator(
+        model, settings.models_dir, backend="llama.cpp", cache=settings.model_cache,
+        threads=args.threads,
+    )  # fmt: skip
+    judge = Judge(generator)
     manual_read(judge)
     if args.halueval:
         halueval(judge, args.halueval, settings)

@@ -13,7 +13,7 @@ from kbqa.cli import cli
 from kbqa.errors import KbqaError
 from kbqa.evals.datasets import load_beir
 from kbqa.evals.metrics import token_f1
-from kbqa.evals.qa import Config, evaluate_qa, score, split_questions
+from kbqa.evals.qa import Config, _gold, evaluate_qa, score, split_questions, support_pairs
 from kbqa.retrieval.embedder import HashEmbedder
 
 DOCS = {
@@ -102,6 +102,18 @@ def test_the_support_check_rejects_answers_with_changed_figures(tmp_path, settin
     assert report.support["accuracy"] == pytest.approx(
         (report.support["right_passed"] + 1 - report.support["wrong_passed"]) / 2
     )
+
+
+def test_support_pairs_are_the_right_then_the_hallucinated_answer_against_the_gold_text(tiny):
+    qids = sorted(QUESTIONS)
+    pairs = support_pairs(tiny, qids, _gold(tiny))
+    # Only the four answerable questions; each one's right answer first.
+    assert [(p[1], p[3]) for p in pairs[:2]] == [("02:00 UTC", True), ("03:30 UTC", False)]
+    assert len(pairs) == 8 and {p[2] for p in pairs} == set(DOCS.values())
+    assert len(support_pairs(tiny, qids, _gold(tiny), limit=2)) == 4
+    # A question whose gold paragraph was withheld from the corpus has nothing to check against.
+    del tiny.corpus["d1"]
+    assert "02:00 UTC" not in {p[1] for p in support_pairs(tiny, qids, _gold(tiny))}
 
 
 def test_threshold_moves_answers_to_abstentions():

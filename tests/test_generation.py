@@ -203,6 +203,16 @@ def test_llama_cpp_backend_generates_and_streams_the_same_text(llama):
 
 
 @pytest.mark.slow
+def test_llama_cpp_next_token_probabilities_rank_the_greedy_first_token_first(llama):
+    probabilities = llama.next_token_probabilities(MESSAGES, top=5)
+    assert 1 <= len(probabilities) <= 5
+    assert all(0 < p <= 1 for p in probabilities.values()) and sum(probabilities.values()) <= 1.001
+    likeliest = max(probabilities, key=probabilities.get)
+    assert likeliest.strip() == llama.generate(MESSAGES, 1)  # greedy decoding takes it
+    assert llama.next_token_probabilities(MESSAGES, top=5) == probabilities
+
+
+@pytest.mark.slow
 def test_llama_cpp_backend_serialises_concurrent_requests(llama):
     replies, errors = [], []
 

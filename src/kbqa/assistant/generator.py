@@ -10,6 +10,7 @@ chat-formatted prompt, behind one protocol. Backends, chosen by `generator_backe
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import re
@@ -222,6 +223,19 @@ class LlamaCppGenerator:
         if "error" in reply:
             raise ModelError(f"{self.name}: {reply['error'].get('message', reply['error'])}")
         return (reply["choices"][0]["message"].get("content") or "").strip()
+
+    def next_token_probabilities(self, messages: Messages, top: int = 10) -> dict[str, float]:
+        """The `top` likeliest first tokens of the reply and their probabilities (a yes/no
+        judge reads P("Yes") against P("No"): benchmarks/judge.py)."""
+        request = self._request(messages, 1, False) | {"logprobs": True, "top_logprobs": top}
+        with self._lock:
+            reply = self._server.handle_chat_completions(request)
+        if "error" in reply:
+            raise ModelError(f"{self.name}: {reply['error'].get('message', reply['error'])}")
+        out: dict[str, float] = {}
+        for t in reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"]:
+            out[t["token"]] = out.get(t["token"], 0.0) + math.exp(t["logprob"])
+        return out
 
     def stream(self, messages: Messages, max_new_tokens: int = 96) -> Iterator[str]:
         pieces: queue.Queue = queue.Queue()

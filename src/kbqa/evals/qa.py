@@ -230,13 +230,16 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def support_accuracy(
-    kb, dataset: BeirDataset, qids: list[str], gold: dict[str, set[str]]
-) -> dict[str, float]:
-    """How well the support check tells HaluEval's right answer from its hallucinated one, each
-    checked against the gold paragraph (answerable questions with both answers only)."""
-    pairs = []
+def support_pairs(
+    dataset: BeirDataset, qids: list[str], gold: dict[str, set[str]], limit: int | None = None
+) -> list[tuple[str, str, str, bool]]:
+    """(question, answer, gold paragraph, right?) for each question in `qids` whose gold
+    paragraph is in the corpus and that has both a right and a hallucinated answer: the right
+    one, then the hallucinated one. At most `limit` questions."""
+    pairs: list[tuple[str, str, str, bool]] = []
     for qid in qids:
+        if limit is not None and len(pairs) >= 2 * limit:
+            break
         facts = dataset.answers[qid]
         docs = [d for d in sorted(gold.get(qid, ())) if d in dataset.corpus]
         if docs and facts.get("answer") and facts.get("hallucinated"):
@@ -244,6 +247,15 @@ def support_accuracy(
             question = dataset.queries[qid]
             pairs += [(question, facts["answer"], passage, True)]
             pairs += [(question, facts["hallucinated"], passage, False)]
+    return pairs
+
+
+def support_accuracy(
+    kb, dataset: BeirDataset, qids: list[str], gold: dict[str, set[str]]
+) -> dict[str, float]:
+    """How well the support check tells HaluEval's right answer from its hallucinated one, each
+    checked against the gold paragraph (answerable questions with both answers only)."""
+    pairs = support_pairs(dataset, qids, gold)
     if not pairs:
         return {"pairs": 0} | dict.fromkeys(("accuracy", "right_passed", "wrong_passed"), math.nan)
     s = kb.settings
