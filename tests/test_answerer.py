@@ -8,9 +8,10 @@ import pytest
 from kbqa.app import KnowledgeBase
 from kbqa.assistant import confidence, support
 from kbqa.assistant.answerer import Answerer
-from kbqa.assistant.prompt import ABSTAIN_TEXT, build_messages
+from kbqa.assistant.prompt import ABSTAIN_TEXT, CLOSE, OPEN, build_messages
 from kbqa.errors import NotIndexedError
 from kbqa.retrieval.embedder import HashEmbedder
+from kbqa.types import Hit
 
 
 class Scripted:
@@ -186,6 +187,13 @@ def test_prompt_numbers_passages_and_carries_history(ready: KnowledgeBase):
         # The price: a one-letter name that ends a sentence joins the next one.
         ("It is in Plan B. The next step is C [1].", ["It is in Plan B. The next step is C [1]."]),
         ("Run step A.\nB. Then stop.", ["Run step A.", "B. Then stop."]),
+        # A numbered list's markers are not sentences ("1." was one before).
+        (
+            "Follow these steps:\n1. Identify the version [1].\n2) Roll back. 3. Check it.",
+            ["Follow these steps:", "Identify the version [1].", "Roll back.", "Check it."],
+        ),
+        ("Do this: 1. Roll back [2].", ["Do this:", "Roll back [2]."]),
+        ("It runs version 2. Then it stops.", ["It runs version 2.", "Then it stops."]),
     ],
 )
 def test_sentence_splitting_keeps_citations_with_their_sentence(text, expected):
@@ -249,6 +257,28 @@ def test_a_name_the_passage_lacks_is_caught_even_when_the_other_words_match():
     assert not support.missing_names("Walter Darwin Coy narrated it.", passage, question)
 
 
+def test_an_acronym_the_passage_spells_out_is_not_a_missing_name():
+    passage = "Billing changes need two approvals before the pull request is merged."
+    question = "how many reviews does a PR to billing need?"
+    assert not support.missing_names("A PR to billing needs two approvals.", passage, question)
+    # Initials the passage does not spell out are still a name it lacks.
+    assert support.missing_names("A CR to billing needs two approvals.", passage, question) == {
+        "cr"
+    }
+
+
+def test_a_sentence_cut_off_mid_way_is_dropped_not_delivered(ready: KnowledgeBase):
+    said = "Backups run nightly at 02:00 UTC [1]. Once the backup is"
+    answer, _ = answer_with(ready, said, "when do backups run?")
+    assert answer.text == "Backups run nightly at 02:00 UTC [1]."
+    assert ("Once the backup is", "stops mid-sentence") in answer.dropped
+    # Alone, it is not an answer: nothing passes, so the answerer abstains.
+    answer, _ = answer_with(ready, "Backups run nightly at the", "when do backups run?")
+    assert answer.abstained and answer.dropped == (
+        ("Backups run nightly at the", "stops mid-sentence"),
+    )
+
+
 def test_a_short_answer_that_picks_one_of_the_questions_alternatives_has_content():
     passage = "Allan Dwan (1885-1981) was a director.George Marshall (1891-1975) was an actor."
     question = "Who was born first, George Marshall or Allan Dwan?"
@@ -273,3 +303,24 @@ def test_the_generator_saying_it_does_not_know_is_trusted_by_default(ready: Know
     answer, _ = answer_with(ready, "Ask the Jenkins team [1].", QUESTION, on_unsupported="extract")
     assert answer.mode == "extracted" and "rotate-role" in answer.text
     assert answer.reason == "none of the generator's 1 sentences passed the support check"
+
+
+def test_the_prompt_does_not_repeat_a_heading_its_label_already_shows():
+    def hit(text: str, heading: str) -> Hit:
+        return Hit(1, 0.9, text, heading, "/docs/oncall.md", "On-call")
+
+    shown = build_messages(
+        "q?",
+        [
+            hit(
+                "Expectations while on call\n\nAcknowledge pages quickly.",
+                "Expectations while on call",
+            ),
+            # A first line that is not the heading stays, and so does a heading with no body.
+            hit("Pay\n\nPrimary earns $450 a week.", "Stipends"),
+            hit("Stipends", "Stipends"),
+        ],
+    )[-1]["content"]
+    assert f"Source [1]: On-call › Expectations while on call\n{OPEN}\nAcknowledge pages" in shown
+    assert f"{OPEN}\nPay\n\nPrimary earns $450 a week.\n{CLOSE}" in shown
+    assert f"{OPEN}\nStipends\n{CLOSE}" in shown

@@ -38,6 +38,13 @@ _POINTER = re.compile(
     re.I,
 )
 
+# A sentence with no full stop that ends on an article, a conjunction, a preposition or a
+# copula was cut off (by the token budget, say): "Once the version is" passed every check,
+# since each of its words is common, and was delivered as "Once the version is [1]."
+_CUT_OFF = re.compile(
+    r"\b(?:the|a|an|and|or|but|is|are|was|were|if|than|because|of|to|with|for|in)\s*$"
+)
+
 
 @dataclass
 class _Draft:
@@ -262,6 +269,9 @@ class Answerer:
             return None  # a lone citation marker
         if _IDK.search(bare):
             draft.dropped.append((sentence, "says the sources lack the answer"))
+            return None
+        if _CUT_OFF.search(bare):
+            draft.dropped.append((sentence, "stops mid-sentence"))
             return None
         if _POINTER.search(bare):
             draft.dropped.append((sentence, "points to a source instead of answering"))

@@ -52,16 +52,24 @@ _NOT_AN_END = re.compile(
 )
 
 
+# A numbered list item's marker: "1. Identify the version" is the item "Identify the version"
+# (split at the marker's period, "1." became a sentence of its own).
+_ITEM_MARK = re.compile(r"^\s*\d{1,2}[.)]\s+")
+_BARE_MARK = re.compile(r"^\d{1,2}[.)]$")
+_TRAILING_MARK = re.compile(r"(?<=[:.!?])\s+\d{1,2}[.)]$")  # "these steps: 1.", "done. 2."
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences and list items, with their citation markers kept attached."""
     text = re.sub(r"(\[\d+\])(?=[A-Za-z])", r"\1 ", text)
     out: list[str] = []
     for line in re.split(r"\n+", text):
         same_line = False
+        line = _ITEM_MARK.sub("", line)
         # Break after sentence ends or citation markers that are followed by a new sentence.
         for part in re.split(r"(?<=[.!?\]])\s+(?=[A-Z`\"'(*-])", line):
-            part = part.strip(" -*\t")
-            if not part:
+            part = _TRAILING_MARK.sub("", part.strip(" -*\t"))
+            if not part or _BARE_MARK.match(part):
                 continue
             if same_line and _NOT_AN_END.search(out[-1]):
                 out[-1] = f"{out[-1]} {part}"
@@ -133,8 +141,21 @@ def missing_names(sentence: str, passage: str, question: str = "") -> set[str]:
     the question counts too: "Kevin Bookout played in the Ohio Valley Conference" cited to a
     passage that never names him is the question's premise, not the passage's word."""
     have = passage_words(passage)
-    found = {m.group(0).lower().strip("'-") for m in _NAME.finditer(sentence.strip())}
+    found = {
+        m.group(0).lower().strip("'-")
+        for m in _NAME.finditer(sentence.strip())
+        if not _spelled_out(m.group(0), passage)
+    }
     return {n for n in found - STOPWORDS if not set(words(n)) <= have}
+
+
+def _spelled_out(name: str, passage: str) -> bool:
+    """An acronym whose words the passage spells out: "PR" for "pull request", "RPO" for
+    "recovery point objective"."""
+    if not (2 <= len(name) <= 5 and name.isalpha() and name.isupper()):
+        return False
+    initials = "".join(w[0] for w in re.findall(r"[a-z]+", passage.lower()))
+    return name.lower() in initials  # consecutive words with those initials
 
 
 @dataclass(frozen=True)
