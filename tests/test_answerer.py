@@ -257,6 +257,21 @@ def test_a_name_the_passage_lacks_is_caught_even_when_the_other_words_match():
     assert not support.missing_names("Walter Darwin Coy narrated it.", passage, question)
 
 
+def test_a_name_from_the_question_may_come_from_another_retrieved_passage():
+    rouault = "Georges Henri Rouault was a French painter, born in Paris in 1871."
+    flandrin = "Jules Flandrin (1871-1947) was a French painter, a pupil of Gustave Moreau."
+    question = "Jules Flandrin was a contemporary of what famous French painter?"
+    said = "Jules Flandrin was a contemporary of Georges Henri Rouault."
+    # Against Rouault's page alone, Flandrin is a name the passage lacks...
+    assert support.missing_names(said, rouault, question) == {"flandrin"}
+    # ...but with Flandrin's page retrieved beside it, he is the bridge, not an invention.
+    assert not support.missing_names(said, rouault, question, elsewhere=flandrin)
+    # A name neither the question nor any passage brings is still missing.
+    assert support.missing_names(
+        "Jules Flandrin studied with Henri Matisse.", rouault, question, elsewhere=flandrin
+    ) == {"matisse"}
+
+
 def test_an_acronym_the_passage_spells_out_is_not_a_missing_name():
     passage = "Billing changes need two approvals before the pull request is merged."
     question = "how many reviews does a PR to billing need?"

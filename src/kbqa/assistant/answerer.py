@@ -295,6 +295,8 @@ class Answerer:
             self.settings.support_min_overlap,
             self.settings.support_min_similarity,
             np.repeat(asked[None], len(hits), axis=0),
+            # A name the question brings in may come from another passage: the bridge.
+            elsewhere="\n".join(f"{h.label}\n{h.text}" for h in hits),
         )
         backing = [n for n in cited if checks[n - 1].supported]
         if not backing:

@@ -135,18 +135,25 @@ def missing_figures(sentence: str, passage: str) -> set[str]:
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'-]*[A-Za-z0-9]")
 
 
-def missing_names(sentence: str, passage: str, question: str = "") -> set[str]:
+def missing_names(sentence: str, passage: str, question: str = "", elsewhere: str = "") -> set[str]:
     """Capitalised words (names, past the sentence's first word) that the passage lacks: "the
     narrator was actually Richard Boone" against a cast list without him. A name taken from
     the question counts too: "Kevin Bookout played in the Ohio Valley Conference" cited to a
-    passage that never names him is the question's premise, not the passage's word."""
+    passage that never names him is the question's premise, not the passage's word — unless
+    another retrieved passage (`elsewhere`) names him: then he is the bridge of a two-passage
+    question ("Jules Flandrin was a contemporary of Georges Rouault", cited to Rouault's page,
+    with Flandrin's page beside it)."""
     have = passage_words(passage)
     found = {
         m.group(0).lower().strip("'-")
         for m in _NAME.finditer(sentence.strip())
         if not _spelled_out(m.group(0), passage)
     }
-    return {n for n in found - STOPWORDS if not set(words(n)) <= have}
+    missing = {n for n in found - STOPWORDS if not set(words(n)) <= have}
+    if elsewhere:
+        asked, other = set(words(question)), passage_words(elsewhere)
+        missing = {n for n in missing if not set(words(n)) <= asked & other}
+    return missing
 
 
 def _spelled_out(name: str, passage: str) -> bool:
@@ -175,9 +182,11 @@ def check(
     min_overlap: float,
     min_similarity: float,
     asked_vectors: np.ndarray | None = None,
+    elsewhere: str = "",
 ) -> list[Support]:
     """Support of sentence i by passage i (pairs, not a matrix). `asked_vectors[i]`, if given,
-    embeds "question + sentence i": the similarity is the better of the two readings."""
+    embeds "question + sentence i": the similarity is the better of the two readings.
+    `elsewhere` is the other passages the model saw (see `missing_names`)."""
     out = []
     for i, (sentence, passage) in enumerate(zip(sentences, passages, strict=True)):
         lexical = overlap(sentence, passage, question)
@@ -185,7 +194,8 @@ def check(
         if asked_vectors is not None:
             similarity = max(similarity, float(asked_vectors[i] @ passage_vectors[i]))
         missing = frozenset(
-            missing_figures(sentence, passage) | missing_names(sentence, passage, question)
+            missing_figures(sentence, passage)
+            | missing_names(sentence, passage, question, elsewhere)
         )
         supported = lexical >= min_overlap and similarity >= min_similarity and not missing
         out.append(Support(lexical, similarity, supported, missing))
