@@ -272,6 +272,26 @@ def test_a_name_from_the_question_may_come_from_another_retrieved_passage():
     ) == {"matisse"}
 
 
+def test_the_answerer_reads_the_bridge_name_from_the_other_retrieved_passage(
+    kb: KnowledgeBase, tmp_path: Path
+):
+    folder = tmp_path / "painters"
+    folder.mkdir()
+    (folder / "rouault.md").write_text(
+        "# Georges Rouault\n\nGeorges Henri Rouault was a French painter, born in Paris in 1871."
+    )
+    (folder / "flandrin.md").write_text(
+        "# Jules Flandrin\n\nJules Flandrin was a French painter, a pupil of Gustave Moreau."
+    )
+    kb.ingest([folder])
+    question = "Jules Flandrin was a contemporary of what famous French painter?"
+    said = "Jules Flandrin was a contemporary of Georges Henri Rouault."
+    answer, _ = answer_with(kb, said, question, min_confidence=0.0, min_hit_score=0.0)
+    assert {h.uri.rsplit("/", 1)[-1] for h in answer.hits} >= {"rouault.md", "flandrin.md"}
+    assert answer.mode == "generated" and answer.text == f"{said[:-1]} [1]."
+    assert answer.citations[0].hit.uri.endswith("rouault.md")
+
+
 def test_an_acronym_the_passage_spells_out_is_not_a_missing_name():
     passage = "Billing changes need two approvals before the pull request is merged."
     question = "how many reviews does a PR to billing need?"
