@@ -186,7 +186,8 @@ def check(
 ) -> list[Support]:
     """Support of sentence i by passage i (pairs, not a matrix). `asked_vectors[i]`, if given,
     embeds "question + sentence i": the similarity is the better of the two readings.
-    `elsewhere` is the other passages the model saw (see `missing_names`)."""
+    `elsewhere` is every retrieved passage's text, where a name from the question may be
+    found (see `missing_names`)."""
     out = []
     for i, (sentence, passage) in enumerate(zip(sentences, passages, strict=True)):
         lexical = overlap(sentence, passage, question)
