@@ -161,3 +161,74 @@ def test_precomputed_embedder_looks_vectors_up_and_embeds_what_is_missing():
     assert (out[0] == 0.5).all()
     np.testing.assert_array_equal(out[1], local.embed(["beta gamma"])[0])
     assert embedder.embedded_here == 1 and embedder.name == local.name
+
+
+def _executors_here(rows_seen: list):
+    """run_spark with the executors' code run in this process (no JVM), batches of 3 files."""
+    import time
+
+    from kbqa.ingest.spark import Job
+
+    def run(master, sources, store, local_embedder, factory, max_chars, soft_max_chars,
+            partitions=0, source_ids=None, target=None):  # fmt: skip
+        job = Job(sources, store, factory, max_chars, soft_max_chars, source_ids, target)
+        rows = job.run_here(batch_size=3)
+        rows_seen.extend(rows)
+        return job.result(rows, local_embedder, time.perf_counter())
+
+    return run
+
+
+def test_executors_that_write_leave_the_rows_a_local_ingest_does(tmp_path, monkeypatch, caplog):
+    """spark_writes = "executors": each batch of files is written where it was parsed, and the
+    driver only follows the chunk ids it is told; rows, report, incrementality and search
+    equal a local ingest's, and no document or vector travels back to the driver."""
+    import pickle
+
+    import kbqa.ingest.spark as spark_module
+
+    rows: list = []
+    monkeypatch.setattr(spark_module, "run_spark", _executors_here(rows))
+    handbook = shutil.copytree(ROOT / "examples" / "handbook", tmp_path / "handbook")
+    local = _kb(tmp_path / "local", "hash")
+    remote = _kb(tmp_path / "remote", "hash", spark_writes="executors")
+    want = local.ingest([handbook, SLACK])
+    got = remote.ingest([handbook, SLACK], spark="local[2]")
+    fields = ("added", "updated", "unchanged", "removed", "chunks", "embedded")
+    assert [getattr(got, f) for f in fields] == [getattr(want, f) for f in fields]
+    assert got.failed == want.failed and any("broken.pdf" in p for p, _ in got.failed)
+    _assert_same(_contents(remote), _contents(local), atol=0)
+    assert sum(1 for r in rows if r["written"]) == want.added > 0
+    assert not any(r["document"] for r in rows)
+    assert all(pickle.loads(r["vectors"]) == {} for r in rows if r["vectors"])
+    assert got.stages["store"] > 0
+
+    def top(kb, question):
+        return [h.uri for h in kb.retriever.search(question, 5)]
+
+    question = "which port does route-planner listen on?"
+    assert top(remote, question) == top(local, question)
+
+    rows.clear()
+    again = remote.ingest([handbook, SLACK], spark="local[2]")
+    assert (again.added, again.updated, again.embedded, again.unchanged) == (0, 0, 0, want.added)
+    assert not any(r["written"] for r in rows)
+
+    pto = handbook / "policies" / "pto.html"
+    pto.write_text(pto.read_text().replace("Time Off", "Time Off and Holidays"))
+    (handbook / "company.md").unlink()
+    edited = remote.ingest([handbook, SLACK], spark="local[2]")
+    local_edited = local.ingest([handbook, SLACK])
+    assert [getattr(edited, f) for f in fields] == [getattr(local_edited, f) for f in fields]
+    assert (edited.updated, edited.removed) == (1, 1)
+    _assert_same(_contents(remote), _contents(local), atol=0)
+    # The index dropped the replaced chunks and holds the new ones, without a repair.
+    with remote.store.session() as s:
+        stored = sorted(s.scalars(select(ChunkRow.id)).all())
+    assert sorted(remote.retriever.snapshot.index.ids().tolist()) == stored
+    with caplog.at_level("WARNING"):
+        fresh = _kb(tmp_path / "remote", "hash")
+        assert sorted(fresh.retriever.snapshot.index.ids().tolist()) == stored
+    assert "out of step" not in caplog.text
+    for question in ("time off and holidays", "which port does route-planner listen on?"):
+        assert top(fresh, question) == top(local, question)

@@ -23,7 +23,15 @@ from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import Generator, make_generator
 from kbqa.errors import KbqaError, NotIndexedError
 from kbqa.ingest.files import FileLimits
-from kbqa.ingest.pipeline import STAGES, Indexer, IngestReport, Progress, check_embedder
+from kbqa.ingest.pipeline import (
+    STAGES,
+    Indexer,
+    IngestReport,
+    Progress,
+    Remote,
+    RemoteRun,
+    check_embedder,
+)
 from kbqa.ingest.sources import Source, documents_source, open_source
 from kbqa.ingest.worker import ParseWorker
 from kbqa.redact import mask_url
@@ -238,7 +246,7 @@ class KnowledgeBase:
     ) -> IngestReport:
         from functools import partial
 
-        from kbqa.ingest.spark import run_spark
+        from kbqa.ingest.spark import WriteTarget, run_spark
 
         s = self.settings
         check_embedder(self.store, self.embedder)
@@ -253,7 +261,8 @@ class KnowledgeBase:
             self.embedder.name,
             s.model_cache,
         )
-        result = run_spark(
+        run = partial(
+            run_spark,
             master,
             sources,
             self.store,
@@ -262,10 +271,41 @@ class KnowledgeBase:
             s.chunk_max_chars,
             s.chunk_soft_max_chars,
         )
-        report = self.index_sources(result.sources, progress, embedder=result.embedder)
+        stages: dict[str, float] = {}
+        writes = s.spark_writes
+        if writes == "auto":
+            writes = "driver" if self.store.engine.dialect.name == "sqlite" else "executors"
+        if writes == "driver":
+            # SQLite has one writer at a time: the executors hand their results to this one.
+            result = run()
+            stages = result.stages
+            report = self.index_sources(result.sources, progress, embedder=result.embedder)
+        else:
+            # A server database: the executors write, inside this process's recorded run.
+            index_factory = None
+            if s.vector_backend == "pgvector":
+                from kbqa.retrieval.pgvector import PgVectorIndex
+
+                index_factory = partial(
+                    PgVectorIndex, dim=self.embedder.dim, ef_search=s.pgvector_ef_search
+                )
+            target = WriteTarget(
+                s.db_url,
+                s.database_busy_seconds,
+                self.embedder.name,
+                self.embedder.dim,
+                index_factory,
+            )
+
+            def remote(source_ids: list[int]) -> Remote:
+                result = run(source_ids=source_ids, target=target)
+                stages.update(result.stages)
+                return Remote(result.sources, result.written, result.embedded)
+
+            report = self.index_sources(sources, progress, remote=remote)
         # Where the time went: on the executors (summed over tasks), and the job's wall time.
-        for stage in ("hash", "parse", "chunk", "embed", "spark"):
-            report.stages[stage] = report.stages.get(stage, 0.0) + result.stages.get(stage, 0.0)
+        for stage in ("hash", "parse", "chunk", "embed", "store", "spark"):
+            report.stages[stage] = report.stages.get(stage, 0.0) + stages.get(stage, 0.0)
         return report
 
     def index_sources(
@@ -273,8 +313,10 @@ class KnowledgeBase:
         sources: list[Source],
         progress: Progress | None = None,
         embedder: Embedder | None = None,
+        remote: RemoteRun | None = None,
     ) -> IngestReport:
-        """Index documents from sources, then publish a snapshot that has them."""
+        """Index documents from sources, then publish a snapshot that has them; `remote` runs
+        stages elsewhere (a Spark job whose executors write, see Indexer.ingest)."""
         s = self.settings
         embedder = embedder or self.embedder
         with self._write_lock:
@@ -291,7 +333,7 @@ class KnowledgeBase:
                     self._use_gpu(),
                     self._index_choice(),
                 )
-            report = Indexer(self.store, embedder, index, s).ingest(sources, progress)
+            report = Indexer(self.store, embedder, index, s).ingest(sources, progress, remote)
             self.snapshots.publish(self._build_snapshot(index))
         return report
 

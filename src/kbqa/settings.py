@@ -91,6 +91,10 @@ class Settings:
     lexical_backend: str = "bm25"
     # pgvector's HNSW search breadth (hnsw.ef_search): higher finds more, slower.
     pgvector_ef_search: int = 100
+    # Who writes a Spark ingest's documents: "executors" (each writes its own, in batches),
+    # "driver" (the executors' results go through this process), or "auto": executors with a
+    # server database, the driver with SQLite (one writer at a time).
+    spark_writes: str = "auto"
     # How many passages the answerer shows the model.
     top_k: int = 4
     # Abstain when the best hit's cosine similarity is below min_hit_score (tuned on the
@@ -238,6 +242,7 @@ class Settings:
             "vector_index": ("auto", "flat", "ivf"),
             "vector_backend": ("faiss", "pgvector"),
             "lexical_backend": ("bm25", "postgres-fts"),
+            "spark_writes": ("auto", "driver", "executors"),
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:

@@ -101,15 +101,49 @@ class _Pending:
     existing_id: int | None
 
 
+@dataclass
+class Written:
+    """A document another process wrote and committed (a Spark executor): what the index and
+    the report must follow. `indexed`: its search columns are filled too (pgvector)."""
+
+    added: bool  # a new document (else it replaced a stored version)
+    old_ids: list[int]
+    new_ids: list[int]
+    indexed: bool = False
+
+
+@dataclass
+class Remote:
+    """What a remote run (Spark) hands back: the sources with their items as it left them
+    (fingerprinted; loaded or failed), the documents it wrote itself by uri, and how many
+    chunk texts it embedded."""
+
+    sources: list[Source]
+    written: dict[str, Written] = field(default_factory=dict)
+    embedded: int = 0
+
+
+# Runs the remote stages once the ingest's run is recorded: source ids -> what it did.
+RemoteRun = Callable[[list[int]], Remote]
+
+
 class Indexer:
     def __init__(self, store: Store, embedder: Embedder, index: IndexSink, settings: Settings):
         check_embedder(store, embedder)
         self.store, self.embedder, self.index, self.settings = store, embedder, index, settings
 
-    def ingest(self, sources: list[Source], progress: Progress | None = None) -> IngestReport:
+    def ingest(
+        self,
+        sources: list[Source],
+        progress: Progress | None = None,
+        remote: RemoteRun | None = None,
+    ) -> IngestReport:
         """Bring the knowledge base in line with the sources: add, update, skip, remove.
 
-        The run is recorded as `ok`, `failed` (with the error) or `interrupted` (Ctrl-C)."""
+        With `remote` (a Spark job), the parse, chunk, embed and, where it says so, write
+        stages run there, inside this run: it gets the sources' ids, and what it wrote is
+        followed here. The run is recorded as `ok`, `failed` (with the error) or `interrupted`
+        (Ctrl-C)."""
         started = time.perf_counter()
         report = IngestReport(stages=dict.fromkeys(STAGES, 0.0))
         try:
@@ -127,7 +161,7 @@ class Indexer:
             report.failed += source.problems
         try:
             try:
-                self._ingest(sources, progress, report)
+                self._ingest(sources, progress, report, remote)
             except BaseException:
                 # The index follows the batches that did commit; a failure to save it now is
                 # repaired when it is next opened, and must not hide the first error.
@@ -154,21 +188,37 @@ class Indexer:
         self._finish(run_id, report, started, "ok", None)
         return report
 
-    def _ingest(self, sources: list[Source], progress: Progress | None, report: IngestReport):
+    def _ingest(
+        self,
+        sources: list[Source],
+        progress: Progress | None,
+        report: IngestReport,
+        remote: RemoteRun | None = None,
+    ) -> None:
+        source_ids = [self._source_id(source) for source in sources]
+        written: dict[str, Written] = {}
+        if remote is not None:
+            done_remotely = remote(source_ids)
+            sources, written = done_remotely.sources, done_remotely.written
+            report.embedded += done_remotely.embedded
         total = sum(len(source.items) for source in sources)
         done = 0
-        for source in sources:
-            source_id = self._source_id(source)
+        for source, source_id in zip(sources, source_ids, strict=True):
             pending: list[_Pending] = []
+            followed: list[Written] = []
             for item in source.items:
                 if progress:
                     progress(done, total, Path(item.name).name)
-                self._consider(item, source_id, pending, report)
+                if item.uri in written:
+                    followed.append(written[item.uri])
+                else:
+                    self._consider(item, source_id, pending, report)
                 done += 1
                 if sum(len(p.doc.chunks) for p in pending) >= 4 * self.settings.embed_batch_size:
                     self._write(pending, source_id, report)
                     pending = []
             self._write(pending, source_id, report)
+            self._follow(followed, report)
             if source.complete:
                 self._remove_missing(source_id, {item.uri for item in source.items}, report)
         if progress:
@@ -255,16 +305,8 @@ class Indexer:
             embedding_text(p.doc.title, c.heading, c.text) for p in pending for c in p.doc.chunks
         ]
         hashes = [text_hash(t) for t in texts]
-        known: dict[str, bytes] = {}
         with self.store.session() as s:
-            for start in range(0, len(hashes), 500):
-                part = hashes[start : start + 500]
-                rows = s.execute(
-                    select(ChunkRow.text_hash, ChunkRow.embedding).where(
-                        ChunkRow.text_hash.in_(part)
-                    )
-                )
-                known.update({h: e for h, e in rows})
+            known = stored_vectors(s, hashes)
         todo = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in known}.items())
         t = time.perf_counter()
         faults.point("embed")
@@ -279,54 +321,43 @@ class Indexer:
     def _write(self, pending: list[_Pending], source_id: int, report: IngestReport) -> None:
         if not pending:
             return
-        embedded = iter(self._embed(pending, report))
+        embedded = self._embed(pending, report)
         t = time.perf_counter()
-        old_ids: list[int] = []
-        new_rows: list[ChunkRow] = []
         with self.store.session() as s:
-            for p in pending:
-                if p.existing_id is not None:
-                    row = s.get(DocumentRow, p.existing_id)
-                    old_ids += s.scalars(
-                        select(ChunkRow.id).where(ChunkRow.document_id == row.id)
-                    ).all()
-                    s.execute(delete(ChunkRow).where(ChunkRow.document_id == row.id))
-                    report.updated += 1
-                else:
-                    row = DocumentRow(uri=p.doc.uri)
-                    s.add(row)
-                    report.added += 1
-                row.source_id = source_id
-                row.title = p.doc.title
-                row.content_hash = p.doc.content_hash
-                row.mtime = p.doc.mtime
-                row.meta = p.doc.metadata
-                s.flush()
-                for chunk in p.doc.chunks:
-                    digest, vector = next(embedded)
-                    new_rows.append(
-                        ChunkRow(
-                            document_id=row.id,
-                            position=chunk.position,
-                            heading=chunk.heading,
-                            text=chunk.text,
-                            text_hash=digest,
-                            embedding=vector,
-                        )
-                    )
-            s.add_all(new_rows)
+            stored = store_documents(
+                s, [(p.doc, p.existing_id) for p in pending], source_id, embedded
+            )
             self.store.set_meta(s, "embedding_model", self.embedder.name)
             self.store.set_meta(s, "embedding_dim", str(self.embedder.dim))
             faults.point("commit")
             s.commit()
         faults.point("committed")
         # Only after the commit: the index must never hold a vector the database lacks for long.
-        self.index.remove(np.array(old_ids, dtype=np.int64))
+        self.index.remove(np.array(stored.old_ids, dtype=np.int64))
         self.index.add(
-            np.array([r.id for r in new_rows], dtype=np.int64),
-            np.stack([np.frombuffer(r.embedding, dtype=np.float32) for r in new_rows]),
+            np.array([r.id for r in stored.rows], dtype=np.int64),
+            np.stack([np.frombuffer(r.embedding, dtype=np.float32) for r in stored.rows]),
         )
-        report.chunks += len(new_rows)
+        report.added += stored.added
+        report.updated += stored.updated
+        report.chunks += len(stored.rows)
+        report.stages["store"] += time.perf_counter() - t
+
+    def _follow(self, written: list[Written], report: IngestReport) -> None:
+        """Bring the index in line with documents another process wrote (Spark executors):
+        their old chunks out, their new ones in, read back from the database in batches."""
+        t = time.perf_counter()
+        old = [i for w in written for i in w.old_ids]
+        self.index.remove(np.array(old, dtype=np.int64))
+        new = np.array([i for w in written if not w.indexed for i in w.new_ids], dtype=np.int64)
+        for start in range(0, len(new), 4096):
+            ids, vectors = self.store.embeddings(new[start : start + 4096])
+            if len(ids):
+                self.index.add(ids, vectors)
+        for w in written:
+            report.added += w.added
+            report.updated += not w.added
+            report.chunks += len(w.new_ids)
         report.stages["store"] += time.perf_counter() - t
 
     def _remove_missing(self, source_id: int, seen: set[str], report: IngestReport) -> None:
@@ -347,6 +378,74 @@ class Indexer:
         faults.point("remove")
         self.index.remove(np.array(chunk_ids, dtype=np.int64))
         report.removed += len(gone)
+
+
+@dataclass
+class Stored:
+    """What `store_documents` wrote: the replaced chunks' ids and the new rows."""
+
+    old_ids: list[int]
+    rows: list[ChunkRow]
+    added: int
+    updated: int
+
+
+def stored_vectors(session: Session, hashes: list[str]) -> dict[str, bytes]:
+    """The stored embedding of each chunk text hash the database has (text hash -> bytes)."""
+    known: dict[str, bytes] = {}
+    for start in range(0, len(hashes), 500):
+        part = hashes[start : start + 500]
+        rows = session.execute(
+            select(ChunkRow.text_hash, ChunkRow.embedding).where(ChunkRow.text_hash.in_(part))
+        )
+        known.update({h: e for h, e in rows})
+    return known
+
+
+def store_documents(
+    session: Session,
+    docs: list[tuple[Document, int | None]],
+    source_id: int,
+    embedded: list[tuple[str, bytes]],
+) -> Stored:
+    """Write documents (each with its existing row's id, or None) and their chunks, with one
+    (text hash, vector bytes) per chunk in order, into `session` (not committed). A replaced
+    document's old chunks are deleted. The local ingest and Spark's executors both write so."""
+    vectors = iter(embedded)
+    out = Stored([], [], 0, 0)
+    for doc, existing_id in docs:
+        if existing_id is not None:
+            row = session.get(DocumentRow, existing_id)
+            out.old_ids += session.scalars(
+                select(ChunkRow.id).where(ChunkRow.document_id == row.id)
+            ).all()
+            session.execute(delete(ChunkRow).where(ChunkRow.document_id == row.id))
+            out.updated += 1
+        else:
+            row = DocumentRow(uri=doc.uri)
+            session.add(row)
+            out.added += 1
+        row.source_id = source_id
+        row.title = doc.title
+        row.content_hash = doc.content_hash
+        row.mtime = doc.mtime
+        row.meta = doc.metadata
+        session.flush()
+        for chunk in doc.chunks:
+            digest, vector = next(vectors)
+            out.rows.append(
+                ChunkRow(
+                    document_id=row.id,
+                    position=chunk.position,
+                    heading=chunk.heading,
+                    text=chunk.text,
+                    text_hash=digest,
+                    embedding=vector,
+                )
+            )
+    session.add_all(out.rows)
+    session.flush()  # the new rows' ids
+    return out
 
 
 def _describe(exc: BaseException) -> str:

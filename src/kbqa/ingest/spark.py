@@ -2,11 +2,19 @@
 
 The executors do the expensive stages: each task hashes its files, skips those whose content
 hash the database already has, parses and chunks the rest, and embeds the chunks whose text
-was never embedded (one embedder per Python worker, reused across tasks). The driver then hands
-the results to the same `Indexer` the local ingest uses, as items that are already loaded and an
-embedder that only looks vectors up, so the database writes, the incrementality and the
-per-file failure report are the local ingest's own. Files must be readable at the same paths on
-the executors (local[N], or a shared filesystem on a cluster).
+was never embedded (one embedder per Python worker, reused across tasks).
+
+Who writes depends on the database:
+- a server database (PostgreSQL): the executors write the documents, chunks and embeddings
+  themselves, one transaction per batch, with the local ingest's own `store_documents`, and
+  fill pgvector's search columns; the driver gets back only each file's outcome and the ids of
+  the chunks written and replaced, and the `Indexer` follows them (the FAISS index reads the new
+  vectors back from the database in batches), so the driver's memory does not grow with the
+  corpus;
+- SQLite (one writer at a time): the driver hands the results to the `Indexer` as items that
+  are already loaded and an embedder that only looks vectors up.
+Either way the incrementality and the per-file failure report are the local ingest's own. Files
+must be readable at the same paths on the executors (local[N], or a shared filesystem).
 """
 
 from __future__ import annotations
@@ -27,7 +35,15 @@ from sqlalchemy import select
 
 from kbqa.errors import KbqaError, MissingDependencyError, ParseError
 from kbqa.ingest.files import content_hash, parse_file
-from kbqa.ingest.pipeline import Embedder, embedding_text, text_hash
+from kbqa.ingest.pipeline import (
+    Embedder,
+    IndexSink,
+    Written,
+    embedding_text,
+    store_documents,
+    stored_vectors,
+    text_hash,
+)
 from kbqa.ingest.sources import Item, Source
 from kbqa.store import ChunkRow, DocumentRow, Store
 from kbqa.types import Document
@@ -36,18 +52,38 @@ log = logging.getLogger(__name__)
 
 EmbedderFactory = Callable[[], Embedder]
 
-# Per Python worker: the embedder is loaded by the first task and reused by the next ones.
+# Per Python worker: the embedder is loaded by the first task and reused by the next ones;
+# so are the database connections of executors that write.
 _WORKER_EMBEDDERS: dict[str, Embedder] = {}
+_WORKER_STORES: dict[str, tuple[Store, IndexSink | None]] = {}
+
+
+@dataclass(frozen=True)
+class WriteTarget:
+    """Where executors write: the database (a server one: many writers at once) and, for
+    pgvector, how to build the index whose search columns they fill (given the Store)."""
+
+    database_url: str
+    busy_seconds: float = 30.0
+    embedder_name: str = ""
+    dim: int = 0
+    index_factory: Callable[[Store], IndexSink] | None = None
+
+    def __repr__(self) -> str:  # the URL may carry a password
+        return f"WriteTarget(dim={self.dim}, embedder={self.embedder_name!r})"
 
 
 @dataclass
 class SparkResult:
-    """What the job produced: sources of loaded items, the vectors, and its timings."""
+    """What the job produced: sources of items as the executors left them, the documents they
+    wrote (executor writes) or an embedder that looks their vectors up, and its timings."""
 
     sources: list[Source]
     embedder: Embedder
     stages: dict[str, float] = field(default_factory=dict)
     tasks: int = 0
+    written: dict[str, Written] = field(default_factory=dict)
+    embedded: int = 0
 
 
 class PrecomputedEmbedder:
@@ -96,6 +132,9 @@ def spark_session(master: str, app_name: str = "kbqa-ingest"):
         .config("spark.python.worker.reuse", "true")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "8")
+        # A task's files go through parse, embed and (executor writes) one transaction in
+        # batches of this many, which bounds an executor's memory and a transaction's size.
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "256")
         .config("spark.executorEnv.PYTHONPATH", os.environ.get("PYTHONPATH", ""))
     )
     try:
@@ -161,10 +200,19 @@ def _partition(
     max_chars: int,
     soft_max_chars: int,
     threads: int,
+    target: WriteTarget | None = None,
 ) -> Iterator[Any]:
     import pandas as pd
 
     embedder = _WORKER_EMBEDDERS.get(key)
+
+    def load_embedder() -> Embedder:
+        nonlocal embedder
+        if embedder is None:
+            _limit_threads(threads)
+            embedder = _WORKER_EMBEDDERS[key] = factory()
+        return embedder
+
     for batch in batches:
         results, texts = [], {}
         for _, row in batch.iterrows():
@@ -180,16 +228,22 @@ def _partition(
         seconds = 0.0
         vectors: dict[str, bytes] = {}
         if texts:
-            if embedder is None:
-                _limit_threads(threads)
-                embedder = _WORKER_EMBEDDERS[key] = factory()
             order = sorted(texts)  # the local ingest embeds in hash order too
             t = time.perf_counter()
-            embedded = embedder.embed([texts[h] for h in order])
+            embedded = load_embedder().embed([texts[h] for h in order])
             seconds = time.perf_counter() - t
             vectors = {
                 h: v.astype(np.float32).tobytes() for h, v in zip(order, embedded, strict=True)
             }
+        written = [""] * len(results)
+        store_seconds = 0.0
+        if target is not None:
+            t = time.perf_counter()
+            written = _write_batch(
+                target, results, batch["source_id"].tolist(), vectors, load_embedder
+            )
+            store_seconds = time.perf_counter() - t
+            vectors = {}  # in the database now; the driver needs neither them nor the documents
         yield pd.DataFrame(
             {
                 "task": batch["task"].to_numpy(),
@@ -201,8 +255,85 @@ def _partition(
                 # The partition's new vectors ride on its first row.
                 "vectors": [pickle.dumps(vectors)] + [b""] * (len(results) - 1),
                 "embed_seconds": [seconds] + [0.0] * (len(results) - 1),
+                "embedded": [len(texts)] + [0] * (len(results) - 1),
+                "written": written,
+                "store_seconds": [store_seconds] + [0.0] * (len(results) - 1),
             }
         )
+
+
+def _worker_store(target: WriteTarget) -> tuple[Store, IndexSink | None]:
+    key = repr((target.database_url, target.dim))
+    if key not in _WORKER_STORES:
+        store = Store(target.database_url, target.busy_seconds)
+        index = target.index_factory(store) if target.index_factory else None
+        _WORKER_STORES[key] = (store, index)
+    return _WORKER_STORES[key]
+
+
+def _write_batch(
+    target: WriteTarget,
+    results: list[dict[str, Any]],
+    source_ids: list[int],
+    vectors: dict[str, bytes],
+    load_embedder: Callable[[], Embedder],
+) -> list[str]:
+    """Write a batch's loaded documents in one transaction, as the local ingest does; each
+    written result's document is dropped and its outcome (JSON) returned in its place."""
+    store, index = _worker_store(target)
+    loaded = [(n, pickle.loads(r["document"])) for n, r in enumerate(results) if r["document"]]
+    out = [""] * len(results)
+    if not loaded:
+        return out
+    texts = [embedding_text(d.title, c.heading, c.text) for _, d in loaded for c in d.chunks]
+    hashes = [text_hash(t) for t in texts]
+    with store.session() as s:
+        uris = [d.uri for _, d in loaded]
+        existing = dict(
+            s.execute(
+                select(DocumentRow.uri, DocumentRow.id).where(DocumentRow.uri.in_(uris))
+            ).all()
+        )
+        known = dict(vectors)
+        known.update(stored_vectors(s, [h for h in hashes if h not in known]))
+        # A stored vector deleted since the driver looked (another ingest): embed it here.
+        missing = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in known})
+        if missing:
+            by_hash = dict(zip(hashes, texts, strict=True))
+            fresh = load_embedder().embed([by_hash[h] for h in missing])
+            known.update(
+                {h: v.astype(np.float32).tobytes() for h, v in zip(missing, fresh, strict=True)}
+            )
+        stored, at = [], 0
+        for n, doc in loaded:
+            chunk_vectors = [(h, known[h]) for h in hashes[at : at + len(doc.chunks)]]
+            at += len(doc.chunks)
+            one = store_documents(s, [(doc, existing.get(doc.uri))], source_ids[n], chunk_vectors)
+            stored.append((n, one))
+        if target.embedder_name:
+            store.set_meta(s, "embedding_model", target.embedder_name)
+            store.set_meta(s, "embedding_dim", str(target.dim))
+        s.commit()
+    indexed = False
+    if index is not None:
+        rows = [r for _, one in stored for r in one.rows]
+        if rows:
+            index.add(
+                np.array([r.id for r in rows], dtype=np.int64),
+                np.stack([np.frombuffer(r.embedding, dtype=np.float32) for r in rows]),
+            )
+        indexed = True
+    for n, one in stored:
+        results[n]["document"] = b""
+        out[n] = json.dumps(
+            {
+                "added": bool(one.added),
+                "old_ids": [int(i) for i in one.old_ids],
+                "new_ids": [int(r.id) for r in one.rows],
+                "indexed": indexed,
+            }
+        )
+    return out
 
 
 def _limit_threads(threads: int) -> None:
@@ -226,51 +357,77 @@ def run_spark(
     max_chars: int,
     soft_max_chars: int,
     partitions: int = 0,
+    source_ids: list[int] | None = None,
+    target: WriteTarget | None = None,
 ) -> SparkResult:
     """Run the parse, chunk and embed stages of `sources` on Spark; the returned sources and
-    embedder go to `Indexer.ingest` as the local ingest's would."""
+    embedder go to `Indexer.ingest` as the local ingest's would. With `target` the executors
+    also write (the sources' database ids in `source_ids`), and the result says what."""
     started = time.perf_counter()
     spark = spark_session(master)
-    with store.session() as s:
-        known_docs = dict(s.execute(select(DocumentRow.uri, DocumentRow.content_hash)).all())
-        known_texts = set(s.scalars(select(ChunkRow.text_hash)).all())
-    tasks, where = [], []
-    for n, source in enumerate(sources):
-        for m, item in enumerate(source.items):
-            path, document = _origin(item)
-            tasks.append({"task": len(tasks), "uri": item.uri, "path": path, "document": document})
-            where.append((n, m))
-    results: dict[int, Any] = {}
-    vectors: dict[str, np.ndarray] = {}
-    stages = {"hash": 0.0, "parse": 0.0, "chunk": 0.0, "embed": 0.0}
-    if tasks:
-        import pandas as pd
-        from pyspark.sql.types import (
-            BinaryType,
-            DoubleType,
-            LongType,
-            StringType,
-            StructField,
-            StructType,
-        )
+    job = Job(sources, store, factory, max_chars, soft_max_chars, source_ids, target)
+    rows = job.run_on(spark, partitions) if job.tasks else []
+    return job.result(rows, local_embedder, started)
 
-        schema = StructType(
-            [
-                StructField("task", LongType()),
-                StructField("digest", StringType()),
-                StructField("status", StringType()),
-                StructField("error", StringType()),
-                StructField("document", BinaryType()),
-                StructField("timings", StringType()),
-                StructField("vectors", BinaryType()),
-                StructField("embed_seconds", DoubleType()),
-            ]
-        )
-        parallelism = spark.sparkContext.defaultParallelism
-        partitions = partitions or min(len(tasks), 4 * parallelism)
-        threads = int(spark.conf.get("spark.task.cpus", "1"))
-        key = repr(factory)
-        frame = spark.createDataFrame(pd.DataFrame(tasks)).repartition(partitions)
+
+_SCHEMA = [
+    ("task", "long"),
+    ("digest", "string"),
+    ("status", "string"),
+    ("error", "string"),
+    ("document", "binary"),
+    ("timings", "string"),
+    ("vectors", "binary"),
+    ("embed_seconds", "double"),
+    ("embedded", "long"),
+    ("written", "string"),
+    ("store_seconds", "double"),
+]
+
+
+class Job:
+    """One Spark ingest: its tasks (one per item), what the database already has, and how
+    the executors' rows become the result."""
+
+    def __init__(
+        self,
+        sources: list[Source],
+        store: Store,
+        factory: EmbedderFactory,
+        max_chars: int,
+        soft_max_chars: int,
+        source_ids: list[int] | None = None,
+        target: WriteTarget | None = None,
+    ):
+        if target is not None and source_ids is None:
+            raise ValueError("executors that write need the sources' ids")
+        self.sources, self.factory, self.target = sources, factory, target
+        self.max_chars, self.soft_max_chars = max_chars, soft_max_chars
+        with store.session() as s:
+            self.known_docs = dict(
+                s.execute(select(DocumentRow.uri, DocumentRow.content_hash)).all()
+            )
+            self.known_texts = set(s.scalars(select(ChunkRow.text_hash)).all())
+        self.tasks: list[dict[str, Any]] = []
+        self.where: list[tuple[int, int]] = []
+        for n, source in enumerate(sources):
+            for m, item in enumerate(source.items):
+                path, document = _origin(item)
+                self.tasks.append(
+                    {
+                        "task": len(self.tasks),
+                        "uri": item.uri,
+                        "path": path,
+                        "document": document,
+                        "source_id": source_ids[n] if source_ids else 0,
+                    }
+                )
+                self.where.append((n, m))
+
+    def _run(self, threads: int) -> Callable[[Iterator[Any]], Iterator[Any]]:
+        factory, key, target = self.factory, repr(self.factory), self.target
+        known_docs, known_texts = self.known_docs, self.known_texts
+        max_chars, soft_max_chars = self.max_chars, self.soft_max_chars
 
         def run(batches: Iterator[Any]) -> Iterator[Any]:
             return _partition(
@@ -282,31 +439,77 @@ def run_spark(
                 max_chars,
                 soft_max_chars,
                 threads,
+                target,
             )
 
+        return run
+
+    def run_on(self, spark: Any, partitions: int = 0) -> list[Any]:
+        """The executors' rows, one per task."""
+        import pandas as pd
+
+        schema = ", ".join(f"{name} {kind}" for name, kind in _SCHEMA)
+        parallelism = spark.sparkContext.defaultParallelism
+        partitions = partitions or min(len(self.tasks), 4 * parallelism)
+        threads = int(spark.conf.get("spark.task.cpus", "1"))
+        frame = spark.createDataFrame(pd.DataFrame(self.tasks)).repartition(partitions)
         # collect(), not toLocalIterator(): that one runs the partitions one after another.
-        for row in frame.mapInPandas(run, schema).collect():
+        # With executor writes the rows are small: outcomes and chunk ids, no text or vectors.
+        return frame.mapInPandas(self._run(threads), schema).collect()
+
+    def run_here(self, batch_size: int = 256) -> list[dict[str, Any]]:
+        """The same rows computed in this process, without Spark (tests, and a look at what
+        the executors do)."""
+        import pandas as pd
+
+        frame = pd.DataFrame(self.tasks)
+        batches = (frame.iloc[i : i + batch_size] for i in range(0, len(frame), batch_size))
+        return [r for out in self._run(1)(batches) for r in out.to_dict("records")]
+
+    def result(self, rows: list[Any], local_embedder: Embedder, started: float) -> SparkResult:
+        results: dict[int, Any] = {}
+        vectors: dict[str, np.ndarray] = {}
+        written: dict[str, Written] = {}
+        embedded = 0
+        stages = {"hash": 0.0, "parse": 0.0, "chunk": 0.0, "embed": 0.0, "store": 0.0}
+        for row in rows:
             results[row["task"]] = row
             for stage, seconds in json.loads(row["timings"]).items():
                 stages[stage] = stages.get(stage, 0.0) + seconds
             stages["embed"] += row["embed_seconds"]
+            stages["store"] += row["store_seconds"]
+            embedded += row["embedded"]
+            if row["written"]:
+                outcome = json.loads(row["written"])
+                written[self.tasks[row["task"]]["uri"]] = Written(
+                    outcome["added"], outcome["old_ids"], outcome["new_ids"], outcome["indexed"]
+                )
             if row["vectors"]:
                 for digest, raw in pickle.loads(row["vectors"]).items():
                     vectors[digest] = np.frombuffer(raw, dtype=np.float32)
-    rebuilt = [
-        Source(s.root, s.kind, [], s.complete, list(s.problems), list(s.unsupported))
-        for s in sources
-    ]
-    for task, (n, m) in enumerate(where):
-        rebuilt[n].items.append(_loaded_item(sources[n].items[m], results[task]))
-    log.info(
-        "Spark ingest of %d items: %d new vectors in %.1f s",
-        len(tasks),
-        len(vectors),
-        time.perf_counter() - started,
-    )
-    stages["spark"] = time.perf_counter() - started
-    return SparkResult(rebuilt, PrecomputedEmbedder(vectors, local_embedder), stages, len(tasks))
+        rebuilt = [
+            Source(s.root, s.kind, [], s.complete, list(s.problems), list(s.unsupported))
+            for s in self.sources
+        ]
+        for task, (n, m) in enumerate(self.where):
+            rebuilt[n].items.append(_loaded_item(self.sources[n].items[m], results[task]))
+        log.info(
+            "Spark ingest of %d items: %d texts embedded, %d documents written by the"
+            " executors in %.1f s",
+            len(self.tasks),
+            embedded,
+            len(written),
+            time.perf_counter() - started,
+        )
+        stages["spark"] = time.perf_counter() - started
+        return SparkResult(
+            rebuilt,
+            PrecomputedEmbedder(vectors, local_embedder),
+            stages,
+            len(self.tasks),
+            written,
+            embedded,
+        )
 
 
 def _origin(item: Item) -> tuple[str, bytes]:
