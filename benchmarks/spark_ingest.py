@@ -6,6 +6,12 @@ files that the executors parse with unstructured. Each run ingests into a fresh 
 
     python benchmarks/spark_ingest.py --chunks 20000 --embedder hash
     python benchmarks/spark_ingest.py --chunks 2000 --files 20      # the packaged MiniLM
+    scripts/with-postgres.sh sh -c 'python benchmarks/spark_ingest.py --chunks 20000 \
+        --embedder hash --database-url "$KBQA_TEST_POSTGRES_URL"'
+
+With --database-url (PostgreSQL) each run gets a fresh database of its own on that server, and
+the Spark ingest runs twice: the driver writing (spark_writes = driver) and the executors
+writing (the default there).
 """
 
 from __future__ import annotations
@@ -91,8 +97,22 @@ def make_corpus(root: Path, threads: int, files: int, seed: int = 0) -> Path:
     return root
 
 
-def run(corpus: Path, home: Path, embedder: str, master: str) -> dict:
-    settings = Settings(home=home, embedding_model=embedder, slack_workspace="bench", device="cpu")
+def run(
+    corpus: Path,
+    home: Path,
+    embedder: str,
+    master: str,
+    database_url: str = "",
+    writes: str = "auto",
+) -> dict:
+    settings = Settings(
+        home=home,
+        embedding_model=embedder,
+        slack_workspace="bench",
+        device="cpu",
+        database_url=database_url,
+        spark_writes=writes,
+    )
     kb = KnowledgeBase(settings)
     paths = [corpus / "slack"] + ([corpus / "docs"] if any((corpus / "docs").iterdir()) else [])
     kb.embedder.embed(["warm up"])  # model load is not ingest throughput
@@ -100,7 +120,7 @@ def run(corpus: Path, home: Path, embedder: str, master: str) -> dict:
     report = kb.ingest(paths, spark=master)
     seconds = time.perf_counter() - started
     return {
-        "mode": master or "local",
+        "mode": (master + (f", {writes} writes" if database_url else "")) if master else "local",
         "chunks": report.chunks,
         "seconds": round(seconds, 1),
         "chunks_per_s": round(report.chunks / seconds, 1),
@@ -114,24 +134,65 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=0, help="Markdown files (20 chunks each)")
     parser.add_argument("--embedder", default=PACKAGED_EMBEDDER, help="e.g. hash for the fake")
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--database-url", default="", help="a PostgreSQL server (else SQLite)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kbqa-spark-bench-"))
+    created: list[str] = []
+
+    def database(name: str) -> str:
+        if not args.database_url:
+            return ""
+        created.append(name)
+        return fresh_database(args.database_url, name)
+
     try:
         corpus = make_corpus(work / "corpus", args.chunks, args.files)
-        results = [
-            run(corpus, work / "local", args.embedder, ""),
-            run(corpus, work / "spark", args.embedder, args.master),
-        ]
+        results = [run(corpus, work / "local", args.embedder, "", database("kbqa_bench_local"))]
+        if args.database_url:
+            for writes in ("driver", "executors"):
+                url = database(f"kbqa_bench_{writes}")
+                results.append(run(corpus, work / writes, args.embedder, args.master, url, writes))
+        else:
+            results.append(run(corpus, work / "spark", args.embedder, args.master))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        for name in created:
+            drop_database(args.database_url, name)
     for r in results:
         print(json.dumps(r))
-    local, spark = results
-    print(
-        f"{args.embedder}: local {local['chunks_per_s']} chunks/s, {args.master} "
-        f"{spark['chunks_per_s']} chunks/s ({spark['chunks_per_s'] / local['chunks_per_s']:.2f}x)"
-        f" on {local['chunks']} chunks"
-    )
+    local = results[0]
+    for r in results[1:]:
+        print(
+            f"{args.embedder}: local {local['chunks_per_s']} chunks/s, {r['mode']} "
+            f"{r['chunks_per_s']} chunks/s ({r['chunks_per_s'] / local['chunks_per_s']:.2f}x)"
+            f" on {local['chunks']} chunks"
+        )
+
+
+def _server(url: str):
+    from sqlalchemy import create_engine
+
+    return create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+def fresh_database(url: str, name: str) -> str:
+    """A new empty database `name` on the server of `url` (dropped first if it exists)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    drop_database(url, name)
+    with _server(url).connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str, name: str) -> None:
+    from sqlalchemy import text
+
+    engine = _server(url)
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ def test_spark_ingest_equals_the_local_ingest(tmp_path):
         assert getattr(got, field) == getattr(want, field), field
     assert got.failed == want.failed and any("broken.pdf" in p for p, _ in got.failed)
     assert got.unsupported == want.unsupported
+    assert got.written_elsewhere == 0  # SQLite: the driver writes
     _assert_same(_contents(spark), _contents(local), atol=1e-4)
 
     # Incremental as the local ingest: nothing to do, then one edit and one deletion.
@@ -116,6 +117,7 @@ def test_spark_ingest_into_pgvector_is_served_by_another_replica(tmp_path, pg_ur
     local = _kb(tmp_path / "local", model)
     want = local.ingest([handbook])
     assert (got.added, got.chunks, got.failed) == (want.added, want.chunks, want.failed)
+    assert got.written_elsewhere == got.added  # PostgreSQL: the executors wrote every one
     _assert_same(_contents(spark), _contents(local), atol=1e-4)
     replica = _kb(tmp_path / "replica", model, **shared)
     hits = replica.retriever.search("which port does route-planner listen on?", 3)
@@ -198,7 +200,7 @@ def test_executors_that_write_leave_the_rows_a_local_ingest_does(tmp_path, monke
     assert [getattr(got, f) for f in fields] == [getattr(want, f) for f in fields]
     assert got.failed == want.failed and any("broken.pdf" in p for p, _ in got.failed)
     _assert_same(_contents(remote), _contents(local), atol=0)
-    assert sum(1 for r in rows if r["written"]) == want.added > 0
+    assert sum(1 for r in rows if r["written"]) == got.written_elsewhere == want.added > 0
     assert not any(r["document"] for r in rows)
     assert all(pickle.loads(r["vectors"]) == {} for r in rows if r["vectors"])
     assert got.stages["store"] > 0

@@ -66,6 +66,7 @@ class IngestReport:
     unsupported: list[str] = field(default_factory=list)
     chunks: int = 0  # chunks written by this run
     embedded: int = 0  # of those, how many needed the embedder (the rest reused stored vectors)
+    written_elsewhere: int = 0  # documents another process wrote (Spark's executors)
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
 
@@ -354,6 +355,7 @@ class Indexer:
             ids, vectors = self.store.embeddings(new[start : start + 4096])
             if len(ids):
                 self.index.add(ids, vectors)
+        report.written_elsewhere += len(written)
         for w in written:
             report.added += w.added
             report.updated += not w.added
