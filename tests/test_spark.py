@@ -165,8 +165,9 @@ def test_precomputed_embedder_looks_vectors_up_and_embeds_what_is_missing():
     assert embedder.embedded_here == 1 and embedder.name == local.name
 
 
-def _executors_here(rows_seen: list):
-    """run_spark with the executors' code run in this process (no JVM), batches of 3 files."""
+def _executors_here(rows_seen: list, attempts: int = 1):
+    """run_spark with the executors' code run in this process (no JVM), batches of 3 files;
+    with attempts 2 every task runs twice, as Spark retries a task (the last one counts)."""
     import time
 
     from kbqa.ingest.spark import Job
@@ -174,7 +175,8 @@ def _executors_here(rows_seen: list):
     def run(master, sources, store, local_embedder, factory, max_chars, soft_max_chars,
             partitions=0, source_ids=None, target=None):  # fmt: skip
         job = Job(sources, store, factory, max_chars, soft_max_chars, source_ids, target)
-        rows = job.run_here(batch_size=3)
+        for _ in range(attempts):
+            rows = job.run_here(batch_size=3)
         rows_seen.extend(rows)
         return job.result(rows, local_embedder, time.perf_counter())
 
@@ -234,3 +236,25 @@ def test_executors_that_write_leave_the_rows_a_local_ingest_does(tmp_path, monke
     assert "out of step" not in caplog.text
     for question in ("time off and holidays", "which port does route-planner listen on?"):
         assert top(fresh, question) == top(local, question)
+
+
+def test_a_retried_executor_task_replaces_its_first_attempt(tmp_path, monkeypatch, caplog):
+    """Spark reruns a failed task: the first attempt had committed, the second replaces its
+    rows; the result still equals a local ingest, counted as added, and the index agrees."""
+    import kbqa.ingest.spark as spark_module
+
+    rows: list = []
+    monkeypatch.setattr(spark_module, "run_spark", _executors_here(rows, attempts=2))
+    handbook = ROOT / "examples" / "handbook"
+    local = _kb(tmp_path / "local", "hash")
+    remote = _kb(tmp_path / "remote", "hash", spark_writes="executors")
+    want = local.ingest([handbook])
+    got = remote.ingest([handbook], spark="local[2]")
+    assert (got.added, got.updated, got.chunks) == (want.added, 0, want.chunks)
+    _assert_same(_contents(remote), _contents(local), atol=0)
+    with remote.store.session() as s:
+        stored = sorted(s.scalars(select(ChunkRow.id)).all())
+    with caplog.at_level("WARNING"):
+        fresh = _kb(tmp_path / "remote", "hash")
+        assert sorted(fresh.retriever.snapshot.index.ids().tolist()) == stored
+    assert "out of step" not in caplog.text

@@ -240,7 +240,7 @@ def _partition(
         if target is not None:
             t = time.perf_counter()
             written = _write_batch(
-                target, results, batch["source_id"].tolist(), vectors, load_embedder
+                target, results, batch["source_id"].tolist(), vectors, load_embedder, known_docs
             )
             store_seconds = time.perf_counter() - t
             vectors = {}  # in the database now; the driver needs neither them nor the documents
@@ -277,9 +277,13 @@ def _write_batch(
     source_ids: list[int],
     vectors: dict[str, bytes],
     load_embedder: Callable[[], Embedder],
+    known_docs: dict[str, str],
 ) -> list[str]:
     """Write a batch's loaded documents in one transaction, as the local ingest does; each
-    written result's document is dropped and its outcome (JSON) returned in its place."""
+    written result's document is dropped and its outcome (JSON) returned in its place.
+
+    Added or updated is what the driver saw before the job: a task Spark retries after a
+    failed attempt had committed replaces that attempt's rows and still counts as added."""
     store, index = _worker_store(target)
     loaded = [(n, pickle.loads(r["document"])) for n, r in enumerate(results) if r["document"]]
     out = [""] * len(results)
@@ -309,25 +313,25 @@ def _write_batch(
             chunk_vectors = [(h, known[h]) for h in hashes[at : at + len(doc.chunks)]]
             at += len(doc.chunks)
             one = store_documents(s, [(doc, existing.get(doc.uri))], source_ids[n], chunk_vectors)
-            stored.append((n, one))
+            stored.append((n, doc.uri, one))
         if target.embedder_name:
             store.set_meta(s, "embedding_model", target.embedder_name)
             store.set_meta(s, "embedding_dim", str(target.dim))
         s.commit()
     indexed = False
     if index is not None:
-        rows = [r for _, one in stored for r in one.rows]
+        rows = [r for _, _, one in stored for r in one.rows]
         if rows:
             index.add(
                 np.array([r.id for r in rows], dtype=np.int64),
                 np.stack([np.frombuffer(r.embedding, dtype=np.float32) for r in rows]),
             )
         indexed = True
-    for n, one in stored:
+    for n, uri, one in stored:
         results[n]["document"] = b""
         out[n] = json.dumps(
             {
-                "added": bool(one.added),
+                "added": uri not in known_docs,
                 "old_ids": [int(i) for i in one.old_ids],
                 "new_ids": [int(r.id) for r in one.rows],
                 "indexed": indexed,
