@@ -120,7 +120,7 @@ def run(
     report = kb.ingest(paths, spark=master)
     seconds = time.perf_counter() - started
     return {
-        "mode": (master + (f", {writes} writes" if database_url else "")) if master else "local",
+        "mode": (master + (f", {writes} write" if database_url else "")) if master else "local",
         "chunks": report.chunks,
         "seconds": round(seconds, 1),
         "chunks_per_s": round(report.chunks / seconds, 1),
