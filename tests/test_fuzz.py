@@ -54,6 +54,36 @@ def test_a_file_that_parses_too_long_is_stopped_and_the_next_one_parsed(tmp_path
         assert worker.restarts == 1
 
 
+def test_beside_other_threads_workers_come_from_a_fork_server(tmp_path: Path):
+    """A fork copies only the calling thread: a lock another thread holds stays held in the
+    child, and its parses hang (seen after a Spark session had started in the process: four
+    handbook files "took longer than max_file_seconds"). With another thread running, the
+    workers are forked by a clean fork server instead, and parse, time out and restart alike."""
+    import threading
+
+    from kbqa.ingest.worker import _context
+
+    assert _context().get_start_method() in ("fork", "forkserver")
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert _context().get_start_method() == "forkserver"
+        slow = tmp_path / "slow.md"
+        slow.write_text("lorem " * (MB // 2))
+        with ParseWorker(FileLimits(max_file_seconds=1.0)) as worker:
+            worker.limits = FileLimits(max_file_seconds=60.0)  # the server's first start
+            assert worker.parse(HANDBOOK / "policies" / "expenses.pdf", "x", {}).chunks
+            worker.limits = FileLimits(max_file_seconds=1.0)
+            with pytest.raises(ParseError, match=r"took longer than max_file_seconds"):
+                worker.parse(slow, "x", {})
+            assert worker.parse(HANDBOOK / "policies" / "pto.html", "x", {}).chunks
+            assert worker.restarts == 1
+    finally:
+        stop.set()
+        other.join()
+
+
 @pytest.mark.slow
 def test_a_parser_that_runs_out_of_memory_is_stopped(tmp_path: Path):
     big = tmp_path / "big.md"

@@ -4,9 +4,15 @@ One persistent worker parses the files of an ingest, one at a time. A parse that
 `max_file_seconds` is stopped by killing the worker; the worker's address space is capped at its
 size when ready plus `max_parse_memory_bytes`, so a parser that balloons gets a MemoryError (or
 dies) instead of the machine running out. Either way the file is reported and the next one gets
-a fresh worker. On Linux workers are forked from the ingest process once it has imported the
-parsers (~5 s of imports, mostly spaCy), so a restart costs a fork, not those seconds again, and
-a script calling the library needs no `if __name__ == "__main__"` guard; elsewhere they are
+a fresh worker.
+
+On Linux a restart costs a fork, not the ~5 s of importing the parsers (mostly spaCy) again, and
+a script calling the library needs no `if __name__ == "__main__"` guard. Workers are forked
+from the ingest process itself when it runs no other thread; a fork copies only the calling
+thread, so a lock another thread held at that moment stays held forever in the child (seen as
+parses hanging until max_file_seconds after a Spark session had started in the process). With
+other threads running (a server, the Spark driver) workers come from a fork server: a clean
+process started once, which loads the parsers and forks each worker. Elsewhere they are
 spawned."""
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import multiprocessing
 import resource
 import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -44,9 +51,10 @@ def _serve(
     conn: Any, other_end: Any, limits: FileLimits, max_chars: int, soft_max_chars: int
 ) -> None:
     """The worker's loop: (path, digest) in, ("ok", Document | "error", reason, …) out."""
-    # A forked worker inherits the ingest's end of the pipe too; holding it, the worker would
-    # never see the end of the pipe when the ingest dies.
-    other_end.close()
+    # A worker forked from the ingest inherits its end of the pipe too; holding it, the worker
+    # would never see the end of the pipe when the ingest dies.
+    if other_end is not None:
+        other_end.close()
     load_parsers()  # a no-op when forked from a process that loaded them
     # Parsers' own complaints about a broken file would reach the terminal; the reason is
     # reported with the file instead.
@@ -88,6 +96,20 @@ def _serve(
             return  # a fresh worker for the next file, not a fragmented heap
 
 
+def _context() -> Any:
+    """How workers start (see the module's docstring): fork when this process runs no other
+    thread, else a fork server on Linux (the parsers pure Python, lxml and pdfminer: a forked
+    worker needs no thread pool of its parent's); spawn elsewhere (macOS forbids forking system
+    libraries)."""
+    if sys.platform != "linux":
+        return multiprocessing.get_context("spawn")
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["kbqa.ingest.preload_parsers"])
+    return ctx
+
+
 class ParseWorker:
     """Parses files in a worker process within `limits`; use as a context manager. Each
     `parse` raises ParseError with the reason when the file is skipped."""
@@ -107,16 +129,15 @@ class ParseWorker:
         self.close()
 
     def _start(self) -> None:
-        # fork is safe for parsing (a forked worker runs no thread pool of the parent's: the
-        # parsers are pure Python, lxml and pdfminer); macOS forbids it for system libraries.
-        fork = sys.platform == "linux"
-        ctx = multiprocessing.get_context("fork" if fork else "spawn")
+        ctx = _context()
+        fork = ctx.get_start_method() == "fork"
         if fork:
             load_parsers()
         parent, child = ctx.Pipe()
+        inherited = parent if fork else None  # a forked worker must close its copy
         process = ctx.Process(
             target=_serve,
-            args=(child, parent, self.limits, self.max_chars, self.soft_max_chars),
+            args=(child, inherited, self.limits, self.max_chars, self.soft_max_chars),
             name="kbqa-parse",
             daemon=True,
         )
