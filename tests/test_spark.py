@@ -145,6 +145,17 @@ def test_executor_failures_reach_the_report_as_the_local_ingest_words_them(tmp_p
         with pytest.raises(ParseError) as remote:
             rebuilt.load(rebuilt.fingerprint(), {})
         assert str(remote.value) == str(local.value)
+    # The settings' size limits apply on the executor, in the local ingest's words.
+    from kbqa.ingest.files import FileLimits
+
+    big = tmp_path / "big.md"
+    big.write_text("# Big\n\n" + "word " * 400)
+    small = FileLimits(max_file_bytes=1000)
+    with pytest.raises(ParseError) as local:
+        file_source(big, 1200, 800, small).items[0].load("x", {})
+    remote = _task({"uri": str(big), "path": str(big), "document": b""}, {}, 1200, 800, small)
+    assert remote["status"] == "failed" and remote["error"] == str(local.value)
+    assert "max_file_bytes" in remote["error"]
     # An unchanged file is not parsed on the executor.
     item = source.items[0]
     row = {"uri": item.uri, "path": item.uri, "document": b""}
@@ -173,8 +184,8 @@ def _executors_here(rows_seen: list, attempts: int = 1):
     from kbqa.ingest.spark import Job
 
     def run(master, sources, store, local_embedder, factory, max_chars, soft_max_chars,
-            partitions=0, source_ids=None, target=None):  # fmt: skip
-        job = Job(sources, store, factory, max_chars, soft_max_chars, source_ids, target)
+            partitions=0, source_ids=None, target=None, limits=None):  # fmt: skip
+        job = Job(sources, store, factory, max_chars, soft_max_chars, source_ids, target, limits)
         for _ in range(attempts):
             rows = job.run_here(batch_size=3)
         rows_seen.extend(rows)

@@ -270,6 +270,7 @@ class KnowledgeBase:
             factory,
             s.chunk_max_chars,
             s.chunk_soft_max_chars,
+            limits=self.file_limits(),
         )
         stages: dict[str, float] = {}
         writes = s.spark_writes

@@ -34,7 +34,7 @@ import numpy as np
 from sqlalchemy import select
 
 from kbqa.errors import KbqaError, MissingDependencyError, ParseError
-from kbqa.ingest.files import content_hash, parse_file
+from kbqa.ingest.files import FileLimits, content_hash, parse_file
 from kbqa.ingest.pipeline import (
     Embedder,
     IndexSink,
@@ -156,8 +156,11 @@ def _task(
     known_docs: dict[str, str],
     max_chars: int,
     soft_max_chars: int,
+    limits: FileLimits | None = None,
 ) -> dict[str, Any]:
-    """One item: hash, skip if unchanged, else parse and chunk (or take the given document)."""
+    """One item: hash, skip if unchanged, else parse and chunk (or take the given document).
+    The settings' size limits apply as in the local ingest; its time and memory limits do not
+    (a Spark task has its own)."""
     out: dict[str, Any] = {"digest": "", "status": "", "error": "", "document": b"", "timings": {}}
     timings: dict[str, float] = {"hash": 0.0, "parse": 0.0, "chunk": 0.0}
     doc: Document | None = None
@@ -179,7 +182,9 @@ def _task(
         return out
     if doc is None:
         try:
-            doc = parse_file(Path(rows["path"]), max_chars, soft_max_chars, out["digest"], timings)
+            doc = parse_file(
+                Path(rows["path"]), max_chars, soft_max_chars, out["digest"], timings, limits
+            )
         except ParseError as exc:
             out["status"], out["error"] = "failed", str(exc)
             return out
@@ -201,6 +206,7 @@ def _partition(
     soft_max_chars: int,
     threads: int,
     target: WriteTarget | None = None,
+    limits: FileLimits | None = None,
 ) -> Iterator[Any]:
     import pandas as pd
 
@@ -216,7 +222,7 @@ def _partition(
     for batch in batches:
         results, texts = [], {}
         for _, row in batch.iterrows():
-            result = _task(row, known_docs, max_chars, soft_max_chars)
+            result = _task(row, known_docs, max_chars, soft_max_chars, limits)
             results.append(result)
             if result["document"]:
                 doc = pickle.loads(result["document"])
@@ -363,13 +369,14 @@ def run_spark(
     partitions: int = 0,
     source_ids: list[int] | None = None,
     target: WriteTarget | None = None,
+    limits: FileLimits | None = None,
 ) -> SparkResult:
     """Run the parse, chunk and embed stages of `sources` on Spark; the returned sources and
     embedder go to `Indexer.ingest` as the local ingest's would. With `target` the executors
     also write (the sources' database ids in `source_ids`), and the result says what."""
     started = time.perf_counter()
     spark = spark_session(master)
-    job = Job(sources, store, factory, max_chars, soft_max_chars, source_ids, target)
+    job = Job(sources, store, factory, max_chars, soft_max_chars, source_ids, target, limits)
     rows = job.run_on(spark, partitions) if job.tasks else []
     return job.result(rows, local_embedder, started)
 
@@ -402,10 +409,11 @@ class Job:
         soft_max_chars: int,
         source_ids: list[int] | None = None,
         target: WriteTarget | None = None,
+        limits: FileLimits | None = None,
     ):
         if target is not None and source_ids is None:
             raise ValueError("executors that write need the sources' ids")
-        self.sources, self.factory, self.target = sources, factory, target
+        self.sources, self.factory, self.target, self.limits = sources, factory, target, limits
         self.max_chars, self.soft_max_chars = max_chars, soft_max_chars
         with store.session() as s:
             self.known_docs = dict(
@@ -431,7 +439,7 @@ class Job:
     def _run(self, threads: int) -> Callable[[Iterator[Any]], Iterator[Any]]:
         factory, key, target = self.factory, repr(self.factory), self.target
         known_docs, known_texts = self.known_docs, self.known_texts
-        max_chars, soft_max_chars = self.max_chars, self.soft_max_chars
+        max_chars, soft_max_chars, limits = self.max_chars, self.soft_max_chars, self.limits
 
         def run(batches: Iterator[Any]) -> Iterator[Any]:
             return _partition(
@@ -444,6 +452,7 @@ class Job:
                 soft_max_chars,
                 threads,
                 target,
+                limits,
             )
 
         return run
