@@ -269,3 +269,55 @@ def test_a_retried_executor_task_replaces_its_first_attempt(tmp_path, monkeypatc
         fresh = _kb(tmp_path / "remote", "hash")
         assert sorted(fresh.retriever.snapshot.index.ids().tolist()) == stored
     assert "out of step" not in caplog.text
+
+
+def test_an_executor_embeds_a_text_whose_stored_vector_went_missing(tmp_path):
+    """The driver saw a chunk text as embedded, but its row was gone by the time the executor
+    wrote (another ingest): the executor embeds it rather than writing a chunk without one."""
+    import time
+
+    from kbqa.ingest.sources import file_source
+    from kbqa.ingest.spark import Job, WriteTarget
+    from kbqa.retrieval.embedder import HashEmbedder
+
+    local = _kb(tmp_path / "local", "hash")
+    local.ingest([ROOT / "examples" / "handbook" / "policies"])
+    remote = _kb(tmp_path / "remote", "hash")
+    embedder = HashEmbedder()
+    sources = [file_source(ROOT / "examples" / "handbook" / "policies", 1200, 800)]
+    from kbqa.store import SourceRow
+
+    with remote.store.session() as s:
+        row = SourceRow(root=sources[0].root, kind=sources[0].kind)
+        s.add(row)
+        s.commit()
+    target = WriteTarget(remote.settings.db_url, 5.0, embedder.name, embedder.dim)
+    job = Job(sources, remote.store, HashEmbedder, 1200, 800, [row.id], target)
+    with local.store.session() as s:
+        job.known_texts = set(s.scalars(select(ChunkRow.text_hash)))  # all "embedded"
+    rows = job.run_here()
+    result = job.result(rows, embedder, time.perf_counter())
+    assert result.embedded == 0 and len(result.written) == len(_contents(local))
+    _assert_same(_contents(remote), _contents(local), atol=0)
+
+
+def test_a_failed_spark_task_is_told_in_one_line_with_secrets_masked():
+    """What a Spark job raises holds the Python traceback inside a Java one; the user gets the
+    Python error alone, with the database password masked (seen with executors that could not
+    reach PostgreSQL)."""
+    from kbqa.ingest.spark import task_error
+
+    message = (
+        "An exception was thrown from the Python worker. Please see the stack trace below.\n"
+        "Traceback (most recent call last):\n"
+        '  File "/x/kbqa/store/db.py", line 46, in __init__\n'
+        "psycopg.OperationalError: connection failed\n"
+        "\nThe above exception was the direct cause of the following exception:\n\n"
+        '    raise ConfigError(f"database_url: cannot open {url!r}: {exc}") from exc\n'
+        "kbqa.errors.ConfigError: database_url: cannot open "
+        "'postgresql+psycopg://kbqa:s3cret@db:5432/kbqa': connection refused\n"
+        "\tat org.apache.spark.api.python.BasePythonRunner.handlePythonException(Runner.scala:1)\n"
+    )
+    line = task_error(message)
+    assert line.startswith("ConfigError: database_url: cannot open")
+    assert "s3cret" not in line and "kbqa:***@db" in line and "\n" not in line

@@ -84,6 +84,14 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def embed_by_hash(embedder: Embedder, texts: dict[str, str]) -> dict[str, bytes]:
+    """Embed texts keyed by their hash, in hash order (the local ingest and Spark's executors
+    alike); each vector as float32 bytes, as stored."""
+    order = sorted(texts)
+    vectors = embedder.embed([texts[h] for h in order])
+    return {h: v.astype(np.float32).tobytes() for h, v in zip(order, vectors, strict=True)}
+
+
 def check_embedder(store: Store, embedder: Embedder) -> None:
     """Refuse to mix vectors from two embedders in one index. The name includes the backend
     ("all-MiniLM-L6-v2@onnx-int8"): backends give close but different vectors."""
@@ -308,15 +316,12 @@ class Indexer:
         hashes = [text_hash(t) for t in texts]
         with self.store.session() as s:
             known = stored_vectors(s, hashes)
-        todo = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in known}.items())
+        todo = {h: t for h, t in zip(hashes, texts, strict=True) if h not in known}
         t = time.perf_counter()
         faults.point("embed")
-        vectors = self.embedder.embed([text for _, text in todo])
+        known.update(embed_by_hash(self.embedder, todo))
         report.stages["embed"] += time.perf_counter() - t
         report.embedded += len(todo)
-        known.update(
-            {h: v.astype(np.float32).tobytes() for (h, _), v in zip(todo, vectors, strict=True)}
-        )
         return [(h, known[h]) for h in hashes]
 
     def _write(self, pending: list[_Pending], source_id: int, report: IngestReport) -> None:

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -39,12 +40,14 @@ from kbqa.ingest.pipeline import (
     Embedder,
     IndexSink,
     Written,
+    embed_by_hash,
     embedding_text,
     store_documents,
     stored_vectors,
     text_hash,
 )
 from kbqa.ingest.sources import Item, Source
+from kbqa.redact import redact
 from kbqa.store import ChunkRow, DocumentRow, Store
 from kbqa.types import Document
 
@@ -234,13 +237,9 @@ def _partition(
         seconds = 0.0
         vectors: dict[str, bytes] = {}
         if texts:
-            order = sorted(texts)  # the local ingest embeds in hash order too
             t = time.perf_counter()
-            embedded = load_embedder().embed([texts[h] for h in order])
+            vectors = embed_by_hash(load_embedder(), texts)
             seconds = time.perf_counter() - t
-            vectors = {
-                h: v.astype(np.float32).tobytes() for h, v in zip(order, embedded, strict=True)
-            }
         written = [""] * len(results)
         store_seconds = 0.0
         if target is not None:
@@ -307,13 +306,9 @@ def _write_batch(
         known = dict(vectors)
         known.update(stored_vectors(s, [h for h in hashes if h not in known]))
         # A stored vector deleted since the driver looked (another ingest): embed it here.
-        missing = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in known})
+        missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in known}
         if missing:
-            by_hash = dict(zip(hashes, texts, strict=True))
-            fresh = load_embedder().embed([by_hash[h] for h in missing])
-            known.update(
-                {h: v.astype(np.float32).tobytes() for h, v in zip(missing, fresh, strict=True)}
-            )
+            known.update(embed_by_hash(load_embedder(), missing))
         stored, at = [], 0
         for n, doc in loaded:
             chunk_vectors = [(h, known[h]) for h in hashes[at : at + len(doc.chunks)]]
@@ -468,7 +463,13 @@ class Job:
         frame = spark.createDataFrame(pd.DataFrame(self.tasks)).repartition(partitions)
         # collect(), not toLocalIterator(): that one runs the partitions one after another.
         # With executor writes the rows are small: outcomes and chunk ids, no text or vectors.
-        return frame.mapInPandas(self._run(threads), schema).collect()
+        try:
+            return frame.mapInPandas(self._run(threads), schema).collect()
+        except Exception as exc:
+            if type(exc).__name__ not in ("PythonException", "Py4JJavaError"):
+                raise
+            log.warning("the Spark job failed: %s", redact(str(exc)))
+            raise KbqaError(f"--spark: a task failed: {task_error(str(exc))}") from None
 
     def run_here(self, batch_size: int = 256) -> list[dict[str, Any]]:
         """The same rows computed in this process, without Spark (tests, and a look at what
@@ -523,6 +524,15 @@ class Job:
             written,
             embedded,
         )
+
+
+def task_error(message: str) -> str:
+    """The Python error a failed Spark task raised, as one line with secrets masked, from the
+    job's error text (a Python traceback inside a Java one)."""
+    found = re.findall(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception): .+)$", message, re.M)
+    python = [line for line in found if not line.startswith(("Py4J", "PythonException"))]
+    line = python[-1] if python else (message.strip().splitlines() or ["unknown error"])[0]
+    return redact(line.strip())[:300]
 
 
 def _origin(item: Item) -> tuple[str, bytes]:
