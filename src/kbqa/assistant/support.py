@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,12 @@ _CITATION = re.compile(r"\s*\[(\d+)\]")
 
 
 def words(text: str) -> list[str]:
+    """Lower-case words, accents folded: "Rodríguez" is "rodriguez", one word, whichever way
+    the model spells it."""
+    if not text.isascii():
+        text = "".join(
+            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+        )
     return re.findall(r"[a-z0-9]+(?:[._/:-][a-z0-9]+)*", text.lower())
 
 
@@ -45,10 +52,12 @@ def content_words(text: str) -> set[str]:
     return {w for w in words(text) if w not in STOPWORDS and len(w) > 1}
 
 
-# A period that ends an initial or a title, not a sentence: "William H. Macy Jr.", "W. Bryan
-# Dorn", "Dr. Smith" (a split there made "William H [1]." an answer of its own).
+# A period that ends an initial, a run of them or a title, not a sentence: "William H. Macy
+# Jr.", "D.W. Kann", "U.S. Route 50", "Glassroth v. Moore", "Dr. Smith" (a split there made
+# "William H [1]." and "U.S [1]." answers of their own).
 _NOT_AN_END = re.compile(
-    r"(?:(?<![\w.])[A-Z]|\b(?:Jr|Sr|Dr|Mr|Mrs|Ms|Mt|St|Prof|Gen|Col|Lt|Capt|Gov|Sen|Rev|vs|No))\.$"
+    r"(?:(?<![\w.])(?:[A-Z]\.)*[A-Z]"
+    r"|\b(?:Jr|Sr|Dr|Mr|Mrs|Ms|Mt|St|Prof|Gen|Col|Lt|Capt|Gov|Sen|Rev|vs|v|No|Inc|Co|Corp|Ltd))\.$"
 )
 
 
@@ -145,15 +154,20 @@ def missing_names(sentence: str, passage: str, question: str = "", elsewhere: st
     with Flandrin's page beside it)."""
     have = passage_words(passage)
     found = {
-        m.group(0).lower().strip("'-")
+        re.sub(r"['’]s$", "", m.group(0).lower()).strip("'’-")
         for m in _NAME.finditer(sentence.strip())
         if not _spelled_out(m.group(0), passage)
     }
-    missing = {n for n in found - STOPWORDS if not set(words(n)) <= have}
+    missing = {n for n in found - STOPWORDS if not all(_has(w, have) for w in words(n))}
     if elsewhere:
         asked, other = set(words(question)), passage_words(elsewhere)
         missing = {n for n in missing if not set(words(n)) <= asked & other}
     return missing
+
+
+def _has(word: str, have: set[str]) -> bool:
+    """The passage has the word, or its singular: "Americans" where it says "American"."""
+    return word in have or (len(word) > 3 and word.endswith("s") and word[:-1] in have)
 
 
 def _spelled_out(name: str, passage: str) -> bool:
