@@ -37,6 +37,42 @@ from kbqa.assistant.span import answer_span, span_bounds
             "It writes the Port of Tyne, nightly [1].",
             "Port of Tyne",
         ),
+        # The choice's options end at a comma; the left one is the name before "or".
+        (
+            "Was Brave New Films founded by Robert Greenwald or Alexander Kluge, a director?",
+            "Brave New Films was founded by Robert Greenwald [1].",
+            "Robert Greenwald",
+        ),
+        # An option named by part of it is the whole name the sentence gives.
+        (
+            "Which singer led an alternative rock band, Bob Mould or Hayley Williams?",
+            "Robert Arthur Mould (born 1960) is an American musician [1].",
+            "Robert Arthur Mould",
+        ),
+        # "or" between lower-case words offers no names to choose from.
+        (
+            "Which card is used for payments in online or offline systems?",
+            "The Octopus card replaced the Common ticket in 1997 [1].",
+            "Octopus",
+        ),
+        # A date keeps its year across the comma, and a birthdate is a figure, not a name.
+        (
+            "What is the birthdate of this American actress?",
+            "Jennifer Love Hewitt was born on February 21, 1979 [1].",
+            "February 21, 1979",
+        ),
+        ("When was the host born?", "Bob Edwards was born on May 16, 1947 [1].", "May 16, 1947"),
+        # Small words inside a title join it; "in" between two names does not.
+        (
+            "Freddy Krueger appears in what film series?",
+            "Nightmare on Elm Street is a film series [1].",
+            "Nightmare on Elm Street",
+        ),
+        (
+            "Clan Henderson has a seat at what tower house?",
+            "Fordell Castle in Dalgety Bay [1].",
+            "Fordell Castle",
+        ),
     ],
 )
 def test_the_span_is_what_the_sentence_adds_to_the_question(question, sentence, span):

@@ -309,7 +309,7 @@ class Answerer:
             return draft.add(bare, backing)
         best = max(range(len(hits)), key=lambda n: checks[n].overlap + checks[n].similarity)
         c = checks[best]
-        why = f"not supported by any source (best [{best + 1}]: overlap {c.overlap:.2f}, "
+        why = f"{_UNSUPPORTED} (best [{best + 1}]: overlap {c.overlap:.2f}, "
         why += f"similarity {c.similarity:.2f}"
         why += f", missing {', '.join(sorted(c.missing))})" if c.missing else ")"
         draft.dropped.append((bare, why))
@@ -357,11 +357,14 @@ class Answerer:
             ):
                 return abstain(why)
             mode, draft = "extracted", _Draft(hits)
-            for sentence, n in self._extract(question, hits):
+            for sentence, n in self._extract(question, hits, _proposals(question, dropped)):
                 draft.add(sentence, [n])
             if not draft.rendered:
                 return abstain("no sentence of the passages answers the question")
         timings["generate_ms"] = timings.get("generate_ms", 0.0) or _ms(started)
+        span = answer_span(question, support.split_sentences(draft.text)[0])
+        if mode == "extracted":
+            span = _proposed_span(question, dropped, draft.text) or span
         return Answer(
             question,
             draft.text,
@@ -373,11 +376,15 @@ class Answerer:
             mode,
             dropped,
             why,
-            answer_span(question, support.split_sentences(draft.text)[0]),
+            span,
         )
 
-    def _extract(self, question: str, hits: list[Hit]) -> list[tuple[str, int]]:
-        """The sentences of the passages closest to the question, quoted with their passage."""
+    def _extract(
+        self, question: str, hits: list[Hit], proposed: list[str] = ()
+    ) -> list[tuple[str, int]]:
+        """The sentences of the passages closest to the question, quoted with their passage;
+        one that holds the answer the generator `proposed` (in a sentence the check rejected)
+        counts as that much closer."""
         candidates = [
             (sentence, n, position)
             for n, hit in enumerate(hits, 1)
@@ -396,6 +403,10 @@ class Answerer:
         scores = vectors[1:] @ vectors[0]
         # A little of the passage's own rank: a sentence from a better passage wins a near tie.
         scores = scores + 0.25 * np.array([hits[n - 1].score for _, n, _ in candidates])
+        if proposed:
+            # Only the first proposal: the model's direct answer, not its supporting detail.
+            holds = [_find(proposed[0], sentence) is not None for sentence, _, _ in candidates]
+            scores = scores + _PROPOSED_BONUS * np.array(holds)
         best = float(scores.max())
         chosen = [i for i in np.argsort(-scores)[:3] if scores[i] >= best - 0.08]
         chosen.sort(key=lambda i: (candidates[i][1], candidates[i][2]))
@@ -403,6 +414,39 @@ class Answerer:
 
 
 _DECLINED = "the generator said the sources lack the answer"
+_UNSUPPORTED = "not supported by any source"
+
+
+# How much closer to the question a quotable sentence counts when it holds the generator's
+# proposed answer (cosine + 0.25 x passage score, where the best quotes differ by ~0.05-0.1).
+# Chosen on halueval-qa dev (0.05, 0.1, 0.2): 0.1 raised the quotes' citation precision most
+# (0.74 -> 0.78 on dev's 81 quoted answers; test 0.77 -> 0.80) at equal span F1.
+_PROPOSED_BONUS = 0.1
+
+
+def _proposals(question: str, dropped: tuple[tuple[str, str], ...]) -> list[str]:
+    """The answers the generator proposed in the sentences the support check rejected: each
+    one's span, in the order written.
+
+    A sentence is often rejected for what it adds around the answer (the question's premise
+    restated with a name no passage has) while its answer stands in a retrieved passage:
+    quoting the sentence that holds it, and marking it there, makes the model the quote's
+    reader, and what is shown is the passage's own text, never the model's."""
+    spans = [answer_span(question, s) for s, why in dropped if why.startswith(_UNSUPPORTED)]
+    return [span for span in spans if len(span) >= 2]
+
+
+def _find(span: str, text: str) -> re.Match | None:
+    return re.search(rf"(?<!\w){re.escape(span)}(?!\w)", text, re.IGNORECASE)
+
+
+def _proposed_span(question: str, dropped: tuple[tuple[str, str], ...], quote: str) -> str:
+    """The first proposed answer (see `_proposals`) the quote holds, as the quote writes it;
+    '' when it holds none."""
+    for span in _proposals(question, dropped):
+        if found := _find(span, quote):
+            return found.group()
+    return ""
 
 
 def _nothing_kept(raw: str, dropped: tuple[tuple[str, str], ...]) -> str:

@@ -13,11 +13,21 @@ from kbqa.assistant.support import STOPWORDS, strip_citations
 
 _TOKEN = re.compile(r"[\w$`~/+#@%-]+(?:[.:,'’][\w$`~/+#@%-]+)*", re.UNICODE)
 _YES_NO = re.compile(r"^\s*(yes|no)\b", re.IGNORECASE)
-_CHOICE = re.compile(r"[,:]?\s*([^,:?]+?)\s+or\s+([^,?]+?)\s*\??\s*$", re.IGNORECASE)
+_OR = re.compile(r"\s+or\s+", re.IGNORECASE)
 # Words that join the parts of one answer ("Port of Tyne", "Sodom and Gomorrah").
 _GLUE = frozenset(["of", "the", "a", "an", "and", "de", "von", "van", "der", "la", "le", "&", "-"])
+# ...and, between two capitalised words only, the small words inside a title or a place's name
+# ("Nightmare on Elm Street", "Lord of the Rings", "Newcastle upon Tyne"); not "in" or "at",
+# which more often join a name to its place ("Fordell Castle in Dalgety Bay").
+_NAME_GLUE = _GLUE | {"on", "upon", "del", "della", "di", "da", "du"}
 _FIGURE = re.compile(r"\d")
-_WANTS_FIGURE = re.compile(r"\b(when|what year|which year|how (many|much|long|old|often))\b", re.I)
+_WANTS_FIGURE = re.compile(
+    r"\b(when|what year|which year|how (many|much|long|old|often)|(birth)?date|birthday)\b",
+    re.I,
+)
+_MONTH = re.compile(
+    r"^(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*$|^\d{1,2}$", re.IGNORECASE
+)
 
 
 def _stem(word: str) -> str:
@@ -39,7 +49,7 @@ def span_bounds(question: str, sentence: str) -> tuple[int, int] | None:
         return choice
     asked = {_stem(w) for w in _TOKEN.findall(question)}
     tokens = list(_TOKEN.finditer(sentence))
-    new = [_stem(t.group()) not in asked and t.group().lower() not in STOPWORDS for t in tokens]
+    new = [_stem(t.group()) not in asked and _content(t.group()) for t in tokens]
     runs = _runs(sentence, tokens, new)
     if not runs:
         return None
@@ -56,6 +66,11 @@ def span_bounds(question: str, sentence: str) -> tuple[int, int] | None:
     return tokens[i].start(), tokens[j - 1].end()
 
 
+def _content(token: str) -> bool:
+    # "May" capitalised is the month (or a name), not the verb: "born on May 16, 1947".
+    return token.lower() not in STOPWORDS or token == "May"
+
+
 def _runs(sentence: str, tokens: list[re.Match], new: list[bool]) -> list[tuple[int, int]]:
     """Token ranges [i, j) of new words, joined by glue words with no punctuation between."""
     runs, i = [], 0
@@ -67,13 +82,8 @@ def _runs(sentence: str, tokens: list[re.Match], new: list[bool]) -> list[tuple[
         while j < len(tokens):
             if new[j] and _adjacent(sentence, tokens[j - 1], tokens[j]):
                 j += 1
-            elif (
-                tokens[j].group().lower() in _GLUE
-                and j + 1 < len(tokens)
-                and new[j + 1]
-                and _adjacent(sentence, tokens[j - 1], tokens[j + 1])
-            ):
-                j += 2
+            elif after := _glued(sentence, tokens, new, j):
+                j = after
             else:
                 break
         runs.append((i, j))
@@ -81,24 +91,95 @@ def _runs(sentence: str, tokens: list[re.Match], new: list[bool]) -> list[tuple[
     return runs
 
 
+def _glued(sentence: str, tokens: list[re.Match], new: list[bool], j: int) -> int:
+    """The index after the new word that one or two glue words at `j` join to the run before
+    (0 when they join nothing): "Port of Tyne", "Lord of the Rings", "Nightmare on Elm Street"."""
+    for k in (j + 1, j + 2):
+        if k >= len(tokens) or not new[k] or not _adjacent(sentence, tokens[j - 1], tokens[k]):
+            continue
+        capitals = tokens[j - 1].group()[:1].isupper() and tokens[k].group()[:1].isupper()
+        glue = _NAME_GLUE if capitals else _GLUE
+        if all(t.group().lower() in glue for t in tokens[j:k]):
+            return k + 1
+    return 0
+
+
+def _options(question: str) -> list[str]:
+    """The two alternatives of an "A or B?" question, or [] when it offers none:
+    "Which genus is aquatic, Phylica or Nelumbo?", "Was it founded by Robert Greenwald or
+    Alexander Kluge, a German director?"."""
+    parts = _OR.split(question.strip().rstrip("?"), maxsplit=1)
+    if len(parts) != 2:
+        return []
+    before, after = parts
+    right = re.split(r"[,;:?(]", after)[0].split()
+    lead = _capitalised(right, from_end=False)
+    right = right[:lead] if lead else right
+    left = re.split(r"[,;:(]", before)[-1].split()
+    tail = _capitalised(left, from_end=True)
+    if tail:
+        left = left[-tail:]
+    elif len(re.split(r"[,;:(]", before)) == 1:
+        left = left[-len(right) :]  # no comma to start it: as long as the other option
+    return [" ".join(words).strip(" \"'“”") for words in (left, right) if words]
+
+
+def _capitalised(words: list[str], from_end: bool) -> int:
+    """How many words at one end of `words` form a name: capitalised, or glue between."""
+    order = list(reversed(words)) if from_end else words
+    n = named = 0
+    for word in order:
+        if word[:1].isupper() and word.lower() not in STOPWORDS - {"the", "a", "an"}:
+            n += 1
+            named = n
+        elif word.lower() in _NAME_GLUE and n:
+            n += 1
+        else:
+            break
+    return named
+
+
 def _choice(question: str, sentence: str) -> tuple[int, int] | None:
-    """For "A or B?" questions, the option the sentence names first."""
-    m = _CHOICE.search(question)
-    if not m:
-        return None
+    """For "A or B?" questions, the option the sentence names first: whole, else (for names)
+    by one of its capitalised words, widened to the name around it ("Mould" in "Robert Arthur
+    Mould" for the option "Bob Mould")."""
+    options = [re.sub(r"^(the|a|an)\s+", "", o, flags=re.I) for o in _options(question)]
     lowered = sentence.lower()
-    found = []
-    for option in m.groups():
-        option = re.sub(r"^(the|a|an)\s+", "", option.strip(" \"'"), flags=re.I)
-        at = lowered.find(option.lower())
-        if option and at >= 0:
-            found.append((at, at + len(option)))
-    return min(found) if found else None
+    whole = [(at, at + len(o)) for o in options if o and (at := lowered.find(o.lower())) >= 0]
+    if whole:
+        return min(whole)
+    if not all(o[:1].isupper() for o in options):
+        return None  # "online or offline systems": not a choice between names
+    parts = []
+    for option in options:
+        for word in option.split():
+            word = word.strip("\"'“”")
+            m = re.search(rf"\b{re.escape(word)}\b", sentence) if len(word) > 2 else None
+            if m and word[:1].isupper():
+                parts.append(_name_around(sentence, m.start(), m.end()))
+                break
+    return min(parts) if parts else None
+
+
+def _name_around(sentence: str, start: int, end: int) -> tuple[int, int]:
+    """Widen [start, end) to the run of capitalised words it sits in."""
+    for m in re.finditer(r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*", sentence):
+        if m.start() <= start and end <= m.end():
+            return m.start(), m.end()
+    return start, end
+
+
+# A comma inside a date ("February 21, 1979") does not end a span.
+_DATE_COMMA = re.compile(r"^,\s*$")
 
 
 def _adjacent(sentence: str, left: re.Match, right: re.Match) -> bool:
-    """No punctuation between two tokens: a comma, a bracket or a sentence end ends a span."""
-    return not re.search(r"[,;:()\[\]\"“”]|\.\s", sentence[left.end() : right.start()])
+    """No punctuation between two tokens: a comma, a bracket or a sentence end ends a span,
+    except the comma between a date's day and its year."""
+    between = sentence[left.end() : right.start()]
+    if _DATE_COMMA.match(between) and re.fullmatch(r"\d{1,2}", left.group()):
+        return bool(re.fullmatch(r"\d{4}", right.group()))
+    return not re.search(r"[,;:()\[\]\"“”]|\.\s", between)
 
 
 def _in_brackets(sentence: str, at: int) -> bool:
