@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,30 @@ def test_executor_failures_reach_the_report_as_the_local_ingest_words_them(tmp_p
     item = source.items[0]
     row = {"uri": item.uri, "path": item.uri, "document": b""}
     assert _task(row, {item.uri: item.fingerprint()}, 1200, 800)["status"] == "unchanged"
+
+
+def test_an_executor_parses_within_the_time_limit_and_goes_on(tmp_path):
+    """Without Spark: a file that parses too long costs an executor max_file_seconds, as it
+    costs the local ingest, and the next file is parsed by a fresh worker."""
+    from kbqa.ingest.files import FileLimits
+    from kbqa.ingest.spark import _task
+
+    slow = tmp_path / "slow.md"
+    slow.write_text("lorem " * (512 * 1024))  # one long line: unstructured takes tens of seconds
+    good = tmp_path / "good.md"
+    good.write_text("# Good\n\nA good page.\n")
+    limits = FileLimits(max_file_seconds=2.0)
+
+    def run(path):
+        return _task({"uri": str(path), "path": str(path), "document": b""}, {}, 1200, 800, limits)
+
+    assert run(good)["status"] == "loaded"  # the worker is up: the limit is the parse's alone
+    started = time.perf_counter()
+    remote = run(slow)
+    assert remote["status"] == "failed"
+    assert remote["error"] == "took longer than max_file_seconds (2 s): skipped"
+    assert time.perf_counter() - started < 5
+    assert run(good)["status"] == "loaded"
 
 
 def test_precomputed_embedder_looks_vectors_up_and_embeds_what_is_missing():

@@ -47,6 +47,7 @@ from kbqa.ingest.pipeline import (
     text_hash,
 )
 from kbqa.ingest.sources import Item, Source
+from kbqa.ingest.worker import ParseWorker
 from kbqa.redact import redact
 from kbqa.store import ChunkRow, DocumentRow, Store
 from kbqa.types import Document
@@ -59,6 +60,16 @@ EmbedderFactory = Callable[[], Embedder]
 # so are the database connections of executors that write.
 _WORKER_EMBEDDERS: dict[str, Embedder] = {}
 _WORKER_STORES: dict[str, tuple[Store, IndexSink | None]] = {}
+# ...and its parse worker (ingest/worker.py), so that a hostile file costs an executor at most
+# max_file_seconds and max_parse_memory_bytes, as it does the local ingest.
+_WORKER_PARSERS: dict[tuple[FileLimits, int, int], ParseWorker] = {}
+
+
+def _parser(limits: FileLimits, max_chars: int, soft_max_chars: int) -> ParseWorker:
+    key = (limits, max_chars, soft_max_chars)
+    if key not in _WORKER_PARSERS:
+        _WORKER_PARSERS[key] = ParseWorker(limits, max_chars, soft_max_chars)
+    return _WORKER_PARSERS[key]
 
 
 @dataclass(frozen=True)
@@ -162,8 +173,8 @@ def _task(
     limits: FileLimits | None = None,
 ) -> dict[str, Any]:
     """One item: hash, skip if unchanged, else parse and chunk (or take the given document).
-    The settings' size limits apply as in the local ingest; its time and memory limits do not
-    (a Spark task has its own)."""
+    With `limits` (the settings'), the file is parsed in the Python worker's parse worker
+    within them, as the local ingest parses: size, time and memory; without, in-process."""
     out: dict[str, Any] = {"digest": "", "status": "", "error": "", "document": b"", "timings": {}}
     timings: dict[str, float] = {"hash": 0.0, "parse": 0.0, "chunk": 0.0}
     doc: Document | None = None
@@ -185,9 +196,11 @@ def _task(
         return out
     if doc is None:
         try:
-            doc = parse_file(
-                Path(rows["path"]), max_chars, soft_max_chars, out["digest"], timings, limits
-            )
+            path = Path(rows["path"])
+            if limits is None:
+                doc = parse_file(path, max_chars, soft_max_chars, out["digest"], timings)
+            else:
+                doc = _parser(limits, max_chars, soft_max_chars).parse(path, out["digest"], timings)
         except ParseError as exc:
             out["status"], out["error"] = "failed", str(exc)
             return out
