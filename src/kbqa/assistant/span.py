@@ -25,9 +25,6 @@ _WANTS_FIGURE = re.compile(
     r"\b(when|what year|which year|how (many|much|long|old|often)|(birth)?date|birthday)\b",
     re.I,
 )
-_MONTH = re.compile(
-    r"^(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*$|^\d{1,2}$", re.IGNORECASE
-)
 
 
 def _stem(word: str) -> str:
