@@ -1,5 +1,7 @@
-"""Re-score the answers a `kbqa eval qa` run recorded (answers-*.jsonl) with today's span rule,
-without generating again: span F1 and citation precision on answerable questions, at the
+"""Re-score the answers a `kbqa eval qa` run recorded (answers-*.jsonl) with today's span rule
+(a quote's span: the generator's proposed answer where the quote holds it), without generating
+again — exact, since the span is a function of the question, the delivered text and the
+rejected sentences: span F1 and citation precision on answerable questions, at the
 report's own gate (min_confidence, min_hit_score).
 
     python benchmarks/rescore_answers.py KBQA_HOME/reports/halueval-qa-qa-…
@@ -12,6 +14,7 @@ import sys
 from pathlib import Path
 
 from kbqa.assistant import support
+from kbqa.assistant.answerer import proposed_span
 from kbqa.assistant.span import answer_span
 from kbqa.evals.metrics import token_f1
 from kbqa.evals.qa import score
@@ -31,6 +34,9 @@ def main(folder: Path) -> None:
                 if r["mode"] == "abstained" or not first
                 else answer_span(r["question"], first[0])
             )
+            if r["mode"] == "extracted":
+                dropped = tuple(tuple(d) for d in r["dropped"])
+                r["span"] = proposed_span(r["question"], dropped, r["answer"]) or r["span"]
             r["span_f1"] = token_f1(r["span"], r["reference"]) if r["answerable"] else 0.0
         m = score(records, threshold, min_cosine)
         name = path.stem.removeprefix("answers-")

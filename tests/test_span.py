@@ -73,6 +73,36 @@ from kbqa.assistant.span import answer_span, span_bounds
             "Fordell Castle in Dalgety Bay [1].",
             "Fordell Castle",
         ),
+        # The asked kind ends the name it belongs to, when the sentence capitalises it...
+        (
+            "May Slosson died in what Michigan county?",
+            "Ann Arbor is the county seat of Washtenaw County [1].",
+            "Washtenaw County",
+        ),
+        # ...not when it is a common noun before the name.
+        (
+            "Jamie Muhoberac received credits for what synthpop duo?",
+            "He worked with the English synthpop duo Pet Shop Boys [1].",
+            "Pet Shop Boys",
+        ),
+        # A nationality is a demonym, not the first name in the sentence.
+        (
+            "Son of Paleface starred the comedian of what nationality?",
+            "Bob Hope (born 1903) was an American comedian [1].",
+            "American",
+        ),
+        # What two things have in common is a kind, not a name.
+        (
+            "What sport do Pieter Nys and Fortuna Sittard have in common?",
+            "Fortuna Sittard is a football club in Sittard, The Netherlands [1].",
+            "football club",
+        ),
+        # Two sentences run together without a space are two tokens, not one.
+        (
+            "Daniel Heartz is a professor at which university?",
+            "He taught at Berkeley.The University of California is public [1].",
+            "Berkeley",
+        ),
     ],
 )
 def test_the_span_is_what_the_sentence_adds_to_the_question(question, sentence, span):

@@ -364,7 +364,7 @@ class Answerer:
         timings["generate_ms"] = timings.get("generate_ms", 0.0) or _ms(started)
         span = answer_span(question, support.split_sentences(draft.text)[0])
         if mode == "extracted":
-            span = _proposed_span(question, dropped, draft.text) or span
+            span = proposed_span(question, dropped, draft.text) or span
         return Answer(
             question,
             draft.text,
@@ -440,7 +440,7 @@ def _find(span: str, text: str) -> re.Match | None:
     return re.search(rf"(?<!\w){re.escape(span)}(?!\w)", text, re.IGNORECASE)
 
 
-def _proposed_span(question: str, dropped: tuple[tuple[str, str], ...], quote: str) -> str:
+def proposed_span(question: str, dropped: tuple[tuple[str, str], ...], quote: str) -> str:
     """The first proposed answer (see `_proposals`) the quote holds, as the quote writes it;
     '' when it holds none."""
     for span in _proposals(question, dropped):

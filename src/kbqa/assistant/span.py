@@ -11,7 +11,9 @@ import re
 
 from kbqa.assistant.support import STOPWORDS, strip_citations
 
-_TOKEN = re.compile(r"[\w$`~/+#@%-]+(?:[.:,'’][\w$`~/+#@%-]+)*", re.UNICODE)
+# A word, and its joined parts ("2.3.1", "api/v2", "D.W"), but not two sentences run together
+# without a space ("Berkeley.The University…", as scraped text often has them).
+_TOKEN = re.compile(r"[\w$`~/+#@%-]+(?:(?:[:,'’]|\.(?![A-Z][a-z]))[\w$`~/+#@%-]+)*", re.UNICODE)
 _YES_NO = re.compile(r"^\s*(yes|no)\b", re.IGNORECASE)
 _OR = re.compile(r"\s+or\s+", re.IGNORECASE)
 # Words that join the parts of one answer ("Port of Tyne", "Sodom and Gomorrah").
@@ -21,6 +23,13 @@ _GLUE = frozenset(["of", "the", "a", "an", "and", "de", "von", "van", "der", "la
 # which more often join a name to its place ("Fordell Castle in Dalgety Bay").
 _NAME_GLUE = _GLUE | {"on", "upon", "del", "della", "di", "da", "du"}
 _FIGURE = re.compile(r"\d")
+# "What do X and Y have in common?", "are both considered what?": a kind, not a name.
+_WANTS_KIND = re.compile(r"\bin common\b|\b(both|considered|share)\b[^?]*\bwhat\s*\?*\s*$", re.I)
+# The words after "what"/"which" name the answer's kind ("what Michigan county", "which river").
+_ASKED_KIND = re.compile(r"\b(?:what|which)\s+((?:[\w-]+\s+){0,2}[\w-]+)", re.I)
+_NOT_KIND = STOPWORDS | {"other", "type", "kind", "sort"}
+_NATIONALITY = re.compile(r"\b(nationality|language)\b", re.I)
+_DEMONYM = re.compile(r"^[A-Z][a-z]+(?:an|ish|ese|ian|ch)$")
 _WANTS_FIGURE = re.compile(
     r"\b(when|what year|which year|how (many|much|long|old|often)|(birth)?date|birthday)\b",
     re.I,
@@ -51,15 +60,49 @@ def span_bounds(question: str, sentence: str) -> tuple[int, int] | None:
     if not runs:
         return None
     wants_figure = bool(_WANTS_FIGURE.search(question))
+    wants_kind = bool(_WANTS_KIND.search(question))
+    nationality = bool(_NATIONALITY.search(question))
+    kind = {
+        _stem(w)
+        for m in _ASKED_KIND.finditer(question)
+        for w in m.group(1).split()
+        if w.lower() not in _NOT_KIND
+    }
+
+    def beside_kind(run: tuple[int, int]) -> bool:
+        # A name that ends with the asked kind: "…the county seat of Washtenaw County" for
+        # "what Michigan county?". Not "the English synthpop duo Pet Shop Boys" for "what
+        # synthpop duo?": a kind in lower case is not part of the name before it.
+        i, j = run
+        return (
+            j < len(tokens)
+            and _stem(tokens[j].group()) in kind
+            and tokens[j].group()[:1].isupper()
+            and _adjacent(sentence, tokens[j - 1], tokens[j])
+            and all(t.group()[:1].isupper() or t.group() in _GLUE for t in tokens[i:j])
+        )
 
     def rank(run: tuple[int, int]) -> tuple:
         text = sentence[tokens[run[0]].start() : tokens[run[1] - 1].end()]
         aside = _in_brackets(sentence, tokens[run[0]].start())
         figure = bool(_FIGURE.search(text))
         named = any(t.group()[:1].isupper() for t in tokens[run[0] : run[1]])
-        return (not aside, figure if wants_figure else named or figure, -run[0])
+        demonym = any(_DEMONYM.match(t.group()) for t in tokens[run[0] : run[1]])
+        if nationality:
+            fits = demonym
+        elif run[1] - run[0] == 1 and demonym:
+            fits = False  # "the English synthpop duo Pet Shop Boys": an adjective, not the answer
+        elif wants_figure:
+            fits = figure
+        elif wants_kind:
+            fits = not named
+        else:
+            fits = named or figure
+        return (not aside, fits, beside_kind(run), -run[0])
 
     i, j = max(runs, key=rank)
+    if beside_kind((i, j)):
+        j += 1  # the kind is part of the name: "Washtenaw County", "the Genesee River"
     return tokens[i].start(), tokens[j - 1].end()
 
 
@@ -94,8 +137,10 @@ def _glued(sentence: str, tokens: list[re.Match], new: list[bool], j: int) -> in
     for k in (j + 1, j + 2):
         if k >= len(tokens) or not new[k] or not _adjacent(sentence, tokens[j - 1], tokens[k]):
             continue
-        capitals = tokens[j - 1].group()[:1].isupper() and tokens[k].group()[:1].isupper()
-        glue = _NAME_GLUE if capitals else _GLUE
+        left, right = tokens[j - 1].group()[:1], tokens[k].group()[:1]
+        if left.isupper() != right.isupper() and not (left.isdigit() or right.isdigit()):
+            continue  # "seat of Washtenaw", "capital of France": the name stands alone
+        glue = _NAME_GLUE if left.isupper() else _GLUE
         if all(t.group().lower() in glue for t in tokens[j:k]):
             return k + 1
     return 0
