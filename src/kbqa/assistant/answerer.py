@@ -13,7 +13,7 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -309,7 +309,7 @@ class Answerer:
             return draft.add(bare, backing)
         best = max(range(len(hits)), key=lambda n: checks[n].overlap + checks[n].similarity)
         c = checks[best]
-        why = f"{_UNSUPPORTED} (best [{best + 1}]: overlap {c.overlap:.2f}, "
+        why = f"{UNSUPPORTED} (best [{best + 1}]: overlap {c.overlap:.2f}, "
         why += f"similarity {c.similarity:.2f}"
         why += f", missing {', '.join(sorted(c.missing))})" if c.missing else ")"
         draft.dropped.append((bare, why))
@@ -380,7 +380,7 @@ class Answerer:
         )
 
     def _extract(
-        self, question: str, hits: list[Hit], proposed: list[str] = ()
+        self, question: str, hits: list[Hit], proposed: Sequence[str] = ()
     ) -> list[tuple[str, int]]:
         """The sentences of the passages closest to the question, quoted with their passage;
         one that holds the answer the generator `proposed` (in a sentence the check rejected)
@@ -414,7 +414,8 @@ class Answerer:
 
 
 _DECLINED = "the generator said the sources lack the answer"
-_UNSUPPORTED = "not supported by any source"
+# How a sentence the support check rejected is marked in `dropped` (evals count them by it).
+UNSUPPORTED = "not supported by any source"
 
 
 # How much closer to the question a quotable sentence counts when it holds the generator's
@@ -432,7 +433,7 @@ def _proposals(question: str, dropped: tuple[tuple[str, str], ...]) -> list[str]
     restated with a name no passage has) while its answer stands in a retrieved passage:
     quoting the sentence that holds it, and marking it there, makes the model the quote's
     reader, and what is shown is the passage's own text, never the model's."""
-    spans = [answer_span(question, s) for s, why in dropped if why.startswith(_UNSUPPORTED)]
+    spans = [answer_span(question, s) for s, why in dropped if why.startswith(UNSUPPORTED)]
     return [span for span in spans if len(span) >= 2]
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kbqa.assistant import support
-from kbqa.assistant.answerer import Answerer
+from kbqa.assistant.answerer import UNSUPPORTED, Answerer
 from kbqa.assistant.generator import Generator
 from kbqa.errors import KbqaError
 from kbqa.evals.datasets import BeirDataset
@@ -35,8 +35,6 @@ from kbqa.evals.retrieval import corpus_source
 from kbqa.types import Answer
 
 Progress = Callable[[str, int, int], None]
-# The reasons the answerer gives for dropping a sentence because of its content, not its form.
-_REJECTED = ("not supported", "cites no passage")
 _BLOCK = 32  # questions answered between progress updates (the generator batches within)
 
 
@@ -144,7 +142,7 @@ def _record(qid: str, dataset: BeirDataset, gold: dict[str, set[str]], answer: A
     facts = dataset.answers[qid]
     reference = str(facts.get("answer", ""))
     answerable = bool(facts.get("answerable", qid in gold))
-    generated = [s for s, why in answer.dropped if why.startswith(_REJECTED)]
+    generated = [s for s, why in answer.dropped if why.startswith(UNSUPPORTED)]
     kept = support.split_sentences(answer.text) if answer.mode == "generated" else []
     prediction = "" if answer.abstained else support.strip_citations(answer.text)
     contains = bool(reference) and normalize_answer(reference) in normalize_answer(prediction)
