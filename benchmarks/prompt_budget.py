@@ -22,7 +22,7 @@ import time
 from kbqa.app import KnowledgeBase
 from kbqa.assistant.answerer import Answerer
 from kbqa.evals.datasets import load_beir
-from kbqa.evals.qa import _gold, _record, score, split_questions
+from kbqa.evals.qa import Gate, _gold, _record, score, split_questions
 from kbqa.settings import Settings
 
 VARIANTS = {
@@ -79,7 +79,7 @@ def main() -> None:
                 full.append(answer.timings["generate_ms"] / 1000)
                 if "first_sentence_ms" in answer.timings:
                     first.append(answer.timings["first_sentence_ms"] / 1000)
-        m = score(records, s.min_confidence, s.min_hit_score)
+        m = score(records, Gate.of(s))
         answerable = [r for r in records if r["answerable"]]
         generated = sum(r["mode"] == "generated" for r in answerable) / max(len(answerable), 1)
         print(

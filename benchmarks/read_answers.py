@@ -4,7 +4,8 @@ a person to read ("does the cited passage say this?").
     python benchmarks/read_answers.py REPORT_FOLDER [--config LABEL] [-n 50] [--seed 1]
         [--mode generated] > read.md
 
-Only answers delivered at the report's own gate (min_confidence, min_hit_score) are sampled,
+Only answers delivered at the report's own gate (min_confidence, min_hit_score,
+min_quote_confidence) are sampled,
 in the mode asked for. Each item ends with a "verdict:" line to fill in.
 """
 
@@ -16,6 +17,7 @@ import random
 from pathlib import Path
 
 from kbqa.evals.datasets import load_beir
+from kbqa.evals.qa import Gate
 
 
 def main() -> None:
@@ -39,13 +41,9 @@ def main() -> None:
         next(f for f in files if "extractive" not in f.stem),
     )
     records = [json.loads(line) for line in path.read_text().splitlines() if line]
+    delivers = Gate.from_metrics(gate).delivers
     delivered = [
-        r
-        for r in records
-        if r["mode"] != "abstained"
-        and r["confidence"] >= gate["min_confidence"]
-        and r["cosine"] >= gate["min_hit_score"]
-        and (args.mode == "any" or r["mode"] == args.mode)
+        r for r in records if delivers(r) and (args.mode == "any" or r["mode"] == args.mode)
     ]
     sample = random.Random(args.seed).sample(delivered, min(args.n, len(delivered)))
     print(f"# {len(sample)} of {len(delivered)} delivered answers ({args.mode}), {path.name}\n")

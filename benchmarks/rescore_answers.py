@@ -17,13 +17,13 @@ from kbqa.assistant import support
 from kbqa.assistant.answerer import proposed_span
 from kbqa.assistant.span import answer_span
 from kbqa.evals.metrics import token_f1
-from kbqa.evals.qa import score
+from kbqa.evals.qa import Gate, score
 
 
 def main(folder: Path) -> None:
     gate = json.loads((folder / "metrics.json").read_text())
-    threshold, min_cosine = gate["min_confidence"], gate["min_hit_score"]
-    print(f"{folder.name}: gate min_confidence {threshold}, min_hit_score {min_cosine}")
+    gate = Gate.from_metrics(gate)
+    print(f"{folder.name}: gate {gate.describe()}")
     print(f"{'config':<48} {'F1':>6} {'span F1':>8} {'cit. P':>7} {'cit. P (answerable)':>20}")
     for path in sorted(folder.glob("answers-*.jsonl")):
         records = [json.loads(line) for line in path.read_text().splitlines() if line]
@@ -38,7 +38,7 @@ def main(folder: Path) -> None:
                 dropped = tuple(tuple(d) for d in r["dropped"])
                 r["span"] = proposed_span(r["question"], dropped, r["answer"]) or r["span"]
             r["span_f1"] = token_f1(r["span"], r["reference"]) if r["answerable"] else 0.0
-        m = score(records, threshold, min_cosine)
+        m = score(records, gate)
         name = path.stem.removeprefix("answers-")
         print(
             f"{name:<48} {m['f1']:>6.3f} {m['span_f1']:>8.3f} {m['citation_precision']:>7.3f}"

@@ -357,6 +357,37 @@ def test_the_generator_saying_it_does_not_know_is_trusted_by_default(ready: Know
     assert answer.reason == "none of the generator's 1 sentences passed the support check"
 
 
+def test_a_quote_in_place_of_rejected_sentences_needs_min_quote_confidence(
+    ready: KnowledgeBase,
+):
+    wrong = "Ask the Jenkins team [1]."
+    quoted, _ = answer_with(ready, wrong, QUESTION, on_unsupported="extract")
+    assert quoted.mode == "extracted" and 0.0 < quoted.confidence < 1.0
+    # Above the floor the quote stands; below it the answerer abstains and says why.
+    floor = round(quoted.confidence + 0.01, 2)
+    answer, _ = answer_with(
+        ready, wrong, QUESTION, on_unsupported="extract", min_quote_confidence=floor
+    )
+    assert answer.abstained and answer.text == ABSTAIN_TEXT
+    assert answer.reason == (
+        "none of the generator's 1 sentences passed the support check; "
+        f"confidence {quoted.confidence:.2f} < min_quote_confidence {floor}"
+    )
+    kept, _ = answer_with(
+        ready, wrong, QUESTION, on_unsupported="extract", min_quote_confidence=floor - 0.02
+    )
+    assert kept.mode == "extracted" and kept.text == quoted.text
+    # A generated sentence that passes needs no more than min_confidence...
+    hits = ready.retriever.search(QUESTION, 4)
+    n = next(i for i, h in enumerate(hits, 1) if "rotate-role" in h.text)
+    said = f"Run vault write database/rotate-role/staging-app, then restart the api pods [{n}]."
+    answer, _ = answer_with(ready, said, QUESTION, min_quote_confidence=1.0)
+    assert answer.mode == "generated"
+    # ...and the extractive answerer, which never asked a generator, is not held to it.
+    ready.settings = ready.settings.replace(min_quote_confidence=1.0)
+    assert ready.ask(QUESTION, extractive=True).mode == "extracted"
+
+
 def test_the_prompt_does_not_repeat_a_heading_its_label_already_shows():
     def hit(text: str, heading: str) -> Hit:
         return Hit(1, 0.9, text, heading, "/docs/oncall.md", "On-call")

@@ -13,7 +13,15 @@ from kbqa.cli import cli
 from kbqa.errors import KbqaError
 from kbqa.evals.datasets import load_beir
 from kbqa.evals.metrics import token_f1
-from kbqa.evals.qa import Config, _gold, evaluate_qa, score, split_questions, support_pairs
+from kbqa.evals.qa import (
+    Config,
+    Gate,
+    _gold,
+    evaluate_qa,
+    score,
+    split_questions,
+    support_pairs,
+)
 from kbqa.retrieval.embedder import HashEmbedder
 
 DOCS = {
@@ -131,19 +139,36 @@ def test_threshold_moves_answers_to_abstentions():
          "gold": [], "em": 0.0, "f1": 0.0, "contains": False, "correct": False,
          "written": 0, "rejected": 0},
     ]  # fmt: skip
-    everything = score(records, threshold=0.0)
+    everything = score(records, Gate(0.0))
     assert everything["answered"] == 1.0 and everything["f1"] == 0.75
     assert everything["citation_precision"] == pytest.approx(1 / 3)
     assert everything["abstention_recall"] == 0.0 and everything["auroc"] == 1.0
     assert everything["rejected_sentences"] == pytest.approx(2 / 3)
-    strict = score(records, threshold=0.45)
+    strict = score(records, Gate(0.45))
     assert strict["answered"] == pytest.approx(2 / 3) and strict["abstention_recall"] == 1.0
     # The cosine floor abstains on its own: "b" has the confidence but not the cosine.
-    floored = score(records, threshold=0.0, min_cosine=0.55)
+    floored = score(records, Gate(0.0, 0.55))
     assert floored["answered"] == pytest.approx(2 / 3) and floored["abstention_recall"] == 0.0
-    generated = score(records, threshold=0.0, generated_only=True)
+    generated = score(records, Gate(0.0), generated_only=True)
     assert generated["f1"] == 0.5 and generated["citation_precision"] == 1.0
     assert math.isclose(generated["abstention_precision"], 0.5)
+
+
+def test_a_fallback_quote_is_delivered_only_at_min_quote_confidence():
+    def record(mode: str, confidence: float, **extra) -> dict:
+        return {"mode": mode, "confidence": confidence, "cosine": 0.9, "written": 1, **extra}
+
+    gate = Gate(min_confidence=0.5, min_quote_confidence=0.8)
+    assert gate.delivers(record("generated", 0.6))
+    assert not gate.delivers(record("extracted", 0.6, fallback=True))
+    assert gate.delivers(record("extracted", 0.85, fallback=True))
+    # The extractive answerer's quotes stand in for nothing: min_confidence alone.
+    assert gate.delivers(record("extracted", 0.6, fallback=False))
+    # Records from before "fallback" was kept: a quote after the generator wrote something.
+    assert not gate.delivers(record("extracted", 0.6))
+    assert gate.delivers(record("extracted", 0.6, written=0))
+    assert not gate.delivers(record("abstained", 0.9))
+    assert Gate.from_metrics({"min_confidence": 0.5, "min_hit_score": 0.35}) == Gate(0.5, 0.35)
 
 
 def test_a_dataset_without_answers_or_split_is_refused(tiny):

@@ -356,6 +356,9 @@ class Answerer:
                 or (declined and self.settings.on_idk == "abstain")
             ):
                 return abstain(why)
+            if raw is not None and confidence < self.settings.min_quote_confidence:
+                floor = self.settings.min_quote_confidence
+                return abstain(f"{why}; confidence {confidence:.2f} < min_quote_confidence {floor}")
             mode, draft = "extracted", _Draft(hits)
             for sentence, n in self._extract(question, hits, _proposals(question, dropped)):
                 draft.add(sentence, [n])

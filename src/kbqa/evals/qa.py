@@ -46,6 +46,51 @@ class Config:
     generator: Generator | None = None
 
 
+@dataclass(frozen=True)
+class Gate:
+    """When a recorded answer counts as delivered: the answerer's abstention thresholds
+    (settings of the same names), applied afterwards to the records of an ungated run."""
+
+    min_confidence: float = -math.inf
+    min_hit_score: float = -math.inf
+    # Only for a quote that stands in for the generator's rejected sentences.
+    min_quote_confidence: float = -math.inf
+
+    @classmethod
+    def of(cls, settings) -> Gate:
+        return cls(settings.min_confidence, settings.min_hit_score, settings.min_quote_confidence)
+
+    @classmethod
+    def from_metrics(cls, data: dict) -> Gate:
+        """The gate a report's metrics.json was scored at."""
+        return cls(
+            data["min_confidence"],
+            data["min_hit_score"],
+            data.get("min_quote_confidence", -math.inf),
+        )
+
+    def delivers(self, record: dict) -> bool:
+        return (
+            record["mode"] != "abstained"
+            and record["confidence"] >= self.min_confidence
+            and record["cosine"] >= self.min_hit_score
+            and (not is_fallback(record) or record["confidence"] >= self.min_quote_confidence)
+        )
+
+    def describe(self) -> str:
+        return (
+            f"min_confidence {self.min_confidence}, min_hit_score (cosine) {self.min_hit_score}"
+            f", min_quote_confidence {self.min_quote_confidence} (quotes in place of rejected "
+            "sentences)"
+        )
+
+
+def is_fallback(record: dict) -> bool:
+    """A quote standing in for a generator's sentences that all failed the check (records
+    written before "fallback" was kept: a quote after the generator wrote something)."""
+    return record.get("fallback", record["mode"] == "extracted" and record["written"] > 0)
+
+
 @dataclass
 class QaReport:
     dataset: str
@@ -55,8 +100,7 @@ class QaReport:
     support: dict[str, float]
     curves: dict[str, list[tuple[float, float, float]]]
     seconds: dict[str, float]
-    threshold: float
-    min_cosine: float
+    gate: Gate
     folder: Path
     records: dict[str, list[dict]] = field(default_factory=dict)
     gated: bool = False  # nothing generated below the gate (see evaluate_qa)
@@ -91,12 +135,14 @@ def evaluate_qa(
     kb.index_sources([corpus_source(dataset, name)])
     qids = split_questions(dataset, split, limit)
     gold = _gold(dataset)
-    threshold, min_cosine = kb.settings.min_confidence, kb.settings.min_hit_score
+    gate = Gate.of(kb.settings)
     # Off here, applied afterwards: the answer beneath every threshold is needed for the curve.
     unthresholded = (
         kb.settings
         if gated
-        else kb.settings.replace(min_hit_score=-math.inf, min_confidence=-math.inf)
+        else kb.settings.replace(
+            min_hit_score=-math.inf, min_confidence=-math.inf, min_quote_confidence=-math.inf
+        )
     )
     rows, curves, seconds, records = {}, {}, {}, {}
     for config in configs:
@@ -113,21 +159,17 @@ def evaluate_qa(
                 progress(config.label, len(found) - 1, len(qids))
         seconds[config.label] = time.perf_counter() - started
         records[config.label] = found
-        rows[config.label] = score(found, threshold, min_cosine)
+        rows[config.label] = score(found, gate)
         curves[config.label] = accuracy_vs_coverage(
             [r["correct"] for r in found], [r["confidence"] for r in found]
         )
         if config.generator is not None:
-            rows[f"{config.label} (generated only)"] = score(
-                found, threshold, min_cosine, generated_only=True
-            )
+            rows[f"{config.label} (generated only)"] = score(found, gate, generated_only=True)
     if progress:
         progress("support check", 0, 1)
     checked = support_accuracy(kb, dataset, qids, gold)
     out.mkdir(parents=True, exist_ok=True)
-    report = QaReport(
-        name, split, len(qids), rows, checked, curves, seconds, threshold, min_cosine, out
-    )
+    report = QaReport(name, split, len(qids), rows, checked, curves, seconds, gate, out)
     report.records = records
     report.gated = gated
     _write(report)
@@ -156,6 +198,9 @@ def _record(qid: str, dataset: BeirDataset, gold: dict[str, set[str]], answer: A
         "cosine": answer.hits[0].score if answer.hits else 0.0,
         "answer": answer.text,
         "mode": "abstained" if answer.abstained else answer.mode,
+        # Why it abstained, or why a quote stands in for the generator's sentences.
+        "reason": answer.reason,
+        "fallback": answer.mode == "extracted" and not answer.abstained and bool(answer.reason),
         "cited": [c.hit.metadata.get("doc_id", c.hit.uri) for c in answer.citations],
         "retrieved": [h.metadata.get("doc_id", h.uri) for h in answer.hits],
         "em": exact_match(prediction, reference) if answerable else 0.0,
@@ -174,20 +219,11 @@ def _record(qid: str, dataset: BeirDataset, gold: dict[str, set[str]], answer: A
     }
 
 
-def score(
-    records: list[dict],
-    threshold: float,
-    min_cosine: float = -math.inf,
-    generated_only: bool = False,
-) -> dict[str, float]:
-    """The metrics of one config when it abstains below `threshold` on the confidence or
-    below `min_cosine` on the best hit's cosine."""
+def score(records: list[dict], gate: Gate, generated_only: bool = False) -> dict[str, float]:
+    """The metrics of one config when it delivers what `gate` lets through (only its
+    generated answers with `generated_only`)."""
     answered = [
-        r["mode"] != "abstained"
-        and r["confidence"] >= threshold
-        and r["cosine"] >= min_cosine
-        and (r["mode"] == "generated" or not generated_only)
-        for r in records
+        gate.delivers(r) and (r["mode"] == "generated" or not generated_only) for r in records
     ]
     pairs = list(zip(records, answered, strict=True))
     answerable = [(r, a) for r, a in pairs if r["answerable"]]
@@ -311,8 +347,9 @@ def _write(report: QaReport) -> None:
         "split": report.split,
         "questions": report.questions,
         "answerable": answerable,
-        "min_confidence": report.threshold,
-        "min_hit_score": report.min_cosine,
+        "min_confidence": report.gate.min_confidence,
+        "min_hit_score": report.gate.min_hit_score,
+        "min_quote_confidence": report.gate.min_quote_confidence,
         "gated": report.gated,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "configs": {k: {m: clean(v) for m, v in row.items()} for k, row in report.rows.items()},
@@ -329,8 +366,7 @@ def _write(report: QaReport) -> None:
         f"# Answers on {report.dataset} ({report.split}: {report.questions} questions, "
         f"{report.questions - answerable} of them unanswerable)",
         "",
-        f"Abstains below min_confidence {report.threshold} or min_hit_score (cosine) "
-        f"{report.min_cosine}. F1, EM and 'has answer' are "
+        f"Abstains below {report.gate.describe()}. F1, EM and 'has answer' are "
         "over the answerable questions (an abstention scores 0); citation precision is over "
         "delivered answers; AUROC is of the confidence for answerable vs not; 'rejected sent.' "
         "is the share of the generator's own sentences the support check removed. The plot moves "
