@@ -52,7 +52,7 @@ def _missed(found: list[dict], gate: Gate) -> float:
 def choose(found: list[dict], min_hit_score: float, recall: float = DEV_RECALL) -> Gate:
     best, key = None, None
     for low in GRID:
-        for quote in GRID[GRID >= low]:
+        for quote in (q for q in GRID if q >= low):
             gate = Gate(float(low), min_hit_score, float(quote))
             if 1 - _missed(found, gate) < recall:
                 continue
