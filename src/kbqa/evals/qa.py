@@ -32,6 +32,7 @@ from kbqa.evals.metrics import (
     token_f1,
 )
 from kbqa.evals.retrieval import corpus_source
+from kbqa.settings import Settings
 from kbqa.types import Answer
 
 Progress = Callable[[str, int, int], None]
@@ -57,7 +58,7 @@ class Gate:
     min_quote_confidence: float = -math.inf
 
     @classmethod
-    def of(cls, settings) -> Gate:
+    def of(cls, settings: Settings) -> Gate:
         return cls(settings.min_confidence, settings.min_hit_score, settings.min_quote_confidence)
 
     @classmethod
