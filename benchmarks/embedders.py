@@ -86,6 +86,12 @@ def main() -> int:
     parser.add_argument("--bf16-texts", type=int, default=4)
     parser.add_argument("--bf16-full", action="store_true")
     parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument(
+        "--batch-sizes",
+        default="",
+        help="time each backend at these batch sizes too (e.g. 32,8); the first row of "
+        "torch-fp32 stays the base (default: the settings' embed_batch_size only)",
+    )
     parser.add_argument("--skip-ndcg", action="store_true")
     parser.add_argument(
         "--faq-subset",
@@ -96,70 +102,82 @@ def main() -> int:
     args = parser.parse_args()
     settings = Settings.load()
     backends = args.backends.split(",")
+    sizes = [int(b) for b in args.batch_sizes.split(",") if b] or [settings.embed_batch_size]
     slow_bf16 = not cpu_has_bf16() and not args.bf16_full
 
     texts = handbook_texts()
     chars = np.mean([len(t) for t in texts])
     print(f"handbook: {len(texts)} chunks, {chars:.0f} characters on average")
-    print(f"CPU has bf16 units: {cpu_has_bf16()}; cores: {os.cpu_count()}")
+    print(f"CPU has bf16 units: {cpu_has_bf16()}; cores: {os.cpu_count()}; batch sizes {sizes}")
     embedders = {}
     for backend in backends:
         started = time.perf_counter()
         embedders[backend] = make_embedder(
-            PACKAGED_EMBEDDER, "cpu", settings.embed_batch_size, backend, cache=settings.model_cache
+            PACKAGED_EMBEDDER, "cpu", sizes[-1], backend, cache=settings.model_cache
         )
         embedders[backend].embed(["warm up"])
         print(f"{backend}: loaded in {time.perf_counter() - started:.1f} s")
 
-    seconds: dict[str, list[float]] = {b: [] for b in backends}
+    # A row is a backend at a batch size; "name" alone when one batch size is timed.
+    rows = [(b, n) for b in backends for n in sizes]
+    label = {(b, n): b if len(sizes) == 1 else f"{b} bs{n}" for b, n in rows}
+    seconds: dict[tuple, list[float]] = {r: [] for r in rows}
     counts = {
-        b: args.bf16_texts if b == "torch-bf16" and slow_bf16 else len(texts) for b in backends
+        r: args.bf16_texts if r[0] == "torch-bf16" and slow_bf16 else len(texts) for r in rows
     }
     vectors = {}
-    subset_fp32: dict[str, float] = {}  # backend timed on a subset -> fp32's best on it
+    subset_fp32: dict[tuple, float] = {}  # row timed on a subset -> fp32's best on it
     for round_ in range(args.rounds):
-        for backend in backends:
+        for row in rows:
+            backend, size = row
             if backend == "torch-bf16" and slow_bf16 and round_:
                 continue  # minutes a round: one is enough to show it
-            part = texts[: counts[backend]]
+            embedders[backend].batch_size = size
+            part = texts[: counts[row]]
             started = time.perf_counter()
-            vectors[backend] = embedders[backend].embed(part)
-            seconds[backend].append(time.perf_counter() - started)
-            rate = len(part) / seconds[backend][-1]
+            vectors[row] = embedders[backend].embed(part)
+            seconds[row].append(time.perf_counter() - started)
+            rate = len(part) / seconds[row][-1]
             print(
-                f"round {round_ + 1} {backend}: {len(part)} texts, {rate:.2f} chunks/s", flush=True
+                f"round {round_ + 1} {label[row]}: {len(part)} texts, {rate:.2f} chunks/s",
+                flush=True,
             )
-            if counts[backend] < len(texts) and "torch-fp32" in embedders:
+            if counts[row] < len(texts) and "torch-fp32" in embedders:
                 # fp32 on the same few texts, right after, for a fair ratio.
+                embedders["torch-fp32"].batch_size = size
                 started = time.perf_counter()
                 embedders["torch-fp32"].embed(part)
                 same = time.perf_counter() - started
-                subset_fp32[backend] = min(subset_fp32.get(backend, same), same)
+                subset_fp32[row] = min(subset_fp32.get(row, same), same)
                 print(f"  torch-fp32 on the same {len(part)}: {len(part) / same:.2f} chunks/s")
-
-    rates = {b: counts[b] / min(seconds[b]) for b in backends}
-    base = rates.get("torch-fp32")
-    results: dict[str, dict] = {}
     for backend in backends:
-        reference = vectors.get("torch-fp32")
-        n = counts[backend]
+        embedders[backend].batch_size = sizes[-1]  # the nDCG runs use the last batch size
+
+    rates = {r: counts[r] / min(seconds[r]) for r in rows}
+    base = rates.get(("torch-fp32", sizes[0]))
+    reference = vectors.get(("torch-fp32", sizes[0]))
+    results: dict[str, dict] = {}
+    for row in rows:
+        n = counts[row]
         cosine = (
-            float((vectors[backend] * reference[:n]).sum(axis=1).min())
+            float((vectors[row] * reference[:n]).sum(axis=1).min())
             if reference is not None
             else float("nan")
         )
-        ratio = rates[backend] / base if base else float("nan")
-        if backend in subset_fp32:
-            ratio = subset_fp32[backend] / min(seconds[backend])
-        results[backend] = {
-            "chunks_per_s": rates[backend],
+        ratio = rates[row] / base if base else float("nan")
+        if row in subset_fp32:
+            ratio = subset_fp32[row] / min(seconds[row])
+        results[label[row]] = {
+            "chunks_per_s": rates[row],
             "x_fp32": ratio,
             "min_cosine_to_fp32": cosine,
             "texts_timed": n,
         }
+    # nDCG is measured once per backend (at the last batch size) and shown on its rows.
+    by_backend = {b: results[label[(b, sizes[-1])]] for b in backends}
 
     if args.faq_subset:
-        dense_subset_ndcg(settings, embedders, backends, slow_bf16, args.faq_subset, results)
+        dense_subset_ndcg(settings, embedders, backends, slow_bf16, args.faq_subset, by_backend)
     elif not args.skip_ndcg:
         data = load_beir(settings.home / "datasets" / "python-faq")
         for backend in backends:
@@ -178,18 +196,20 @@ def main() -> int:
             run = kb.store.last_run()
             stats = run.stats or {} if run else {}
             if stats.get("embedded"):
-                results[backend]["faq_ingest_chunks_per_s"] = (
+                by_backend[backend]["faq_ingest_chunks_per_s"] = (
                     stats["embedded"] / stats["stages"]["embed"]
                 )
             for mode in ("dense", "hybrid"):
-                results[backend][f"ndcg10_{mode}"] = report.metrics[mode]["ndcg@10"]
+                by_backend[backend][f"ndcg10_{mode}"] = report.metrics[mode]["ndcg@10"]
             print(
                 f"{backend}: python-faq test in {time.perf_counter() - started:.0f} s", flush=True
             )
 
     print("\n| backend | chunks/s | x fp32 | min cosine to fp32 | nDCG@10 dense | hybrid |")
     print("|---|---|---|---|---|---|")
-    for backend, r in results.items():
+    for name, r in results.items():
+        backend = name.split(" ")[0]
+        r = {**by_backend[backend], **r}
         cells = [
             f"{r['chunks_per_s']:.2f}"
             + (f" ({r['texts_timed']} texts)" if r["texts_timed"] < len(texts) else ""),
@@ -199,14 +219,14 @@ def main() -> int:
         for mode in ("dense", "hybrid"):
             value = r.get(f"ndcg10_{mode}")
             delta = (
-                f" ({100 * (value - results['torch-fp32'][f'ndcg10_{mode}']):+.1f})"
+                f" ({100 * (value - by_backend['torch-fp32'][f'ndcg10_{mode}']):+.1f})"
                 if value is not None
-                and "torch-fp32" in results
-                and f"ndcg10_{mode}" in results["torch-fp32"]
+                and "torch-fp32" in by_backend
+                and f"ndcg10_{mode}" in by_backend["torch-fp32"]
                 else ""
             )
             cells.append("—" if value is None else f"{value:.3f}{delta}")
-        print(f"| {backend} | " + " | ".join(cells) + " |")
+        print(f"| {name} | " + " | ".join(cells) + " |")
     print(json.dumps(results, indent=1))
     return 0
 

@@ -53,7 +53,13 @@ def run(kb: KnowledgeBase, label: str, qa: dict, verbose: bool) -> dict:
     model, _, backend = spec.partition("@")
     s = kb.settings.replace(**dict(c.split("=", 1) for c in changes.split(",") if c))
     generator = make_generator(
-        model, s.models_dir, "cpu", s.model_cache, backend or "auto", s.generator_threads
+        model,
+        s.models_dir,
+        "cpu",
+        s.model_cache,
+        backend or "auto",
+        s.generator_threads,
+        s.generator_precision,
     )
     answerer = Answerer(kb.retriever, generator, s)
     answerer.answer(qa["answerable"][0]["question"])  # warm-up: first-call costs aside

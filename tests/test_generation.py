@@ -9,8 +9,9 @@ import pytest
 from kbqa.assistant import generator as gen
 from kbqa.assistant import models
 from kbqa.assistant.answerer import Answerer
-from kbqa.errors import ModelError
+from kbqa.errors import ConfigError, ModelError
 from kbqa.retrieval import device
+from kbqa.settings import Settings
 from kbqa.types import Answer
 
 
@@ -237,6 +238,20 @@ def test_transformers_backend_streams_what_it_generates(tmp_path):
     assert generator.dtype == device.fast_dtype("cpu")
     whole = generator.generate(MESSAGES, 16)
     assert "".join(generator.stream(MESSAGES, 16)).strip() == whole
+
+
+@pytest.mark.slow
+def test_generator_precision_forces_the_transformers_dtype(tmp_path):
+    import torch
+
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        generator = gen.make_generator(
+            SMOL, tmp_path / "models", "cpu", backend="transformers", precision=precision
+        )
+        assert next(generator.model.parameters()).dtype == dtype
+        assert generator.generate(MESSAGES, 8)  # bf16 runs (emulated where the CPU lacks it)
+    with pytest.raises(ConfigError, match="generator_precision"):
+        Settings().replace(generator_precision="fp16")
 
 
 class Recording(Streaming):

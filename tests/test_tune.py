@@ -295,6 +295,33 @@ def test_training_changes_the_weights_and_the_generator_loads_the_result(tmp_pat
     assert isinstance(generator.generate(build_messages("Who founded Town1?", []), 4), str)
 
 
+@pytest.mark.parametrize("units", ["bfloat16", "float32"])
+def test_training_runs_in_bf16_autocast_only_where_the_hardware_has_bf16(
+    tmp_path, monkeypatch, units
+):
+    from kbqa.tune import train as training
+
+    monkeypatch.setattr(training, "fast_dtype", lambda device: units)
+    models_dir = tmp_path / "models"
+    base = _tiny_base(models_dir)
+    config = TrainConfig(steps=2, batch_size=2, learning_rate=1e-2, warmup_steps=1)
+    folder = train(
+        _examples_file(tmp_path / "train.jsonl"),
+        "tiny-mixed",
+        models_dir,
+        base=base,
+        config=config,
+        device="cpu",
+        show_progress=False,
+    )
+    info = json.loads((folder / INFO_FILE).read_text())
+    assert info["precision"] == ("bf16 autocast" if units == "bfloat16" else "fp32")
+    before, after = _weights(models_dir / base), _weights(folder)
+    # Mixed precision keeps fp32 master weights: what is saved is fp32, and it learned.
+    assert all(t.dtype == torch.float32 for t in after.values())
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
 def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path):
     models_dir = tmp_path / "models"
     base = _tiny_base(models_dir)

@@ -103,6 +103,7 @@ class KnowledgeBase:
             s.model_cache,
             s.generator_backend,
             s.generator_threads,
+            s.generator_precision,
         )
 
     def _locked_generator(self) -> Generator | None:

@@ -402,6 +402,7 @@ def eval_qa(
             settings.model_cache,
             backend or settings.generator_backend,
             settings.generator_threads,
+            settings.generator_precision,
         )
         configs.append(Config(label, generator))
     out = _report_folder(settings, name, "qa", out)

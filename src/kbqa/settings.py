@@ -44,11 +44,17 @@ class Settings:
     generator_backend: str = "auto"
     # llama.cpp threads; 0 is one per core.
     generator_threads: int = 0
+    # The transformers backend's precision: "auto" is bf16 on a GPU that has it or a CPU with
+    # bf16 units (AMX, AVX-512 BF16), fp32 elsewhere; "fp32" or "bf16" force one.
+    generator_precision: str = "auto"
     # Where packaged models split over several packages are assembled (once, ~1 GB).
     model_cache: Path = Path("~/.cache/kbqa/models")
     # "auto" uses a CUDA GPU when torch (and faiss) see one; "cpu" or "cuda" force it.
     device: str = "auto"
-    embed_batch_size: int = 32
+    # Texts a forward pass of the embedder. Small batches pad less and keep the activations in
+    # the CPU's caches: on the handbook's chunks batch 8 was 1.5x batch 32 in fp32 and 1.6x in
+    # onnx-qint8 (benchmarks/embedders.py --batch-sizes 32,8). On a GPU, larger is faster.
+    embed_batch_size: int = 8
     # Limits on one file at ingest (README "Faults and hostile files"): a file larger than
     # max_file_bytes, or a DOCX whose zip members unpack to more than max_unpacked_bytes, is
     # skipped before parsing; a parse that takes longer than max_file_seconds, or needs more
@@ -240,6 +246,7 @@ class Settings:
             "on_unsupported": ("abstain", "extract"),
             "on_idk": ("abstain", "extract"),
             "generator_backend": ("auto", "llama.cpp", "transformers"),
+            "generator_precision": ("auto", "fp32", "bf16"),
             "device": ("auto", "cpu", "cuda"),
             "retrieval_mode": ("dense", "bm25", "hybrid"),
             "fusion": ("rrf", "convex"),

@@ -30,6 +30,7 @@ Messages = list[dict[str, str]]
 # The answer is a few sentences; a blank line means the model has moved on to something else.
 STOP = ["\n\n"]
 DEFAULT_CACHE = Path("~/.cache/kbqa/models")
+DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
 
 class Generator(Protocol):
@@ -107,14 +108,14 @@ class TransformersGenerator:
         models_dir: Path,
         device: str = "auto",
         cache: Path = DEFAULT_CACHE,
-        dtype: str = "auto",
+        precision: str = "auto",
     ):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.name = model
         location = resolve_model(model, models_dir, cache)
         self.device = torch_device(device)
-        self.dtype = fast_dtype(self.device) if dtype == "auto" else dtype
+        self.dtype = fast_dtype(self.device) if precision == "auto" else DTYPES[precision]
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(location)
             self.model = AutoModelForCausalLM.from_pretrained(location, dtype=self.dtype)
@@ -304,14 +305,16 @@ def make_generator(
     cache: Path = DEFAULT_CACHE,
     backend: str = "auto",
     threads: int = 0,
+    precision: str = "auto",
 ) -> Generator:
-    """The generator for a settings string, on the backend `backend_for` picks."""
+    """The generator for a settings string, on the backend `backend_for` picks; `precision`
+    ("auto", "fp32", "bf16") applies to the transformers backend."""
     if model == "echo":
         return EchoGenerator()
     if backend_for(model, backend) == "llama.cpp":
         path = packaged_gguf(model, cache) if model in PACKAGED else Path(model).expanduser()
         return LlamaCppGenerator(path, model, threads)
-    return TransformersGenerator(model, models_dir, device, cache)
+    return TransformersGenerator(model, models_dir, device, cache, precision)
 
 
 __all__ = [

@@ -38,7 +38,7 @@ from typing import Any
 
 from kbqa.assistant.generator import resolve_model
 from kbqa.errors import KbqaError, ModelError
-from kbqa.retrieval.device import torch_device
+from kbqa.retrieval.device import fast_dtype, torch_device
 from kbqa.settings import TUNE_BASE
 from kbqa.tune.data import file_sha256, read_examples
 
@@ -98,6 +98,9 @@ def train(
     data_hash = file_sha256(data)
     location = resolve_model(base, models_dir)
     run_device = torch_device(device)
+    # Mixed precision where the hardware multiplies bf16 (a GPU, or a CPU with AMX / AVX-512
+    # BF16): the weights and the optimizer stay fp32, the matrix products run in bf16.
+    autocast = fast_dtype(run_device) == "bfloat16"
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
     except (OSError, ValueError) as exc:
@@ -164,7 +167,7 @@ def train(
         for start in range(0, len(picks), config.micro_batch):
             batch = _collate([sequences[i] for i in picks[start : start + config.micro_batch]])
             batch = {key: value.to(run_device) for key, value in batch.items()}
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run_device == "cuda"):
+            with torch.autocast(run_device.split(":")[0], torch.bfloat16, enabled=autocast):
                 loss = _reply_loss(model, batch)
             share = len(batch["input_ids"]) / len(picks)
             (loss * share).backward()
@@ -207,6 +210,7 @@ def train(
         "counts": dict(Counter(e["source"] for e in examples)),
         "config": asdict(config),
         "device": run_device,
+        "precision": "bf16 autocast" if autocast else "fp32",
         "steps": state["step"],
         "examples_seen": state["step"] * config.batch_size,
         "epochs": round(state["step"] * config.batch_size / len(sequences), 3),
