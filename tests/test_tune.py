@@ -299,9 +299,10 @@ def test_training_changes_the_weights_and_the_generator_loads_the_result(tmp_pat
 def test_training_runs_in_bf16_autocast_only_where_the_hardware_has_bf16(
     tmp_path, monkeypatch, units
 ):
-    from kbqa.tune import train as training
+    import sys
 
-    monkeypatch.setattr(training, "fast_dtype", lambda device: units)
+    # kbqa.tune exports the function train, which hides the module of the same name.
+    monkeypatch.setattr(sys.modules["kbqa.tune.train"], "fast_dtype", lambda device: units)
     models_dir = tmp_path / "models"
     base = _tiny_base(models_dir)
     config = TrainConfig(steps=2, batch_size=2, learning_rate=1e-2, warmup_steps=1)

@@ -509,6 +509,7 @@ def tune_train(
         base=base,
         config=config,
         device=settings.device,
+        precision=settings.generator_precision,
         resume=not fresh,
     )
     click.echo(f"saved {folder}: try `kbqa ask --model {name} QUESTION`")

@@ -76,6 +76,7 @@ def train(
     config: TrainConfig | None = None,
     checkpoint_every: int = 10,
     device: str = "auto",
+    precision: str = "auto",
     resume: bool = True,
     show_progress: bool = True,
     stop_after: int | None = None,
@@ -83,7 +84,9 @@ def train(
     """Fine-tune `base` on the examples in `data` and save it as models_dir/NAME; returns it.
 
     `work_dir` (default: models_dir/../tune/NAME) holds the checkpoint; `resume=False` starts
-    over. `stop_after` N steps of this run, it checkpoints and returns None: run again to go on."""
+    over. `stop_after` N steps of this run, it checkpoints and returns None: run again to go on.
+    `precision` "auto" trains in bf16 autocast where the hardware has bf16, "fp32" / "bf16"
+    force it."""
     import torch
     from tqdm import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -100,7 +103,7 @@ def train(
     run_device = torch_device(device)
     # Mixed precision where the hardware multiplies bf16 (a GPU, or a CPU with AMX / AVX-512
     # BF16): the weights and the optimizer stay fp32, the matrix products run in bf16.
-    autocast = fast_dtype(run_device) == "bfloat16"
+    autocast = precision == "bf16" or (precision == "auto" and fast_dtype(run_device) == "bfloat16")
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
     except (OSError, ValueError) as exc:
