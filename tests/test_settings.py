@@ -58,3 +58,17 @@ def test_retrieval_defaults_and_their_limits():
         with pytest.raises(ConfigError, match=key):
             Settings.load(environ={f"KBQA_{key.upper()}": bad})
     assert Settings.load(environ={"KBQA_RERANK_MODEL": "/models/x"}).rerank_model == "/models/x"
+
+
+def test_thresholds_outside_their_range_are_refused_by_name():
+    # 50 for 0.50 would make kbqa abstain on every question without saying why.
+    for key, bad in (
+        ("min_confidence", 50),
+        ("min_quote_confidence", -0.1),
+        ("min_hit_score", 1.5),
+    ):
+        with pytest.raises(ConfigError, match=f"'{key}' must be between"):
+            Settings.load(environ={f"KBQA_{key.upper()}": str(bad)})
+    # Their edges are allowed, and -inf switches a gate off (the ungated evaluation).
+    assert Settings().replace(min_confidence=1.0, min_hit_score=-1.0).min_confidence == 1.0
+    assert Settings().replace(min_confidence=float("-inf")).min_confidence == float("-inf")

@@ -289,6 +289,15 @@ class Settings:
             )
         if not 0.0 <= self.fusion_alpha <= 1.0:
             raise ConfigError("setting 'fusion_alpha' must be between 0 and 1")
+        # A threshold past 1 (on a probability, or a cosine, which is at most 1) would abstain on
+        # every question without saying why. -inf switches a gate off (the ungated evaluation).
+        bounds = {"min_confidence": 0.0, "min_quote_confidence": 0.0, "min_hit_score": -1.0}
+        for key, low in bounds.items():
+            value = getattr(self, key)
+            if value != float("-inf") and not low <= value <= 1.0:
+                raise ConfigError(
+                    f"setting '{key}' must be between {low:g} and 1 (it is {value:g})"
+                )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
