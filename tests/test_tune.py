@@ -11,6 +11,7 @@ from kbqa.assistant.generator import TransformersGenerator
 from kbqa.assistant.prompt import SYSTEM, build_messages
 from kbqa.errors import KbqaError
 from kbqa.evals.datasets import load_beir, prepare
+from kbqa.retrieval import device
 from kbqa.retrieval.embedder import HashEmbedder
 from kbqa.settings import TUNE_BASE
 from kbqa.store import FeedbackRow
@@ -299,10 +300,7 @@ def test_training_changes_the_weights_and_the_generator_loads_the_result(tmp_pat
 def test_training_runs_in_bf16_autocast_only_where_the_hardware_has_bf16(
     tmp_path, monkeypatch, units
 ):
-    import sys
-
-    # kbqa.tune exports the function train, which hides the module of the same name.
-    monkeypatch.setattr(sys.modules["kbqa.tune.train"], "fast_dtype", lambda device: units)
+    monkeypatch.setattr(device, "fast_dtype", lambda where: units)
     models_dir = tmp_path / "models"
     base = _tiny_base(models_dir)
     config = TrainConfig(steps=2, batch_size=2, learning_rate=1e-2, warmup_steps=1)

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from kbqa.assistant.models import PACKAGED, packaged_gguf
 from kbqa.errors import MissingDependencyError, ModelError
-from kbqa.retrieval.device import fast_dtype, torch_device
+from kbqa.retrieval.device import precision_dtype, torch_device
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,6 @@ Messages = list[dict[str, str]]
 # The answer is a few sentences; a blank line means the model has moved on to something else.
 STOP = ["\n\n"]
 DEFAULT_CACHE = Path("~/.cache/kbqa/models")
-DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
 
 class Generator(Protocol):
@@ -115,7 +114,7 @@ class TransformersGenerator:
         self.name = model
         location = resolve_model(model, models_dir, cache)
         self.device = torch_device(device)
-        self.dtype = fast_dtype(self.device) if precision == "auto" else DTYPES[precision]
+        self.dtype = precision_dtype(precision, self.device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(location)
             self.model = AutoModelForCausalLM.from_pretrained(location, dtype=self.dtype)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from functools import cache
 
+from kbqa.errors import ConfigError
+
 
 @cache
 def torch_device(preference: str = "auto") -> str:
@@ -33,3 +35,16 @@ def fast_dtype(device: str) -> str:
     if device.startswith("cuda"):
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
     return "bfloat16" if cpu_has_bf16() else "float32"
+
+
+PRECISIONS = {"fp32": "float32", "bf16": "bfloat16"}
+
+
+def precision_dtype(precision: str, device: str) -> str:
+    """The torch dtype name a `generator_precision` setting means on `device`: "auto" is
+    `fast_dtype`, "fp32" / "bf16" force one."""
+    if precision == "auto":
+        return fast_dtype(device)
+    if precision not in PRECISIONS:
+        raise ConfigError("setting 'generator_precision' must be one of auto, fp32, bf16")
+    return PRECISIONS[precision]

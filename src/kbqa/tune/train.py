@@ -38,7 +38,7 @@ from typing import Any
 
 from kbqa.assistant.generator import resolve_model
 from kbqa.errors import KbqaError, ModelError
-from kbqa.retrieval.device import fast_dtype, torch_device
+from kbqa.retrieval.device import precision_dtype, torch_device
 from kbqa.settings import TUNE_BASE
 from kbqa.tune.data import file_sha256, read_examples
 
@@ -103,7 +103,7 @@ def train(
     run_device = torch_device(device)
     # Mixed precision where the hardware multiplies bf16 (a GPU, or a CPU with AMX / AVX-512
     # BF16): the weights and the optimizer stay fp32, the matrix products run in bf16.
-    autocast = precision == "bf16" or (precision == "auto" and fast_dtype(run_device) == "bfloat16")
+    autocast = precision_dtype(precision, run_device) == "bfloat16"
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
     except (OSError, ValueError) as exc:
