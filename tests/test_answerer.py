@@ -437,3 +437,73 @@ def test_a_quote_takes_in_the_sentence_that_holds_the_proposed_answer(kb: Knowle
     # The generator's rejected sentence proposed "35 days": the sentence holding it is quoted.
     assert [n for _, n in answerer._extract(question, hits, ["35 days"])] == [1, 2]
     assert [n for _, n in answerer._extract(question, hits, ["90 days"])] == [1]
+
+
+# Real answers of the 1.5B default, from the manual reads in tests/data: unsupported ones the
+# check let through before, and supported ones that must stay supported.
+BANDS = (
+    "Supergrass were an English rock band, formed in 1993 in Oxford.Quietdrive is an alternative "
+    "rock band based in Hopkins, Minnesota that formed in 2002."
+)
+DIRECTORS = (
+    "Tressie Souders (February 7, 1897 – January 17, 1995) was the first known African American "
+    "female to direct a feature film, 1922's \"A Woman's Error\".Padmarajan (23 May 1945 – 24 "
+    "January 1991) was an Indian author, screenwriter, and film director."
+)
+
+
+def test_a_trait_given_to_both_must_be_said_of_each():
+    question = "What are both Quietdrive and Supergrass?"
+    missing = support.missing_traits(
+        "Both Quietdrive and Supergrass are English rock bands.", BANDS, question
+    )
+    assert missing == {"english (of Quietdrive)"}
+    assert not support.missing_traits(
+        "Both Quietdrive and Supergrass are rock bands.", BANDS, question
+    )
+    # "director" is said of Padmarajan, and Souders "directs": the stem counts.
+    assert not support.missing_traits(
+        "Tressie Souders and Padmarajan both have an occupation in common: film director.",
+        DIRECTORS,
+        "What occupation do Tressie Souders and Padmarajan have in common?",
+    )
+
+
+def test_a_trait_check_needs_the_names_to_open_their_own_sentences():
+    # The two titles are objects here, not what the passage describes: nothing to check.
+    passage = (
+        "Not Like Everyone Else is a 2006 television film that starred Alia Shawkat. She has "
+        'also guest starred on Comedy Central\'s "Drunk History."'
+    )
+    sentence = 'Alia Shawkat starred in both "Not Like Everyone Else" and "Drunk History".'
+    question = 'Which star of "Not Like Everyone Else" was also in "Drunk History"?'
+    assert not support.missing_traits(sentence, passage, question)
+
+
+def test_a_restated_premise_the_passage_never_mentions_is_unsupported():
+    question = (
+        "Who played the fictional character which Luke took over his share of the Underworld "
+        "factory?"
+    )
+    passage = (
+        "The film stars Harrelson, Owen Wilson, and Willie Nelson. His older brother Andrew and "
+        "younger brother Luke are also actors."
+    )
+    restated = (
+        "Harrelson played the fictional character which Luke took over his share of the "
+        "Underworld factory."
+    )
+    assert support.premise(restated, passage, question) < support.MIN_PREMISE
+    assert support.premise("Harrelson played alongside Luke.", passage, question) == 1.0
+    # A passage about the factory retrieved beside it holds the names, not the claim.
+    factory = "Luke Strong took over the Underworld factory."
+    assert support.premise(restated, passage, question, factory) < support.MIN_PREMISE
+    vectors = np.ones((1, 4), dtype=np.float32) / 2  # similarity 1: only the premise decides
+    (check,) = support.check(question, [restated], [passage], vectors, vectors, 0.0, 0.0)
+    assert not check.supported and check.premise < support.MIN_PREMISE
+
+
+def test_a_sentence_that_asks_is_dropped(ready: KnowledgeBase):
+    answer, _ = answer_with(ready, "How do I rotate the staging password with vault [1]?", QUESTION)
+    assert answer.abstained
+    assert [why for _, why in answer.dropped] == ["asks instead of answering"]

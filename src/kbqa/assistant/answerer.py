@@ -273,6 +273,10 @@ class Answerer:
         if _CUT_OFF.search(bare):
             draft.dropped.append((sentence, "stops mid-sentence"))
             return None
+        if bare.rstrip().endswith("?"):
+            # "Margaret Mead stalked an astronaut …, and who else [1]?": the question echoed.
+            draft.dropped.append((sentence, "asks instead of answering"))
+            return None
         if _POINTER.search(bare):
             draft.dropped.append((sentence, "points to a source instead of answering"))
             return None
@@ -311,7 +315,9 @@ class Answerer:
         c = checks[best]
         why = f"{UNSUPPORTED} (best [{best + 1}]: overlap {c.overlap:.2f}, "
         why += f"similarity {c.similarity:.2f}"
-        why += f", missing {', '.join(sorted(c.missing))})" if c.missing else ")"
+        why += f", missing {', '.join(sorted(c.missing))}" if c.missing else ""
+        why += f", premise {c.premise:.2f}" if c.premise < support.MIN_PREMISE else ""
+        why += ")"
         draft.dropped.append((bare, why))
         return None
 
