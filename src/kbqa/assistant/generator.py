@@ -268,7 +268,8 @@ class LlamaCppGenerator:
 
 
 class EchoGenerator:
-    """A deterministic fake for tests: answers with the first sentence of passage [1], cited."""
+    """A deterministic fake for tests: answers with the first sentence of passage [1] that is
+    not a question (a Slack thread opens with one), cited."""
 
     name = "echo"
 
@@ -278,7 +279,8 @@ class EchoGenerator:
         if not match:
             return "I don't know."
         body = " ".join(match.group(1).split())
-        first = re.split(r"(?<=[.!?])\s", body, maxsplit=1)[0]
+        sentences = re.split(r"(?<=[.!?])\s", body)
+        first = next((s for s in sentences if not s.endswith("?")), sentences[0])
         return f"{first} [1]"
 
 
