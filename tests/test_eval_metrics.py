@@ -12,6 +12,8 @@ from kbqa.evals.metrics import (
     citation_precision_recall,
     exact_match,
     normalize_answer,
+    paired_bootstrap,
+    per_query_ndcg,
     per_query_recall,
     retrieval_metrics,
     token_f1,
@@ -52,6 +54,24 @@ def test_graded_gains_and_several_relevant_passages():
 def test_per_query_recall_keeps_every_judged_query():
     assert per_query_recall(QRELS, RUN, 1) == {"q1": 1.0, "q2": 0.0, "q3": 0.0}
     assert per_query_recall(QRELS, RUN, 3) == {"q1": 1.0, "q2": 1.0, "q3": 0.0}
+
+
+def test_per_query_ndcg_averages_to_the_mean():
+    each = per_query_ndcg(QRELS, RUN)
+    assert each == pytest.approx({"q1": 1.0, "q2": 1 / math.log2(4), "q3": 0.0})
+    assert sum(each.values()) / 3 == pytest.approx(retrieval_metrics(QRELS, RUN)["ndcg@10"])
+
+
+def test_paired_bootstrap_interval():
+    base = {f"q{i}": i / 100 for i in range(100)}
+    assert paired_bootstrap(base, base) == (0.0, 0.0)
+    # The same shift on every query: no doubt about the difference, whatever the spread.
+    low, high = paired_bootstrap(base, {q: v + 0.02 for q, v in base.items()})
+    assert low == pytest.approx(0.02) and high == pytest.approx(0.02)
+    # One query in ten gains 0.1: the mean gain is 0.01, and the interval holds it, wide.
+    mixed = {q: v + (0.1 if i % 10 == 0 else 0.0) for i, (q, v) in enumerate(base.items())}
+    low, high = paired_bootstrap(base, mixed)
+    assert 0.0 <= low < 0.01 < high < 0.025
 
 
 def test_a_perfect_run_scores_one_everywhere():

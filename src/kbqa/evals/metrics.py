@@ -51,6 +51,26 @@ def retrieval_metrics(
     return {key: sum(v[key] for v in values.values()) / len(values) for key in NAMES}
 
 
+def per_query_ndcg(
+    qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]
+) -> dict[str, float]:
+    """nDCG@10 of each query in qrels (0 where the run has none), for paired comparisons."""
+    return {qid: v["ndcg"] for qid, v in _per_query(qrels, run, {"ndcg": "nDCG@10"}).items()}
+
+
+def paired_bootstrap(
+    base: dict[str, float], other: dict[str, float], rounds: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """The 95 % interval of mean(other - base) over queries resampled with replacement: how far
+    a difference of means could move with another sample of the same kind of queries."""
+    import numpy as np
+
+    diffs = np.array([other[q] - base[q] for q in base])
+    picks = np.random.default_rng(seed).integers(0, len(diffs), (rounds, len(diffs)))
+    means = diffs[picks].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
 def per_query_recall(
     qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]], k: int
 ) -> dict[str, float]:

@@ -119,7 +119,13 @@ class OnnxEmbedder:
     than torch here, so a copy with the weights dequantized once is made in `cache`:
     "onnx-int8" runs that (its vectors match fp32's to a cosine of 0.999). "onnx-qint8" also
     quantizes the activations (onnxruntime's dynamic quantization, per channel) so the matrix
-    products run in int8: faster, and further from fp32."""
+    products run in int8: faster, and further from fp32.
+
+    Dynamic quantization scales each product's input by its range over the whole batch, so in
+    a batch a text's vector would move with its neighbours (by up to ~0.02 a dimension): a
+    re-ingest, a Spark ingest and a query would each see another vector for the same text.
+    "onnx-qint8" therefore runs one text at a time (`batch_size` is ignored). On the handbook's
+    chunks that was as fast as batch 8, since nothing is padded (benchmarks/embedders.py)."""
 
     max_tokens = 256  # the model's max_seq_length in sentence-transformers
 
@@ -144,6 +150,7 @@ class OnnxEmbedder:
         self.name = embedder_name(PACKAGED_EMBEDDER, backend)
         self.dim = 384
         self.batch_size = batch_size
+        self.per_text = backend == "onnx-qint8"
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest in a batch
@@ -159,8 +166,9 @@ class OnnxEmbedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         # Longest first, as sentence-transformers does, so each batch pads little.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        size = 1 if self.per_text else self.batch_size
+        for start in range(0, len(order), size):
+            rows = order[start : start + size]
             encoded = self.tokenizer.encode_batch([texts[i] for i in rows])
             ids = np.array([e.ids for e in encoded], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
