@@ -54,6 +54,7 @@ class Settings:
     # Texts a forward pass of the embedder. Small batches pad less and keep the activations in
     # the CPU's caches: on the handbook's chunks batch 8 was 1.5x batch 32 in fp32 and 1.6x in
     # onnx-qint8 (benchmarks/embedders.py --batch-sizes 32,8). On a GPU, larger is faster.
+    # onnx-qint8 ignores it: it runs one text at a time (retrieval/embedder.py OnnxEmbedder).
     embed_batch_size: int = 8
     # Limits on one file at ingest (README "Faults and hostile files"): a file larger than
     # max_file_bytes, or a DOCX whose zip members unpack to more than max_unpacked_bytes, is
