@@ -33,6 +33,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np
 from embedders import handbook_texts  # benchmarks/, on the path as the script's folder
 
+from kbqa.errors import KbqaError
 from kbqa.evals.datasets import load_beir
 from kbqa.evals.metrics import paired_bootstrap, per_query_ndcg
 from kbqa.ingest.pipeline import embedding_text
@@ -121,6 +122,14 @@ def main() -> None:
     parser.add_argument("--skip-rounds", action="store_true", help="nDCG only")
     args = parser.parse_args()
     settings = Settings.load()
+    # Checked before the minutes of timing rounds, not after them.
+    try:
+        have = load_beir(settings.home / "datasets" / args.dataset).qrels
+    except KbqaError as e:
+        raise SystemExit(f"--dataset: {e}") from None
+    if missing := [split for split in args.splits.split(",") if split not in have]:
+        splits = ", ".join(have)
+        raise SystemExit(f"--splits: {args.dataset} has no split {missing[0]!r} ({splits})")
     cache = Path(settings.model_cache).expanduser()
     OnnxEmbedder("onnx-qint8", cache)  # derives the folded and qint8 files once
     folded = next(cache.glob("all-MiniLM-L6-v2-*-folded.onnx"))
@@ -136,6 +145,9 @@ def main() -> None:
         "qint8, FFN down in fp32, one text a run": (work / "keep-down.onnx", 1),
     }
     if args.only:
+        unknown = [name for name in args.only.split(";") if name not in variants]
+        if unknown:
+            raise SystemExit(f"--only: no variant {unknown[0]!r} (variants: {'; '.join(variants)})")
         variants = {name: variants[name] for name in args.only.split(";")}
     embedders: dict[str, Embedder] = {
         BASE: SentenceTransformerEmbedder(PACKAGED_EMBEDDER, "cpu", 32, "fp32")

@@ -8,6 +8,7 @@ import re
 import string
 from collections import Counter
 
+import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from kbqa.errors import MissingDependencyError
@@ -63,8 +64,6 @@ def paired_bootstrap(
 ) -> tuple[float, float]:
     """The 95 % interval of mean(other - base) over queries resampled with replacement: how far
     a difference of means could move with another sample of the same kind of queries."""
-    import numpy as np
-
     diffs = np.array([other[q] - base[q] for q in base])
     picks = np.random.default_rng(seed).integers(0, len(diffs), (rounds, len(diffs)))
     means = diffs[picks].mean(axis=1)
