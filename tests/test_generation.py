@@ -1,5 +1,6 @@
 """Streaming answers, the generator backends behind one protocol, packaged models, bf16 choice."""
 
+import math
 import threading
 import time
 from pathlib import Path
@@ -289,3 +290,14 @@ def test_a_true_sentence_that_answers_another_question_is_not_the_answer(ready):
     # The same sentence is a fine answer to the question it answers.
     kept = answerer.answer("what do I restart after rotating the staging password?")
     assert not kept.abstained and "restart the api pods" in kept.text
+
+
+@pytest.mark.slow
+def test_llama_cpp_generate_scored_gives_the_greedy_text_with_each_tokens_log_probability(llama):
+    text, scored = llama.generate_scored(MESSAGES, 24)
+    assert text == llama.generate(MESSAGES, 24)
+    assert scored and "".join(token for token, _ in scored).strip() == text
+    assert all(logprob <= 0 for _, logprob in scored)
+    # Greedy decoding takes the likeliest token: its probability is the first one's top.
+    first = llama.next_token_probabilities(MESSAGES, top=5)
+    assert math.isclose(math.exp(scored[0][1]), max(first.values()), rel_tol=1e-3)

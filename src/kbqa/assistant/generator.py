@@ -237,6 +237,21 @@ class LlamaCppGenerator:
             out[t["token"]] = out.get(t["token"], 0.0) + math.exp(t["logprob"])
         return out
 
+    def generate_scored(
+        self, messages: Messages, max_new_tokens: int = 96
+    ) -> tuple[str, list[tuple[str, float]]]:
+        """generate(), with each written token and its log-probability (greedy, so the text is
+        generate()'s): the model's own confidence, read by benchmarks/likelihood.py."""
+        request = self._request(messages, max_new_tokens, False) | {"logprobs": True}
+        with self._lock:
+            reply = self._server.handle_chat_completions(request)
+        if "error" in reply:
+            raise ModelError(f"{self.name}: {reply['error'].get('message', reply['error'])}")
+        choice = reply["choices"][0]
+        written = (choice.get("logprobs") or {}).get("content") or []
+        scored = [(t["token"], t["logprob"]) for t in written]
+        return (choice["message"].get("content") or "").strip(), scored
+
     def stream(self, messages: Messages, max_new_tokens: int = 96) -> Iterator[str]:
         pieces: queue.Queue = queue.Queue()
         done = object()
