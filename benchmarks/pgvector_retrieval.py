@@ -45,10 +45,12 @@ def copy_rows(source: Store, target: Store) -> None:
             )
 
 
-def direct(store: Store, data, split: str, embedder, alpha: float) -> dict:
+def direct(
+    store: Store, data, split: str, embedder, alpha: float, normalise: str = "minmax"
+) -> dict:
     """nDCG@10 of each side called directly on one database (no snapshot, no near-duplicate
     collapse): BM25 and PostgreSQL FTS alone, FAISS exact and pgvector HNSW dense, and the
-    convex hybrid (alpha, as the retriever's) of pgvector with each lexical side."""
+    hybrid (alpha and normalisation, as the retriever's) of pgvector with each lexical side."""
     from kbqa.evals.metrics import retrieval_metrics
     from kbqa.retrieval.fusion import convex
     from kbqa.retrieval.index import VectorIndex
@@ -101,7 +103,8 @@ def direct(store: Store, data, split: str, embedder, alpha: float) -> dict:
             candidates = list(dict.fromkeys(dense + lexical_ids))
             cosine = {i: float(vectors[row[i]] @ vector) for i in candidates}
             scores = lexical.score(query, candidates)
-            fused = convex(cosine, dict(zip(candidates, scores.tolist(), strict=True)), alpha)
+            lexical_scores = dict(zip(candidates, scores.tolist(), strict=True))
+            fused = convex(cosine, lexical_scores, alpha, normalise)
             ranked = sorted(fused, key=lambda i: (-fused[i], i))
             record(f"hybrid-pgvector+{label}", qid, ranked, t)
     out = {}
@@ -147,7 +150,9 @@ def main() -> None:
     pg_url = url.rsplit("/", 1)[0] + "/" + name
     copy_rows(faiss.store, Store(pg_url))
     if args.direct:
-        found = direct(Store(pg_url), data, args.split, faiss.embedder, base.fusion_alpha)
+        normalise = "zscore" if base.fusion == "zscore" else "minmax"
+        store = Store(pg_url)
+        found = direct(store, data, args.split, faiss.embedder, base.fusion_alpha, normalise)
         print(json.dumps(found, indent=2))
         return
 

@@ -56,6 +56,9 @@ def grid() -> list[tuple[str, dict]]:
         for alpha in ALPHAS:
             options = {**hybrid, "fusion": "convex", "alpha": alpha}
             rows.append((f"convex a={alpha} {tag}", options))
+        for alpha in ALPHAS:
+            options = {**hybrid, "fusion": "zscore", "alpha": alpha}
+            rows.append((f"zscore a={alpha} {tag}", options))
     return rows
 
 

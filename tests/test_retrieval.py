@@ -37,6 +37,24 @@ def test_convex_fusion_normalises_each_list_and_weighs_them():
     assert convex(dense, lexical, alpha=1.0)[1] == pytest.approx(1.0)
 
 
+def test_zscore_fusion_lets_a_lexical_score_that_stands_far_out_win():
+    # Thirty candidates: dense falls evenly from 0.60; BM25 is a pack around 4 with one score
+    # far above it (the question named that passage's rare words), on dense's 9th.
+    dense = {i: round(0.60 - 0.005 * (i - 1), 3) for i in range(1, 31)}
+    lexical = {i: 4.0 + 0.1 * (i % 3) for i in range(1, 31)} | {9: 19.0}
+    # Min-max makes both lists' best a 1, so at alpha 0.8 dense's best wins; a z-score keeps
+    # how far the BM25 score stands out of its pack.
+    minmax = convex(dense, lexical, alpha=0.8)
+    zscore = convex(dense, lexical, alpha=0.8, normalise="zscore")
+    assert max(minmax, key=minmax.get) == 1
+    assert max(zscore, key=zscore.get) == 9
+    # The same passage merely at the top of the pack does not win.
+    level = convex(dense, lexical | {9: 4.3}, alpha=0.8, normalise="zscore")
+    assert level[9] < level[1]
+    # A list of equal scores carries nothing; an item one list lacks sits at its mean.
+    assert convex({1: 0.5, 2: 0.5}, {1: 3.0}, 0.5, "zscore") == {1: 0.0, 2: 0.0}
+
+
 @pytest.fixture
 def ready(kb: KnowledgeBase, docs: Path) -> KnowledgeBase:
     kb.ingest([docs])
@@ -44,7 +62,7 @@ def ready(kb: KnowledgeBase, docs: Path) -> KnowledgeBase:
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
-@pytest.mark.parametrize("fusion", ["rrf", "convex"])
+@pytest.mark.parametrize("fusion", ["rrf", "convex", "zscore"])
 def test_every_mode_finds_the_passage_and_reports_cosine_scores(ready, mode, fusion):
     ready.retriever.mode, ready.retriever.fusion = mode, fusion
     hits = ready.retriever.search("which port does the tracker service listen on?", 3)

@@ -73,11 +73,15 @@ class Settings:
     # Chunking (characters), passed to unstructured's chunk_by_title.
     chunk_max_chars: int = 1200
     chunk_soft_max_chars: int = 800
-    # Retrieval: "dense" (FAISS), "bm25" or "hybrid"; hybrid fuses by "rrf" or "convex".
-    # fusion_alpha weighs dense against BM25 in either fusion (0.5: even; for rrf, plain RRF).
-    # Defaults from python-faq's dev split (benchmarks/tune_retrieval.py): convex at 0.9 with
-    # stemming gave nDCG@10 0.640 against dense's 0.613; lower alphas and RRF fell below dense,
-    # since BM25 alone is far weaker there (0.32-0.36).
+    # Retrieval: "dense" (FAISS), "bm25" or "hybrid"; hybrid fuses by "rrf", "convex" (a mix
+    # of min-max-normalised scores) or "zscore" (a mix of z-scores: how far each score stands
+    # above its list's mean). fusion_alpha weighs dense against BM25 (0.5: even; for rrf,
+    # plain RRF). Defaults from python-faq's dev split (benchmarks/tune_retrieval.py): convex
+    # at 0.9 with stemming gave nDCG@10 0.640 against dense's 0.613; lower alphas and RRF fell
+    # below dense, since BM25 alone is far weaker there (0.32-0.36). "zscore" at 0.8 suits a
+    # corpus whose questions name their passages' rare words (halueval-qa dev: 0.932 against
+    # 0.887) and keeps python-faq's; it costs the handbook one right source and needs a higher
+    # min_confidence (README, "Results"), so it is not the default.
     retrieval_mode: str = "hybrid"
     fusion: str = "convex"
     fusion_alpha: float = 0.9
@@ -250,7 +254,7 @@ class Settings:
             "generator_precision": ("auto", "fp32", "bf16"),
             "device": ("auto", "cpu", "cuda"),
             "retrieval_mode": ("dense", "bm25", "hybrid"),
-            "fusion": ("rrf", "convex"),
+            "fusion": ("rrf", "convex", "zscore"),
             "embedding_backend": ("auto", "torch-fp32", "torch-bf16", "onnx-int8", "onnx-qint8"),
             "vector_index": ("auto", "flat", "ivf"),
             "vector_backend": ("faiss", "pgvector"),

@@ -162,6 +162,7 @@ class Retriever:
                     {i: cosine[i] for i in candidates},
                     dict(zip(candidates, bm25.tolist(), strict=True)),
                     self.alpha,
+                    "zscore" if self.fusion == "zscore" else "minmax",
                 )
             order = sorted(fused, key=lambda i: (-fused[i], i))
         if not order:
