@@ -24,6 +24,7 @@ from sqlalchemy import create_engine, insert, select, text
 from kbqa.app import KnowledgeBase
 from kbqa.evals.datasets import load_beir
 from kbqa.evals.retrieval import corpus_source, evaluate_retrieval
+from kbqa.retrieval.fusion import NORMALISATION
 from kbqa.settings import Settings
 from kbqa.store import ChunkRow, DocumentRow, SourceRow, Store
 from kbqa.store.tables import MetaRow
@@ -150,7 +151,7 @@ def main() -> None:
     pg_url = url.rsplit("/", 1)[0] + "/" + name
     copy_rows(faiss.store, Store(pg_url))
     if args.direct:
-        normalise = "zscore" if base.fusion == "zscore" else "minmax"
+        normalise = NORMALISATION.get(base.fusion, "minmax")
         store = Store(pg_url)
         found = direct(store, data, args.split, faiss.embedder, base.fusion_alpha, normalise)
         print(json.dumps(found, indent=2))

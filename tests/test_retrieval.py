@@ -107,12 +107,13 @@ def test_source_filter_keeps_only_named_sources(ready):
     assert [h.uri.endswith("ports.md") for h in answer.hits] == [True]
 
 
-def test_hybrid_mode_from_settings(settings, docs: Path):
+@pytest.mark.parametrize("fusion", ["convex", "zscore"])
+def test_hybrid_mode_from_settings(settings, docs: Path, fusion):
     kb = KnowledgeBase(
-        settings.replace(retrieval_mode="hybrid", fusion="convex"), embedder=HashEmbedder()
+        settings.replace(retrieval_mode="hybrid", fusion=fusion), embedder=HashEmbedder()
     )
     kb.ingest([docs])
-    assert (kb.retriever.mode, kb.retriever.fusion) == ("hybrid", "convex")
+    assert (kb.retriever.mode, kb.retriever.fusion) == ("hybrid", fusion)
     assert "02:00" in kb.retriever.search("when do larkdb backups run", 1)[0].text
 
 

@@ -80,8 +80,9 @@ class Settings:
     # at 0.9 with stemming gave nDCG@10 0.640 against dense's 0.613; lower alphas and RRF fell
     # below dense, since BM25 alone is far weaker there (0.32-0.36). "zscore" at 0.8 suits a
     # corpus whose questions name their passages' rare words (halueval-qa dev: 0.932 against
-    # 0.887) and keeps python-faq's; it costs the handbook one right source and needs a higher
-    # min_confidence (README, "Results"), so it is not the default.
+    # 0.887; python-faq dev 0.650 against 0.648, test 0.668 against 0.684); it costs the
+    # handbook one right source and needs a higher min_confidence (README, "Results"), so it
+    # is not the default.
     retrieval_mode: str = "hybrid"
     fusion: str = "convex"
     fusion_alpha: float = 0.9

@@ -18,6 +18,10 @@ def reciprocal_rank(
     return fused
 
 
+# How each convex fusion setting normalises its two score lists.
+NORMALISATION = {"convex": "minmax", "zscore": "zscore"}
+
+
 def convex(
     dense: dict[int, float],
     lexical: dict[int, float],

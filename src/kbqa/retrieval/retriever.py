@@ -11,7 +11,7 @@ import numpy as np
 
 from kbqa.ingest.pipeline import embedding_text
 from kbqa.retrieval.embedder import Embedder
-from kbqa.retrieval.fusion import convex, reciprocal_rank
+from kbqa.retrieval.fusion import NORMALISATION, convex, reciprocal_rank
 from kbqa.retrieval.index import VectorIndex
 from kbqa.retrieval.lexical import LexicalIndex
 from kbqa.retrieval.rerank import Reranker
@@ -162,7 +162,7 @@ class Retriever:
                     {i: cosine[i] for i in candidates},
                     dict(zip(candidates, bm25.tolist(), strict=True)),
                     self.alpha,
-                    "zscore" if self.fusion == "zscore" else "minmax",
+                    NORMALISATION[self.fusion],
                 )
             order = sorted(fused, key=lambda i: (-fused[i], i))
         if not order:
