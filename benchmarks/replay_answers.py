@@ -65,43 +65,82 @@ class Replay:
         return self.replies.get(question, "")
 
 
+def replay_run(
+    report: Path, home: Path | None = None, changes: dict[str, str] | None = None
+) -> tuple[list[dict], list[dict], Gate]:
+    """(recorded records, replayed records, the report's gate) of a report folder; `changes`
+    are settings the recorded run was made with (say fusion=zscore), by name."""
+    metrics = json.loads((report / "metrics.json").read_text())
+    (path,) = [p for p in report.glob("answers-*.jsonl") if "extractive" not in p.name]
+    records = [json.loads(line) for line in path.read_text().splitlines() if line]
+    home = home or report.parents[1]
+    name = metrics["dataset"]
+    data = load_beir(home / "datasets" / name)
+    kb = KnowledgeBase(Settings().replace(home=home / "evals" / name, **(changes or {})))
+    replay = Replay({r["question"]: reply(r) for r in records if r["written"] or r["dropped"]})
+    answers = Answerer(kb.retriever, replay, kb.settings).answer_many(
+        [r["question"] for r in records]
+    )
+    if replay.missing:
+        print(f"{replay.missing} questions had no recorded reply (a different gate?)")
+    gold = _gold(data)
+    again = [_record(r["id"], data, gold, a) for r, a in zip(records, answers, strict=True)]
+    return records, again, Gate.from_metrics(metrics)
+
+
+def summary(rows: list[dict], gate: Gate) -> dict[str, float]:
+    """Own words (share of answerable questions answered in the model's checked sentences),
+    how many of those hold the reference answer, and the scores of `SHOWN`."""
+    answerable = [r for r in rows if r["answerable"] and gate.delivers(r)]
+    mine = [r for r in answerable if r["mode"] == "generated"]
+    total = sum(r["answerable"] for r in rows)
+    s = score(rows, gate)
+    return {
+        "own words": len(mine) / total,
+        "own, right": sum(r["correct"] for r in mine),
+        "own, wrong": sum(not r["correct"] for r in mine),
+        **{SHORT[k]: s[k] for k in SHOWN},
+    }
+
+
+SHORT = {
+    "answered": "answered",
+    "span_f1": "span F1",
+    "contains": "has answer",
+    "citation_precision_answerable": "cit. P",
+    "abstention_recall": "unans. abstained",
+}
+
+
+def show(rows: dict[str, dict[str, float]]) -> None:
+    """A table, one row per labelled summary."""
+    keys = list(next(iter(rows.values())))
+    print(f"{'':12}" + "".join(f"{k:>17}" for k in keys))
+    for label, row in rows.items():
+        cells = [f"{v:>17.0f}" if k.startswith("own,") else f"{v:>17.4f}" for k, v in row.items()]
+        print(f"{label:12}" + "".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("report", type=Path, help="a `kbqa eval qa` report folder")
     parser.add_argument("--home", type=Path, help="KBQA_HOME of that run (default: the report's)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting the recorded run was made with (fusion=zscore, min_confidence=0.6)",
+    )
     parser.add_argument("--save", type=Path, help="write the replayed records here (jsonl)")
     args = parser.parse_args()
-    metrics = json.loads((args.report / "metrics.json").read_text())
-    gate = Gate.from_metrics(metrics)
-    (path,) = [p for p in args.report.glob("answers-*.jsonl") if "extractive" not in p.name]
-    records = [json.loads(line) for line in path.read_text().splitlines() if line]
-    home = args.home or args.report.parents[1]
-    name = metrics["dataset"]
-    data = load_beir(home / "datasets" / name)
-    settings = Settings().replace(home=home / "evals" / name)
-    kb = KnowledgeBase(settings)
-    replay = Replay({r["question"]: reply(r) for r in records if r["written"] or r["dropped"]})
-    answerer = Answerer(kb.retriever, replay, kb.settings)
-    gold = _gold(data)
-    answers = answerer.answer_many([r["question"] for r in records])
-    again = [_record(r["id"], data, gold, a) for r, a in zip(records, answers, strict=True)]
-    before, after = score(records, gate), score(again, gate)
+    changes = dict(item.split("=", 1) for item in args.set)
+    records, again, gate = replay_run(args.report, args.home, changes)
     print(f"{args.report.name} ({len(records)} questions), gate {gate.describe()}")
-
-    def own(rows: list[dict]) -> str:
-        answerable = [r for r in rows if r["answerable"]]
-        mine = sum(r["mode"] == "generated" and gate.delivers(r) for r in answerable)
-        return f"{mine} ({mine / len(answerable):.1%})"
-
-    print(f"{'':10}" + "".join(f"{k:>32}" for k in ("own words", *SHOWN)))
-    for label, rows, s in (("recorded", records, before), ("replayed", again, after)):
-        print(f"{label:10}{own(rows):>32}" + "".join(f"{s[k]:>32.4f}" for k in SHOWN))
-    moves = Counter(
-        (r["mode"], a["mode"])
-        for r, a in zip(records, again, strict=True)
-        if r["mode"] != a["mode"]
-    )
-    print("mode changes:", dict(moves) or "none", f"(replies not found: {replay.missing})")
+    show({"recorded": summary(records, gate), "replayed": summary(again, gate)})
+    pairs = zip(records, again, strict=True)
+    moves = Counter((r["mode"], a["mode"]) for r, a in pairs if r["mode"] != a["mode"])
+    print("mode changes:", dict(moves) or "none")
     if args.save:
         args.save.write_text("".join(json.dumps(a) + "\n" for a in again))
 
