@@ -149,14 +149,22 @@ def missing_figures(sentence: str, passage: str) -> set[str]:
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'-]*[A-Za-z0-9]")
 
 
-def missing_names(sentence: str, passage: str, question: str = "", elsewhere: str = "") -> set[str]:
+def missing_names(
+    sentence: str,
+    passage: str,
+    question: str = "",
+    elsewhere: str = "",
+    question_names: bool = False,
+) -> set[str]:
     """Capitalised words (names, past the sentence's first word) that the passage lacks: "the
     narrator was actually Richard Boone" against a cast list without him. A name taken from
     the question counts too: "Kevin Bookout played in the Ohio Valley Conference" cited to a
     passage that never names him is the question's premise, not the passage's word — unless
     another retrieved passage (`elsewhere`) names him: then he is the bridge of a two-passage
     question ("Jules Flandrin was a contemporary of Georges Rouault", cited to Rouault's page,
-    with Flandrin's page beside it)."""
+    with Flandrin's page beside it) — or `question_names` is set: then a name that is all the
+    question's words never counts (the answerer sets it when retrieval is confident, where a
+    passage that says "He won Best Actor …" is about the question's man)."""
     have = passage_words(passage)
     found = {
         re.sub(r"['’]s$", "", m.group(0).lower()).strip("'’-")
@@ -164,6 +172,9 @@ def missing_names(sentence: str, passage: str, question: str = "", elsewhere: st
         if not _spelled_out(m.group(0), passage)
     }
     missing = {n for n in found - STOPWORDS if not all(_has(w, have) for w in words(n))}
+    if question_names:
+        asked = set(words(question))
+        missing = {n for n in missing if not set(words(n)) <= asked}
     if elsewhere:
         asked, other = set(words(question)), passage_words(elsewhere)
         missing = {n for n in missing if not set(words(n)) <= asked & other}
@@ -298,11 +309,13 @@ def check(
     min_similarity: float,
     asked_vectors: np.ndarray | None = None,
     elsewhere: str = "",
+    question_names: bool = False,
 ) -> list[Support]:
     """Support of sentence i by passage i (pairs, not a matrix). `asked_vectors[i]`, if given,
     embeds "question + sentence i": the similarity is the better of the two readings.
     `elsewhere` is every retrieved passage's text, where a name from the question may be
-    found (see `missing_names`)."""
+    found, and `question_names` lets the question's own names go unmatched (see
+    `missing_names`)."""
     out = []
     for i, (sentence, passage) in enumerate(zip(sentences, passages, strict=True)):
         lexical = overlap(sentence, passage, question)
@@ -311,7 +324,7 @@ def check(
             similarity = max(similarity, float(asked_vectors[i] @ passage_vectors[i]))
         missing = frozenset(
             missing_figures(sentence, passage)
-            | missing_names(sentence, passage, question, elsewhere)
+            | missing_names(sentence, passage, question, elsewhere, question_names)
             | missing_traits(sentence, passage, question)
         )
         restated = premise(sentence, passage, question, elsewhere)
