@@ -132,7 +132,12 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="a setting the recorded run was made with (fusion=zscore, min_confidence=0.6)",
     )
-    parser.add_argument("--save", type=Path, help="write the replayed records here (jsonl)")
+    parser.add_argument(
+        "--save",
+        type=Path,
+        help="a report folder to write the replayed run into (metrics.json and answers-*.jsonl, "
+        "as `kbqa eval qa` does: benchmarks/read_answers.py reads it)",
+    )
     args = parser.parse_args()
     changes = dict(item.split("=", 1) for item in args.set)
     records, again, gate = replay_run(args.report, args.home, changes)
@@ -142,7 +147,20 @@ def main() -> None:
     moves = Counter((r["mode"], a["mode"]) for r, a in pairs if r["mode"] != a["mode"])
     print("mode changes:", dict(moves) or "none")
     if args.save:
-        args.save.write_text("".join(json.dumps(a) + "\n" for a in again))
+        save(args.report, args.save, again, gate)
+
+
+def save(report: Path, folder: Path, records: list[dict], gate: Gate) -> None:
+    """The replayed run as a report folder: the recorded run's metrics.json with the replayed
+    scores (and where they came from), and the records."""
+    metrics = json.loads((report / "metrics.json").read_text())
+    (path,) = [p for p in report.glob("answers-*.jsonl") if "extractive" not in p.name]
+    label = path.stem.removeprefix("answers-")
+    metrics["configs"] = {label: score(records, gate)}
+    metrics["replayed_from"] = report.name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (folder / path.name).write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
 if __name__ == "__main__":
