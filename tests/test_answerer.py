@@ -593,3 +593,20 @@ def test_the_direct_answer_must_come_from_a_passage_that_covers_the_question(
     both = f"{right} Albert Brooks is also the son of Harry Einstein [{number['albert.md']}]."
     answer, _ = answer_with(kb, both, question, **open_gate)
     assert [c.hit.uri.rsplit("/", 1)[-1] for c in answer.citations] == ["bob.md", "albert.md"]
+
+
+def test_a_quote_leaves_out_a_passage_that_covers_far_less_of_the_question(kb: KnowledgeBase):
+    answerer = Answerer(kb.retriever, None, kb.settings)
+    question = "Which Curb Your Enthusiasm actor is the son of Harry Einstein?"
+    show = "Bob Einstein played on Curb Your Enthusiasm. He is the son of Harry Einstein."
+    hits = [
+        Hit(1, 0.6, show, "", "b.md", "B"),
+        Hit(2, 0.58, "Albert Brooks is the son of Harry Einstein.", "", "a.md", "A"),
+    ]
+    coverage = answerer.coverage(question, hits)
+    assert coverage[0] - coverage[1] > 0.3
+    # Both passages' "son of Harry Einstein" sentences are as close to the question; only the
+    # passage about the show is quoted.
+    assert answerer._extract(question, hits) == [("He is the son of Harry Einstein.", 1)]
+    # When that is the only kind of passage there is, it is still quoted.
+    assert [n for _, n in answerer._extract(question, hits[1:])] == [1]
