@@ -22,7 +22,6 @@ from kbqa.assistant import confidence, support
 from kbqa.assistant.generator import Generator, generate_many, stream
 from kbqa.assistant.prompt import ABSTAIN_TEXT, build_messages, instruction_sentences
 from kbqa.assistant.span import answer_span
-from kbqa.retrieval.lexical import lexical_text
 from kbqa.retrieval.retriever import Retriever
 from kbqa.settings import Settings
 from kbqa.types import Answer, Citation, Hit, Quoted
@@ -166,9 +165,9 @@ class Answerer:
         out = []
         for i, (question, (hits, timings)) in enumerate(zip(questions, retrieved, strict=True)):
             begun = time.perf_counter()
-            draft, raw = _Draft(hits), raws.get(i)
+            raw = raws.get(i)
+            draft = self._draft(question, hits) if i in raws else _Draft(hits)
             if i in raws:
-                draft = self._draft(question, hits)
                 timings["generate_ms"] = each
                 for sentence in support.split_sentences(raw):
                     self._take(question, hits, sentence, draft)
@@ -270,9 +269,8 @@ class Answerer:
     # -- check ---------------------------------------------------------------------------------
 
     def coverage(self, question: str, hits: list[Hit]) -> list[float]:
-        """Each hit's IDF-weighted share of the question's terms (title and headings count)."""
-        lexical = self.retriever.lexical
-        return [lexical.coverage(question, lexical_text(h.title, h.heading, h.text)) for h in hits]
+        """Each hit's IDF-weighted share of the question's terms, as the confidence reads it."""
+        return confidence.coverages(question, hits, self.retriever.lexical)
 
     def _draft(self, question: str, hits: list[Hit]) -> _Draft:
         """An empty draft for checking the generator's sentences against `hits`."""

@@ -29,19 +29,23 @@ FEATURES = ("cosine", "coverage", "best_coverage", "margin", "bm25")
 _SHIPPED = Path(__file__).with_name("confidence.json")
 
 
+def coverages(question: str, hits: list[Hit], lexical: LexicalIndex) -> list[float]:
+    """Each hit's IDF-weighted share of the question's terms (its title and headings count)."""
+    return [lexical.coverage(question, lexical_text(h.title, h.heading, h.text)) for h in hits]
+
+
 def signals(question: str, hits: list[Hit], lexical: LexicalIndex) -> np.ndarray:
     """The FEATURES of a question's hits, in order."""
     if not hits:
         return np.zeros(len(FEATURES))
-    texts = [lexical_text(h.title, h.heading, h.text) for h in hits]
-    coverages = [lexical.coverage(question, t) for t in texts]
+    covered = coverages(question, hits, lexical)
     bm25 = lexical.score(question, np.array([hits[0].chunk_id], dtype=np.int64))
     second = hits[1].score if len(hits) > 1 else 0.0
     return np.array(
         [
             hits[0].score,
-            coverages[0],
-            max(coverages),
+            covered[0],
+            max(covered),
             hits[0].score - second,
             math.log1p(max(float(bm25[0]), 0.0)),
         ]
