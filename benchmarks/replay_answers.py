@@ -36,7 +36,14 @@ from kbqa.evals.qa import Gate, _gold, _record, score
 from kbqa.settings import Settings
 
 _MARK = re.compile(r"\[(\d+)\]")
-SHOWN = ("answered", "span_f1", "contains", "citation_precision_answerable", "abstention_recall")
+# The scores shown, by their names in evals.qa.score, with the column each gets.
+SHOWN = {
+    "answered": "answered",
+    "span_f1": "span F1",
+    "contains": "has answer",
+    "citation_precision_answerable": "cit. P",
+    "abstention_recall": "unans. abstained",
+}
 
 
 def reply(record: dict) -> str:
@@ -97,19 +104,10 @@ def summary(rows: list[dict], gate: Gate) -> dict[str, float]:
     s = score(rows, gate)
     return {
         "own words": len(mine) / total,
-        "own, right": sum(r["correct"] for r in mine),
-        "own, wrong": sum(not r["correct"] for r in mine),
-        **{SHORT[k]: s[k] for k in SHOWN},
+        "own, has ref.": sum(r["correct"] for r in mine),
+        "own, lacks ref.": sum(not r["correct"] for r in mine),
+        **{column: s[k] for k, column in SHOWN.items()},
     }
-
-
-SHORT = {
-    "answered": "answered",
-    "span_f1": "span F1",
-    "contains": "has answer",
-    "citation_precision_answerable": "cit. P",
-    "abstention_recall": "unans. abstained",
-}
 
 
 def show(rows: dict[str, dict[str, float]]) -> None:
