@@ -469,6 +469,79 @@ def test_a_trait_given_to_both_must_be_said_of_each():
     )
 
 
+def test_a_trait_asked_of_two_is_checked_even_when_the_answer_does_not_name_them():
+    passage = (
+        "The Hedley Mascot Mine was a gold mine in Hedley, British Columbia, Canada.The Ruth "
+        "Mine was a small gold producer about 65 km (40 miles) east of Yellowknife, Northwest "
+        "Territories."
+    )
+    question = "What do Hedley Mascot Mine and Ruth Mine have in common?"
+    missing = support.missing_traits(
+        "Both mines are gold mines in British Columbia.", passage, question
+    )
+    assert missing == {"british (of Ruth Mine)", "columbia (of Ruth Mine)"}
+    assert not support.missing_traits("Both are gold mines.", passage, question)
+    # A fuller form of a name the question asks about is the name, not a trait.
+    people = (
+        "Paul Vincent Collins (born 1956, New York City) is an American musician.Blackie Lawless "
+        "(born Steven Edward Duren; September 4, 1956) is an American musician."
+    )
+    assert not support.missing_traits(
+        "Paul Vincent Collins and Blackie Lawless were both born in 1956.",
+        people,
+        "What year were American musicians Paul Collins and Blackie Lawless both born?",
+    )
+
+
+def test_a_comparison_must_agree_with_its_own_figures():
+    reversed_ = "BlackRock operates in more countries (70) than Dentsply Sirona (120) [1]."
+    assert support.reversed_comparison(reversed_) == {"70 more than 120"}
+    assert support.reversed_comparison("Primary earns less ($450) than secondary ($300).") == {
+        "450 less than 300"
+    }
+    assert not support.reversed_comparison(
+        "Dentsply sells in more countries (120) than BlackRock (30)."
+    )
+    # A bound, a list of figures and years are not comparisons of two figures.
+    assert not support.reversed_comparison("BlackRock has more than 70 offices in 30 countries.")
+    assert not support.reversed_comparison(
+        "It has more acts, 5 acts, than Onegin, 3 acts, 7 scenes."
+    )
+    assert not support.reversed_comparison("Mead was older (1901) than Sagan (1934).")
+
+
+def test_a_name_must_not_take_the_place_the_passage_gives_another():
+    passage = (
+        "Papa is a 2012 South Korean comedy-drama film. Park Yong-woo stars as a talent manager "
+        "who persuades his step-daughter, played by Go Ara, to audition."
+    )
+    assert support.swapped_names("Go Ara stars as a talent manager in Papa.", passage) == {
+        "Go Ara (the passage says Park Yong-woo)"
+    }
+    assert not support.swapped_names("Park Yong-woo stars as a talent manager.", passage)
+    deploys = "Production deploys are allowed Monday to Thursday between 09:00 and 16:00 Pacific."
+    assert support.swapped_names(
+        "Deploys are allowed Monday to Friday between 09:00 and 16:00 Pacific.", deploys
+    ) == {"Friday (the passage says Thursday)"}
+    # The same words said of two things, one of them ours, are not a swap.
+    genera = (
+        "Phylica is a genus of plants in the family Rhamnaceae.Nelumbo is a genus of aquatic "
+        "plants with large, showy flowers."
+    )
+    assert not support.swapped_names("Nelumbo is a genus of aquatic plants.", genera)
+    # A name followed by "and …" is not the subject of what follows; a capitalised verb opening
+    # the passage's sentence is not a name; "It" names nobody.
+    song = '"Sexy Boy" is a single by French band Air and was featured in the film "10 Things".'
+    said = 'Air released "Moon Safari" and was featured in the film "10 Things".'
+    assert not support.swapped_names(said, song)
+    tour = 'Launched in support of her album "Closer to the Truth", it started in Phoenix.'
+    assert not support.swapped_names("The tour was by Cher in support of her album.", tour)
+    college = "Middlebury College is in Vermont. It was founded in 1800 by settlers."
+    assert not support.swapped_names(
+        "The University of Georgia was founded in 1800 by settlers.", college
+    )
+
+
 def test_a_trait_check_needs_the_names_to_open_their_own_sentences():
     # The two titles are objects here, not what the passage describes: nothing to check.
     passage = (

@@ -14,7 +14,11 @@ must clear their threshold (settings: support_min_overlap, support_min_similarit
   character who took over the factory [1]" restates the question's premise about a passage
   that never mentions the factory;
 - a trait given to both ("Both X and Y are English rock bands", "X and Y have bulbous plants
-  in common") must be said of each, in the part of the passage about each.
+  in common", "Both mines are gold mines" asked of two mines) must be said of each, in the part
+  of the passage about each;
+- a comparison must agree with its own figures ("more countries (70) than Y (120)"), and a
+  name must not take the place of the one the passage gives for the same words ("Go Ara stars
+  as a talent manager" where the passage says "Park Yong-woo stars as a talent manager").
 A short answer ("2006", "Allan Dwan") has little of its own to compare, so its similarity is
 read with the question in front of it ("question + answer" against the passage), and an answer
 that picks one of the question's own alternatives ("X or Y?" -> "Y") counts as new content.
@@ -257,7 +261,9 @@ def _stretches(names: list[str], passage: str) -> dict[str, str]:
         found = [i for i in found if i >= 0]
         if not found:
             continue
-        start = min(found)
+        # The whole name where the passage has it: "Ruth Mine" is not the "Mine" of "Hedley
+        # Mascot Mine" before it.
+        start = passage.find(name) if name in passage else min(found)
         lead = re.split(r"[.!?\n]", passage[:start])[-1]
         if len(lead.split()) <= 3:  # "The 2015 City of …" opens its sentence
             starts.append((start, name))
@@ -266,22 +272,112 @@ def _stretches(names: list[str], passage: str) -> dict[str, str]:
     return {name: passage[start:end] for (start, name), end in zip(starts, ends, strict=True)}
 
 
+_THEY = re.compile(r"\b(?:they|them|the two)\b", re.IGNORECASE)
+
+
 def missing_traits(sentence: str, passage: str, question: str = "") -> set[str]:
     """Words of a trait the sentence gives to two or more of the question's names ("both",
     "in common", "each") that the passage does not say of one of them: "english (of
     Quietdrive)" for "Both Quietdrive and Supergrass are English rock bands" against a passage
-    calling only Supergrass English."""
-    if not _BOTH.search(sentence):
+    calling only Supergrass English. A sentence that names fewer than two ("Both mines are gold
+    mines in British Columbia", "… and they have had numerous roles") is read with the
+    question's names when the question asks what they share."""
+    if not (_BOTH.search(sentence) or (_BOTH.search(question) and _THEY.search(sentence))):
         return set()
     stretches = _stretches(_named(sentence, passage, question), passage)
+    if len(stretches) < 2 and _BOTH.search(question):
+        stretches = _stretches(_named(question, passage, question), passage)
     if len(stretches) < 2:
         return set()
     named = set(words(" ".join(stretches)))
+    for run in _NAME_RUN.finditer(sentence):  # "Paul Vincent Collins" is Paul Collins
+        if set(words(run.group(0))) & named:
+            named |= set(words(run.group(0)))
     trait = content_words(sentence) - named - content_words(question) - _FRAME
     out = set()
     for name, stretch in stretches.items():
         have = passage_words(stretch)
         out |= {f"{w} (of {name})" for w in trait if not _has(w, have) and not _stem_in(w, have)}
+    return out
+
+
+_MORE = re.compile(
+    r"\b(?:more|larger|greater|higher|bigger|longer|taller|heavier|older)\b(?!\s+than)", re.I
+)
+_LESS = re.compile(r"\b(?:fewer|less|smaller|lower|shorter|younger)\b(?!\s+than)", re.I)
+_FIGURE = re.compile(r"(?<![\w.,])\d[\d,]*(?:\.\d+)?(?![\w])")
+
+
+def reversed_comparison(sentence: str) -> set[str]:
+    """A comparison its own figures contradict: "X operates in more countries (70) than Y
+    (120)". Read only in the plain shape, a comparative with one figure before its "than" and
+    one after ("more than 70" is a bound, not a comparison; years are left alone)."""
+    head, than, tail = strip_citations(sentence).partition(" than ")
+    if not than:
+        return set()
+    more, less = _MORE.search(head), _LESS.search(head)
+    if bool(more) == bool(less):
+        return set()
+    before, after = _FIGURE.findall(head[(more or less).start() :]), _FIGURE.findall(tail)
+    if len(before) != 1 or len(after) != 1:
+        return set()
+    a, b = (float(x.replace(",", "")) for x in (before[0], after[0]))
+    if any(1000 <= x <= 2100 and x.is_integer() for x in (a, b)):
+        return set()
+    if (more and a < b) or (less and a > b):
+        return {f"{before[0]} {(more or less).group(0).lower()} than {after[0]}"}
+    return set()
+
+
+# Words after a name that do not make it the subject of what follows ("X and was featured").
+_JOINS = frozenset(
+    {"and", "or", "but", "which", "who", "whom", "whose", "that", "with", "as", "while", "when"}
+)
+_PRONOUNS = frozenset(["it", "he", "she", "they", "his", "her", "its", "their", "this", "these"])
+_TRAILING_NAME = re.compile(r"((?:[A-Z][\w'’-]*[\s-]+){0,3}[A-Z][\w'’-]*)$")
+
+
+def _name_ending(clause: str, passage: str) -> str | None:
+    """The name that ends `clause` (the passage's text before some words), if any. One
+    capitalised word that opens its sentence ("Launched in support of …") is a name only if
+    the passage also capitalises it mid-sentence; a pronoun ("It was founded …") names nobody."""
+    found = _TRAILING_NAME.search(clause)
+    if not found or not set(words(found.group(1))) - STOPWORDS - _PRONOUNS:
+        return None
+    name = found.group(1)
+    opens = clause.strip() == name and " " not in name
+    if opens and not re.search(rf"[a-z,]\s+{re.escape(name)}\b", passage):
+        return None
+    return name
+
+
+def swapped_names(sentence: str, passage: str, words_after: int = 4) -> set[str]:
+    """A name in the sentence put where the passage has another one: "Go Ara stars as a
+    talent manager" against "Park Yong-woo stars as a talent manager". Each name's next
+    `words_after` words are looked up in the passage; where every place they occur has a
+    different name right before them (in the same clause), the name is swapped."""
+    out = set()
+    for match in _NAME_RUN.finditer(sentence):
+        name = match.group(0).strip(" .,'’")
+        mine = set(words(name)) - STOPWORDS
+        after = re.findall(r"[\w'’-]+", sentence[match.end() :])[:words_after]
+        if (
+            not mine
+            or len(after) < words_after
+            or after[0].lower() in _JOINS
+            or not {w.lower() for w in after} - STOPWORDS
+        ):
+            continue
+        others, own = set(), False
+        for found in re.finditer(r"\W+".join(map(re.escape, after)), passage):
+            clause = re.split(r"[.!?;:,()\n]", passage[: found.start()])[-1].rstrip()
+            other = _name_ending(clause, passage)
+            if other is None or any(_has(w, passage_words(clause)) for w in mine):
+                own = True  # said of our name, or of nobody named
+            else:
+                others.add(other)
+        if others and not own:
+            out.add(f"{name} (the passage says {' / '.join(sorted(others))})")
     return out
 
 
@@ -326,6 +422,8 @@ def check(
             missing_figures(sentence, passage)
             | missing_names(sentence, passage, question, elsewhere, question_names)
             | missing_traits(sentence, passage, question)
+            | reversed_comparison(sentence)
+            | swapped_names(sentence, passage)
         )
         restated = premise(sentence, passage, question, elsewhere)
         supported = (
