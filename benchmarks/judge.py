@@ -1,6 +1,6 @@
 """Can the generator itself tell a supported answer from an unsupported one? Asked yes/no.
 
-    python benchmarks/judge.py [--halueval N] [--model Qwen2.5-Coder-1.5B-Instruct]
+    python benchmarks/judge.py [--read FILE] [--halueval N] [--model Qwen2.5-Coder-1.5B-Instruct]
 
 The support check is lexical and embedding-based, so it cannot see a wrong detail phrased in
 the passage's own words ("The University of Georgia was founded in 1874" beside a passage whose
@@ -8,8 +8,9 @@ the passage's own words ("The University of Georgia was founded in 1874" beside 
 packaged GGUF model (llama.cpp, greedy) reads the cited passages, the question and the answer,
 and P(Yes) / (P(Yes) + P(No)) of its one-token reply is the score.
 
-Scored on tests/data/manual_read.json (50 delivered answers of the halueval-qa test run, read by
-hand against their cited passages: 16 unsupported) and, with --halueval N, on N dev questions'
+Scored on a manual read (--read; default tests/data/manual_read.json, 50 delivered answers of the
+halueval-qa test run read by hand against their cited passages, 16 unsupported) and, with
+--halueval N, on N dev questions'
 right and hallucinated answers against the gold paragraph (needs `kbqa eval prepare
 halueval-qa` under KBQA_HOME), beside the support check alone and the check AND the judge.
 Printed: AUROC, what each threshold catches and loses, seconds per judgment. Quiet machine.
@@ -63,8 +64,8 @@ def passage_lines(text: str) -> str:
     return "\n".join(support.split_sentences(text))
 
 
-def manual_read(judge: Judge) -> None:
-    rows = json.loads((ROOT / "tests/data/manual_read.json").read_text())
+def manual_read(judge: Judge, path: Path) -> None:
+    rows = json.loads(path.read_text())
     for name, template in FORMATS.items():
         started, scores = time.perf_counter(), []
         for r in rows:
@@ -82,7 +83,7 @@ def manual_read(judge: Judge) -> None:
             f"lost {sum(s < t for s in good)}/{len(good)}"
             for t in THRESHOLDS
         )
-        print(f"manual read, {name!r}: AUROC {auroc(ok, scores):.3f}, {each:.2f} s each; {cells}")
+        print(f"{path.name}, {name!r}: AUROC {auroc(ok, scores):.3f}, {each:.2f} s each; {cells}")
 
 
 def halueval(judge: Judge, n: int, settings: Settings) -> None:
@@ -129,6 +130,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="packaged model or .gguf (default: generator_model)")
     parser.add_argument("--halueval", type=int, default=0, help="dev pairs to score as well")
+    parser.add_argument(
+        "--read",
+        type=Path,
+        default=ROOT / "tests/data/manual_read.json",
+        help="a manual read to score (tests/data/manual_read*.json)",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     settings = Settings.load()
@@ -138,7 +145,9 @@ def main() -> None:
         threads=args.threads,
     )  # fmt: skip
     judge = Judge(generator)
-    manual_read(judge)
+    if not args.read.is_file():
+        parser.error(f"--read: no such file: {args.read}")
+    manual_read(judge, args.read)
     if args.halueval:
         halueval(judge, args.halueval, settings)
 
