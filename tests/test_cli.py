@@ -99,6 +99,10 @@ def test_unknown_generator_model_is_a_one_line_error(ingested):
     assert result.returncode == 1
     assert "generator_model '/no/such/model' cannot be loaded" in result.stderr
     assert "Traceback" not in result.stderr
+    # NAME@BACKEND picks the runtime, as `kbqa eval qa --model` does: llama.cpp looks for a GGUF.
+    result = run(["ask", "--model", "/no/such/model@llama.cpp", "tracker port?"], *ingested)
+    assert result.returncode == 1
+    assert "generator_model '/no/such/model': no GGUF file at /no/such/model" in result.stderr
 
 
 def test_bad_setting_in_environment_is_a_one_line_error(home: Path, tmp_path: Path):

@@ -129,7 +129,11 @@ def _summary(report) -> str:
 @click.argument("question")
 @click.option("-k", type=click.IntRange(1, 20), help="How many passages to use.")
 @click.option("--extractive", is_flag=True, help="Quote the best sentences; no generator.")
-@click.option("--model", help="Generator: a name under KBQA_HOME/models, a folder or a hub id.")
+@click.option(
+    "--model",
+    help="Generator: a name under KBQA_HOME/models, a folder, a .gguf file or a hub id; "
+    "NAME@llama.cpp or NAME@transformers picks the runtime.",
+)
 @click.option(
     "--source",
     "sources",
@@ -170,7 +174,12 @@ def ask(
             click.echo(_format_answer(_answer_from_dict(data)))
         return
     if model:
-        settings = settings.replace(generator_model=model)
+        # NAME@BACKEND, as `kbqa eval qa --model` takes it; a name may hold an "@" of its own.
+        name, _, backend = model.rpartition("@")
+        if name and backend in ("llama.cpp", "transformers", "auto"):
+            settings = settings.replace(generator_model=name, generator_backend=backend)
+        else:
+            settings = settings.replace(generator_model=model)
     if retriever:
         settings = settings.replace(retrieval_mode=retriever)
     kb = _kb(settings)
