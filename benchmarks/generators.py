@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from kbqa.app import KnowledgeBase
 from kbqa.assistant.answerer import Answerer
-from kbqa.assistant.generator import make_generator
+from kbqa.assistant.generator import make_generator, split_backend
 from kbqa.settings import Settings
 from kbqa.types import Answer
 
@@ -50,7 +50,7 @@ def p(values: list[float], q: float) -> float:
 
 def run(kb: KnowledgeBase, label: str, qa: dict, verbose: bool) -> dict:
     spec, _, changes = label.partition("#")
-    model, _, backend = spec.partition("@")
+    model, backend = split_backend(spec)
     s = kb.settings.replace(**dict(c.split("=", 1) for c in changes.split(",") if c))
     generator = make_generator(
         model,

@@ -138,6 +138,8 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
+    if not args.read.is_file():
+        parser.error(f"--read: no such file: {args.read}")
     settings = Settings.load()
     model = args.model or settings.generator_model
     generator = make_generator(
@@ -145,8 +147,6 @@ def main() -> None:
         threads=args.threads,
     )  # fmt: skip
     judge = Judge(generator)
-    if not args.read.is_file():
-        parser.error(f"--read: no such file: {args.read}")
     manual_read(judge, args.read)
     if args.halueval:
         halueval(judge, args.halueval, settings)

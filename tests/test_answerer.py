@@ -519,6 +519,19 @@ def test_a_name_must_not_take_the_place_the_passage_gives_another():
         "Go Ara (the passage says Park Yong-woo)"
     }
     assert not support.swapped_names("Park Yong-woo stars as a talent manager.", passage)
+    # The check itself rejects it, naming why (and a reversed comparison likewise).
+    vectors = np.ones((2, 4), dtype=np.float32) / 2  # similarity 1: only these rules decide
+    swapped, reversed_ = support.check(
+        "Who stars as the talent manager in Papa?",
+        ["Go Ara stars as a talent manager in Papa.", "Papa has more stars (9) than Mama (12)."],
+        [passage, "Papa has 9 stars. Mama has 12 stars."],
+        vectors,
+        vectors,
+        0.0,
+        0.0,
+    )
+    assert not swapped.supported and "Go Ara (the passage says Park Yong-woo)" in swapped.missing
+    assert not reversed_.supported and "9 more than 12" in reversed_.missing
     deploys = "Production deploys are allowed Monday to Thursday between 09:00 and 16:00 Pacific."
     assert support.swapped_names(
         "Deploys are allowed Monday to Friday between 09:00 and 16:00 Pacific.", deploys

@@ -301,3 +301,14 @@ def test_llama_cpp_generate_scored_gives_the_greedy_text_with_each_tokens_log_pr
     # Greedy decoding takes the likeliest token: its probability is the first one's top.
     first = llama.next_token_probabilities(MESSAGES, top=5)
     assert math.isclose(math.exp(scored[0][1]), max(first.values()), rel_tol=1e-3)
+
+
+def test_a_model_label_may_name_its_runtime():
+    assert gen.split_backend("SmolLM2-135M-Instruct@transformers") == (
+        "SmolLM2-135M-Instruct",
+        "transformers",
+    )
+    assert gen.split_backend("/models/tuned.gguf@llama.cpp") == ("/models/tuned.gguf", "llama.cpp")
+    # No suffix, or an "@" that is part of the name, leaves the label whole.
+    assert gen.split_backend("Qwen2.5-Coder-1.5B-Instruct") == ("Qwen2.5-Coder-1.5B-Instruct", None)
+    assert gen.split_backend("/data/team@corp/model") == ("/data/team@corp/model", None)

@@ -174,12 +174,12 @@ def ask(
             click.echo(_format_answer(_answer_from_dict(data)))
         return
     if model:
-        # NAME@BACKEND, as `kbqa eval qa --model` takes it; a name may hold an "@" of its own.
-        name, _, backend = model.rpartition("@")
-        if name and backend in ("llama.cpp", "transformers", "auto"):
-            settings = settings.replace(generator_model=name, generator_backend=backend)
-        else:
-            settings = settings.replace(generator_model=model)
+        from kbqa.assistant.generator import split_backend
+
+        name, backend = split_backend(model)  # NAME@BACKEND, as `kbqa eval qa --model` takes it
+        settings = settings.replace(generator_model=name)
+        if backend:
+            settings = settings.replace(generator_backend=backend)
     if retriever:
         settings = settings.replace(retrieval_mode=retriever)
     kb = _kb(settings)
@@ -392,7 +392,7 @@ def eval_qa(
     out: Path | None,
 ) -> None:
     """Answer quality, citations and abstention on DATASET (needs answers.jsonl)."""
-    from kbqa.assistant.generator import make_generator
+    from kbqa.assistant.generator import make_generator, split_backend
     from kbqa.evals.qa import Config, evaluate_qa
 
     name, data, kb = _dataset(settings, dataset, split)
@@ -403,7 +403,7 @@ def eval_qa(
     # Generators come from the user's home (KBQA_HOME/models), not the dataset's.
     for label in names:
         # NAME@BACKEND compares one model on two runtimes ("SmolLM2-135M-Instruct@transformers").
-        model, _, backend = label.partition("@")
+        model, backend = split_backend(label)
         generator = make_generator(
             model,
             settings.models_dir,

@@ -299,6 +299,16 @@ class EchoGenerator:
         return f"{first} [1]"
 
 
+BACKENDS = ("auto", "llama.cpp", "transformers")
+
+
+def split_backend(label: str) -> tuple[str, str | None]:
+    """ "NAME@llama.cpp" -> ("NAME", "llama.cpp"): the runtime a `--model` names, if it names
+    one (a name may hold an "@" of its own, so only a known backend after the last one counts)."""
+    name, _, backend = label.rpartition("@")
+    return (name, backend) if name and backend in BACKENDS else (label, None)
+
+
 def backend_for(model: str, backend: str = "auto") -> str:
     """Which runtime runs a generator setting: "llama.cpp" or "transformers"."""
     if backend != "auto":
@@ -339,5 +349,6 @@ __all__ = [
     "LlamaCppGenerator",
     "TransformersGenerator",
     "make_generator",
+    "split_backend",
     "stream",
 ]
