@@ -409,3 +409,105 @@ def test_no_examples_is_refused_and_keeps_the_earlier_file(tmp_path: Path, setti
     with pytest.raises(KbqaError, match="no training examples"):
         build_training_data(empty, out)
     assert out.read_text() == '{"earlier": true}\n'
+
+
+def _record(kb, data, qid: str, **changes) -> dict:
+    """An eval record (kbqa eval qa's answers-*.jsonl) of a right, wholly checked answer."""
+    question = data.queries[qid]
+    hits = kb.retriever.search(question, kb.settings.top_k)
+    gold = sorted(data.qrels["train"][qid])
+    n = 1 + [h.uri.rsplit(":", 1)[-1] for h in hits].index(gold[0])
+    reference = data.answers[qid]["answer"]
+    record = {
+        "id": qid,
+        "question": question,
+        "reference": reference,
+        "answerable": True,
+        "gold": gold,
+        "answer": f"The answer is {reference} [{n}].",
+        "mode": "generated",
+        "contains": True,
+        "cited": gold,
+        "retrieved": [h.uri.rsplit(":", 1)[-1] for h in hits],
+        "dropped": [],
+    }
+    return record | changes
+
+
+def test_own_answers_become_targets_only_when_right_cited_and_checked_whole(
+    built, settings, tmp_path: Path
+):
+    from kbqa.assistant.answerer import Answerer
+    from kbqa.tune.distill import distilled_examples, with_abstentions
+
+    _, examples, data, out = built
+    kb = KnowledgeBase(
+        settings.replace(home=settings.home / "evals" / "halueval-qa"), embedder=HashEmbedder()
+    )
+    qids = [
+        q
+        for q in sorted(data.qrels["train"])
+        if data.queries[q] in {e["question"] for e in examples}
+    ]
+    good = [q for q in qids if _record(kb, data, q)["gold"][0] in _record(kb, data, q)["retrieved"]]
+    assert len(good) >= 2
+    records = [
+        _record(kb, data, good[0]),
+        _record(kb, data, good[1], mode="extracted"),
+        _record(kb, data, good[1], contains=False),
+        _record(kb, data, good[1], dropped=[["x [2].", "not supported"]]),
+        _record(kb, data, good[1], cited=["k-other"]),
+        _record(kb, data, good[1], retrieved=["k-other"]),
+    ]
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    kept, skipped = distilled_examples(kb, data, answers)
+
+    assert [e["id"] for e in kept] == [good[0]]
+    assert kept[0]["reply"] == records[0]["answer"]
+    hits = kb.retriever.search(records[0]["question"], kb.settings.top_k)
+    # The prompt is the answerer's own (shown and focused passages), and the gold one is cited.
+    assert kept[0]["messages"] == Answerer(kb.retriever, None, kb.settings).messages(
+        records[0]["question"], hits
+    )
+    assert f"[{kept[0]['gold'][0]}]" in kept[0]["reply"]
+    assert skipped == {
+        "extracted": 1,
+        "lacks the reference": 1,
+        "a sentence failed the check": 1,
+        "cites another passage": 1,
+        "retrieval differs from the evaluated run": 1,
+    }
+
+    mixed = with_abstentions(kept * 9, out, share=0.1)
+    assert len(mixed) == 10 and sum(e["reply"] == ABSTAIN_REPLY for e in mixed) == 1
+    with pytest.raises(KbqaError, match="abstention examples"):
+        with_abstentions(kept * 900, out, share=0.5)
+
+
+def test_an_evaluation_question_is_never_distilled(built, settings, tmp_path: Path):
+    from kbqa.tune.distill import distilled_examples
+
+    _, _, data, _ = built
+    kb = KnowledgeBase(
+        settings.replace(home=settings.home / "evals" / "halueval-qa"), embedder=HashEmbedder()
+    )
+    dev = next(iter(data.qrels["dev"]))
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(json.dumps({"id": dev, "question": data.queries[dev]}) + "\n")
+    with pytest.raises(KbqaError, match="not a training question"):
+        distilled_examples(kb, data, answers)
+
+
+def test_a_file_that_is_not_eval_answers_is_refused_with_its_line(built, settings, tmp_path: Path):
+    from kbqa.tune.distill import distilled_examples
+
+    _, _, data, _ = built
+    kb = KnowledgeBase(
+        settings.replace(home=settings.home / "evals" / "halueval-qa"), embedder=HashEmbedder()
+    )
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text('{"question": "no id"}\n')
+    with pytest.raises(KbqaError, match=r"answers.jsonl:1: not an answer record"):
+        distilled_examples(kb, data, answers)

@@ -467,6 +467,38 @@ def tune_data(settings: Settings, halueval: bool, include_private: bool) -> None
     click.echo(f"{sum(counts.values())} examples in {out}")
 
 
+@tune.command("distill")
+@click.argument("answers", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--abstain-share",
+    type=float,
+    default=0.10,
+    show_default=True,
+    help="The share of abstention examples (taken from KBQA_HOME/tune/train.jsonl).",
+)
+@click.option("--out", type=click.Path(path_type=Path), help="Default: KBQA_HOME/tune/own.jsonl.")
+@click.pass_obj
+def tune_distill(settings: Settings, answers: Path, abstain_share: float, out: Path | None) -> None:
+    """Training examples from the generator's own answers: ANSWERS is the answers-*.jsonl of
+    `kbqa eval qa halueval-qa --split train --no-extractive`; answers that hold the reference,
+    cite the gold passage and pass the check whole become targets."""
+    from kbqa.tune.data import write_examples
+    from kbqa.tune.distill import distilled_examples, with_abstentions
+
+    _, data, kb = _dataset(settings, "halueval-qa", "train")
+    kept, skipped = distilled_examples(kb, data, answers)
+    if not kept:
+        raise KbqaError(f"{answers}: no answer qualified ({dict(skipped)})")
+    examples = with_abstentions(kept, settings.home / "tune" / "train.jsonl", abstain_share)
+    out = out or settings.home / "tune" / "own.jsonl"
+    write_examples(examples, out)
+    click.echo(f"kept {len(kept)} of {len(kept) + sum(skipped.values())} answers")
+    for reason, count in skipped.most_common():
+        click.echo(f"  {count:>5}  {reason}")
+    click.echo(f"{len(examples)} examples ({len(examples) - len(kept)} abstentions) in {out}")
+    click.echo(f"next: kbqa tune train --data {out}")
+
+
 @tune.command("train")
 @click.option("--name", default="smollm2-kbqa", show_default=True, help="KBQA_HOME/models/NAME.")
 @click.option(

@@ -125,7 +125,7 @@ class Answerer:
             return
         draft, raw = self._draft(question, hits), ""
         done = 0  # sentences of `raw` already checked
-        pieces = stream(self.generator, self._messages(question, hits, history), self._budget)
+        pieces = stream(self.generator, self.messages(question, hits, history), self._budget)
         for piece in itertools.chain(pieces, [None]):  # None: the reply is complete
             raw += piece or ""
             sentences = support.split_sentences(raw)
@@ -157,7 +157,7 @@ class Answerer:
         started = time.perf_counter()
         replies = generate_many(
             self.generator,
-            [self._messages(questions[i], retrieved[i][0]) for i in wanted],
+            [self.messages(questions[i], retrieved[i][0]) for i in wanted],
             self._budget,
         )
         each = (time.perf_counter() - started) * 1000 / max(len(wanted), 1)
@@ -213,9 +213,10 @@ class Answerer:
     def _budget(self) -> int:
         return self.settings.max_new_tokens
 
-    def _messages(
+    def messages(
         self, question: str, hits: list[Hit], history: list[tuple[str, str]] = ()
     ) -> list[dict[str, str]]:
+        """The generator's prompt: the shown hits, focused on the question."""
         return build_messages(question, self.focus(question, self.shown(hits)), history)
 
     def shown(self, hits: list[Hit]) -> list[Hit]:

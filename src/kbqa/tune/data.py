@@ -117,15 +117,20 @@ def build_training_data(
     leaked = {e["question"] for e in examples} & held_out
     if leaked:
         raise KbqaError(f"{len(leaked)} dev/test questions reached the training data")
+    write_examples(examples, out)
+    counts = {source: sum(e["source"] == source for e in examples) for source in SOURCES}
+    log.info("wrote %d training examples to %s: %s", len(examples), out, counts)
+    return counts
+
+
+def write_examples(examples: list[dict[str, Any]], out: Path) -> None:
+    """JSONL, one example a line, written whole or not at all."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     with open(tmp, "w", encoding="utf-8") as f:
         for example in examples:
             f.write(json.dumps(example, ensure_ascii=False) + "\n")
     tmp.replace(out)
-    counts = {source: sum(e["source"] == source for e in examples) for source in SOURCES}
-    log.info("wrote %d training examples to %s: %s", len(examples), out, counts)
-    return counts
 
 
 def read_examples(path: Path) -> list[dict[str, Any]]:
