@@ -27,6 +27,7 @@ from kbqa.assistant.answerer import Answerer
 from kbqa.errors import KbqaError
 from kbqa.evals.datasets import BeirDataset
 from kbqa.tune.data import evaluation_questions, read_examples
+from kbqa.types import Hit
 
 SOURCE = "halueval-own"
 ABSTAIN_SHARE = 0.10
@@ -63,16 +64,19 @@ def distilled_examples(
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise KbqaError(f"{answers}:{line_number}: not an answer record ({exc})") from exc
         if qid not in train or question in held_out:
-            raise KbqaError(f"{answers}:{line_number}: {qid} is not a training question")
+            raise KbqaError(
+                f"{answers}:{line_number}: {qid} is not a training question: give the "
+                "answers-*.jsonl of `kbqa eval qa halueval-qa --split train`"
+            )
         reason = why_not(record)
         if reason is None:
             hits = kb.retriever.search(question, kb.settings.top_k)
-            if [h.uri.rsplit(":", 1)[-1] for h in hits] != record["retrieved"]:
+            if [_doc_id(h) for h in hits] != record["retrieved"]:
                 reason = "retrieval differs from the evaluated run"
         if reason:
             skipped[reason] += 1
             continue
-        gold = [n for n, h in enumerate(hits, 1) if h.uri.rsplit(":", 1)[-1] in record["gold"]]
+        gold = [n for n, h in enumerate(hits, 1) if _doc_id(h) in record["gold"]]
         out.append(
             {
                 "source": SOURCE,
@@ -84,6 +88,12 @@ def distilled_examples(
             }
         )
     return out, skipped
+
+
+def _doc_id(hit: Hit) -> str:
+    """The dataset's document id ("k1038") of a hit from the eval's knowledge base, as the
+    eval's records name documents."""
+    return hit.uri.rsplit(":", 1)[-1]
 
 
 def with_abstentions(
@@ -99,7 +109,10 @@ def with_abstentions(
     abstain = [e for e in read_examples(pool) if e["source"] == "halueval-abstain"]
     wanted = round(share * len(examples) / (1 - share))
     if wanted > len(abstain):
-        raise KbqaError(f"{pool}: {len(abstain)} abstention examples, {wanted} wanted")
+        raise KbqaError(
+            f"{pool}: {len(abstain)} abstention examples, {wanted} wanted: "
+            "lower --abstain-share or rerun `kbqa tune data`"
+        )
     rng = random.Random(seed)
     mixed = examples + rng.sample(abstain, wanted)
     rng.shuffle(mixed)
