@@ -303,6 +303,18 @@ def test_llama_cpp_generate_scored_gives_the_greedy_text_with_each_tokens_log_pr
     assert math.isclose(math.exp(scored[0][1]), max(first.values()), rel_tol=1e-3)
 
 
+@pytest.mark.slow
+def test_llama_cpp_samples_repeat_with_their_seed_and_differ_across_seeds(llama):
+    def sample(seed: int) -> str:
+        asked = [{"role": "user", "content": "Write one sentence about a harbour."}]
+        return llama.sample(asked, seed=seed, temperature=1.2, max_new_tokens=24)
+
+    first = sample(1)
+    assert first and sample(1) == first
+    assert {sample(2), sample(3), sample(4)} - {first}
+    assert llama.generate(MESSAGES, 24) == llama.generate(MESSAGES, 24)  # greedy stays greedy
+
+
 def test_a_model_label_may_name_its_runtime():
     assert gen.split_backend("SmolLM2-135M-Instruct@transformers") == (
         "SmolLM2-135M-Instruct",

@@ -224,6 +224,19 @@ class LlamaCppGenerator:
             raise ModelError(f"{self.name}: {reply['error'].get('message', reply['error'])}")
         return (reply["choices"][0]["message"].get("content") or "").strip()
 
+    def sample(
+        self, messages: Messages, seed: int, temperature: float = 0.8, max_new_tokens: int = 96
+    ) -> str:
+        """One sampled reply instead of the greedy one, the same for the same seed: what a
+        self-consistency check compares the answer with (benchmarks/consistency.py)."""
+        request = self._request(messages, max_new_tokens, False)
+        request |= {"temperature": temperature, "seed": seed}
+        with self._lock:
+            reply = self._server.handle_chat_completions(request)
+        if "error" in reply:
+            raise ModelError(f"{self.name}: {reply['error'].get('message', reply['error'])}")
+        return (reply["choices"][0]["message"].get("content") or "").strip()
+
     def next_token_probabilities(self, messages: Messages, top: int = 10) -> dict[str, float]:
         """The `top` likeliest first tokens of the reply and their probabilities (a yes/no
         judge reads P("Yes") against P("No"): benchmarks/judge.py)."""
