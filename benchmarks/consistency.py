@@ -88,15 +88,16 @@ def main() -> None:
                 continue
             seen.add(item["answer"])
             question = item["question"]
-            hits = answerer.shown(kb.retriever.search(question, settings.top_k))
-            shown = answerer.focus(question, hits)
-            greedy = generator.generate(build_messages(question, shown), budget)
+            hits = kb.retriever.search(question, settings.top_k)
+            shown = answerer.focus(question, answerer.shown(hits))  # as Answerer.messages
+            prompt = build_messages(question, shown)
+            greedy = generator.generate(prompt, budget)
             if plain(item["answer"]) not in plain(greedy):
                 left_out += 1
                 continue
             reordered = generator.generate(build_messages(question, shown[::-1]), budget)
             samples = [
-                generator.sample(build_messages(question, shown), seed, args.temperature, budget)
+                generator.sample(prompt, seed, args.temperature, budget)
                 for seed in range(args.samples)
             ]
             answer = support.strip_citations(item["answer"])

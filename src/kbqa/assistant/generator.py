@@ -215,14 +215,17 @@ class LlamaCppGenerator:
             "stream": streaming,
         }
 
-    def generate(self, messages: Messages, max_new_tokens: int = 96) -> str:
+    def _choice(self, request: dict) -> dict:
+        """The reply's first choice to a whole (not streamed) request; an error is raised."""
         with self._lock:
-            reply = self._server.handle_chat_completions(
-                self._request(messages, max_new_tokens, False)
-            )
+            reply = self._server.handle_chat_completions(request)
         if "error" in reply:
             raise ModelError(f"{self.name}: {reply['error'].get('message', reply['error'])}")
-        return (reply["choices"][0]["message"].get("content") or "").strip()
+        return reply["choices"][0]
+
+    def generate(self, messages: Messages, max_new_tokens: int = 96) -> str:
+        choice = self._choice(self._request(messages, max_new_tokens, False))
+        return (choice["message"].get("content") or "").strip()
 
     def sample(
         self, messages: Messages, seed: int, temperature: float = 0.8, max_new_tokens: int = 96
@@ -230,23 +233,15 @@ class LlamaCppGenerator:
         """One sampled reply instead of the greedy one, the same for the same seed: what a
         self-consistency check compares the answer with (benchmarks/consistency.py)."""
         request = self._request(messages, max_new_tokens, False)
-        request |= {"temperature": temperature, "seed": seed}
-        with self._lock:
-            reply = self._server.handle_chat_completions(request)
-        if "error" in reply:
-            raise ModelError(f"{self.name}: {reply['error'].get('message', reply['error'])}")
-        return (reply["choices"][0]["message"].get("content") or "").strip()
+        choice = self._choice(request | {"temperature": temperature, "seed": seed})
+        return (choice["message"].get("content") or "").strip()
 
     def next_token_probabilities(self, messages: Messages, top: int = 10) -> dict[str, float]:
         """The `top` likeliest first tokens of the reply and their probabilities (a yes/no
         judge reads P("Yes") against P("No"): benchmarks/judge.py)."""
         request = self._request(messages, 1, False) | {"logprobs": True, "top_logprobs": top}
-        with self._lock:
-            reply = self._server.handle_chat_completions(request)
-        if "error" in reply:
-            raise ModelError(f"{self.name}: {reply['error'].get('message', reply['error'])}")
         out: dict[str, float] = {}
-        for t in reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"]:
+        for t in self._choice(request)["logprobs"]["content"][0]["top_logprobs"]:
             out[t["token"]] = out.get(t["token"], 0.0) + math.exp(t["logprob"])
         return out
 
@@ -255,12 +250,7 @@ class LlamaCppGenerator:
     ) -> tuple[str, list[tuple[str, float]]]:
         """generate(), with each written token and its log-probability (greedy, so the text is
         generate()'s): the model's own confidence, read by benchmarks/likelihood.py."""
-        request = self._request(messages, max_new_tokens, False) | {"logprobs": True}
-        with self._lock:
-            reply = self._server.handle_chat_completions(request)
-        if "error" in reply:
-            raise ModelError(f"{self.name}: {reply['error'].get('message', reply['error'])}")
-        choice = reply["choices"][0]
+        choice = self._choice(self._request(messages, max_new_tokens, False) | {"logprobs": True})
         written = (choice.get("logprobs") or {}).get("content") or []
         scored = [(t["token"], t["logprob"]) for t in written]
         return (choice["message"].get("content") or "").strip(), scored
