@@ -56,6 +56,17 @@ class Citation:
     hit: Hit
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """A unit of a cited passage that the answer points at (a sentence, a table row with its
+    header, a list item, a command), copied by kbqa from the passage, never written by the model.
+    `span` is the words of `text` that answer (a port, a command, a name); "" cites it whole."""
+
+    n: int  # the citation it belongs to (Citation.n)
+    text: str
+    span: str = ""
+
+
 class Quoted(str):
     """Streamed text that quotes the passages (the fallback), not the generator's sentences:
     an interface may hold it back and show the final Answer with its span marked instead."""
@@ -71,7 +82,8 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     # The retrieval score that abstention is decided on (cosine of the best hit).
     confidence: float = 0.0
-    # How the text was made: "generated", "extracted" (quoted sentences) or "abstained".
+    # How the text was made: "pointed" (the model named evidence units, kbqa quoted them),
+    # "generated" (free text, checked), "extracted" (quoted sentences) or "abstained".
     mode: str = "abstained"
     # Sentences the generator wrote that the support check removed, with the reason.
     dropped: tuple[tuple[str, str], ...] = ()
@@ -81,6 +93,8 @@ class Answer:
     # The words of the first sentence that answer (what the question did not already say):
     # shown first or marked inside a quote; empty when abstained or when nothing stands out.
     span: str = ""
+    # The units the answer rests on, in order: each quoted as evidence under its citation.
+    evidence: tuple[Evidence, ...] = ()
 
     def explanation(self) -> str:
         """One line on how the answer was made: why it abstained or quoted, what was dropped."""
@@ -117,6 +131,7 @@ class Answer:
             "confidence": round(self.confidence, 4),
             "reason": self.reason,
             "dropped": [{"sentence": s, "reason": why} for s, why in self.dropped],
+            "evidence": [{"n": e.n, "text": e.text, "span": e.span} for e in self.evidence],
             "citations": [hit_dict(c.hit, c.n) for c in self.citations],
             "hits": [hit_dict(h) for h in self.hits],
             "timings": {k: round(v, 1) for k, v in self.timings.items()},
