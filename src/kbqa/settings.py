@@ -128,6 +128,14 @@ class Settings:
     support_min_overlap: float = 0.6
     support_min_similarity: float = 0.4
     max_new_tokens: int = 96
+    # How answers are made: "pointed" (the model names the sentences of the passages that
+    # answer, under a grammar, and kbqa quotes them: assistant/pointed.py) or "free" (the model
+    # writes sentences, each checked against its passage: assistant/support.py).
+    answer_style: str = "free"
+    # The checks a pointed answer's units must pass (assistant/signals.py), and their settings.
+    pointer_checks: tuple = ("subject", "pointer_probability")
+    pointer_min_probability: float = 0.0
+    pointer_max_tokens: int = 48
     # Each passage is shown to the generator cut to its lines closest to the question, at most
     # this many characters (0: whole passages); the support check always reads whole passages.
     prompt_passage_chars: int = 450
@@ -251,6 +259,7 @@ class Settings:
         choices = {
             "on_unsupported": ("abstain", "extract"),
             "on_idk": ("abstain", "extract"),
+            "answer_style": ("pointed", "free"),
             "generator_backend": ("auto", "llama.cpp", "transformers"),
             "generator_precision": ("auto", "fp32", "bf16"),
             "device": ("auto", "cpu", "cuda"),
@@ -340,6 +349,10 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             return float(value)
         if kind == "str":
             return str(value)
+        if kind == "tuple":
+            # A list in kbqa.toml, or "a,b" in the environment.
+            parts = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(p).strip() for p in parts if str(p).strip())
         if kind == "dict":
             if not isinstance(value, dict):
                 raise ValueError(value)

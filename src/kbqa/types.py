@@ -65,6 +65,8 @@ class Evidence:
     n: int  # the citation it belongs to (Citation.n)
     text: str
     span: str = ""
+    # The model's probability for naming this unit (renormalised over the valid numbers).
+    probability: float = 1.0
 
 
 class Quoted(str):
@@ -131,7 +133,10 @@ class Answer:
             "confidence": round(self.confidence, 4),
             "reason": self.reason,
             "dropped": [{"sentence": s, "reason": why} for s, why in self.dropped],
-            "evidence": [{"n": e.n, "text": e.text, "span": e.span} for e in self.evidence],
+            "evidence": [
+                {"n": e.n, "text": e.text, "span": e.span, "probability": round(e.probability, 4)}
+                for e in self.evidence
+            ],
             "citations": [hit_dict(c.hit, c.n) for c in self.citations],
             "hits": [hit_dict(h) for h in self.hits],
             "timings": {k: round(v, 1) for k, v in self.timings.items()},

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from kbqa.assistant import confidence, support
+from kbqa.assistant import confidence, pointed, support
 from kbqa.assistant.generator import Generator, generate_many, stream
 from kbqa.assistant.prompt import ABSTAIN_TEXT, build_messages, instruction_sentences
 from kbqa.assistant.span import answer_span
@@ -123,6 +123,9 @@ class Answerer:
                 yield Quoted(answer.text) if answer.mode == "extracted" else answer.text
             yield answer
             return
+        if self.settings.answer_style == "pointed":
+            yield from pointed.answer_stream(self, question, hits, timings, history)
+            return
         draft, raw = self._draft(question, hits), ""
         done = 0  # sentences of `raw` already checked
         pieces = stream(self.generator, self.messages(question, hits, history), self._budget)
@@ -146,6 +149,8 @@ class Answerer:
         self, questions: list[str], k: int | None = None, extractive: bool = False
     ) -> list[Answer]:
         """answer() for many questions, the generator's prompts run in batches (evaluation)."""
+        if self.settings.answer_style == "pointed" and not extractive:
+            return [self.answer(q, k) for q in questions]  # one request each: no batching
         retrieved = [self._retrieve(q, k, None) for q in questions]
         wanted = [
             i

@@ -10,7 +10,6 @@ chat-formatted prompt, behind one protocol. Backends, chosen by `generator_backe
 from __future__ import annotations
 
 import logging
-import math
 import os
 import queue
 import re
@@ -45,6 +44,19 @@ def stream(generator: Generator, messages: Messages, max_new_tokens: int = 96) -
         yield generator.generate(messages, max_new_tokens)
         return
     yield from streaming(messages, max_new_tokens)
+
+
+def point(
+    generator: Generator, messages: Messages, grammar: str, max_new_tokens: int = 64
+) -> Iterator[tuple[str, list[dict]]]:
+    """A pointer reply as (text, tokens with log-probabilities) pieces. A backend without
+    grammars writes the format freely (no probabilities); the pointer parser keeps what holds."""
+    pointing = getattr(generator, "point", None)
+    if pointing is None:
+        for piece in stream(generator, messages, max_new_tokens):
+            yield piece, []
+        return
+    yield from pointing(messages, grammar, max_new_tokens)
 
 
 def generate_many(
@@ -227,47 +239,31 @@ class LlamaCppGenerator:
         choice = self._choice(self._request(messages, max_new_tokens, False))
         return (choice["message"].get("content") or "").strip()
 
-    def sample(
-        self, messages: Messages, seed: int, temperature: float = 0.8, max_new_tokens: int = 96
-    ) -> str:
-        """One sampled reply instead of the greedy one, the same for the same seed: what a
-        self-consistency check compares the answer with (benchmarks/consistency.py)."""
-        request = self._request(messages, max_new_tokens, False)
-        choice = self._choice(request | {"temperature": temperature, "seed": seed})
-        return (choice["message"].get("content") or "").strip()
-
-    def next_token_probabilities(self, messages: Messages, top: int = 10) -> dict[str, float]:
-        """The `top` likeliest first tokens of the reply and their probabilities (a yes/no
-        judge reads P("Yes") against P("No"): benchmarks/judge.py)."""
-        request = self._request(messages, 1, False) | {"logprobs": True, "top_logprobs": top}
-        out: dict[str, float] = {}
-        for t in self._choice(request)["logprobs"]["content"][0]["top_logprobs"]:
-            out[t["token"]] = out.get(t["token"], 0.0) + math.exp(t["logprob"])
-        return out
-
-    def generate_scored(
-        self, messages: Messages, max_new_tokens: int = 96
-    ) -> tuple[str, list[tuple[str, float]]]:
-        """generate(), with each written token and its log-probability (greedy, so the text is
-        generate()'s): the model's own confidence, read by benchmarks/likelihood.py."""
-        choice = self._choice(self._request(messages, max_new_tokens, False) | {"logprobs": True})
-        written = (choice.get("logprobs") or {}).get("content") or []
-        scored = [(t["token"], t["logprob"]) for t in written]
-        return (choice["message"].get("content") or "").strip(), scored
-
     def stream(self, messages: Messages, max_new_tokens: int = 96) -> Iterator[str]:
+        for text, _ in self._stream(self._request(messages, max_new_tokens, True)):
+            yield text
+
+    def point(
+        self, messages: Messages, grammar: str, max_new_tokens: int = 64
+    ) -> Iterator[tuple[str, list[dict]]]:
+        """A reply held to `grammar` (llguidance or GBNF), streamed as (text, the pieces'
+        tokens with their top log-probabilities) — what the pointer answer path reads."""
+        request = self._request(messages, max_new_tokens, True) | {
+            "grammar": grammar,
+            "logprobs": True,
+            "top_logprobs": 10,
+            "stop": [],  # the grammar ends the reply; a blank line cannot occur in it
+        }
+        yield from self._stream(request)
+
+    def _stream(self, request: dict) -> Iterator[tuple[str, list[dict]]]:
         pieces: queue.Queue = queue.Queue()
         done = object()
-
-        def on_chunk(chunk) -> None:
-            pieces.put(chunk)
 
         def run() -> None:
             try:
                 with self._lock:
-                    self._server.handle_chat_completions(
-                        self._request(messages, max_new_tokens, True), on_chunk
-                    )
+                    self._server.handle_chat_completions(request, pieces.put)
             except Exception as exc:  # handed to the reader, which raises it
                 pieces.put(exc)
             finally:
@@ -278,11 +274,14 @@ class LlamaCppGenerator:
             if isinstance(chunk, Exception):
                 raise ModelError(f"{self.name}: {_first_line(chunk)}") from chunk
             if "error" in chunk:
-                raise ModelError(f"{self.name}: {chunk['error']}")
+                # A grammar llguidance cannot compile is the answerer's bug: say so plainly.
+                error = chunk["error"]
+                raise ModelError(f"{self.name}: {error.get('message', error)}")
             for choice in chunk.get("choices", []):
                 text = (choice.get("delta") or {}).get("content")
-                if text:
-                    yield text
+                tokens = (choice.get("logprobs") or {}).get("content") or []
+                if text or tokens:
+                    yield text or "", tokens
 
 
 class EchoGenerator:
@@ -290,6 +289,13 @@ class EchoGenerator:
     not a question (a Slack thread opens with one), cited."""
 
     name = "echo"
+
+    def point(
+        self, messages: Messages, grammar: str, max_new_tokens: int = 64
+    ) -> Iterator[tuple[str, list[dict]]]:
+        """Points at the first unit, copying its first four words."""
+        match = re.search(r"^\[(\d+)\] (.+)$", messages[-1]["content"], re.M)
+        yield (f"[{match.group(1)}] {' '.join(match.group(2).split()[:4])}" if match else "[0]"), []
 
     def generate(self, messages: Messages, max_new_tokens: int = 96) -> str:
         prompt = messages[-1]["content"]

@@ -1,0 +1,134 @@
+"""The pointer answer path: units -> one grammar-held request -> checked picks -> quoted evidence.
+
+The model names the units that answer (pointer.py); each finished line of its reply is checked
+by the named signals (signals.py) and, when it passes, yielded at once as Evidence: the unit
+as the passage writes it, copied by kbqa. The Answer's text is those units, each with its
+citation; nothing the model wrote in its own words is delivered.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from kbqa.assistant import pointer, signals, support
+from kbqa.assistant.generator import point
+from kbqa.assistant.prompt import ABSTAIN_TEXT
+from kbqa.assistant.units import Unit, units
+from kbqa.types import Answer, Citation, Evidence, Hit
+
+if TYPE_CHECKING:
+    from kbqa.assistant.answerer import Answerer
+
+log = logging.getLogger(__name__)
+
+DECLINED = "the model found no sentence in the sources that answers the question"
+
+
+def answer_stream(
+    answerer: Answerer,
+    question: str,
+    hits: list[Hit],
+    timings: dict[str, float],
+    history: list[tuple[str, str]] = (),
+) -> Iterator[Evidence | Answer]:
+    """Each checked Evidence as soon as its line of the reply is finished, then the Answer."""
+    started = time.perf_counter()
+    shown = answerer.focus(question, answerer.shown(hits))
+    found = units(shown)
+    checks = signals.build(answerer.settings)
+    kept: list[tuple[pointer.Pick, Unit]] = []
+    dropped: list[tuple[str, str]] = []
+    numbers: dict[int, int] = {}  # passage n -> its citation number, in order of first use
+    evidence: list[Evidence] = []
+    reply, tokens, done = "", [], 0
+    if found:
+        pieces = point(
+            answerer.generator,
+            pointer.messages(question, shown, found, history),
+            pointer.grammar(found),
+            answerer.settings.pointer_max_tokens,
+        )
+        for piece in itertools.chain(pieces, [None]):  # None: the reply is complete
+            if piece is not None:
+                reply += piece[0]
+                tokens += piece[1]
+            lines = reply.split("\n")
+            finished = lines if piece is None else lines[:-1]
+            probabilities = pointer.number_probabilities(tokens, len(found))
+            for i in range(done, len(finished)):
+                p = probabilities[i : i + 1] or [1.0]
+                for pick in pointer.parse(finished[i], found, p):
+                    if any(pick.k == k.k for k, _ in kept):
+                        continue
+                    unit = found[pick.k - 1]
+                    pointed = signals.Pointed(
+                        question, pick, unit, hits[unit.n - 1].label, _before(found, pick.k)
+                    )
+                    findings = [f for check in checks if (f := check(pointed))]
+                    if findings:
+                        dropped.append((unit.text, "; ".join(map(str, findings))))
+                        continue
+                    kept.append((pick, unit))
+                    c = numbers.setdefault(unit.n, len(numbers) + 1)
+                    span = _span(pick.span, unit.text)
+                    evidence.append(Evidence(c, unit.text, span, pick.probability))
+                    timings.setdefault("first_evidence_ms", _ms(started))
+                    yield evidence[-1]
+            done = len(finished)
+    log.debug("pointer reply: %r", reply)
+    timings["generate_ms"] = _ms(started)
+    confidence = answerer.confidence(question, hits)
+    if not evidence:
+        why = _why_none(found, reply, dropped)
+        yield Answer(
+            question, ABSTAIN_TEXT, True, (), tuple(hits), timings, confidence,
+            dropped=tuple(dropped), reason=why,
+        )  # fmt: skip
+        return
+    citations = tuple(Citation(c, hits[n - 1]) for n, c in numbers.items())
+    text = " ".join(_cited(e.text, e.n) for e in evidence)
+    yield Answer(
+        question, text, False, citations, tuple(hits), timings, confidence, "pointed",
+        tuple(dropped), "", evidence[0].span, tuple(evidence),
+    )  # fmt: skip
+
+
+def _before(found: list[Unit], k: int) -> str:
+    """The unit before unit k in the same passage ("" for a passage's first)."""
+    if k >= 2 and found[k - 2].n == found[k - 1].n:
+        return found[k - 2].text
+    return ""
+
+
+def _span(span: str, text: str) -> str:
+    """The copied words worth marking: not stopwords alone, not (nearly) the whole unit."""
+    if not support.content_words(span) and not any(ch.isdigit() for ch in span):
+        return ""
+    return "" if len(span) >= 0.9 * len(text.strip()) else span
+
+
+def _cited(text: str, c: int) -> str:
+    body = text.rstrip()
+    end = body[-1] if body and body[-1] in ".!?" else ""
+    return f"{body[: len(body) - len(end)] if end else body} [{c}]{end or '.'}"
+
+
+def _why_none(found: list[Unit], reply: str, dropped: list[tuple[str, str]]) -> str:
+    if not found:
+        return "the passages hold no sentence that could be quoted as an answer"
+    if dropped:
+        return f"the unit the model named was rejected ({dropped[0][1]})"
+    if reply.strip().startswith("[0]"):
+        return DECLINED
+    return "the generator's reply named no sentence of the sources"
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+__all__ = ["DECLINED", "answer_stream"]

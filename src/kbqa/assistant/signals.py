@@ -1,0 +1,104 @@
+"""Checks on a pointed answer, as named signals: each reads one pick (the unit the model named,
+its passage's label, the unit just before it) and returns a Finding when the pick must not be
+delivered. Each has a name (its reason code, counted by `kbqa eval qa`), is switched on by
+listing it in the `pointer_checks` setting, and holds its own threshold. Adding one is a class
+and a line in SIGNALS.
+
+What free text needed policing for (a changed figure, an invented detail, a misread) cannot
+happen here: the delivered words are the passage's. What remains is choosing the wrong unit:
+one about another subject, or one the model itself was unsure of.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from kbqa.assistant import support
+from kbqa.assistant.pointer import Pick
+from kbqa.assistant.units import Unit
+
+
+@dataclass(frozen=True)
+class Pointed:
+    """What a signal reads about one pick."""
+
+    question: str
+    pick: Pick
+    unit: Unit
+    label: str  # the unit's passage, as "Title › Heading"
+    before: str = ""  # the unit before it in the same passage
+
+
+@dataclass(frozen=True)
+class Finding:
+    signal: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.signal}: {self.detail}"
+
+
+class Signal(Protocol):
+    name: str
+
+    def __call__(self, pointed: Pointed) -> Finding | None: ...
+
+
+class PointerProbability:
+    """The model's own probability for the unit's number, renormalised over the valid
+    numbers: a pick it was unsure of is more often the wrong unit."""
+
+    name = "pointer_probability"
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+
+    def __call__(self, pointed: Pointed) -> Finding | None:
+        p = pointed.pick.probability
+        if p < self.threshold:
+            return Finding(self.name, f"the model's probability {p:.2f} < {self.threshold}")
+        return None
+
+
+# Identifiers a question names: route-planner, lk-breakglass, staging_app, SEV2, v1.29, `x`.
+_IDENTIFIER = re.compile(r"`[^`]+`|\b\w+(?:[-_./]\w+)+\b|\b(?=\w*\d)(?=\w*[A-Za-z])\w{2,}\b")
+
+
+class Subject:
+    """The question's own names (identifiers, and capitalised names past its first word) must
+    be what the unit is about: each in the unit, its passage's label or the unit before it.
+    "What port does tracker use?" answered with route-planner's row is the wrong entity."""
+
+    name = "subject"
+
+    def __call__(self, pointed: Pointed) -> Finding | None:
+        about = f"{pointed.label}\n{pointed.before}\n{pointed.unit.text}"
+        have = about.casefold()
+        names = {m.group(0).strip("`").casefold() for m in _IDENTIFIER.finditer(pointed.question)}
+        missing = {n for n in names if n not in have}
+        missing |= support.missing_names(pointed.question, about)
+        if missing:
+            return Finding(self.name, f"the unit does not name {', '.join(sorted(missing))}")
+        return None
+
+
+SIGNALS = {
+    "pointer_probability": lambda settings: PointerProbability(settings.pointer_min_probability),
+    "subject": lambda settings: Subject(),
+}
+
+
+def build(settings) -> list[Signal]:
+    """The signals the `pointer_checks` setting switches on, in its order."""
+    unknown = [name for name in settings.pointer_checks if name not in SIGNALS]
+    if unknown:
+        from kbqa.errors import KbqaError
+
+        known = ", ".join(SIGNALS)
+        raise KbqaError(f"pointer_checks: unknown check {unknown[0]!r} (known: {known})")
+    return [SIGNALS[name](settings) for name in settings.pointer_checks]
+
+
+__all__ = ["SIGNALS", "Finding", "Pointed", "PointerProbability", "Signal", "Subject", "build"]

@@ -1,0 +1,81 @@
+"""Evidence units: the shown passages cut into what a person would quote.
+
+A unit is a sentence of prose, a table row (ingest writes a row as "Header: value; …", so it
+carries its header), a list item, or a command line. What a reader would never quote as an
+answer is left out: headings, pointers ("see Section 6.1"), questions, markup, fragments of a
+word or two, and sentences addressed to the assistant (the prompt's fence removes those too).
+The model points at units by number; kbqa quotes them, so what is shown is the passage's text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kbqa.assistant import support
+from kbqa.assistant.prompt import instruction_sentences
+from kbqa.types import Hit
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One quotable piece of passage `n` (hits[n - 1]), as the passage writes it."""
+
+    n: int
+    text: str
+
+
+# "See Section 6.1", "For details, see the manual", "Refer to the FAQ": a pointer, not an answer.
+_POINTER = re.compile(
+    r"^\W*(?:see|refer to|cf\.|for (?:more|further|details|information)|more (?:information|"
+    r"details) (?:is|are|can be)|(?:this|the following) (?:section|chapter|page) (?:describes|"
+    r"explains|covers|lists))\b",
+    re.I,
+)
+_TAG = re.compile(r"<[^>\n]{1,200}>")
+# A line that is itself a command: a shell prompt, or wholly inside backticks.
+_COMMAND = re.compile(r"^\s*(?:\$ |# |`[^`]+`\s*$)")
+_LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
+_ROW = re.compile(r"^[^:;\n]{1,40}: [^;\n]+(?:; [^:;\n]{1,40}: [^;\n]+)+\.?$")
+# Slack threads are written "Name: message"; the speaker is not part of what is quoted.
+_GAP = "…"
+
+
+def units(hits: list[Hit]) -> list[Unit]:
+    """The quotable units of `hits`, in order; each knows the passage it came from."""
+    out: list[Unit] = []
+    for n, hit in enumerate(hits, 1):
+        headings = {p.strip().casefold() for p in [hit.title, *hit.heading.split("›")] if p}
+        for line in hit.text.split("\n"):
+            for piece in _pieces(line):
+                if _quotable(piece, headings):
+                    out.append(Unit(n, piece))
+    return out
+
+
+def _pieces(line: str) -> list[str]:
+    line = line.strip()
+    if not line or line == _GAP:
+        return []
+    # A table row, a command or a short list item is quoted whole; prose is cut into sentences.
+    if _ROW.match(line) or _COMMAND.match(line) or (_LIST_MARK.match(line) and len(line) < 200):
+        return [line]
+    return [s.strip() for s in support.split_sentences(line) if s.strip()]
+
+
+def _quotable(piece: str, headings: set[str]) -> bool:
+    bare = piece.strip().rstrip(":").strip()
+    if bare.strip(_GAP + " ") == "" or bare.casefold() in headings:
+        return False
+    if _TAG.search(piece) and len("".join(_TAG.findall(piece))) > 0.2 * len(piece):
+        return False
+    if bare.endswith("?") or _POINTER.search(bare) or instruction_sentences(piece):
+        return False
+    words = support.words(bare)
+    if _COMMAND.match(piece):
+        return bool(words)
+    # A heading left in the text: a few words with no verb-like end and no full stop.
+    return len(words) >= 3 and (len(words) > 6 or bool(re.search(r"[.!:;`\d]", bare)))
+
+
+__all__ = ["Unit", "units"]
