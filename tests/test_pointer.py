@@ -120,6 +120,8 @@ def test_the_subject_check_rejects_a_unit_about_another_service():
     # The passage's label names what its units are about.
     assert check(pointed("Who owns Yard?", "Owner: the Yard team.", "Larkspur Yard")) is None
     assert check(pointed("Who founded Acme Corp?", "Beta Inc was founded by Ann Lee.")) is not None
+    # A comparison is answered by a unit about one of the two.
+    assert check(pointed("Which is older, Acme or Beta?", "Beta was founded in 1901.")) is None
 
 
 def test_the_probability_check_has_its_threshold():

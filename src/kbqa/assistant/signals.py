@@ -67,20 +67,21 @@ _IDENTIFIER = re.compile(r"`[^`]+`|\b\w+(?:[-_./]\w+)+\b|\b(?=\w*\d)(?=\w*[A-Za-
 
 
 class Subject:
-    """The question's own names (identifiers, and capitalised names past its first word) must
-    be what the unit is about: each in the unit, its passage's label or the unit before it.
-    "What port does tracker use?" answered with route-planner's row is the wrong entity."""
+    """A question that names things (identifiers, and capitalised names past its first word)
+    is answered by a unit about one of them: one named in the unit, its passage's label or the
+    unit before it. "What port does route-planner use?" answered with tracker's row is the
+    wrong entity; a comparison of two answered by a unit about one of them is not."""
 
     name = "subject"
 
     def __call__(self, pointed: Pointed) -> Finding | None:
         about = f"{pointed.label}\n{pointed.before}\n{pointed.unit.text}"
         have = about.casefold()
-        names = {m.group(0).strip("`").casefold() for m in _IDENTIFIER.finditer(pointed.question)}
-        missing = {n for n in names if n not in have}
-        missing |= support.missing_names(pointed.question, about)
-        if missing:
-            return Finding(self.name, f"the unit does not name {', '.join(sorted(missing))}")
+        ids = {m.group(0).strip("`").casefold() for m in _IDENTIFIER.finditer(pointed.question)}
+        names = ids | support.missing_names(pointed.question, "")
+        missing = {n for n in ids if n not in have} | support.missing_names(pointed.question, about)
+        if names and missing >= names:
+            return Finding(self.name, f"the unit names none of {', '.join(sorted(names))}")
         return None
 
 
