@@ -7,11 +7,52 @@ import pytest
 from kbqa.errors import KbqaError
 from kbqa.evals import datasets
 from kbqa.evals.datasets import load_beir, prepare, rst_sections
+from kbqa.evals.docset import DOCSETS, QUESTIONS, build_docset, docset_pages, read_questions
 
 DATA = Path(__file__).parent / "data" / "evals"
 DOCS = DATA / "python-docs"
 HALUEVAL = DATA / "halueval_sample.jsonl"
 REAL_DOCS = Path("/usr/share/doc/python3.11/html/_sources")
+BORG = DOCSETS["borg-docs"]
+# A Sphinx page as Debian ships them: a blank line before the doctype, navigation around the
+# body, permalinks in the headings, an options table and a script inside it.
+SPHINX_PAGE = """
+<!DOCTYPE html>
+<html><head><title>borg widget &#8212; Docs</title><script>var nav = 1;</script></head>
+<body><div class="sphinxsidebar"><h3>Navigation</h3><ul><li>Quick Start</li></ul></div>
+<ol class="breadcrumb"><li>Docs</li></ol>
+<div class="body"><section id="borg-widget">
+<h1>borg widget<a class="headerlink" href="#borg-widget">¶</a></h1>
+<table><tr><td></td><td><p><code>--port</code></p></td>
+<td><p>listen on PORT (default: 7200)</p></td></tr></table>
+<script type="text/javascript">$('.borg-options-table').remove();</script>
+<section id="description"><h2>Description<a class="headerlink" href="#d">¶</a></h2>
+<p>The widget   keeps <em>3</em> spare
+copies.</p><pre>borg widget --port 7200
+    --verbose</pre>
+</section><section id="empty"><h2>Nothing here</h2></section>
+</section></div>
+<div class="footer">&#169; Copyright 2015-2023, The Borg Collective.</div></body></html>
+"""
+
+
+def _manual(root: Path) -> Path:
+    (root / "usage").mkdir(parents=True)
+    (root / "_static").mkdir()
+    (root / "index.html").write_text("<html><body><h1>Docs</h1><p>Welcome to the docs.</p>")
+    (root / "usage" / "widget.html").write_text(SPHINX_PAGE)
+    (root / "_static" / "theme.html").write_text("<h1>Theme</h1><p>not a page</p>")
+    (root / "search.html").write_text("<h1>Search</h1><p>Please activate JavaScript.</p>")
+    return root
+
+
+def _questions(path: Path, *records: dict) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def _question(qid: str, answers: list[str], gold: list[str]) -> dict:
+    return {"id": qid, "question": f"{qid}?", "answers": answers, "gold": gold, "kind": "which"}
 
 
 def _faq(out: Path, seed: int = 13):
@@ -179,3 +220,98 @@ def test_real_python_faq(tmp_path: Path):
     assert len(data.corpus) > 2000
     assert _all_split_ids(data) == set(data.queries)
     assert all(len(gold) == 1 for split in data.qrels.values() for gold in split.values())
+
+
+def test_docset_pages_are_cut_at_headings_without_navigation(tmp_path: Path):
+    pages = docset_pages(_manual(tmp_path / "html"))
+    assert list(pages) == ["index.html", "usage/widget.html"]  # no _static, no search page
+    (head, table), (heading, body) = pages["usage/widget.html"]
+    assert (head, heading) == ("borg widget", "Description")  # no permalink sign
+    assert table == "--port listen on PORT (default: 7200)"  # a table row is one line
+    assert body.startswith("The widget keeps 3 spare copies.")
+    assert "borg widget --port 7200\n    --verbose" in body  # <pre> keeps its layout
+    text = "\n".join(t for sections in pages.values() for _, t in sections)
+    for markup in ("Navigation", "Docs\n", "var nav", "remove()", "Copyright", "<", "\u00b6"):
+        assert markup not in text
+
+
+def test_docset_builds_corpus_questions_and_gold_sections(tmp_path: Path):
+    questions = _questions(
+        tmp_path / "q.jsonl",
+        _question("q1", ["7200"], ["usage/widget.html"]),
+        _question("q2", ["nowhere", "3 spare copies"], ["usage/widget.html", "index.html"]),
+        _question("q3", [], []),
+    )
+    source = _manual(tmp_path / "html")
+    folder = build_docset("borg-docs", tmp_path / "out", source=source, questions=questions)
+    data = load_beir(folder)
+    assert data.corpus["usage/widget.html#1"][0] == "borg widget › Description"
+    assert data.corpus["index.html#0"] == ("Docs", "Welcome to the docs.")
+    assert len(data.corpus) == 3
+    # Gold documents are the sections of the gold pages that hold a reference answer.
+    assert data.qrels == {
+        "test": {
+            "q1": {"usage/widget.html#0": 1, "usage/widget.html#1": 1},
+            "q2": {"usage/widget.html#1": 1},
+        }
+    }
+    assert data.queries == {"q1": "q1?", "q2": "q2?", "q3": "q3?"}
+    assert data.answers["q2"] == {
+        "answer": "nowhere",
+        "answers": ["nowhere", "3 spare copies"],
+        "answerable": True,
+        "split": "test",
+        "kind": "which",
+        "gold": ["usage/widget.html", "index.html"],
+    }
+    assert data.answers["q3"]["answerable"] is False
+    assert {a["split"] for a in data.answers.values()} == {"test"}
+    assert "borgbackup-doc" in (folder / "README.txt").read_text()
+
+
+def test_docset_errors_say_what_to_do(tmp_path: Path):
+    with pytest.raises(KbqaError, match=re.escape("apt-get install borgbackup-doc")):
+        prepare("borg-docs", tmp_path, source=tmp_path / "nowhere")
+    with pytest.raises(KbqaError, match="sample applies to halueval-qa only; borg-docs"):
+        prepare("borg-docs", tmp_path, sample=5)
+    source = _manual(tmp_path / "html")
+    cases = {
+        "no reference answer occurs on usage/widget.html": _question(
+            "q9", ["8080"], ["usage/widget.html"]
+        ),
+        "gold page usage/gone.html is not in the manual": _question(
+            "q9", ["7200"], ["usage/gone.html"]
+        ),
+        "both empty or both given": _question("q9", ["7200"], []),
+        "'answers' must be a list": {**_question("q9", [], []), "answers": "7200"},
+        "'kind' must be a str": {k: v for k, v in _question("q9", [], []).items() if k != "kind"},
+    }
+    for message, record in cases.items():
+        path = _questions(tmp_path / "q.jsonl", record)
+        with pytest.raises(KbqaError, match=re.escape(message)):
+            build_docset("borg-docs", tmp_path / "out", source=source, questions=path)
+    twice = _questions(tmp_path / "q.jsonl", _question("q1", [], []), _question("q1", [], []))
+    with pytest.raises(KbqaError, match="id 'q1' is used twice"):
+        build_docset("borg-docs", tmp_path / "out", source=source, questions=twice)
+    with pytest.raises(KbqaError, match="no questions at"):
+        build_docset("borg-docs", tmp_path / "out", source=source, questions=tmp_path / "none")
+
+
+def test_committed_borg_questions_are_well_formed():
+    questions = read_questions(QUESTIONS / "borg-docs" / "questions.jsonl")
+    answerable = [q for q in questions if q["answers"]]
+    assert len(answerable) >= 60 and len(questions) - len(answerable) >= 15
+    assert {q["kind"] for q in questions} >= {"how-to", "what", "which", "why", "limits"}
+
+
+@pytest.mark.skipif(not BORG.root.is_dir(), reason="borgbackup-doc is not installed")
+def test_committed_borg_answers_occur_on_their_gold_pages(tmp_path: Path):
+    pages = docset_pages(BORG.root)
+    text = {page: " ".join(" ".join(t for _, t in s).split()) for page, s in pages.items()}
+    for q in read_questions(QUESTIONS / "borg-docs" / "questions.jsonl"):
+        for answer in q["answers"]:  # each reference answer is on one of the gold pages
+            assert any(" ".join(answer.split()) in text[page] for page in q["gold"]), q["id"]
+        for page in q["gold"]:  # and each gold page holds one of them
+            assert any(" ".join(a.split()) in text[page] for a in q["answers"]), (q["id"], page)
+    data = load_beir(prepare("borg-docs", tmp_path))
+    assert len(data.qrels["test"]) == sum(a["answerable"] for a in data.answers.values())

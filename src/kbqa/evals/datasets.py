@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kbqa.errors import KbqaError
+from kbqa.evals.docset import DOCSETS, build_docset
 
-DATASETS = ("python-faq", "halueval-qa")
+DATASETS = ("python-faq", "halueval-qa", *DOCSETS)
 SPLITS = ("dev", "test")
 DEV_FRACTION = 0.3
 MIN_SECTION_CHARS = 80
@@ -51,12 +52,14 @@ def prepare(
     seed: int = 13,
     source: Path | None = None,
 ) -> Path:
-    """Build dataset `name` ("python-faq" or "halueval-qa") under out_dir/name; returns the folder.
+    """Build dataset `name` (one of DATASETS) under out_dir/name; returns the folder.
 
     `source` replaces the installed package's files (the docs folder or the HaluEval jsonl)."""
+    if sample is not None and name in DATASETS and name != "halueval-qa":
+        raise KbqaError(f"sample applies to halueval-qa only; {name} uses every question")
+    if name in DOCSETS:
+        return build_docset(name, out_dir, source=source)
     if name == "python-faq":
-        if sample is not None:
-            raise KbqaError("sample applies to halueval-qa only; python-faq uses every question")
         return build_python_faq(out_dir, seed=seed, source_dir=source)
     if name == "halueval-qa":
         return build_halueval_qa(
