@@ -186,3 +186,20 @@ def test_zero_abstains_and_free_text_is_never_delivered(pointing):
         answer = answerer.answer("which port does the tracker service listen on?")
         assert answer.abstained and why in answer.reason
         assert "9999" not in answer.text
+
+
+class Ungoverned:
+    """Has grammars, but writes free text anyway (llama.cpp does when it cannot parse one)."""
+
+    name = "ungoverned"
+
+    def point(self, messages, grammar, max_new_tokens=64):
+        yield "The tracker listens on 9999.", []
+
+
+def test_a_grammar_not_applied_is_an_error_not_an_answer(pointing):
+    from kbqa.errors import ModelError
+
+    answerer = Answerer(pointing.retriever, Ungoverned(), pointing.settings)
+    with pytest.raises(ModelError, match="ungoverned: the reply did not follow"):
+        answerer.answer("which port does the tracker service listen on?")

@@ -18,6 +18,7 @@ from kbqa.assistant import pointer, signals, support
 from kbqa.assistant.generator import point
 from kbqa.assistant.prompt import ABSTAIN_TEXT
 from kbqa.assistant.units import Unit, units
+from kbqa.errors import ModelError
 from kbqa.types import Answer, Citation, Evidence, Hit
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ def answer_stream(
     numbers: dict[int, int] = {}  # passage n -> its citation number, in order of first use
     evidence: list[Evidence] = []
     reply, tokens, done = "", [], 0
+    # A generator with `point` holds its reply to the grammar; others write the format freely.
+    held = hasattr(answerer.generator, "point")
     if found:
         pieces = point(
             answerer.generator,
@@ -56,6 +59,11 @@ def answer_stream(
             if piece is not None:
                 reply += piece[0]
                 tokens += piece[1]
+                if held and reply.strip() and not reply.lstrip().startswith("["):
+                    # llama.cpp ignores an llguidance grammar it cannot parse and writes free
+                    # text: that is kbqa's bug, and free text must never reach a user.
+                    name = answerer.generator.name
+                    raise ModelError(f"{name}: the reply did not follow the pointer grammar")
             lines = reply.split("\n")
             finished = lines if piece is None else lines[:-1]
             probabilities = pointer.number_probabilities(tokens, len(found))

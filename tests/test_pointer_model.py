@@ -1,0 +1,72 @@
+"""The pointer path against the real packaged generator on llama.cpp (slow): the grammar holds
+the model to pointers with copied words, [0] abstains, and a bad grammar is a clear error."""
+
+from pathlib import Path
+
+import pytest
+
+from kbqa.app import KnowledgeBase
+from kbqa.assistant import generator as gen
+from kbqa.assistant import pointer
+from kbqa.assistant.units import Unit, units
+from kbqa.errors import ModelError
+from kbqa.retrieval.embedder import HashEmbedder
+
+MODEL = "Qwen2.5-Coder-1.5B-Instruct"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def qwen():
+    pytest.importorskip("xllamacpp")
+    return gen.make_generator(MODEL, Path("/nonexistent"), backend="llama.cpp", threads=2)
+
+
+def test_every_delivered_span_is_copied_from_its_unit(settings, docs, qwen):
+    kb = KnowledgeBase(
+        settings.replace(answer_style="pointed"), embedder=HashEmbedder(), generator=qwen
+    )
+    kb.ingest([docs])
+    for question in (
+        "which port does the tracker service listen on?",
+        "when do larkdb backups run?",
+        "how do I rotate the staging password?",
+    ):
+        answer = kb.ask(question)
+        assert answer.mode == "pointed", (question, answer.reason)
+        cited = {c.n: c.hit for c in answer.citations}
+        for evidence in answer.evidence:
+            assert evidence.text in {u.text for u in units([cited[evidence.n]])}
+            assert evidence.span in evidence.text
+            assert 0 < evidence.probability <= 1
+
+
+def test_the_model_replies_zero_when_no_unit_answers(qwen):
+    found = [
+        Unit(1, "The office is closed from 24 December to 1 January every year."),
+        Unit(1, "Backups of larkdb run nightly at 02:00 UTC."),
+    ]
+    hits = [pointer_hit("\n".join(u.text for u in found))]
+    messages = pointer.messages("What is the CEO's favourite colour?", hits, found)
+    reply = "".join(text for text, _ in qwen.point(messages, pointer.grammar(found)))
+    assert reply.strip() == "[0]"
+    assert pointer.parse(reply, found) == []
+
+
+def test_a_bad_grammar_is_an_error_not_free_text(settings, docs, qwen, monkeypatch):
+    # llama.cpp ignores an llguidance grammar it cannot parse and writes free text.
+    broken = '%llguidance {}\nstart: %regex {"substring_words": '
+    monkeypatch.setattr(pointer, "grammar", lambda found: broken)
+    kb = KnowledgeBase(
+        settings.replace(answer_style="pointed"), embedder=HashEmbedder(), generator=qwen
+    )
+    kb.ingest([docs])
+    with pytest.raises(ModelError, match="did not follow the pointer grammar"):
+        kb.ask("which port does the tracker service listen on?")
+
+
+def pointer_hit(text: str):
+    from kbqa.types import Hit
+
+    return Hit(1, 0.9, text, "", "notes.txt", "Notes")
