@@ -1,9 +1,7 @@
 """The core: one object per process that owns the settings and what is built from them (the
-store, the models, the vector backend and the current search snapshot: services.py), and offers
-the verbs every interface uses (`ask`, `ask_stream`, `ingest`, `sync`, `status`, `feedback`,
-and the token and listing verbs of the admin page). Ingests run from ingest/driver.py (Spark
-too), the Slack sync from ingest/sync.py; the CLI, the HTTP service and the Slack bot call the
-verbs and nothing beneath them.
+store, the models, the vector backend, the current search snapshot: services.py), and offers
+the verbs every interface uses: `ask`, `ask_stream`, `ingest` (ingest/driver.py, Spark too),
+`sync` (ingest/sync.py), `status`, `feedback`, and the admin page's tokens and listings.
 
 Thread-safety by construction: the snapshot is immutable and swapped by one reference
 assignment (retrieval/snapshot.py); each question pins the snapshot it started with; the models
@@ -55,8 +53,7 @@ class KnowledgeBase:
 
     @settings.setter
     def settings(self, settings: Settings) -> None:
-        # Settings are frozen; new ones rebuild what was built from a setting that changed,
-        # so the services never disagree with the settings.
+        # New (frozen) settings rebuild what a changed setting was read for (services.py).
         self._services = self._services.renewed(settings)
 
     # What the verbs are built on (tests and benchmarks read them; interfaces do not).
@@ -67,19 +64,15 @@ class KnowledgeBase:
     retriever = property(lambda self: self._services.retriever)
     snapshots = property(lambda self: self._services.snapshots)
     lexical_dir = property(lambda self: self._services.backend.lexical_dir)
+    index = property(lambda self: self.snapshot.index)
 
     @property
     def snapshot(self) -> Snapshot:
         """The current search snapshot (a newer one is built when the database changes)."""
         return self._services.snapshots.current()
 
-    @property
-    def index(self):
-        return self.snapshot.index
-
     def refresh(self) -> Snapshot:
-        """Build and publish a snapshot of the database now (say, after another process's
-        ingest, without waiting for the periodic check)."""
+        """Build and publish a snapshot now (after another process's ingest, say)."""
         return self._services.snapshots.refresh()
 
     # -- the write path ---------------------------------------------------------------------
@@ -137,11 +130,9 @@ class KnowledgeBase:
     def _answerer(
         self, extractive: bool, audience: Audience | None, sources: list[str] | tuple[str, ...]
     ) -> tuple[Answerer, Scope | None]:
-        services = self._services  # one question, one set of settings and services
         self.require_content()
-        models = services.models
-        generator = None if extractive else models.locked(models.generator)
-        scope = self.scope(audience, sources)
+        services, scope = self._services, self.scope(audience, sources)
+        generator = None if extractive else services.models.locked(services.models.generator)
         # Pinned: retrieval, the support check and the confidence all read one snapshot.
         return Answerer(services.retriever.pinned(), generator, services.settings), scope
 
@@ -186,6 +177,14 @@ class KnowledgeBase:
         if self.store.counts()["chunks"] == 0:
             raise NotIndexedError("the knowledge base is empty: run `kbqa ingest PATH` first")
 
+    def warm_up(self) -> bool:
+        """Build the search snapshot and load the embedder now (False: empty, none loaded)."""
+        if not self.store.counts()["chunks"]:
+            return False
+        self.snapshot.index  # noqa: B018 - the snapshot is built on first use
+        self.embedder.embed(["warm up"])
+        return True
+
     def feedback(
         self,
         value: int,
@@ -208,8 +207,6 @@ class KnowledgeBase:
     def claim(self, key: str) -> bool:
         """Record `key` once (a Slack message answered); False when any process already did."""
         return self.store.claim(key)
-
-    # -- tokens and what is indexed -------------------------------------------------------------
 
     def create_token(
         self, name: str, sources: list[str] = (), admin: bool = False
