@@ -35,6 +35,9 @@ READS = frozenset(
 class VectorBackend:
     """The base every vector backend implements (txtai's ANN base, for a knowledge base)."""
 
+    use_gpu = False  # FAISS only: search a copy on the GPU
+    choice: IndexChoice | None = None  # FAISS only: flat or IVF, by size
+
     def __init__(self, store: Store, settings: Settings):
         self.store, self.settings = store, settings
 
@@ -75,14 +78,11 @@ class VectorBackend:
             lexical=self._lexical(),
         )
 
-    use_gpu = False
-    choice: IndexChoice | None = None
-
     def _snapshot_index(self, dim: int) -> Any | None:
-        return None
+        return None  # the snapshot loads the saved index file
 
     def _lexical(self) -> Any | None:
-        return None
+        return None  # BM25, built or loaded by the snapshot
 
 
 class FaissBackend(VectorBackend):
