@@ -218,3 +218,22 @@ def test_the_vector_backend_is_picked_by_its_settings_name(kb, docs: Path):
     rebuilt = backend.rebuilt(kb.embedder.dim)
     assert sorted(rebuilt.ids().tolist()) == sorted(kb.store.chunk_ids().tolist())
     assert backend.describe(None, kb.embedder.dim)["index_vectors"] == len(rebuilt)
+
+
+def test_every_setting_a_service_is_built_from_is_listed_as_read():
+    # One missing from services.READS would leave that service stale after `kb.settings = …`.
+    import re
+    from dataclasses import fields
+
+    from kbqa import models, services
+    from kbqa.retrieval import backends
+    from kbqa.settings import Settings
+
+    derived = {"db_url": {"database_url", "home"}, "index_path": {"home"}, "models_dir": {"home"}}
+    names = {f.name for f in fields(Settings)}
+    for module in (services, backends, models):
+        read = set(re.findall(r"\b(?:s|settings)\.([a-z_]+)", Path(module.__file__).read_text()))
+        assert read, module.__name__
+        for name in read:
+            needed = derived.get(name, {name} & names)
+            assert needed <= services.READS, f"{module.__name__} reads {name}"
