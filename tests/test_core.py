@@ -174,3 +174,66 @@ def test_ask_stream_yields_sentences_then_the_answer(kb: KnowledgeBase, docs: Pa
     items = list(kb.ask_stream("when do the larkdb backups run nightly?"))
     assert isinstance(items[-1], Answer) and all(isinstance(i, str) for i in items[:-1])
     assert " ".join(items[:-1]) == items[-1].text and "[1]" in items[-1].text
+
+
+def test_new_settings_rebuild_only_what_a_changed_setting_was_read_for(kb, docs: Path):
+    kb.ingest([docs])
+    store, retriever, embedder, snapshot = kb.store, kb.retriever, kb.embedder, kb.snapshot
+    # A setting read per question (the answerer's): everything built is kept.
+    kb.settings = kb.settings.replace(top_k=2, min_hit_score=0.2)
+    assert (kb.store, kb.retriever, kb.embedder, kb.snapshot) == (
+        store,
+        retriever,
+        embedder,
+        snapshot,
+    )
+    assert len(kb.ask("Which port does the tracker service listen on?", extractive=True).hits) <= 2
+    # One the retriever and the snapshots were built from: they are built again, with it; the
+    # embedder given to the constructor is kept.
+    kb.settings = kb.settings.replace(snapshot_check_seconds=0.05, fusion_alpha=0.5)
+    assert kb.snapshots.check_seconds == 0.05 and kb.retriever is not retriever
+    assert kb.retriever.alpha == 0.5 and kb.embedder is embedder
+    assert kb.store is not store and kb.store.counts() == store.counts()
+    assert "7300" in kb.ask("Which port does the tracker service listen on?").text
+
+
+def test_settings_cannot_be_changed_in_place(kb):
+    with pytest.raises(AttributeError):
+        kb.settings.top_k = 1  # frozen: a change is a new Settings (replace), given to the core
+
+
+def test_warm_up_loads_nothing_for_an_empty_knowledge_base(kb, docs: Path):
+    assert kb.warm_up() is False and kb.snapshots.peek() is None
+    kb.ingest([docs])
+    kb.snapshots._current = None  # as a fresh process would find it
+    assert kb.warm_up() is True and len(kb.snapshots.peek()) == kb.store.counts()["chunks"]
+
+
+def test_the_vector_backend_is_picked_by_its_settings_name(kb, docs: Path):
+    from kbqa.retrieval.backends import FaissBackend, make_vector_backend
+
+    kb.ingest([docs])
+    backend = make_vector_backend(kb.store, kb.settings)
+    assert type(backend) is FaissBackend
+    rebuilt = backend.rebuilt(kb.embedder.dim)
+    assert sorted(rebuilt.ids().tolist()) == sorted(kb.store.chunk_ids().tolist())
+    assert backend.describe(None, kb.embedder.dim)["index_vectors"] == len(rebuilt)
+
+
+def test_every_setting_a_service_is_built_from_is_listed_as_read():
+    # One missing from services.READS would leave that service stale after `kb.settings = …`.
+    import re
+    from dataclasses import fields
+
+    from kbqa import models, services
+    from kbqa.retrieval import backends
+    from kbqa.settings import Settings
+
+    derived = {"db_url": {"database_url", "home"}, "index_path": {"home"}, "models_dir": {"home"}}
+    names = {f.name for f in fields(Settings)}
+    for module in (services, backends, models):
+        read = set(re.findall(r"\b(?:s|settings)\.([a-z_]+)", Path(module.__file__).read_text()))
+        assert read, module.__name__
+        for name in read:
+            needed = derived.get(name, {name} & names)
+            assert needed <= services.READS, f"{module.__name__} reads {name}"

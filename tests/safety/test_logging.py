@@ -30,7 +30,7 @@ def ingested(tmp_path, docs, monkeypatch):
     kb = KnowledgeBase(Settings(home=home), embedder=HashEmbedder())
     kb.ingest([docs])
     # The CLI builds its own core: give it the same fast embedder.
-    monkeypatch.setattr("kbqa.app.make_embedder", lambda *a, **k: HashEmbedder())
+    monkeypatch.setattr("kbqa.models.make_embedder", lambda *a, **k: HashEmbedder())
     return home
 
 

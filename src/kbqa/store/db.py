@@ -20,6 +20,7 @@ from kbqa.store.tables import (
     Base,
     ChunkRow,
     DocumentRow,
+    FeedbackRow,
     HandledEventRow,
     MetaRow,
     RunRow,
@@ -121,6 +122,33 @@ class Store:
             except IntegrityError:
                 return False
         return True
+
+    def add_feedback(
+        self,
+        value: int,
+        question: str,
+        answer: str,
+        citations: list[dict[str, Any]],
+        user: str,
+        channel: str,
+        message_ts: str,
+        private: bool | None,
+    ) -> int:
+        """Store a feedback row (ids cut to their columns' widths); returns its id."""
+        with self.session() as s:
+            row = FeedbackRow(
+                value=value,
+                question=question,
+                answer=answer,
+                citations=list(citations),
+                user=user[:64],
+                channel=channel[:64],
+                message_ts=message_ts[:32],
+                private=private,
+            )
+            s.add(row)
+            s.commit()
+            return row.id
 
     def last_run(self) -> RunRow | None:
         with self.session() as s:

@@ -1,4 +1,5 @@
-"""Read-only listings for the admin page and the API: documents, sources and ingest runs."""
+"""Read-only listings for the admin page, the API and `kbqa status`: documents, sources and
+ingest runs."""
 
 from __future__ import annotations
 
@@ -107,3 +108,21 @@ def runs(store: Store, limit: int = 10) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def last_run(store: Store) -> dict[str, Any] | None:
+    """The latest ingest run, as `kbqa status` shows it (None before the first)."""
+    run = store.last_run()
+    if run is None:
+        return None
+    stats = run.stats or {}
+    return {
+        "started_at": run.started_at.isoformat(timespec="seconds"),
+        "status": run.status,
+        "error": run.error or "",
+        "roots": run.roots,
+        **{k: stats.get(k, 0) for k in ("added", "updated", "unchanged", "removed")},
+        "failed": len(stats.get("failed", [])),
+        "chunks": stats.get("chunks", 0),
+        "seconds": round(stats.get("seconds", 0.0), 1),
+    }
