@@ -10,8 +10,9 @@ from pathlib import Path
 import click
 
 from kbqa.errors import KbqaError
+from kbqa.render import display_uri, terminal
 from kbqa.settings import TUNE_BASE, Settings
-from kbqa.types import Answer, Hit, Quoted
+from kbqa.types import Evidence, Quoted
 
 
 def _quiet_third_parties() -> None:
@@ -22,20 +23,6 @@ def _quiet_third_parties() -> None:
         "TOKENIZERS_PARALLELISM": "false",
     }.items():
         os.environ.setdefault(var, value)
-
-
-def display_uri(uri: str) -> str:
-    """A path relative to the working directory when it lies below it; URLs as they are."""
-    if "://" in uri:
-        return uri
-    try:
-        return str(Path(uri).relative_to(Path.cwd()))
-    except ValueError:
-        return uri
-
-
-def _source_line(hit: Hit) -> str:
-    return f"{hit.label} — {display_uri(hit.uri)}"
 
 
 @click.group()
@@ -165,13 +152,13 @@ def ask(
     if settings.server:
         if model or retriever:
             raise KbqaError("--model and --retriever apply in-process only: leave out --server")
-        from kbqa.client import ask_server
+        from kbqa.client import answer_from_dict, ask_server
 
         data = ask_server(settings.server, settings.server_token, question, k, extractive, sources)
         if as_json:
             click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         else:
-            click.echo(_format_answer(_answer_from_dict(data)))
+            click.echo(terminal.answer(answer_from_dict(data), bold=_bold))
         return
     if model:
         from kbqa.assistant.generator import split_backend
@@ -187,59 +174,25 @@ def ask(
         answer = kb.ask(question, k=k, extractive=extractive, sources=list(sources))
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
-    # Each sentence is shown as soon as it has passed the support check.
-    shown = False
+    # Each sentence is shown as soon as it has passed the support check, each unit of evidence
+    # as soon as it is pointed at.
+    shown, units = False, 0
     for event in kb.ask_stream(question, k=k, extractive=extractive, sources=list(sources)):
-        if isinstance(event, str) and not isinstance(event, Quoted):  # a quote: shown marked
+        if isinstance(event, Evidence):
+            click.echo(
+                ("\n" if shown and not units else "")
+                + terminal.evidence_lines(event, first=not units, bold=_bold)
+            )
+            units += 1
+        elif isinstance(event, str) and not isinstance(event, Quoted):  # a quote: shown marked
             click.echo(("" if not shown else " ") + event, nl=False)
             shown = True
     answer = event
-    click.echo(_format_answer(answer, text_shown=shown))
+    click.echo(terminal.answer(answer, text_shown=shown, evidence_shown=units > 0, bold=_bold))
 
 
-def _answer_from_dict(data: dict) -> Answer:
-    """The Answer of a server's JSON (what the command line prints of it)."""
-    from kbqa.types import Citation
-
-    def hit(d: dict) -> Hit:
-        return Hit(d["chunk_id"], d["score"], d["text"], d["heading"], d["uri"], d["title"])
-
-    return Answer(
-        question=data["question"],
-        text=data["answer"],
-        abstained=data["abstained"],
-        citations=tuple(Citation(c["n"], hit(c)) for c in data["citations"]),
-        hits=tuple(hit(h) for h in data["hits"]),
-        confidence=data.get("confidence", 0.0),
-        mode=data.get("mode", "abstained"),
-        dropped=tuple((d["sentence"], d["reason"]) for d in data.get("dropped", [])),
-        reason=data.get("reason", ""),
-        span=data.get("span", ""),
-    )
-
-
-def _format_answer(answer: Answer, text_shown: bool = False) -> str:
-    why = answer.explanation()
-    if answer.abstained:
-        lines = [f"{answer.text} Closest sources:"]
-        seen = set()
-        for hit in answer.hits:
-            if hit.uri not in seen and len(seen) < 3:
-                seen.add(hit.uri)
-                lines.append(f"  - {_source_line(hit)}")
-        lines = lines if seen else [answer.text]
-        return "\n".join(lines + ([why] if why else []))
-    sources = [f"[{c.n}] {_source_line(c.hit)}" for c in answer.citations]
-    head = "" if text_shown else _marked(answer)
-    return "\n".join([head, *([why] if why else []), "", *sources])
-
-
-def _marked(answer: Answer) -> str:
-    """The answer with its answering span in bold (plain text where output is not a terminal)."""
-    if not answer.span or answer.span not in answer.text:
-        return answer.text
-    before, _, after = answer.text.partition(answer.span)
-    return before + click.style(answer.span, bold=True) + after
+def _bold(text: str) -> str:
+    return click.style(text, bold=True)  # plain where the output is not a terminal
 
 
 @cli.command()

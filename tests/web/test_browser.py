@@ -105,4 +105,4 @@ def test_abstention_explains_itself_in_the_browser(browser, server, core):
     browser.get(server.url + "/")
     browser.find_element(By.ID, "question").send_keys("zebra giraffe safari?", Keys.ENTER)
     why = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn details.why"))[0]
-    assert "Why no answer?" in why.text and "below 0.99" in why.text
+    assert "Why no answer?" in why.text and "min_hit_score 0.99" in why.text
