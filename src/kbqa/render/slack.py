@@ -57,7 +57,7 @@ def answer_blocks(answer: Answer) -> tuple[str, list[dict]]:
     copied words in bold over a quote per unit), its sources, and why it abstained or quoted."""
     view = shown(answer, closest=MAX_SOURCES, cited=MAX_SOURCES)
     text = view.text + (" Closest sources:" if view.closest and view.sources else "")
-    blocks = [_section(text) for text in _body(view, text)]
+    blocks = [_section(part) for part in _body(view, text)]
     if view.sources:
         elements = [_mrkdwn(truncate(source_line(s), 1000)) for s in view.sources]
         blocks.append({"type": "context", "elements": elements})
