@@ -170,7 +170,8 @@ def test_sources_are_shown_relative_to_the_working_directory(tmp_path, monkeypat
 
 def test_no_interface_imports_the_command_line():
     code = (
-        "import sys, kbqa.serve, kbqa.integrations.slack, kbqa.render.terminal;"
+        "import sys, kbqa.serve, kbqa.integrations.slack, kbqa.render.terminal, kbqa.commands.tune,"
+        "kbqa.commands.tokens;"
         "assert 'kbqa.cli' not in sys.modules, 'kbqa.cli imported'"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
