@@ -187,7 +187,9 @@ def ask(
                 + terminal.evidence_lines(event, first=not units, bold=_bold)
             )
             units += 1
-        elif isinstance(event, str) and not isinstance(event, Quoted):  # a quote: shown marked
+        elif isinstance(event, str) and not isinstance(event, Quoted) and not units:
+            # A quote (the fallback) is shown marked at the end; after evidence, the units are
+            # the answer and their joined text would repeat them.
             click.echo(("" if not shown else " ") + event, nl=False)
             shown = True
     answer = event
