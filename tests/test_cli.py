@@ -118,3 +118,36 @@ def test_status_reports_counts_models_and_last_run(ingested):
     assert data["last_run"]["status"] == "ok" and data["last_run"]["added"] == 3
     text = run(["status"], *ingested).stdout
     assert "documents   3" in text and "last run" in text
+
+
+def test_ask_quotes_each_unit_of_a_pointed_answer_under_its_span(kb, docs, monkeypatch):
+    # In process: the command's core answers by pointing (as the pointer path will).
+    from click.testing import CliRunner
+    from web.pointing import Pointing
+
+    import kbqa.cli
+
+    kb.ingest([docs])
+    units = [("port 7300", "port 7300"), ("billing service", "")]
+    monkeypatch.setattr(kbqa.cli, "_kb", lambda settings: Pointing(kb, units))
+    question = "which port does the tracker service listen on?"
+    home = ["--home", str(kb.settings.home)]
+    result = CliRunner().invoke(kbqa.cli.cli, [*home, "ask", question])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "port 7300",  # the span, in bold on a terminal
+        "> The tracker service listens on port 7300. [1]",
+        "> The billing service listens on 7400. [1]",
+        "",
+        f"[1] Services — {kbqa.cli.display_uri(str(docs / 'ports.md'))}",
+    ]
+    colored = CliRunner().invoke(kbqa.cli.cli, [*home, "ask", question], color=True)
+    assert "\x1b[1mport 7300\x1b[0m" in colored.output.splitlines()[0]
+    as_json = json.loads(
+        CliRunner().invoke(kbqa.cli.cli, [*home, "ask", "--json", question]).output
+    )
+    assert as_json["mode"] == "pointed" and as_json["evidence"][0] == {
+        "n": 1,
+        "text": "The tracker service listens on port 7300.",
+        "span": "port 7300",
+    }

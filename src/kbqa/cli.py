@@ -9,9 +9,13 @@ from pathlib import Path
 
 import click
 
+from kbqa.commands.evaluate import eval_group
+from kbqa.commands.tokens import token
+from kbqa.commands.tune import tune
 from kbqa.errors import KbqaError
-from kbqa.settings import TUNE_BASE, Settings
-from kbqa.types import Answer, Hit, Quoted
+from kbqa.render import display_uri, terminal
+from kbqa.settings import Settings
+from kbqa.types import Evidence, Quoted
 
 
 def _quiet_third_parties() -> None:
@@ -22,20 +26,6 @@ def _quiet_third_parties() -> None:
         "TOKENIZERS_PARALLELISM": "false",
     }.items():
         os.environ.setdefault(var, value)
-
-
-def display_uri(uri: str) -> str:
-    """A path relative to the working directory when it lies below it; URLs as they are."""
-    if "://" in uri:
-        return uri
-    try:
-        return str(Path(uri).relative_to(Path.cwd()))
-    except ValueError:
-        return uri
-
-
-def _source_line(hit: Hit) -> str:
-    return f"{hit.label} — {display_uri(hit.uri)}"
 
 
 @click.group()
@@ -165,13 +155,13 @@ def ask(
     if settings.server:
         if model or retriever:
             raise KbqaError("--model and --retriever apply in-process only: leave out --server")
-        from kbqa.client import ask_server
+        from kbqa.client import answer_from_dict, ask_server
 
         data = ask_server(settings.server, settings.server_token, question, k, extractive, sources)
         if as_json:
             click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         else:
-            click.echo(_format_answer(_answer_from_dict(data)))
+            click.echo(terminal.answer(answer_from_dict(data), bold=_bold))
         return
     if model:
         from kbqa.assistant.generator import split_backend
@@ -187,59 +177,27 @@ def ask(
         answer = kb.ask(question, k=k, extractive=extractive, sources=list(sources))
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
-    # Each sentence is shown as soon as it has passed the support check.
-    shown = False
+    # Each sentence is shown as soon as it has passed the support check, each unit of evidence
+    # as soon as it is pointed at.
+    shown, units = False, 0
     for event in kb.ask_stream(question, k=k, extractive=extractive, sources=list(sources)):
-        if isinstance(event, str) and not isinstance(event, Quoted):  # a quote: shown marked
+        if isinstance(event, Evidence):
+            click.echo(
+                ("\n" if shown and not units else "")
+                + terminal.evidence_lines(event, first=not units, bold=_bold)
+            )
+            units += 1
+        elif isinstance(event, str) and not isinstance(event, Quoted) and not units:
+            # A quote (the fallback) is shown marked at the end; after evidence, the units are
+            # the answer and their joined text would repeat them.
             click.echo(("" if not shown else " ") + event, nl=False)
             shown = True
     answer = event
-    click.echo(_format_answer(answer, text_shown=shown))
+    click.echo(terminal.answer(answer, text_shown=shown, evidence_shown=units > 0, bold=_bold))
 
 
-def _answer_from_dict(data: dict) -> Answer:
-    """The Answer of a server's JSON (what the command line prints of it)."""
-    from kbqa.types import Citation
-
-    def hit(d: dict) -> Hit:
-        return Hit(d["chunk_id"], d["score"], d["text"], d["heading"], d["uri"], d["title"])
-
-    return Answer(
-        question=data["question"],
-        text=data["answer"],
-        abstained=data["abstained"],
-        citations=tuple(Citation(c["n"], hit(c)) for c in data["citations"]),
-        hits=tuple(hit(h) for h in data["hits"]),
-        confidence=data.get("confidence", 0.0),
-        mode=data.get("mode", "abstained"),
-        dropped=tuple((d["sentence"], d["reason"]) for d in data.get("dropped", [])),
-        reason=data.get("reason", ""),
-        span=data.get("span", ""),
-    )
-
-
-def _format_answer(answer: Answer, text_shown: bool = False) -> str:
-    why = answer.explanation()
-    if answer.abstained:
-        lines = [f"{answer.text} Closest sources:"]
-        seen = set()
-        for hit in answer.hits:
-            if hit.uri not in seen and len(seen) < 3:
-                seen.add(hit.uri)
-                lines.append(f"  - {_source_line(hit)}")
-        lines = lines if seen else [answer.text]
-        return "\n".join(lines + ([why] if why else []))
-    sources = [f"[{c.n}] {_source_line(c.hit)}" for c in answer.citations]
-    head = "" if text_shown else _marked(answer)
-    return "\n".join([head, *([why] if why else []), "", *sources])
-
-
-def _marked(answer: Answer) -> str:
-    """The answer with its answering span in bold (plain text where output is not a terminal)."""
-    if not answer.span or answer.span not in answer.text:
-        return answer.text
-    before, _, after = answer.text.partition(answer.span)
-    return before + click.style(answer.span, bold=True) + after
+def _bold(text: str) -> str:
+    return click.style(text, bold=True)  # plain where the output is not a terminal
 
 
 @cli.command()
@@ -281,279 +239,6 @@ def reindex(settings: Settings) -> None:
     """Rebuild the vector index from the stored embeddings (no re-embedding)."""
     size = _kb(settings).reindex()
     click.echo(f"rebuilt the index: {size} vectors")
-
-
-@cli.group("eval")
-def eval_group() -> None:
-    """Measure retrieval and answers on public benchmarks (BEIR layout)."""
-
-
-@eval_group.command("prepare")
-@click.argument("name", type=click.Choice(["python-faq", "halueval-qa"]))
-@click.option("--sample", type=int, help="halueval-qa: how many questions (default 1000).")
-@click.pass_obj
-def eval_prepare(settings: Settings, name: str, sample: int | None) -> None:
-    """Build a dataset from installed packages into KBQA_HOME/datasets."""
-    from kbqa.evals.datasets import prepare
-
-    folder = prepare(name, settings.home / "datasets", sample=sample)
-    click.echo(f"{name} is ready in {folder}")
-
-
-def _dataset(settings: Settings, dataset: str, split: str):
-    """(name, data, knowledge base) of a prepared name or a BEIR folder; each dataset gets a
-    knowledge base of its own under KBQA_HOME/evals, so the user's stays untouched."""
-    from kbqa.app import KnowledgeBase
-    from kbqa.evals.datasets import load_beir
-
-    folder = Path(dataset) if Path(dataset).is_dir() else settings.home / "datasets" / dataset
-    data = load_beir(folder)
-    if split not in data.qrels:
-        raise KbqaError(f"{folder}: no qrels/{split}.tsv (splits: {', '.join(data.qrels)})")
-    name = folder.name
-    return name, data, KnowledgeBase(settings.replace(home=settings.home / "evals" / name))
-
-
-class _Bars:
-    """One tqdm bar per stage label, each closed when the next starts."""
-
-    def __init__(self) -> None:
-        self.bars: dict = {}
-
-    def __call__(self, label: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        if label not in self.bars:
-            self.close()
-            self.bars[label] = tqdm(total=total, desc=label, file=sys.stderr, disable=None)
-        self.bars[label].n = done + 1
-        self.bars[label].refresh()
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-
-
-def _report_folder(settings: Settings, name: str, kind: str, out: Path | None) -> Path:
-    from datetime import datetime
-
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return out or settings.home / "reports" / f"{name}-{kind}-{stamp}"
-
-
-@eval_group.command("retrieval")
-@click.argument("dataset")
-@click.option("--split", default="test", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), help="Report folder.")
-@click.pass_obj
-def eval_retrieval(settings: Settings, dataset: str, split: str, out: Path | None) -> None:
-    """Every retriever on DATASET (a prepared name or a BEIR folder), side by side."""
-    from kbqa.evals.retrieval import evaluate_retrieval
-
-    name, data, kb = _dataset(settings, dataset, split)
-    out = _report_folder(settings, name, "retrieval", out)
-    bars = _Bars()
-    evaluate_retrieval(kb, data, name, split, out, bars)
-    bars.close()
-    click.echo((out / "report.md").read_text())
-    click.echo(f"report: {out}")
-
-
-@eval_group.command("qa")
-@click.argument("dataset")
-@click.option("--split", default="test", show_default=True)
-@click.option(
-    "--model",
-    "models",
-    multiple=True,
-    help="Another generator to compare (a name under KBQA_HOME/models, folder or HF id; "
-    "NAME@llama.cpp or NAME@transformers picks the runtime).",
-)
-@click.option("--base/--no-base", default=True, help="Include the configured generator.")
-@click.option("--extractive/--no-extractive", default=True, help="Include the extractive answerer.")
-@click.option("--limit", type=int, help="Only the first N questions of the split.")
-@click.option(
-    "--gated",
-    is_flag=True,
-    help="Apply the abstention gate while answering: nothing is generated below it (faster; "
-    "the coverage curve below the gate is then not measured).",
-)
-@click.option("--out", type=click.Path(path_type=Path), help="Report folder.")
-@click.pass_obj
-def eval_qa(
-    settings: Settings,
-    dataset: str,
-    split: str,
-    models: tuple[str, ...],
-    base: bool,
-    extractive: bool,
-    limit: int | None,
-    gated: bool,
-    out: Path | None,
-) -> None:
-    """Answer quality, citations and abstention on DATASET (needs answers.jsonl)."""
-    from kbqa.assistant.generator import make_generator, split_backend
-    from kbqa.evals.qa import Config, evaluate_qa
-
-    name, data, kb = _dataset(settings, dataset, split)
-    names = list(dict.fromkeys(([settings.generator_model] if base else []) + list(models)))
-    if not names and not extractive:
-        raise KbqaError("nothing to evaluate: keep --base or --extractive, or name a --model")
-    configs = [Config("extractive")] if extractive else []
-    # Generators come from the user's home (KBQA_HOME/models), not the dataset's.
-    for label in names:
-        # NAME@BACKEND compares one model on two runtimes ("SmolLM2-135M-Instruct@transformers").
-        model, backend = split_backend(label)
-        generator = make_generator(
-            model,
-            settings.models_dir,
-            settings.device,
-            settings.model_cache,
-            backend or settings.generator_backend,
-            settings.generator_threads,
-            settings.generator_precision,
-        )
-        configs.append(Config(label, generator))
-    out = _report_folder(settings, name, "qa", out)
-    bars = _Bars()
-    evaluate_qa(kb, data, name, split, configs, out, limit, bars, gated)
-    bars.close()
-    click.echo((out / "report.md").read_text())
-    click.echo(f"report: {out}")
-
-
-@cli.group()
-def tune() -> None:
-    """Instruction-tune the generator on your own questions and answers."""
-
-
-@tune.command("data")
-@click.option(
-    "--halueval/--no-halueval",
-    default=True,
-    help="Include halueval-qa's training split (prepared if missing).",
-)
-@click.option(
-    "--include-private",
-    is_flag=True,
-    help="Also train on private Slack channels and on feedback given in private channels/DMs.",
-)
-@click.pass_obj
-def tune_data(settings: Settings, halueval: bool, include_private: bool) -> None:
-    """Build training examples (KBQA_HOME/tune/train.jsonl) from resolved Slack threads,
-    👍-rated answers and halueval-qa's training split, in the answerer's prompt format."""
-    from kbqa.app import KnowledgeBase
-    from kbqa.tune import build_training_data
-
-    out = settings.home / "tune" / "train.jsonl"
-    kb = _kb(settings)
-    halueval_kb = (
-        KnowledgeBase(settings.replace(home=settings.home / "evals" / "halueval-qa"))
-        if halueval
-        else None
-    )
-    bars = _Bars()
-    counts = build_training_data(
-        kb,
-        out,
-        halueval_dir=settings.home / "datasets" / "halueval-qa" if halueval else None,
-        halueval_kb=halueval_kb,
-        include_private=include_private,
-        progress=lambda done, total: bars("halueval-qa", done, total),
-    )
-    bars.close()
-    for source, count in counts.items():
-        click.echo(f"{source:>17}: {count}")
-    click.echo(f"{sum(counts.values())} examples in {out}")
-
-
-@tune.command("distill")
-@click.argument("answers", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--abstain-share",
-    type=float,
-    default=0.1,  # kbqa.tune.distill.ABSTAIN_SHARE (not imported here: the CLI starts fast)
-    show_default=True,
-    help="The share of abstention examples (taken from KBQA_HOME/tune/train.jsonl).",
-)
-@click.option("--out", type=click.Path(path_type=Path), help="Default: KBQA_HOME/tune/own.jsonl.")
-@click.pass_obj
-def tune_distill(settings: Settings, answers: Path, abstain_share: float, out: Path | None) -> None:
-    """Training examples from the generator's own answers: ANSWERS is the answers-*.jsonl of
-    `kbqa eval qa halueval-qa --split train --no-extractive`; answers that hold the reference,
-    cite the gold passage and pass the check whole become targets."""
-    from kbqa.tune.data import write_examples
-    from kbqa.tune.distill import distilled_examples, with_abstentions
-
-    _, data, kb = _dataset(settings, "halueval-qa", "train")
-    kept, skipped = distilled_examples(kb, data, answers)
-    if not kept:
-        raise KbqaError(f"{answers}: no answer qualified ({dict(skipped)})")
-    examples = with_abstentions(kept, settings.home / "tune" / "train.jsonl", abstain_share)
-    out = out or settings.home / "tune" / "own.jsonl"
-    write_examples(examples, out)
-    click.echo(f"kept {len(kept)} of {len(kept) + sum(skipped.values())} answers")
-    for reason, count in skipped.most_common():
-        click.echo(f"  {count:>5}  {reason}")
-    click.echo(f"{len(examples)} examples ({len(examples) - len(kept)} abstentions) in {out}")
-    click.echo(f"next: kbqa tune train --data {out}")
-
-
-@tune.command("train")
-@click.option("--name", default="smollm2-kbqa", show_default=True, help="KBQA_HOME/models/NAME.")
-@click.option(
-    "--data", type=click.Path(path_type=Path), help="Default: KBQA_HOME/tune/train.jsonl."
-)
-@click.option("--method", type=click.Choice(["full", "lora"]), default="full", show_default=True)
-@click.option("--steps", type=int, default=50, show_default=True, help="Optimizer steps.")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Examples per step.")
-@click.option("--learning-rate", type=float, help="Default: 5e-5 (full), 5e-4 (lora).")
-@click.option(
-    "--max-length", type=int, default=768, show_default=True, help="Longer examples are left out."
-)
-@click.option("--fresh", is_flag=True, help="Ignore a checkpoint instead of resuming from it.")
-@click.option(
-    "--base",
-    default=TUNE_BASE,
-    show_default=True,
-    help="The model to fine-tune (a packaged name, folder or hub id).",
-)
-@click.pass_obj
-def tune_train(
-    settings: Settings,
-    name: str,
-    data: Path | None,
-    method: str,
-    steps: int,
-    batch_size: int,
-    learning_rate: float | None,
-    max_length: int,
-    fresh: bool,
-    base: str,
-) -> None:
-    """Fine-tune a generator (the small packaged one by default); the result answers with
-    `kbqa ask --model NAME`."""
-    from kbqa.tune.train import TrainConfig, train
-
-    rate = learning_rate or (5e-5 if method == "full" else 5e-4)
-    config = TrainConfig(
-        method=method,
-        steps=steps,
-        batch_size=batch_size,
-        learning_rate=rate,
-        max_length=max_length,
-    )
-    folder = train(
-        data or settings.home / "tune" / "train.jsonl",
-        name,
-        settings.models_dir,
-        base=base,
-        config=config,
-        device=settings.device,
-        precision=settings.generator_precision,
-        resume=not fresh,
-    )
-    click.echo(f"saved {folder}: try `kbqa ask --model {name} QUESTION`")
 
 
 @cli.group()
@@ -668,63 +353,9 @@ def _slack_for_serve(kb, settings: Settings):
     return bolt, None
 
 
-@cli.group()
-def token() -> None:
-    """API tokens for `kbqa serve`: each one sees only the sources it is given."""
-
-
-@token.command("create")
-@click.option("--name", required=True, help="Who or what the token is for.")
-@click.option(
-    "--sources",
-    "sources",
-    multiple=True,
-    metavar="PATTERN",
-    help="A source it may see (repeat): a #slack-channel, a glob on the path or URL, or a part "
-    "of it. None: every source but private Slack channels.",
-)
-@click.option("--admin", is_flag=True, help="May also open the admin page.")
-@click.pass_obj
-def token_create(settings: Settings, name: str, sources: tuple[str, ...], admin: bool) -> None:
-    """Make a token; its secret is printed once (only a hash of it is stored)."""
-    from kbqa.store import Store, tokens
-
-    settings.home.mkdir(parents=True, exist_ok=True)
-    secret, info = tokens.create(Store(settings.db_url), name, list(sources), admin)
-    click.echo(secret)
-    scope = ", ".join(info.sources) or "every source but private Slack channels"
-    click.echo(
-        f"token {info.name!r} ({scope}{'; admin' if admin else ''}): "
-        "keep it now, it is not shown again",
-        err=True,
-    )
-
-
-@token.command("list")
-@click.pass_obj
-def token_list(settings: Settings) -> None:
-    """The tokens: name, first characters, sources, last use."""
-    from kbqa.store import Store, tokens
-
-    rows = tokens.listed(Store(settings.db_url))
-    if not rows:
-        click.echo("no tokens: kbqa token create --name NAME --sources PATTERN")
-    for t in rows:
-        used = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never used"
-        state = "revoked" if t.revoked else "live"
-        scope = " ".join(t.sources) or "(all but private)"
-        click.echo(f"{t.name}\t{t.prefix}…\t{state}{' admin' if t.admin else ''}\t{scope}\t{used}")
-
-
-@token.command("revoke")
-@click.argument("name")
-@click.pass_obj
-def token_revoke(settings: Settings, name: str) -> None:
-    """Revoke the token NAME: it stops working at once."""
-    from kbqa.store import Store, tokens
-
-    tokens.revoke(Store(settings.db_url), name)
-    click.echo(f"revoked {name}")
+cli.add_command(eval_group)
+cli.add_command(tune)
+cli.add_command(token)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import urllib.request
 from typing import Any
 
 from kbqa.errors import KbqaError
+from kbqa.types import Answer, Citation, Evidence, Hit
 
 
 def ask_server(
@@ -45,3 +46,30 @@ def ask_server(
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise KbqaError(f"cannot reach the kbqa server at {server}: {reason}") from None
+
+
+def answer_from_dict(data: dict[str, Any]) -> Answer:
+    """The Answer of a server's JSON, for the command line to show as it shows its own."""
+    try:
+        citations = tuple(Citation(c["n"], _hit(c)) for c in data["citations"])
+        return Answer(
+            question=data["question"],
+            text=data["answer"],
+            abstained=data["abstained"],
+            citations=citations,
+            hits=tuple(_hit(h) for h in data["hits"]),
+            confidence=data.get("confidence", 0.0),
+            mode=data.get("mode", "abstained"),
+            dropped=tuple((d["sentence"], d["reason"]) for d in data.get("dropped", [])),
+            reason=data.get("reason", ""),
+            span=data.get("span", ""),
+            evidence=tuple(
+                Evidence(e["n"], e["text"], e.get("span", "")) for e in data.get("evidence", [])
+            ),
+        )
+    except (KeyError, TypeError) as exc:
+        raise KbqaError(f"the server's answer lacks a field: {exc}") from None
+
+
+def _hit(d: dict[str, Any]) -> Hit:
+    return Hit(d["chunk_id"], d["score"], d["text"], d["heading"], d["uri"], d["title"])

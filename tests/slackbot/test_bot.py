@@ -368,3 +368,17 @@ def test_a_quoted_answer_shows_the_words_that_answer_in_bold():
     )
     _, blocks = answer_blocks(generated)  # the model's own sentence is shown as it wrote it
     assert "*" not in blocks[0]["text"]["text"]
+
+
+def test_a_pointed_answer_is_a_quote_block_per_unit_with_the_span_in_bold(kb, api):
+    from web.pointing import Pointing
+
+    span = "vault write database/rotate-role/staging-app"
+    client = WebClient(token="xoxb-test", base_url=api.url)
+    app = create_app(Pointing(kb, [("vault write", span)]), client=client)
+    app.dispatch(event("app_mention", "<@UBOT> how do I rotate the staging password?"))
+    blocks = blocks_of(answers(api)[0])
+    assert blocks[0]["text"]["text"] == f"*{span}*"
+    assert blocks[1]["text"]["text"] == f">Run *{span}* to rotate the staging password. [1]"
+    assert blocks[2]["type"] == "context" and "runbook.md" in blocks[2]["elements"][0]["text"]
+    assert blocks[-1]["type"] == "actions"  # the feedback buttons

@@ -1,5 +1,6 @@
 """The page in a real headless Chromium (Debian's chromium and chromium-driver, via Selenium):
-ask, see the cited answer, open a citation, rate it, and see a failed file on the admin page."""
+ask, see the cited answer, open a citation, rate it, and see a failed file on the admin page;
+a pointed answer's quoted evidence, highlighted in its passage."""
 
 import os
 import shutil
@@ -105,4 +106,38 @@ def test_abstention_explains_itself_in_the_browser(browser, server, core):
     browser.get(server.url + "/")
     browser.find_element(By.ID, "question").send_keys("zebra giraffe safari?", Keys.ENTER)
     why = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn details.why"))[0]
-    assert "Why no answer?" in why.text and "below 0.99" in why.text
+    assert "Why no answer?" in why.text and "min_hit_score 0.99" in why.text
+
+
+def test_a_pointed_answer_quotes_its_units_and_highlights_them_in_the_passage(browser, core):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from kbqa.serve import create_app
+    from web.conftest import Server
+    from web.pointing import Pointing
+
+    pointing = Pointing(core, [("port 7300", "port 7300"), ("billing service", "")])
+    with Server(create_app(pointing)) as server:
+        browser.get(server.url + "/")
+        question = "which port does the tracker service listen on?"
+        browser.find_element(By.ID, "question").send_keys(question, Keys.ENTER)
+        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn .sources li"))
+        lead = browser.find_element(By.CSS_SELECTOR, ".turn .answer .lead mark").text
+        quotes = browser.find_elements(By.CSS_SELECTOR, ".turn .evidence figure.quote")
+        assert lead == "port 7300" and len(quotes) == 2
+        assert quotes[0].find_element(By.TAG_NAME, "blockquote").text == (
+            "The tracker service listens on port 7300."
+        )
+        assert quotes[0].find_element(By.CSS_SELECTOR, "strong.span").text == "port 7300"
+        assert quotes[0].find_element(By.TAG_NAME, "figcaption").text == "Quote from [1] Services"
+        quotes[0].find_element(By.CSS_SELECTOR, "button.cite").click()
+        passage = browser.find_element(By.CSS_SELECTOR, ".turn .passage")
+        units = [m.text for m in passage.find_elements(By.CSS_SELECTOR, "mark.unit")]
+        assert units == [
+            "The tracker service listens on port 7300.",
+            "The billing service listens on 7400.",
+        ]
+        assert passage.find_element(By.CSS_SELECTOR, "mark.unit strong.span").text == "port 7300"
+        if SHOTS:
+            browser.save_screenshot(str(Path(SHOTS) / "serve-evidence.png"))

@@ -13,10 +13,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kbqa.errors import KbqaError
-from kbqa.serve import present
+from kbqa.render import page
 from kbqa.serve.auth import Caller, caller
 from kbqa.serve.errors import ApiError, body, internal_error
-from kbqa.types import Answer
+from kbqa.types import Answer, Evidence
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api")
@@ -85,8 +85,10 @@ async def ask(
     stream: Annotated[bool, Query()] = False,
 ):
     """The answer as `kbqa ask --json` prints it; with ?stream=1 (or "stream": true) as
-    server-sent events: `sentence` events as sentences pass the check, then `sources` (the
-    cited and retrieved passages with label, age and link), then `answer` (that JSON)."""
+    server-sent events: `sentence` events as sentences pass the check, or `evidence` events (a
+    unit quoted from passage n, with the words that answer) as the answer points at them, then
+    `sources` (the cited and retrieved passages with label, age and link), then `answer` (that
+    JSON, with `why` when it abstained)."""
     core = request.app.state.core
     question = check_question(request, ask.question)
     kwargs = ask_kwargs(who, ask, question)
@@ -102,22 +104,20 @@ async def ask(
     )
 
 
-async def _events(request: Request, items: Iterator[str | Answer]) -> AsyncIterator[str]:
-    settings = request.app.state.core.settings
+async def _events(request: Request, items: Iterator[str | Evidence | Answer]) -> AsyncIterator[str]:
     try:
         async for item in stream_in_worker(request, items):
             if isinstance(item, Answer):
-                data = item.to_dict()
-                yield present.sse("sources", present.sources(item))
-                if item.abstained:
-                    data = {**data, "why": present.why_no_answer(data, settings)}
-                yield present.sse("answer", data)
+                yield page.sse("sources", page.sources(item))
+                yield page.sse("answer", page.answer_data(item))
+            elif isinstance(item, Evidence):
+                yield page.sse("evidence", page.evidence_data(item))
             else:
-                yield present.sse("sentence", {"text": item})
+                yield page.sse("sentence", {"text": item})
     except KbqaError as exc:
-        yield present.sse("error", body(400, str(exc)))
+        yield page.sse("error", body(400, str(exc)))
     except Exception:
-        yield present.sse("error", body(500, internal_error("streaming an answer")))
+        yield page.sse("error", body(500, internal_error("streaming an answer")))
 
 
 @router.post("/feedback", status_code=201)

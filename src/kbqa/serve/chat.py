@@ -1,5 +1,7 @@
 """POST /v1/chat/completions: kbqa as an OpenAI-compatible "model", so chat clients and editor
-plug-ins can use it. The reply's text carries the [n] citation markers and a "Sources:" list;
+plug-ins can use it. The reply's text is Markdown: the answer with its [n] citation markers (or,
+when it points at evidence, the words that answer in bold over each unit as a `>` quote) and a
+"Sources:" list;
 the full answer (the JSON of `kbqa ask --json`) is in the extra field `kbqa` of the response
 (of the last chunk when streaming). GET /v1/models lists the one model, "kbqa"."""
 
@@ -17,17 +19,15 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kbqa.errors import KbqaError
-from kbqa.serve import present
+from kbqa.render import markdown
 from kbqa.serve.api import check_question, in_worker, stream_in_worker
 from kbqa.serve.auth import Caller, caller
 from kbqa.serve.errors import ApiError, body, internal_error
-from kbqa.types import Answer
+from kbqa.types import Answer, Evidence
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 MODEL = "kbqa"
-SOURCES_HEADING = "\n\nSources:\n"
-CLOSEST_HEADING = "\n\nClosest sources:\n"
 
 
 class TextPart(BaseModel):
@@ -76,21 +76,11 @@ def conversation(messages: list[Message]) -> tuple[str, list[tuple[str, str]]]:
             pending = message.text()
         elif message.role == "assistant" and pending is not None:
             # Our own replies end with their sources: the model needs only the answer.
-            answer = message.text().split(SOURCES_HEADING)[0].split(CLOSEST_HEADING)[0]
+            answer = message.text().split(markdown.SOURCES_HEADING)[0]
+            answer = answer.split(markdown.CLOSEST_HEADING)[0]
             history.append((pending, answer))
             pending = None
     return messages[-1].text(), history[-3:]
-
-
-def footer(answer: Answer) -> str:
-    if answer.abstained:
-        seen: dict[str, Any] = {}
-        for hit in answer.hits:
-            seen.setdefault(hit.uri, hit)
-        lines = [f"- {h.label} — {present.display_uri(h.uri)}" for h in list(seen.values())[:3]]
-        return CLOSEST_HEADING + "\n".join(lines) if lines else ""
-    lines = [f"[{c.n}] {c.hit.label} — {present.display_uri(c.hit.uri)}" for c in answer.citations]
-    return SOURCES_HEADING + "\n".join(lines) if lines else ""
 
 
 def _usage(question: str, text: str) -> dict[str, int]:
@@ -129,7 +119,7 @@ async def chat_completions(
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     if not chat.stream:
         answer = await in_worker(request, lambda: core.ask(**kwargs))
-        content = answer.text + footer(answer)
+        content = markdown.markdown(answer)
         return {
             "id": reply_id,
             "object": "chat.completion",
@@ -154,7 +144,11 @@ async def chat_completions(
 
 
 async def _chunks(
-    request: Request, items: Iterator[str | Answer], reply_id: str, created: int, model: str
+    request: Request,
+    items: Iterator[str | Evidence | Answer],
+    reply_id: str,
+    created: int,
+    model: str,
 ) -> AsyncIterator[str]:
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
         data = {
@@ -168,17 +162,20 @@ async def _chunks(
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
-    sent = 0
+    sent = units = 0
     try:
         async for item in stream_in_worker(request, items):
             if isinstance(item, Answer):
-                if item.abstained or not sent:
+                if item.abstained or not (sent or units):
                     # Nothing was streamed (an abstention): the whole text now.
-                    yield chunk({"content": item.text})
-                tail = footer(item)
+                    yield chunk({"content": markdown.body(item)})
+                tail = markdown.footer(item)
                 if tail:
                     yield chunk({"content": tail})
                 yield chunk({}, "stop", kbqa=item.to_dict())
+            elif isinstance(item, Evidence):
+                yield chunk({"content": markdown.evidence_piece(item, first=not units)})
+                units += 1
             else:
                 yield chunk({"content": (" " if sent else "") + item})
                 sent += 1

@@ -38,12 +38,8 @@ def render(name: str, **values) -> HTMLResponse:
 @router.get("/", response_class=HTMLResponse)
 async def index(request: Request):
     # Public: the page itself holds no data; its requests to /api are authenticated.
-    s = request.app.state.core.settings
     return render(
-        "index.html",
-        max_question_chars=s.max_question_chars,
-        min_hit_score=s.min_hit_score,
-        min_confidence=s.min_confidence,
+        "index.html", max_question_chars=request.app.state.core.settings.max_question_chars
     )
 
 

@@ -1,5 +1,5 @@
 // kbqa's page: ask, stream the answer (server-sent events over fetch), show citations,
-// sources and feedback. Plain JavaScript, no build step.
+// quoted evidence, sources and feedback. Plain JavaScript, no build step.
 (() => {
   "use strict";
   const form = document.getElementById("ask");
@@ -62,17 +62,61 @@
         continue;
       }
       if (!m) { container.append(part); continue; }
-      const n = Number(m[1]);
-      const button = el("button", {
-        type: "button", class: "cite", "data-n": String(n),
-        "aria-expanded": "false", "aria-controls": turn.passage.id,
-        "aria-label": "show passage " + n, text: "[" + n + "]",
-      });
-      const cited = turn.citations.get(n);
-      if (cited) button.title = cited.label;
-      button.addEventListener("click", () => togglePassage(turn, n, button));
-      container.append(button);
+      container.append(citeButton(turn, Number(m[1])));
     }
+  }
+
+  // A pointed answer: the words that answer, then each unit it rests on, quoted and labelled
+  // as a quote, with the button that opens its passage.
+  function renderEvidence(turn) {
+    const units = turn.evidence;
+    turn.text.textContent = "";
+    const lead = units.length && units[0].span;
+    turn.text.append(lead ? el("strong", { class: "lead" }, el("mark", { text: lead }))
+      : el("span", { class: "lead", text: "Quoted from the sources:" }));
+    turn.quotes.textContent = "";
+    for (const unit of units) {
+      const cited = turn.citations.get(unit.n);
+      const caption = el("figcaption", {}, "Quote from ", citeButton(turn, unit.n),
+        cited ? " " + cited.label : "");
+      const quote = el("blockquote", {}, ...marked(unit.text, unit.span));
+      turn.quotes.append(el("figure", { class: "quote" }, quote, caption));
+    }
+    turn.quotes.hidden = !units.length;
+  }
+
+  // The text with its span in <strong>, or as it is where the span is not in it.
+  function marked(text, span) {
+    const at = span ? text.indexOf(span) : -1;
+    if (at < 0) return [text];
+    return [text.slice(0, at), el("strong", { class: "span", text: span }), text.slice(at + span.length)];
+  }
+
+  // A passage with the units the answer points at highlighted, their spans marked.
+  function highlighted(text, units) {
+    const found = units.map((u) => [text.indexOf(u.text), u]).filter(([at]) => at >= 0)
+      .sort((a, b) => a[0] - b[0]);
+    const nodes = [];
+    let pos = 0;
+    for (const [at, unit] of found) {
+      if (at < pos) continue;
+      nodes.push(text.slice(pos, at), el("mark", { class: "unit" }, ...marked(unit.text, unit.span)));
+      pos = at + unit.text.length;
+    }
+    nodes.push(text.slice(pos));
+    return nodes;
+  }
+
+  function citeButton(turn, n) {
+    const button = el("button", {
+      type: "button", class: "cite", "data-n": String(n),
+      "aria-expanded": "false", "aria-controls": turn.passage.id,
+      "aria-label": "show passage " + n, text: "[" + n + "]",
+    });
+    const cited = turn.citations.get(n);
+    if (cited) button.title = cited.label;
+    button.addEventListener("click", () => togglePassage(turn, n, button));
+    return button;
   }
 
   function togglePassage(turn, n, button) {
@@ -84,7 +128,7 @@
     turn.passage.textContent = "";
     turn.passage.append(
       el("p", { class: "passage-label" }, "[" + n + "] ", sourceLink(cited)),
-      el("blockquote", { text: cited.text }),
+      el("blockquote", {}, ...highlighted(cited.text, turn.evidence.filter((u) => u.n === n))),
     );
     turn.passage.hidden = false;
   }
@@ -106,14 +150,16 @@
     turns += 1;
     const id = "t" + turns;
     const turn = {
-      question, sentences: [], citations: new Map(), answer: null,
+      question, sentences: [], evidence: [], citations: new Map(), answer: null,
       node: el("article", { class: "turn", id }),
       text: el("p", { class: "answer", "aria-busy": "true" }),
+      quotes: el("div", { class: "evidence", role: "group", "aria-label": "quoted evidence" }),
       passage: el("div", { class: "passage", id: id + "-passage", role: "region", "aria-label": "cited passage" }),
     };
     turn.passage.hidden = true;
+    turn.quotes.hidden = true;
     turn.text.append(el("span", { class: "working", text: "Searching…" }));
-    turn.node.append(el("p", { class: "question", text: question }), turn.text, turn.passage);
+    turn.node.append(el("p", { class: "question", text: question }), turn.text, turn.quotes, turn.passage);
     conversation.append(turn.node);
     empty.hidden = true;
     return turn;
@@ -123,7 +169,9 @@
     turn.answer = answer;
     turn.text.removeAttribute("aria-busy");
     for (const c of (sources && sources.citations) || []) turn.citations.set(c.n, c);
-    renderText(turn.text, answer.answer, turn);
+    turn.evidence = answer.abstained ? [] : answer.evidence || [];
+    if (turn.evidence.length) renderEvidence(turn);
+    else { turn.quotes.hidden = true; renderText(turn.text, answer.answer, turn); }
     if (answer.abstained) {
       const why = el("details", { class: "why", open: "" },
         el("summary", { text: "Why no answer?" }),
@@ -209,6 +257,9 @@
         if (event === "sentence") {
           turn.sentences.push(body.text);
           renderText(turn.text, turn.sentences.join(" "), turn);
+        } else if (event === "evidence") {
+          turn.evidence.push(body);
+          renderEvidence(turn);
         } else if (event === "sources") sources = body;
         else if (event === "answer") finish(turn, body, sources);
         else if (event === "error") showError(turn, body.error.message);

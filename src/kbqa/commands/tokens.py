@@ -1,0 +1,66 @@
+"""`kbqa token`: API tokens for `kbqa serve`, each seeing only the sources it is given."""
+
+from __future__ import annotations
+
+import click
+
+from kbqa.settings import Settings
+
+
+@click.group()
+def token() -> None:
+    """API tokens for `kbqa serve`: each one sees only the sources it is given."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what the token is for.")
+@click.option(
+    "--sources",
+    "sources",
+    multiple=True,
+    metavar="PATTERN",
+    help="A source it may see (repeat): a #slack-channel, a glob on the path or URL, or a part "
+    "of it. None: every source but private Slack channels.",
+)
+@click.option("--admin", is_flag=True, help="May also open the admin page.")
+@click.pass_obj
+def token_create(settings: Settings, name: str, sources: tuple[str, ...], admin: bool) -> None:
+    """Make a token; its secret is printed once (only a hash of it is stored)."""
+    from kbqa.store import Store, tokens
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    secret, info = tokens.create(Store(settings.db_url), name, list(sources), admin)
+    click.echo(secret)
+    scope = ", ".join(info.sources) or "every source but private Slack channels"
+    click.echo(
+        f"token {info.name!r} ({scope}{'; admin' if admin else ''}): "
+        "keep it now, it is not shown again",
+        err=True,
+    )
+
+
+@token.command("list")
+@click.pass_obj
+def token_list(settings: Settings) -> None:
+    """The tokens: name, first characters, sources, last use."""
+    from kbqa.store import Store, tokens
+
+    rows = tokens.listed(Store(settings.db_url))
+    if not rows:
+        click.echo("no tokens: kbqa token create --name NAME --sources PATTERN")
+    for t in rows:
+        used = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never used"
+        state = "revoked" if t.revoked else "live"
+        scope = " ".join(t.sources) or "(all but private)"
+        click.echo(f"{t.name}\t{t.prefix}…\t{state}{' admin' if t.admin else ''}\t{scope}\t{used}")
+
+
+@token.command("revoke")
+@click.argument("name")
+@click.pass_obj
+def token_revoke(settings: Settings, name: str) -> None:
+    """Revoke the token NAME: it stops working at once."""
+    from kbqa.store import Store, tokens
+
+    tokens.revoke(Store(settings.db_url), name)
+    click.echo(f"revoked {name}")

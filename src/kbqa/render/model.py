@@ -1,0 +1,150 @@
+"""The model of what is shown of an answer, built once from an Answer for every medium."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kbqa.types import Answer, Evidence, Hit
+
+CLOSEST = 3  # documents listed when abstaining
+
+
+def display_uri(uri: str) -> str:
+    """A path relative to the working directory when it lies below it; URLs as they are."""
+    if "://" in uri:
+        return uri
+    try:
+        return str(Path(uri).relative_to(Path.cwd()))
+    except ValueError:
+        return uri
+
+
+def age(hit: Hit, now: float | None = None) -> str:
+    """How long ago the source changed ("today", "3 days ago", "2 years ago"); "" if unknown."""
+    stamp = float(hit.metadata.get("last_ts") or hit.metadata.get("mtime") or 0)
+    if not stamp:
+        return ""
+    days = int(((now or time.time()) - stamp) // 86400)
+    if days <= 0:
+        return "today"
+    if days < 60:
+        return f"{days} day{'s' if days > 1 else ''} ago"
+    return f"{days // 30} months ago" if days < 730 else f"{days // 365} years ago"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A passage as people see it: its citation number (None for a closest source), its label,
+    where it lives (a path or URL), a link where there is one, and its age."""
+
+    n: int | None
+    hit: Hit
+
+    @property
+    def label(self) -> str:
+        return self.hit.label
+
+    @property
+    def where(self) -> str:
+        return display_uri(self.hit.uri)
+
+    @property
+    def link(self) -> str | None:
+        return self.hit.uri if self.hit.uri.startswith(("https://", "http://")) else None
+
+    @property
+    def channel(self) -> str | None:
+        """The Slack channel of a thread; None for a file."""
+        meta = self.hit.metadata
+        return meta.get("channel") if meta.get("kind") == "slack" else None
+
+    def age(self, now: float | None = None) -> str:
+        return age(self.hit, now)
+
+    def line(self) -> str:
+        """'[n] Label — where' (a closest source without the number), as text media show it."""
+        text = f"{self.label} — {self.where}"
+        return f"[{self.n}] {text}" if self.n else text
+
+    def to_dict(self) -> dict[str, Any]:
+        """The page's shape: label, where, link, kind, channel, age, update time and text."""
+        meta = self.hit.metadata
+        out: dict[str, Any] = {
+            "chunk_id": self.hit.chunk_id,
+            "label": self.label,
+            "uri": self.hit.uri,
+            "where": self.where,
+            "link": self.link,
+            "kind": "slack" if meta.get("kind") == "slack" else "file",
+            "channel": meta.get("channel"),
+            "age": self.age(),
+            "updated": float(meta.get("last_ts") or meta.get("mtime") or 0) or None,
+            "heading": self.hit.heading,
+            "text": self.hit.text,
+        }
+        return {"n": self.n, **out} if self.n is not None else out
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What an interface shows of an answer."""
+
+    text: str  # the answer's text, [n] markers included
+    span: str  # words of `text` to mark (only in text the model did not write); "" for none
+    lead: str  # a pointed answer's first line: the copied words that answer; "" for none
+    evidence: tuple[Evidence, ...]  # the units quoted under the lead, each with its [n]
+    sources: tuple[Source, ...]  # the cited passages, or the closest documents if abstained
+    closest: bool  # the sources are the closest documents, not citations
+    why: str  # one line on how it was made or why it abstained; "" for none
+
+    @property
+    def pointed(self) -> bool:
+        return bool(self.evidence)
+
+
+def closest_hits(hits: tuple[Hit, ...] | list[Hit], limit: int = CLOSEST) -> list[Hit]:
+    """The best hit of each document, best first, at most `limit`."""
+    seen: dict[str, Hit] = {}
+    for hit in hits:
+        seen.setdefault(hit.uri, hit)
+    return list(seen.values())[:limit]
+
+
+def marked_span(answer: Answer) -> str:
+    """The span to mark inside the text: in quoted text (the fallback), whose sentences are long
+    and not the model's; a generated sentence is the model's own and is left as written."""
+    if answer.mode == "extracted" and answer.span and answer.span in answer.text:
+        return answer.span
+    return ""
+
+
+def shown(answer: Answer, closest: int = CLOSEST, cited: int | None = None) -> Shown:
+    """The model of `answer` as shown: at most `closest` closest documents when it abstained,
+    at most `cited` citations (all by default) when it answered."""
+    pointed = answer.mode == "pointed" and bool(answer.evidence) and not answer.abstained
+    if answer.abstained:
+        sources = tuple(Source(None, h) for h in closest_hits(answer.hits, closest))
+    else:
+        sources = tuple(Source(c.n, c.hit) for c in answer.citations[:cited])
+    return Shown(
+        text=answer.text,
+        span=marked_span(answer),
+        lead=answer.span if pointed else "",
+        evidence=answer.evidence if pointed else (),
+        sources=sources,
+        closest=answer.abstained,
+        why=answer.explanation(),
+    )
+
+
+def why_no_answer(answer: Answer) -> str:
+    """One sentence on why an answer abstained: the answerer's reason (the signal, its value
+    and the threshold)."""
+    if answer.reason:
+        return answer.reason
+    if not answer.hits:
+        return "Nothing in the knowledge base (that you may see) matched the question."
+    return "No sentence of a possible answer could be backed by a passage it cites."

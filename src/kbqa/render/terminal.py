@@ -1,0 +1,59 @@
+"""An answer as terminal text: the answer (its span in bold), quoted evidence, the sources."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kbqa.render.model import Shown, shown
+from kbqa.types import Answer, Evidence
+
+Style = Callable[[str], str]
+
+
+def plain(text: str) -> str:
+    return text
+
+
+def marked(text: str, span: str, bold: Style = plain) -> str:
+    """`text` with the first `span` in it styled by `bold`."""
+    if not span or span not in text:
+        return text
+    before, _, after = text.partition(span)
+    return before + bold(span) + after
+
+
+def quote(evidence: Evidence, bold: Style = plain) -> str:
+    """'> unit [n]', each line of a unit quoted, its span in bold."""
+    text = marked(evidence.text, evidence.span, bold)
+    return "\n".join(f"> {line}" for line in f"{text} [{evidence.n}]".splitlines())
+
+
+def evidence_lines(evidence: Evidence, first: bool, bold: Style = plain) -> str:
+    """A streamed unit: the first comes under the lead line (its copied words in bold)."""
+    lead = bold(evidence.span) + "\n" if first and evidence.span else ""
+    return lead + quote(evidence, bold)
+
+
+def answer(
+    answer: Answer, text_shown: bool = False, evidence_shown: bool = False, bold: Style = plain
+) -> str:
+    """What `kbqa ask` prints: the answer (left out where its sentences or its evidence were
+    streamed already), why it abstained or quoted, then the sources."""
+    view = shown(answer)
+    why = [view.why] if view.why else []
+    if view.closest:
+        if not view.sources:
+            return "\n".join([answer.text, *why])
+        lines = [f"  - {s.line()}" for s in view.sources]
+        return "\n".join([f"{answer.text} Closest sources:", *lines, *why])
+    sources = [s.line() for s in view.sources]
+    if view.pointed:
+        head = [] if evidence_shown else [_pointed(view, bold)]
+        return "\n".join([*head, *why, "", *sources])
+    head = "" if text_shown else marked(view.text, view.span, bold)
+    return "\n".join([head, *why, "", *sources])
+
+
+def _pointed(view: Shown, bold: Style) -> str:
+    lead = [bold(view.lead)] if view.lead else []
+    return "\n".join(lead + [quote(e, bold) for e in view.evidence])

@@ -1,0 +1,178 @@
+"""Rendering of answers for every medium (kbqa.render): a pointed answer (the units it rests on
+quoted, the words that answer marked), and answers without evidence shown as before."""
+
+import subprocess
+import sys
+import time
+
+from kbqa import render
+from kbqa.client import answer_from_dict
+from kbqa.render import markdown, page, slack, terminal
+from kbqa.types import Answer, Citation, Evidence, Hit
+
+NOW = time.time()
+PORTS = Hit(
+    7,
+    0.81,
+    "Services\n\nThe tracker service listens on port 7300. The billing service listens on 7400.",
+    "Services",
+    "/srv/docs/ports.md",
+    "Services",
+    {"mtime": NOW - 3 * 86400},
+)
+THREAD = Hit(
+    9,
+    0.52,
+    "Yuki: the <!channel> freeze starts 18 Nov; deploys need *two* approvals.",
+    "#deploys › freeze",
+    "https://larkspur.slack.com/archives/C05DEPLOYS/p1794345300038612",
+    "#deploys: freeze",
+    {"kind": "slack", "channel": "deploys", "last_ts": str(NOW - 40 * 86400)},
+)
+UNITS = (
+    Evidence(1, "The tracker service listens on port 7300.", "port 7300"),
+    Evidence(2, "Yuki: the <!channel> freeze starts 18 Nov; deploys need *two* approvals.", ""),
+)
+POINTED = Answer(
+    question="which port does tracker use?",
+    text=" ".join(f"{e.text} [{e.n}]" for e in UNITS),
+    abstained=False,
+    citations=(Citation(1, PORTS), Citation(2, THREAD)),
+    hits=(PORTS, THREAD),
+    confidence=0.9,
+    mode="pointed",
+    span="port 7300",
+    evidence=UNITS,
+)
+GENERATED = Answer(
+    question="which port does tracker use?",
+    text="The tracker service listens on port 7300 [1].",
+    abstained=False,
+    citations=(Citation(1, PORTS),),
+    hits=(PORTS, THREAD),
+    mode="generated",
+    span="7300",
+)
+ABSTAINED = Answer(
+    question="zebra?",
+    text="I couldn't find this in the knowledge base.",
+    abstained=True,
+    citations=(),
+    hits=(PORTS, PORTS, THREAD),
+    reason="best passage's similarity 0.12 < min_hit_score 0.35",
+)
+
+
+def bold(text: str) -> str:
+    return f"**{text}**"
+
+
+def test_terminal_shows_the_span_as_the_lead_then_each_unit_quoted_then_the_sources():
+    out = terminal.answer(POINTED, bold=bold).splitlines()
+    assert out[0] == "**port 7300**"
+    assert out[1] == "> The tracker service listens on **port 7300**. [1]"
+    assert (
+        out[2] == "> Yuki: the <!channel> freeze starts 18 Nov; deploys need *two* approvals. [2]"
+    )
+    assert out[3] == ""
+    assert out[4] == "[1] Services — /srv/docs/ports.md"
+    assert out[5].startswith("[2] #deploys: freeze — https://larkspur.slack.com/")
+
+
+def test_terminal_streamed_units_and_the_rest_make_the_same_output():
+    streamed = [terminal.evidence_lines(e, first=i == 0, bold=bold) for i, e in enumerate(UNITS)]
+    rest = terminal.answer(POINTED, evidence_shown=True, bold=bold)
+    assert "\n".join([*streamed, rest]) == terminal.answer(POINTED, bold=bold)
+
+
+def test_terminal_without_evidence_is_unchanged():
+    # A generated answer: its text (the model's words, not marked), a blank line, the sources.
+    assert terminal.answer(GENERATED, bold=bold) == (
+        "The tracker service listens on port 7300 [1].\n\n[1] Services — /srv/docs/ports.md"
+    )
+    quoted = Answer(**{**GENERATED.__dict__, "mode": "extracted"})
+    assert terminal.answer(quoted, bold=bold).startswith(
+        "The tracker service listens on port **7300**"
+    )
+    lines = terminal.answer(ABSTAINED).splitlines()
+    assert lines[0] == "I couldn't find this in the knowledge base. Closest sources:"
+    assert len(lines) == 4  # two documents (the repeated one once), then why
+    assert lines[-1] == "(why: best passage's similarity 0.12 < min_hit_score 0.35)"
+
+
+def test_markdown_quotes_each_unit_and_streams_the_same_text():
+    text = markdown.markdown(POINTED)
+    assert text.startswith(
+        "**port 7300**\n\n> The tracker service listens on port 7300. [1]\n\n> Yuki: the"
+    )
+    assert text.endswith(
+        "\n\nSources:\n[1] Services — /srv/docs/ports.md\n[2] #deploys: freeze"
+        " — https://larkspur.slack.com/archives/C05DEPLOYS/p1794345300038612"
+    )
+    pieces = "".join(markdown.evidence_piece(e, first=i == 0) for i, e in enumerate(UNITS))
+    assert pieces == markdown.body(POINTED)
+    assert markdown.body(GENERATED) == GENERATED.text  # no evidence: the text as it is
+
+
+def test_slack_quotes_each_unit_with_the_span_in_bold_and_pings_no_one():
+    text, blocks = slack.answer_blocks(POINTED)
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert sections == [
+        "*port 7300*",
+        ">The tracker service listens on *port 7300*. [1]",
+        ">Yuki: the &lt;!channel&gt; freeze starts 18 Nov; deploys need *two* approvals. [2]",
+    ]
+    sources = blocks[-1]["elements"]
+    assert sources[0]["text"] == "[1] Services — `ports.md` · 3 days ago"
+    assert sources[1]["text"].endswith(" · #deploys · 40 days ago")
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+
+
+def test_slack_bot_message_keeps_its_feedback_buttons():
+    from kbqa.integrations.slack.blocks import answer_blocks
+
+    _, blocks = answer_blocks(POINTED)
+    assert blocks[-1]["type"] == "actions" and len(blocks[-1]["elements"]) == 2
+
+
+def test_page_data_carries_sources_evidence_and_why():
+    sources = page.sources(POINTED)
+    assert [s["n"] for s in sources["citations"]] == [1, 2]
+    assert sources["citations"][1]["link"].startswith("https://larkspur.slack.com/")
+    assert sources["citations"][1]["channel"] == "deploys" and sources["hits"][0]["age"]
+    data = page.answer_data(POINTED)
+    assert data["evidence"][0] == {"n": 1, "text": UNITS[0].text, "span": "port 7300"}
+    assert "why" not in data
+    assert page.evidence_data(UNITS[1])["quote"] is True
+    assert page.answer_data(ABSTAINED)["why"] == ABSTAINED.reason
+    assert page.sse("evidence", {"n": 1}) == 'event: evidence\ndata: {"n": 1}\n\n'
+
+
+def test_why_no_answer_is_the_answerers_reason():
+    assert render.why_no_answer(ABSTAINED) == ABSTAINED.reason
+    nothing = Answer("q", "I couldn't find this.", True, (), ())
+    assert "Nothing in the knowledge base" in render.why_no_answer(nothing)
+
+
+def test_an_answer_survives_its_json_with_its_evidence():
+    again = answer_from_dict(POINTED.to_dict())
+    assert again.evidence == POINTED.evidence and again.mode == "pointed"
+    assert again.span == POINTED.span and [c.n for c in again.citations] == [1, 2]
+    assert terminal.answer(again).splitlines()[:2] == terminal.answer(POINTED).splitlines()[:2]
+
+
+def test_sources_are_shown_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert render.display_uri(str(tmp_path / "docs" / "a.md")) == "docs/a.md"
+    assert render.display_uri("https://x.example/a") == "https://x.example/a"
+    assert render.age(PORTS, now=NOW) == "3 days ago" and render.age(THREAD, now=NOW + 1e9)
+
+
+def test_no_interface_imports_the_command_line():
+    code = (
+        "import sys, kbqa.serve, kbqa.integrations.slack, kbqa.render.terminal, kbqa.commands.tune,"
+        "kbqa.commands.tokens;"
+        "assert 'kbqa.cli' not in sys.modules, 'kbqa.cli imported'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
