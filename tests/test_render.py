@@ -141,7 +141,12 @@ def test_page_data_carries_sources_evidence_and_why():
     assert sources["citations"][1]["link"].startswith("https://larkspur.slack.com/")
     assert sources["citations"][1]["channel"] == "deploys" and sources["hits"][0]["age"]
     data = page.answer_data(POINTED)
-    assert data["evidence"][0] == {"n": 1, "text": UNITS[0].text, "span": "port 7300"}
+    assert data["evidence"][0] == {
+        "n": 1,
+        "text": UNITS[0].text,
+        "span": "port 7300",
+        "probability": 1.0,
+    }
     assert "why" not in data
     assert page.evidence_data(UNITS[1])["quote"] is True
     assert page.answer_data(ABSTAINED)["why"] == ABSTAINED.reason

@@ -316,10 +316,8 @@ def serve(settings: Settings, host: str | None, port: int | None, slack: bool) -
     bolt, socket_mode = None, None
     if slack:
         bolt, socket_mode = _slack_for_serve(kb, settings)
-    if kb.store.counts()["chunks"]:
-        kb.snapshot  # noqa: B018 - build the search snapshot and load the models before the
-        kb.embedder.embed(["warm up"])  # first question, not during it
-    else:
+    # The snapshot and the embedder are loaded before the first question, not during it.
+    if not kb.warm_up():
         click.echo("the knowledge base is empty: run `kbqa ingest PATH` (questions get 503)")
     app = create_app(kb, slack=None if socket_mode else bolt)
     if socket_mode is not None:

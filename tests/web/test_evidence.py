@@ -33,8 +33,14 @@ def test_the_stream_sends_an_evidence_event_per_unit_before_the_answer(client):
     stream = events(client.post("/api/ask?stream=1", json={"question": QUESTION}).text)
     assert [kind for kind, _ in stream] == ["evidence", "evidence", "sources", "answer"]
     first, second = stream[0][1], stream[1][1]
-    assert first == {"n": 1, "text": TRACKER, "span": "port 7300", "quote": True}
-    assert second == {"n": 1, "text": BILLING, "span": "", "quote": True}
+    assert first == {
+        "n": 1,
+        "text": TRACKER,
+        "span": "port 7300",
+        "probability": 1.0,
+        "quote": True,
+    }
+    assert second == {"n": 1, "text": BILLING, "span": "", "probability": 1.0, "quote": True}
     answer = stream[-1][1]
     assert answer["mode"] == "pointed" and answer["span"] == "port 7300"
     assert answer["evidence"] == [
@@ -71,7 +77,12 @@ def test_kbqa_ask_server_shows_the_evidence_it_gets_back(pointing, core, tmp_pat
     lines = result.output.splitlines()
     assert lines[:3] == ["port 7300", f"> {TRACKER} [1]", f"> {BILLING} [1]"]
     assert lines[3] == "" and lines[4].startswith("[1] Services — ")
-    assert json.loads(as_json.output)["evidence"][1] == {"n": 1, "text": BILLING, "span": ""}
+    assert json.loads(as_json.output)["evidence"][1] == {
+        "n": 1,
+        "text": BILLING,
+        "span": "",
+        "probability": 1.0,
+    }
 
 
 def test_answers_without_evidence_stream_as_before(local):

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from kbqa.errors import KbqaError
+from kbqa.evals.datasets import DATASETS
 from kbqa.settings import Settings
 
 
@@ -18,7 +19,7 @@ def eval_group() -> None:
 
 
 @eval_group.command("prepare")
-@click.argument("name", type=click.Choice(["python-faq", "halueval-qa"]))
+@click.argument("name", type=click.Choice(list(DATASETS)))
 @click.option("--sample", type=int, help="halueval-qa: how many questions (default 1000).")
 @click.pass_obj
 def eval_prepare(settings: Settings, name: str, sample: int | None) -> None:

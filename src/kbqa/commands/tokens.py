@@ -26,10 +26,9 @@ def token() -> None:
 @click.pass_obj
 def token_create(settings: Settings, name: str, sources: tuple[str, ...], admin: bool) -> None:
     """Make a token; its secret is printed once (only a hash of it is stored)."""
-    from kbqa.store import Store, tokens
+    from kbqa.app import KnowledgeBase
 
-    settings.home.mkdir(parents=True, exist_ok=True)
-    secret, info = tokens.create(Store(settings.db_url), name, list(sources), admin)
+    secret, info = KnowledgeBase(settings).create_token(name, list(sources), admin)
     click.echo(secret)
     scope = ", ".join(info.sources) or "every source but private Slack channels"
     click.echo(
@@ -43,9 +42,9 @@ def token_create(settings: Settings, name: str, sources: tuple[str, ...], admin:
 @click.pass_obj
 def token_list(settings: Settings) -> None:
     """The tokens: name, first characters, sources, last use."""
-    from kbqa.store import Store, tokens
+    from kbqa.app import KnowledgeBase
 
-    rows = tokens.listed(Store(settings.db_url))
+    rows = KnowledgeBase(settings).tokens()
     if not rows:
         click.echo("no tokens: kbqa token create --name NAME --sources PATTERN")
     for t in rows:
@@ -60,7 +59,7 @@ def token_list(settings: Settings) -> None:
 @click.pass_obj
 def token_revoke(settings: Settings, name: str) -> None:
     """Revoke the token NAME: it stops working at once."""
-    from kbqa.store import Store, tokens
+    from kbqa.app import KnowledgeBase
 
-    tokens.revoke(Store(settings.db_url), name)
+    KnowledgeBase(settings).revoke_token(name)
     click.echo(f"revoked {name}")

@@ -25,7 +25,13 @@ def answer_data(answer: Answer) -> dict[str, Any]:
 
 def evidence_data(evidence: Evidence) -> dict[str, Any]:
     """A unit as the `evidence` event carries it: a quote, copied from passage [n]."""
-    return {"n": evidence.n, "text": evidence.text, "span": evidence.span, "quote": True}
+    return {
+        "n": evidence.n,
+        "text": evidence.text,
+        "span": evidence.span,
+        "probability": round(evidence.probability, 4),
+        "quote": True,
+    }
 
 
 def sse(event: str, data: Any) -> str:
