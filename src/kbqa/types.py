@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Document:
-    """A source file (or, later, a Slack thread) as parsed: its identity and its chunks."""
+    """A source file or a Slack thread as parsed: its identity and its chunks."""
 
     uri: str
     title: str
@@ -82,7 +82,8 @@ class Answer:
     citations: tuple[Citation, ...]
     hits: tuple[Hit, ...]
     timings: dict[str, float] = field(default_factory=dict)
-    # The retrieval score that abstention is decided on (cosine of the best hit).
+    # The probability that the hits answer the question: a logistic model over retrieval
+    # signals (assistant/confidence.py), which abstention is decided on with the best cosine.
     confidence: float = 0.0
     # How the text was made: "pointed" (the model named evidence units, kbqa quoted them),
     # "generated" (free text, checked), "extracted" (quoted sentences) or "abstained".

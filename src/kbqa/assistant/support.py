@@ -1,6 +1,8 @@
-"""Is a sentence supported by the passage it cites? Lexical overlap and embedding similarity.
+"""Is a sentence supported by the passage it cites? The free answer style's check
+(answer_style = "free"); the pointer style delivers the passages' own units instead
+(assistant/pointed.py, assistant/signals.py).
 
-No entailment model ships offline, so support is approximated by two signals, both of which
+No entailment model ships offline, so support is approximated by these signals, all of which
 must clear their threshold (settings: support_min_overlap, support_min_similarity):
 - overlap: the share of the sentence's content words (numbers and identifiers included) that
   occur in the passage; a copied or lightly rephrased sentence scores near 1, an invented

@@ -1,1 +1,1 @@
-"""Evaluation on public benchmarks (comes next)."""
+"""Evaluation: public benchmarks and held-out sets (retrieval and answers), in BEIR layout."""

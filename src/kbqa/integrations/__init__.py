@@ -1,1 +1,1 @@
-"""Interfaces to chat tools (Slack comes next)."""
+"""Interfaces to chat tools: the Slack bot."""
