@@ -9,6 +9,7 @@ from kbqa.app import KnowledgeBase
 from kbqa.assistant import confidence, support
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.prompt import ABSTAIN_TEXT, CLOSE, OPEN, build_messages
+from kbqa.assistant.quote import extract
 from kbqa.errors import NotIndexedError
 from kbqa.retrieval.embedder import HashEmbedder
 from kbqa.types import Hit
@@ -434,10 +435,10 @@ def test_a_quote_takes_in_the_sentence_that_holds_the_proposed_answer(kb: Knowle
         Hit(1, 0.6, "Larkdb backups are kept by the storage team in the vault.", "", "a.md", "A"),
         Hit(2, 0.55, "Backups expire after 35 days in larkdb.", "", "b.md", "B"),
     ]
-    assert [n for _, n in answerer._extract(question, hits)] == [1]
+    assert [n for _, n in extract(answerer, question, hits)] == [1]
     # The generator's rejected sentence proposed "35 days": the sentence holding it is quoted.
-    assert [n for _, n in answerer._extract(question, hits, ["35 days"])] == [1, 2]
-    assert [n for _, n in answerer._extract(question, hits, ["90 days"])] == [1]
+    assert [n for _, n in extract(answerer, question, hits, ["35 days"])] == [1, 2]
+    assert [n for _, n in extract(answerer, question, hits, ["90 days"])] == [1]
 
 
 # Real answers of the 1.5B default, from the manual reads in tests/data: unsupported ones the
@@ -694,6 +695,6 @@ def test_a_quote_leaves_out_a_passage_that_covers_far_less_of_the_question(kb: K
     assert coverage[0] - coverage[1] > 0.3
     # Both passages' "son of Harry Einstein" sentences are as close to the question; only the
     # passage about the show is quoted.
-    assert answerer._extract(question, hits) == [("He is the son of Harry Einstein.", 1)]
+    assert extract(answerer, question, hits) == [("He is the son of Harry Einstein.", 1)]
     # When that is the only kind of passage there is, it is still quoted.
-    assert [n for _, n in answerer._extract(question, hits[1:])] == [1]
+    assert [n for _, n in extract(answerer, question, hits[1:])] == [1]

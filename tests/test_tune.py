@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kbqa.app import KnowledgeBase
-from kbqa.assistant.answerer import _IDK
+from kbqa.assistant.free import _IDK
 from kbqa.assistant.generator import TransformersGenerator
 from kbqa.assistant.prompt import SYSTEM, build_messages
 from kbqa.errors import KbqaError

@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kbqa.assistant import support
-from kbqa.assistant.answerer import UNSUPPORTED, Answerer
+from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import Generator
+from kbqa.assistant.quote import UNSUPPORTED
 from kbqa.errors import KbqaError
 from kbqa.evals.datasets import BeirDataset
 from kbqa.evals.metrics import (
