@@ -1,10 +1,13 @@
-"""Question -> retrieved passages -> generated (or quoted) answer -> checked, cited Answer.
+"""Question -> retrieved passages -> a cited Answer, or an abstention that says why.
 
 The answerer is a pipeline of small stages, each one's output the next one's input:
 retrieve (hits) -> decide (answer or abstain, with the reason) -> focus (the passages' lines
-the model is shown) -> generate (streamed) -> check (each finished sentence against the
-passages) -> render (citations renumbered in order of use). `answer_stream` yields each
-sentence as soon as it has passed the check, then the Answer.
+the model is shown) -> answer, in one of two styles:
+- "pointed" (assistant/pointed.py): the model names evidence units under a grammar and kbqa
+  quotes them; each checked unit is yielded as Evidence as soon as its line is written;
+- "free" (assistant/free.py): the model writes sentences, each checked against the passages
+  and yielded as soon as it passes; a quote (assistant/quote.py) stands in when none does.
+`answer_stream` always ends with the Answer.
 """
 
 from __future__ import annotations
