@@ -204,3 +204,18 @@ def test_a_dataset_without_reference_answers_is_refused(tmp_path: Path):
     (folder / "answers.jsonl").unlink()
     with pytest.raises(KbqaError, match=r"no answers\.jsonl"):
         split_questions(load_beir(folder), "test")
+
+
+def test_the_pointer_style_is_evaluated_with_its_evidence_and_checks(tmp_path, settings, tiny):
+    kb = KnowledgeBase(
+        settings.replace(min_hit_score=0.0, min_confidence=0.5, answer_style="pointed"),
+        embedder=HashEmbedder(),
+    )
+    report = evaluate_qa(kb, tiny, "tiny", "test", [Config("echo", EchoGenerator())], tmp_path)
+    records = {r["id"]: r for r in report.records["echo"]}
+    assert records["q1"]["mode"] == "pointed" and records["q1"]["evidence"]
+    assert records["q1"]["evidence"][0]["text"].rstrip(".") in records["q1"]["answer"]
+    assert report.rows["echo"]["dropped_by_subject"] == 0.0
+    # Each named check's drops are counted from the records' findings.
+    found = [dict(records["q1"], findings=["subject"]), records["q2"]]
+    assert score(found, Gate())["dropped_by_subject"] == 1.0

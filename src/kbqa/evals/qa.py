@@ -9,18 +9,17 @@ answers, counting those that fell back to quotes as abstentions.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from kbqa.assistant import support
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import Generator
 from kbqa.assistant.quote import UNSUPPORTED
+from kbqa.assistant.signals import SIGNALS
 from kbqa.errors import KbqaError
 from kbqa.evals.datasets import BeirDataset
 from kbqa.evals.metrics import (
@@ -174,7 +173,9 @@ def evaluate_qa(
     report = QaReport(name, split, len(qids), rows, checked, curves, seconds, gate, out)
     report.records = records
     report.gated = gated
-    _write(report)
+    from kbqa.evals.qa_report import write  # it imports QaReport from here
+
+    write(report)
     return report
 
 
@@ -217,6 +218,11 @@ def _record(qid: str, dataset: BeirDataset, gold: dict[str, set[str]], answer: A
         "written": len(generated) + len(kept),
         "rejected": len(generated),
         "dropped": [list(d) for d in answer.dropped],
+        # The pointer style: the quoted units, and which named checks dropped a pick.
+        "evidence": [
+            {"text": e.text, "span": e.span, "p": round(e.probability, 4)} for e in answer.evidence
+        ],
+        "findings": sorted({why.split(":")[0] for _, why in answer.dropped} & set(SIGNALS)),
         "timings": {k: round(v, 1) for k, v in answer.timings.items()},
     }
 
@@ -259,6 +265,9 @@ def score(records: list[dict], gate: Gate, generated_only: bool = False) -> dict
         "accuracy_answered": _mean([float(r["correct"]) for r in delivered]),
         # The model's own hallucination rate: its sentences the support check rejects.
         "rejected_sentences": rejected,
+    } | {  # how many answers each named check of the pointer style dropped a pick from
+        f"dropped_by_{name}": float(sum(name in r.get("findings", ()) for r in records))
+        for name in SIGNALS
     }
 
 
@@ -319,112 +328,3 @@ def support_accuracy(
         "right_passed": sum(right) / len(right),
         "wrong_passed": sum(wrong) / len(wrong),
     }
-
-
-_COLUMNS = {
-    "answered": "answered",
-    "em": "EM",
-    "f1": "F1",
-    "span_f1": "span F1",
-    "contains": "has answer",
-    "citation_precision": "cit. P",
-    "citation_precision_answerable": "cit. P (answerable)",
-    "citation_recall": "cit. R",
-    "abstention_precision": "abst. P",
-    "abstention_recall": "abst. R",
-    "auroc": "AUROC",
-    "auroc_cosine": "AUROC cos",
-    "rejected_sentences": "rejected sent.",
-}
-
-
-def _write(report: QaReport) -> None:
-    def clean(value: float) -> float | None:
-        return None if isinstance(value, float) and math.isnan(value) else round(value, 4)
-
-    records = [r for found in report.records.values() for r in found]
-    answerable = sum(r["answerable"] for r in records) // max(len(report.records), 1)
-    data = {
-        "dataset": report.dataset,
-        "split": report.split,
-        "questions": report.questions,
-        "answerable": answerable,
-        "min_confidence": report.gate.min_confidence,
-        "min_hit_score": report.gate.min_hit_score,
-        "min_quote_confidence": report.gate.min_quote_confidence,
-        "gated": report.gated,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "configs": {k: {m: clean(v) for m, v in row.items()} for k, row in report.rows.items()},
-        "support_check": {k: clean(v) for k, v in report.support.items()},
-        "seconds": {k: round(v, 1) for k, v in report.seconds.items()},
-    }
-    folder = report.folder
-    (folder / "metrics.json").write_text(json.dumps(data, indent=2) + "\n")
-    for label, found in report.records.items():
-        with open(folder / f"answers-{_slug(label)}.jsonl", "w", encoding="utf-8") as f:
-            for record in found:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    lines = [
-        f"# Answers on {report.dataset} ({report.split}: {report.questions} questions, "
-        f"{report.questions - answerable} of them unanswerable)",
-        "",
-        f"Abstains below {report.gate.describe()}. F1, EM and 'has answer' are "
-        "over the answerable questions (an abstention scores 0); citation precision is over "
-        "delivered answers; AUROC is of the confidence for answerable vs not; 'rejected sent.' "
-        "is the share of the generator's own sentences the support check removed. The plot moves "
-        "min_confidence alone."
-        + (
-            " Gated run: nothing was generated below the gate, so below min_confidence the "
-            "plot counts those questions as abstentions."
-            if report.gated
-            else ""
-        ),
-        "",
-        "| config | " + " | ".join(_COLUMNS.values()) + " | seconds |",
-        "|---" * (len(_COLUMNS) + 2) + "|",
-    ]
-    for label, row in report.rows.items():
-        cells = " | ".join(_cell(row[k]) for k in _COLUMNS)
-        took = report.seconds.get(label)
-        lines.append(f"| {label} | {cells} | {'' if took is None else f'{took:.0f}'} |")
-    s = report.support
-    lines += [
-        "",
-        f"Support check on {s['pairs']} reference/hallucinated answer pairs, each against the "
-        f"gold paragraph: accuracy {_cell(s['accuracy'])}, right answers passed "
-        f"{_cell(s['right_passed'])}, hallucinated answers passed {_cell(s['wrong_passed'])}.",
-        "",
-        "![answered share vs accuracy](coverage.png)",
-        "",
-    ]
-    (folder / "report.md").write_text("\n".join(lines))
-    _plot(report)
-
-
-def _cell(value: float) -> str:
-    return "–" if isinstance(value, float) and math.isnan(value) else f"{value:.3f}"
-
-
-def _slug(label: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in label).strip("-")
-
-
-def _plot(report: QaReport) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: write a file
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, points in report.curves.items():
-        ax.plot([p[1] for p in points], [p[2] for p in points], label=label)
-    ax.set_xlabel("share of questions answered")
-    ax.set_ylabel("accuracy of the answered")
-    ax.set_title(f"{report.dataset} ({report.split}): moving the abstention threshold")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(report.folder / "coverage.png", dpi=100)
-    plt.close(fig)
