@@ -129,7 +129,8 @@ def test_executor_failures_reach_the_report_as_the_local_ingest_words_them(tmp_p
     """Without Spark: a task's outcome, turned back into an item, fails as the local one."""
     from kbqa.errors import ParseError
     from kbqa.ingest.sources import file_source
-    from kbqa.ingest.spark import _loaded_item, _task
+    from kbqa.ingest.spark import _loaded_item
+    from kbqa.ingest.spark_tasks import _task
 
     (tmp_path / "empty.md").write_text("")
     (tmp_path / "fake.pdf").write_text("not a pdf at all")
@@ -166,7 +167,7 @@ def test_an_executor_parses_within_the_time_limit_and_goes_on(tmp_path):
     """Without Spark: a file that parses too long costs an executor max_file_seconds, as it
     costs the local ingest, and the next file is parsed by a fresh worker."""
     from kbqa.ingest.files import FileLimits
-    from kbqa.ingest.spark import _task
+    from kbqa.ingest.spark_tasks import _task
 
     slow = tmp_path / "slow.md"
     slow.write_text("lorem " * (512 * 1024))  # one long line: unstructured takes tens of seconds
