@@ -50,15 +50,22 @@ def load_parsers() -> None:
 
 
 def partition_and_chunk(
-    path: Path, max_chars: int, soft_max_chars: int, timings: dict[str, float] | None = None
+    path: Path,
+    max_chars: int,
+    soft_max_chars: int,
+    timings: dict[str, float] | None = None,
+    content_type: str | None = None,
 ) -> tuple[str, list[Chunk]]:
-    """(document title, chunks). Each chunk starts at a heading and carries its heading path."""
+    """(document title, chunks). Each chunk starts at a heading and carries its heading path.
+    `content_type` (a MIME type) says which parser reads the file; unstructured guesses without."""
     partition, chunk_by_title = _unstructured()
     timings = {} if timings is None else timings
     started = time.perf_counter()
     try:
         # "fast" reads a PDF's text layer with pdfminer: no OCR, no layout models from a hub.
-        elements = partition(filename=str(path), strategy="fast", languages=["eng"])
+        elements = partition(
+            filename=str(path), content_type=content_type, strategy="fast", languages=["eng"]
+        )
     except ImportError as exc:
         raise ParseError(f"a parser is missing ({exc}); run scripts/setup.sh") from exc
     except Exception as exc:  # parsers raise anything from ValueError to zipfile errors
