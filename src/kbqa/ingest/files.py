@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kbqa.errors import ParseError
-from kbqa.ingest.partition import partition_and_chunk
+from kbqa.ingest.partition import markup_share, partition_and_chunk
 from kbqa.types import Document
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ _HTML_START = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _SNIFF_BYTES = 2048
+# A chunk with more of its characters inside HTML tags than this is markup that no parser took
+# for markup (docs/ingest-markup.md measures it): its file is reported, not indexed.
+MAX_MARKUP_SHARE = 0.5
 # Cheap checks that catch a renamed or truncated file before a parser gives a confusing error.
 _MAGIC = {".pdf": (b"%PDF-", "not a PDF file"), ".docx": (b"PK\x03\x04", "not a DOCX file")}
 _MB = 1024 * 1024
@@ -209,6 +212,13 @@ def parse_file(
     if not chunks:
         hint = " (a scanned PDF? OCR is not supported)" if suffix == ".pdf" else ""
         raise ParseError(f"no text found{hint}")
+    for chunk in chunks:
+        share = markup_share(chunk.text)
+        if share > MAX_MARKUP_SHARE:
+            raise ParseError(
+                f"mostly markup, not text: {share:.0%} of section {chunk.position + 1} of "
+                f"{len(chunks)} is HTML tags"
+            )
     return Document(
         uri=str(path.resolve()),
         title=title or _title_from_name(path),
