@@ -164,3 +164,19 @@ def test_text_about_html_is_not_markup():
     assert 0 < markup_share(prose) < 0.3
     assert markup_share("<Response [200]> and <module>") == 0
     assert markup_share('<meta name="viewport" content="width=device-width" />') == 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "<html><body><h1>Café</h1><p>Ein Bäcker in Köln.</p></body></html>".encode(),
+        '<html><head><meta charset="iso-8859-1"></head><body><h1>Café</h1>'
+        "<p>Ein Bäcker in Köln.</p></body></html>".encode("latin-1"),
+    ],
+)
+def test_a_pages_encoding_is_kept(tmp_path: Path, content: bytes):
+    path = tmp_path / "cafe.html"
+    path.write_bytes(content)
+    doc = parse_file(path)
+    assert doc.title == "Café"
+    assert "Ein Bäcker in Köln." in doc.chunks[0].text

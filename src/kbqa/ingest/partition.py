@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -143,8 +144,12 @@ def html_content(data: bytes) -> tuple[bytes, str]:
     import lxml.html
     from lxml import etree
 
+    page: str | bytes = data  # not UTF-8: lxml reads the charset the page declares
+    with contextlib.suppress(UnicodeDecodeError):
+        # lxml takes bytes without a declared charset for Latin-1; UTF-8 is far more common.
+        page = re.sub(r"^\s*<\?xml[^>]*>", "", data.decode("utf-8-sig"), count=1)
     try:
-        root = lxml.html.document_fromstring(data)
+        root = lxml.html.document_fromstring(page)
     except (etree.ParserError, ValueError):
         return data, ""  # no element at all: the partitioner reports it
     page_title = " ".join((root.findtext(".//title") or "").split())
