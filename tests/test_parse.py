@@ -152,8 +152,30 @@ def test_an_extensionless_pdf_is_sniffed(tmp_path: Path):
 def test_a_file_that_parses_to_markup_is_refused(tmp_path: Path, name: str, content: bytes):
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(ParseError, match=r"^mostly markup, not text: \d+% of section 1 of "):
+    with pytest.raises(
+        ParseError, match=r"^mostly markup, not text: \d+% of its text is HTML tags$"
+    ):
         parse_file(path)
+
+
+def test_a_page_whose_examples_are_html_is_kept(tmp_path: Path):
+    # Like Django's forms docs: prose, and a chunk of the HTML a form renders (90 % tags).
+    example = (
+        '&lt;tr&gt;&lt;th&gt;&lt;label for="id_subject"&gt;Subject:&lt;/label&gt;&lt;/th&gt;'
+        '&lt;td&gt;&lt;input type="text" name="subject" maxlength="100" required '
+        'id="id_subject"&gt;&lt;/td&gt;&lt;/tr&gt;\n'
+    )
+    prose = "<p>A bound form validates its data and renders each field as a table row.</p>"
+    path = tmp_path / "forms.html"
+    path.write_text(
+        "<html><body><h1>Working with forms</h1>"
+        + "".join(f"<h2>Part {n}</h2>{prose * 6}" for n in range(4))
+        + f"<h2>Rendered output</h2><pre>{example * 2}</pre></body></html>"
+    )
+    doc = parse_file(path)
+    rendered = next(c for c in doc.chunks if c.heading.endswith("Rendered output"))
+    assert markup_share(rendered.text) > 0.5
+    assert '<input type="text" name="subject"' in rendered.text
 
 
 def test_text_about_html_is_not_markup():
