@@ -104,11 +104,12 @@ def partition_and_chunk(
     titles = [e for e in elements if e.category == "Title"]
     # A page's own heading is the one its <title> begins with ("FAQ: General" of "FAQ: General
     # — Django documentation"); what comes before it is the site's banner and navigation.
-    own = next((e for e in titles if page_title.startswith(e.text.strip())), None)
+    own = next((e for e in titles if f"{page_title} ".startswith(f"{e.text.strip()} ")), None)
     if own is not None:
         elements = elements[elements.index(own) :]
     paths = _heading_paths(elements)
-    title = (own or (titles[0] if titles else None)).text.strip() if titles else page_title
+    first = own or (titles[0] if titles else None)
+    title = first.text.strip() if first is not None else page_title
     sections = chunk_by_title(
         elements,
         max_characters=max_chars,
