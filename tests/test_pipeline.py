@@ -91,6 +91,25 @@ def test_broken_file_is_reported_and_the_rest_is_ingested(kb: KnowledgeBase, doc
     assert [Path(p).name for p in report.unsupported] == ["logo.png"]
 
 
+def test_a_page_of_markup_is_reported_by_name_and_a_sphinx_page_is_indexed_as_text(
+    kb: KnowledgeBase, docs: Path
+):
+    markup = Path(__file__).parent / "data" / "markup"
+    shutil.copy(markup / "escaped.html", docs / "export.html")
+    shutil.copy(markup / "sphinx-page.html", docs / "upgrading.html")
+    shutil.copy(markup / "sphinx-page.html", docs / "upgrading")  # no extension: sniffed
+    report = kb.ingest([docs])
+    assert report.added == 5
+    assert [(Path(p).name, why.split(":")[0]) for p, why in report.failed] == [
+        ("export.html", "mostly markup, not text")
+    ]
+    with kb.store.session() as s:
+        texts = s.scalars(select(ChunkRow.text)).all()
+    assert not any("<" in t for t in texts)
+    hit = kb.retriever.search("how do I upgrade larkctl with pip", 1)[0]
+    assert "pip install --upgrade larkctl" in hit.text
+
+
 def test_a_file_that_breaks_keeps_its_previous_version(kb: KnowledgeBase, docs: Path):
     kb.ingest([docs])
     (docs / "ports.md").write_text("")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from kbqa.errors import ParseError
-from kbqa.ingest.partition import partition_and_chunk
+from kbqa.ingest.partition import markup_share, partition_and_chunk
 from kbqa.types import Document
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,29 @@ SUPPORTED_SUFFIXES = frozenset(
     {".md", ".markdown", ".html", ".htm", ".txt", ".text", ".rst", ".pdf", ".docx"}
 )
 TEXT_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".text", ".rst"})
+# What unstructured is told each file is. Left to guess, it calls a Sphinx page that starts with
+# a blank line (libmagic: application/javascript) plain text, and its markup gets indexed.
+CONTENT_TYPES = {
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".txt": "text/plain",
+    ".text": "text/plain",
+    ".rst": "text/x-rst",
+    ".pdf": "application/pdf",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+_HTML_START = re.compile(
+    rb"\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*(<!doctype\s+html|<html[\s>])",
+    re.IGNORECASE | re.DOTALL,
+)
+_SNIFF_BYTES = 2048
+# A file whose chunks have more of their characters inside HTML tags than this is markup that
+# no parser took for markup: it is reported, not indexed. Measured on 120 real pages
+# (docs/ingest-markup.md): Sphinx pages read as plain text 0.38-0.82, the same parsed as HTML at
+# most 0.10. Not per chunk: the HTML examples of Django's forms docs are chunks 90 % tags.
+MAX_MARKUP_SHARE = 0.2
 # Cheap checks that catch a renamed or truncated file before a parser gives a confusing error.
 _MAGIC = {".pdf": (b"%PDF-", "not a PDF file"), ".docx": (b"PK\x03\x04", "not a DOCX file")}
 _MB = 1024 * 1024
@@ -54,9 +78,42 @@ def discover_all(root: Path) -> tuple[list[Path], list[Path], list[tuple[str, st
                 paths.append(p)
             elif p.is_symlink() and not p.exists():
                 broken.append((str(p), _broken_link(p)))
-    supported = [p for p in paths if p.suffix.lower() in SUPPORTED_SUFFIXES]
-    unsupported = [p for p in paths if p.suffix.lower() not in SUPPORTED_SUFFIXES]
+    supported, unsupported = [], []
+    for p in paths:
+        # Only a file without an extension is opened to be typed.
+        head = _head(p) if not p.suffix else b""
+        (supported if file_kind(p, head) else unsupported).append(p)
     return supported, unsupported, broken
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(_SNIFF_BYTES)
+    except OSError:
+        return b""
+
+
+def looks_like_html(head: bytes) -> bool:
+    """Whether a file's first bytes open an HTML page (a doctype or <html>, after any BOM,
+    blank lines, XML declaration or comments)."""
+    return bool(_HTML_START.match(head.removeprefix(b"\xef\xbb\xbf")))
+
+
+def file_kind(path: Path, head: bytes) -> str | None:
+    """The suffix a file is parsed as, from its extension first; `head` (its first bytes) is
+    read only where the extension is missing (an HTML page or a PDF) or a text extension holds
+    an HTML page. None: not a supported file."""
+    suffix = path.suffix.lower()
+    if suffix in TEXT_SUFFIXES:
+        return ".html" if looks_like_html(head) else suffix
+    if suffix in SUPPORTED_SUFFIXES:
+        return suffix
+    if suffix:
+        return None
+    if looks_like_html(head):
+        return ".html"
+    return ".pdf" if head.startswith(b"%PDF-") else None
 
 
 def _broken_link(path: Path) -> str:
@@ -80,10 +137,11 @@ def check_size(path: Path, limits: FileLimits) -> None:
         )
 
 
-def check_contents(path: Path, data: bytes, limits: FileLimits) -> None:
+def check_contents(path: Path, data: bytes, limits: FileLimits, kind: str | None = None) -> None:
     """ParseError for what no parser should be given: binary data or invalid UTF-8 in a text
-    file, a DOCX that unpacks to more than max_unpacked_bytes (a zip bomb)."""
-    suffix = path.suffix.lower()
+    file, a DOCX that unpacks to more than max_unpacked_bytes (a zip bomb). `kind`: the suffix
+    the file is parsed as (file_kind), its own by default."""
+    suffix = kind or path.suffix.lower()
     utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))  # a BOM: NUL bytes are expected
     if suffix in TEXT_SUFFIXES | {".html", ".htm"} and not utf16 and b"\x00" in data[:65536]:
         raise ParseError("binary data, not text")
@@ -130,10 +188,9 @@ def parse_file(
 
     Seconds spent partitioning and chunking are added to `timings` when given. The limits'
     size checks apply here; time and memory are bounded by parsing in a worker (worker.py)."""
-    suffix = path.suffix.lower()
     limits = limits or FileLimits()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise ParseError(f"unsupported file type '{suffix or path.name}'")
+    if path.suffix and file_kind(path, b"") is None:
+        raise ParseError(f"unsupported file type '{path.suffix.lower()}'")
     check_size(path, limits)
     try:
         data = path.read_bytes()
@@ -143,15 +200,23 @@ def parse_file(
     head = data[:4096]
     if not head.strip():
         raise ParseError("empty file")
+    suffix = file_kind(path, head[:_SNIFF_BYTES])
+    if suffix is None:
+        raise ParseError(f"unsupported file type '{path.name}' (no extension, not HTML or PDF)")
     magic, complaint = _MAGIC.get(suffix, (b"", ""))
     if not head.startswith(magic):
         raise ParseError(complaint)
-    check_contents(path, data, limits)
+    check_contents(path, data, limits, suffix)
     del data
-    title, chunks = partition_and_chunk(path, max_chars, soft_max_chars, timings)
+    title, chunks = partition_and_chunk(
+        path, max_chars, soft_max_chars, timings, content_type=CONTENT_TYPES[suffix]
+    )
     if not chunks:
         hint = " (a scanned PDF? OCR is not supported)" if suffix == ".pdf" else ""
         raise ParseError(f"no text found{hint}")
+    share = markup_share("\n".join(c.text for c in chunks))
+    if share > MAX_MARKUP_SHARE:
+        raise ParseError(f"mostly markup, not text: {share:.0%} of its text is HTML tags")
     return Document(
         uri=str(path.resolve()),
         title=title or _title_from_name(path),

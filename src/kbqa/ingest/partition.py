@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import re
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,6 +17,21 @@ from kbqa.types import Chunk
 log = logging.getLogger(__name__)
 
 HEADING_SEPARATOR = " › "
+# HTML tags by the names of HTML's elements, so that "<module>" or "<WinDLL 'kernel32'>" in a
+# page's text is not taken for markup.
+_ELEMENTS = (
+    "a|abbr|address|article|aside|audio|b|base|bdi|bdo|blockquote|body|br|button|canvas|"
+    "caption|cite|code|col|colgroup|data|dd|del|details|dfn|dialog|div|dl|dt|em|embed|"
+    "fieldset|figcaption|figure|font|footer|form|h1|h2|h3|h4|h5|h6|head|header|hr|html|i|"
+    "iframe|img|input|ins|kbd|label|legend|li|link|main|map|mark|meta|meter|nav|noscript|"
+    "object|ol|optgroup|option|output|p|param|picture|pre|progress|q|rp|rt|ruby|s|samp|"
+    "script|section|select|small|source|span|strong|style|sub|summary|sup|svg|table|tbody|td|"
+    "template|textarea|tfoot|th|thead|time|title|tr|track|tt|u|ul|var|video|wbr"
+)
+_TAG = re.compile(
+    rf"<!--.*?-->|<!doctype[^<>]*>|</?(?:{_ELEMENTS})(?:\s[^<>]*)?/?>",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def _unstructured():
@@ -50,15 +68,27 @@ def load_parsers() -> None:
 
 
 def partition_and_chunk(
-    path: Path, max_chars: int, soft_max_chars: int, timings: dict[str, float] | None = None
+    path: Path,
+    max_chars: int,
+    soft_max_chars: int,
+    timings: dict[str, float] | None = None,
+    content_type: str | None = None,
 ) -> tuple[str, list[Chunk]]:
-    """(document title, chunks). Each chunk starts at a heading and carries its heading path."""
+    """(document title, chunks). Each chunk starts at a heading and carries its heading path.
+    `content_type` (a MIME type) says which parser reads the file; unstructured guesses without."""
     partition, chunk_by_title = _unstructured()
     timings = {} if timings is None else timings
     started = time.perf_counter()
+    page_title = ""
     try:
+        source: dict = {"filename": str(path)}
+        if content_type == "text/html":
+            page, page_title = html_content(path.read_bytes())
+            source = {"file": io.BytesIO(page), "encoding": "utf-8"}
         # "fast" reads a PDF's text layer with pdfminer: no OCR, no layout models from a hub.
-        elements = partition(filename=str(path), strategy="fast", languages=["eng"])
+        elements = partition(
+            **source, content_type=content_type, strategy="fast", languages=["eng"]
+        )
     except ImportError as exc:
         raise ParseError(f"a parser is missing ({exc}); run scripts/setup.sh") from exc
     except Exception as exc:  # parsers raise anything from ValueError to zipfile errors
@@ -71,8 +101,15 @@ def partition_and_chunk(
     for element in elements:
         if element.category == "Table" and getattr(element.metadata, "text_as_html", None):
             element.text = table_text(element.metadata.text_as_html) or element.text
+    titles = [e for e in elements if e.category == "Title"]
+    # A page's own heading is the one its <title> begins with ("FAQ: General" of "FAQ: General
+    # — Django documentation"); what comes before it is the site's banner and navigation.
+    own = next((e for e in titles if f"{page_title} ".startswith(f"{e.text.strip()} ")), None)
+    if own is not None:
+        elements = elements[elements.index(own) :]
     paths = _heading_paths(elements)
-    title = next((e.text.strip() for e in elements if e.category == "Title"), "")
+    first = own or (titles[0] if titles else None)
+    title = first.text.strip() if first is not None else page_title
     sections = chunk_by_title(
         elements,
         max_characters=max_chars,
@@ -92,6 +129,48 @@ def partition_and_chunk(
         chunks.append(Chunk(text, HEADING_SEPARATOR.join(heading), position=len(chunks)))
     timings["chunk"] = timings.get("chunk", 0.0) + time.perf_counter() - parsed
     return title, chunks
+
+
+# Navigation, search boxes, scripts and Sphinx's "¶" heading links: no part of a page's text.
+_CHROME = (
+    "//nav | //script | //style | //noscript | //template"
+    " | //*[@role='navigation' or @role='search']"
+    " | //a[contains(concat(' ', normalize-space(@class), ' '), ' headerlink ')]"
+)
+
+
+def html_content(data: bytes) -> tuple[bytes, str]:
+    """(the page's content as UTF-8 HTML, its <title>). The content is its one <main> (or
+    role="main") where it declares one, less navigation, scripts and heading links."""
+    import lxml.html
+    from lxml import etree
+
+    page: str | bytes = data  # not UTF-8: lxml reads the charset the page declares
+    with contextlib.suppress(UnicodeDecodeError):
+        # lxml takes bytes without a declared charset for Latin-1; UTF-8 is far more common.
+        page = re.sub(r"^\s*<\?xml[^>]*>", "", data.decode("utf-8-sig"), count=1)
+    try:
+        root = lxml.html.document_fromstring(page)
+    except (etree.ParserError, ValueError):
+        return data, ""  # no element at all: the partitioner reports it
+    page_title = " ".join((root.findtext(".//title") or "").split())
+    mains = root.xpath("//main | //*[@role='main']")
+    if len(mains) == 1:
+        body = root.find("body")
+        if body is not None and mains[0] is not body:
+            for child in list(body):
+                body.remove(child)
+            body.append(mains[0])
+    for element in root.xpath(_CHROME):
+        if element.getparent() is not None:
+            element.drop_tree()
+    return lxml.html.tostring(root, encoding="utf-8"), page_title
+
+
+def markup_share(text: str) -> float:
+    """The share of a text's characters inside HTML tags (0 to 1)."""
+    tags = sum(len(m.group()) for m in _TAG.finditer(text))
+    return tags / len(text) if text else 0.0
 
 
 def _heading_paths(elements: list) -> dict[str, list[str]]:
