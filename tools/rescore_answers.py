@@ -4,7 +4,7 @@ again — exact, since the span is a function of the question, the delivered tex
 rejected sentences: span F1 and citation precision on answerable questions, at the
 report's own gate (min_confidence, min_hit_score).
 
-    python benchmarks/rescore_answers.py KBQA_HOME/reports/halueval-qa-qa-…
+    python tools/rescore_answers.py KBQA_HOME/reports/halueval-qa-qa-…
 """
 
 from __future__ import annotations
