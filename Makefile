@@ -28,7 +28,7 @@ check:
 	$(PY) -c "import xdist" 2>/dev/null || $(MAKE) setup-all
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -m "not slow" -q -n 2 -p no:cacheprovider
+	$(PY) -m pytest -m "not slow" -q -n 2 --dist loadfile -p no:cacheprovider
 
 lint:
 	$(VENV)/bin/ruff check .
