@@ -1,20 +1,44 @@
-# The two commands of the README. Both set up ./.venv first (a few minutes the first time).
+# The README's commands. Each sets up $(VENV) first (a few minutes the first time): `make demo`
+# with the demo's extras only, the others with every extra (scripts/setup.sh all).
 QUESTION ?= How do I rotate the staging database password?
+VENV ?= .venv
+BENCH ?= ingest_and_query handbook_qa generators
+PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint bench
+.PHONY: setup setup-all demo test check lint docs bench
 
 setup:
-	bash scripts/setup.sh
+	VENV=$(VENV) bash scripts/setup.sh
+
+setup-all:
+	VENV=$(VENV) bash scripts/setup.sh all
 
 demo: setup
-	.venv/bin/kbqa ingest examples/handbook examples/slack-export
-	.venv/bin/kbqa ask "$(QUESTION)"
+	$(VENV)/bin/kbqa ingest examples/handbook examples/slack-export
+	$(VENV)/bin/kbqa ask "$(QUESTION)"
 
-test: setup
-	.venv/bin/ruff check .
-	bash scripts/with-postgres.sh .venv/bin/python -m pytest
+# Everything, as CI runs it (.ci/run).
+test: setup-all
+	$(VENV)/bin/ruff check .
+	bash scripts/with-postgres.sh $(PY) -m pytest
 
-bench: setup
-	.venv/bin/python benchmarks/ingest_and_query.py
-	.venv/bin/python benchmarks/handbook_qa.py
-	.venv/bin/python benchmarks/generators.py
+# The quick loop while editing: lint and the fast tests (no packaged models, no PostgreSQL).
+# It sets up only when the test tools are missing, so it starts at once.
+check:
+	$(PY) -c "import xdist" 2>/dev/null || $(MAKE) setup-all
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -m "not slow" -q -n 2 --dist loadfile -p no:cacheprovider
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Rewrites the README's generated tables (commands, settings, benchmarks) from the code.
+docs:
+	$(PY) tools/readme_tables.py
+
+# `make bench` runs the product benchmarks that need nothing but the examples;
+# `make bench BENCH="embedders index_scale"` runs others (README: How good and how fast).
+bench: setup-all
+	for b in $(BENCH); do $(PY) benchmarks/$$b.py || exit 1; done

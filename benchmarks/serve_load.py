@@ -28,10 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from slackbot.mock_web_api import MockSlackApi  # noqa: E402
-from slackbot.test_bot import event  # noqa: E402 - a signed Slack event, as the tests send
+from support import SECRET, MockSlackApi, event  # noqa: E402 - tests/support.py, as the tests send
 
-SECRET = "test-signing-secret"  # the one tests/slackbot signs with
 QUESTIONS = [
     "How do I rotate the staging database password?",
     "what port is route-planner listening on?",

@@ -42,6 +42,7 @@ def ingested(tmp_path_factory) -> tuple[Path, Path]:
     return cwd / "home", cwd
 
 
+@pytest.mark.slow
 def test_ingest_prints_a_summary_naming_failures(docs: Path, home: Path, tmp_path: Path):
     (docs / "broken.pdf").write_bytes(b"nope")
     result = run(["ingest", str(docs)], home, tmp_path)
@@ -94,6 +95,7 @@ def test_errors_are_one_line_without_traceback(args, message, home: Path, tmp_pa
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_unknown_generator_model_is_a_one_line_error(ingested):
     result = run(["ask", "--model", "/no/such/model", "tracker port?"], *ingested)
     assert result.returncode == 1

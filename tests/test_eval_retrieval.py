@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from kbqa.app import KnowledgeBase
 from kbqa.evals.datasets import load_beir
 from kbqa.evals.retrieval import RETRIEVERS, evaluate_retrieval
@@ -58,6 +60,7 @@ def test_every_retriever_is_evaluated_and_reported(tmp_path: Path, settings):
     assert again.metrics == report.metrics
 
 
+@pytest.mark.slow
 def test_a_configured_reranker_adds_a_rerank_row_and_the_retriever_is_restored(
     tmp_path: Path, settings
 ):

@@ -72,6 +72,7 @@ def kill_and_recover(tmp_path: Path, corpus: Path, stages: list[str]) -> None:
     assert not [p.name for p in (home / "bm25").iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_an_ingest_killed_mid_commit_loses_nothing(tmp_path, corpus):
     kill_and_recover(tmp_path, corpus, ["commit"])
 

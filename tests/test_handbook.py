@@ -150,7 +150,7 @@ def test_packaged_gguf_model_is_converted_once_for_transformers_and_loads_as_a_f
 
 
 def test_support_thresholds_separate_labelled_examples(handbook):
-    """The defaults, on the labelled examples they were tuned on (benchmarks/tune_support.py)."""
+    """The defaults, on the labelled examples they were tuned on (tools/tune_support.py)."""
     kb, _ = handbook
     examples = json.loads((Path(__file__).parent / "data" / "support_examples.json").read_text())
     texts = [

@@ -152,6 +152,7 @@ def test_lexical_scores_any_chunk_and_zero_for_unknown_ones(ready):
     assert not ready.retriever.lexical.score("zyxxy", ids).any()
 
 
+@pytest.mark.slow
 def test_rerank_reorders_the_top_hits_and_keeps_cosine_scores(ready):
     question = "when are staff given time off over new year?"
     # The hash embedder, like BM25, matches on shared words; the reranker on meaning.

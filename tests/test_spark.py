@@ -219,6 +219,7 @@ def _executors_here(rows_seen: list, attempts: int = 1):
     return run
 
 
+@pytest.mark.slow
 def test_executors_that_write_leave_the_rows_a_local_ingest_does(tmp_path, monkeypatch, caplog):
     """spark_writes = "executors": each batch of files is written where it was parsed, and the
     driver only follows the chunk ids it is told; rows, report, incrementality and search
@@ -274,6 +275,7 @@ def test_executors_that_write_leave_the_rows_a_local_ingest_does(tmp_path, monke
         assert top(fresh, question) == top(local, question)
 
 
+@pytest.mark.slow
 def test_a_retried_executor_task_replaces_its_first_attempt(tmp_path, monkeypatch, caplog):
     """Spark reruns a failed task: the first attempt had committed, the second replaces its
     rows; the result still equals a local ingest, counted as added, and the index agrees."""

@@ -321,6 +321,7 @@ def test_training_runs_in_bf16_autocast_only_where_the_hardware_has_bf16(
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path):
     models_dir = tmp_path / "models"
     base = _tiny_base(models_dir)

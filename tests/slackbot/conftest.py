@@ -12,10 +12,7 @@ from kbqa.assistant.generator import EchoGenerator
 from kbqa.integrations.slack import create_app
 from kbqa.retrieval.embedder import HashEmbedder
 from kbqa.settings import Settings
-from slackbot.mock_web_api import MockSlackApi
-
-SECRET = "test-signing-secret"
-PUBLIC, PRIVATE = "C05ENGHELP", "G05SECPRIV"
+from support import PRIVATE, PUBLIC, SECRET, MockSlackApi
 
 
 @pytest.fixture

@@ -8,49 +8,14 @@ import time
 from urllib.parse import urlencode
 
 import pytest
-from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
-from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 
 from kbqa.integrations.slack import create_app
 from kbqa.integrations.slack.blocks import neutralize
 from kbqa.integrations.slack.bot import FAILED_TEXT
 from kbqa.store import FeedbackRow
-from slackbot.conftest import PRIVATE, PUBLIC, SECRET
-
-
-def signed(body: str, content_type: str, timestamp: int | None = None, secret: str = SECRET):
-    stamp = str(timestamp or int(time.time()))
-    signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
-    headers = {
-        "content-type": [content_type],
-        "x-slack-signature": [signature],
-        "x-slack-request-timestamp": [stamp],
-    }
-    return BoltRequest(body=body, headers=headers)
-
-
-def event(kind: str, text: str, channel: str = PUBLIC, ts: str = "1794600000.000100", **extra):
-    body = {
-        "token": "unused",
-        "team_id": "T1",
-        "api_app_id": "A1",
-        "type": "event_callback",
-        "event_id": f"Ev{ts.replace('.', '')}{kind}",
-        "event_time": int(float(ts)),
-        "authorizations": [{"user_id": "UBOT", "is_bot": True, "team_id": "T1"}],
-        "event": {
-            "type": kind,
-            "user": "U0ASKER",
-            "text": text,
-            "ts": ts,
-            "channel": channel,
-            "event_ts": ts,
-            **extra,
-        },
-    }
-    return signed(json.dumps(body), "application/json")
+from support import PRIVATE, PUBLIC, event, signed
 
 
 def answers(api, n: int = 1) -> list[dict]:

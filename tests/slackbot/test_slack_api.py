@@ -9,7 +9,7 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 
 from kbqa.errors import KbqaError, MissingDependencyError
 from kbqa.ingest.slack_api import SlackFetcher, make_client
-from slackbot.mock_web_api import MockSlackApi
+from support import MockSlackApi
 
 DEPLOYS = "C0DEPLOYS"
 

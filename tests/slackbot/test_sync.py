@@ -8,7 +8,7 @@ from kbqa.ingest.slack_api import make_client
 from kbqa.retrieval.embedder import HashEmbedder
 from kbqa.settings import Settings
 from kbqa.store import SlackCursorRow
-from slackbot.mock_web_api import MockSlackApi
+from support import MockSlackApi
 
 
 def page(messages, cursor=""):

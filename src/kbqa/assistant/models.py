@@ -83,6 +83,11 @@ def _package_folder(requirement: str) -> Path | None:
 def packaged_gguf(name: str, cache: Path) -> Path:
     """The GGUF file of a packaged model, assembled into `cache` the first time."""
     model = PACKAGED[name]
+    target = cache.expanduser() / model.filename
+    # Once joined, the parts' packages may be uninstalled (scripts/setup.sh does), so the
+    # model is stored once: the cache is looked at before the packages.
+    if len(model.packages) > 1 and target.is_file() and target.stat().st_size == model.size:
+        return target
     folders = [_package_folder(p) for p in model.packages]
     missing = [p for p, f in zip(model.packages, folders, strict=True) if f is None]
     if missing:
@@ -93,9 +98,6 @@ def packaged_gguf(name: str, cache: Path) -> Path:
     sources = [f / rel for f, rel in zip(folders, model.files, strict=True)]
     if len(sources) == 1:
         return sources[0]
-    target = cache.expanduser() / model.filename
-    if target.is_file() and target.stat().st_size == model.size:
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("assembling %s from %d packages into %s (once)", name, len(sources), target)
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
@@ -111,6 +113,16 @@ def packaged_gguf(name: str, cache: Path) -> Path:
     return target
 
 
-def installed() -> list[str]:
-    """The packaged generators whose packages are all installed."""
-    return [name for name, m in PACKAGED.items() if all(_package_folder(p) for p in m.packages)]
+def installed(cache: Path | None = None) -> list[str]:
+    """The packaged generators whose packages are all installed, or (given the model cache)
+    whose joined file is there."""
+
+    def joined(m: PackagedModel) -> bool:
+        target = cache.expanduser() / m.filename if cache else None
+        return bool(target and m.size and target.is_file() and target.stat().st_size == m.size)
+
+    return [
+        name
+        for name, m in PACKAGED.items()
+        if joined(m) or all(_package_folder(p) for p in m.packages)
+    ]

@@ -4,13 +4,13 @@ again — exact, since the span is a function of the question, the delivered tex
 rejected sentences: span F1 and citation precision on answerable questions, at the
 report's own gate (min_confidence, min_hit_score).
 
-    python benchmarks/rescore_answers.py KBQA_HOME/reports/halueval-qa-qa-…
+    python tools/rescore_answers.py KBQA_HOME/reports/halueval-qa-qa-…
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from kbqa.assistant import support
@@ -47,4 +47,6 @@ def main(folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="a `kbqa eval qa` report folder")
+    main(parser.parse_args().folder)

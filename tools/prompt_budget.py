@@ -1,7 +1,7 @@
 """How much of the retrieved text the generator should read: prompt settings side by side on
 halueval-qa dev, same questions, same loaded model, one run.
 
-    python benchmarks/prompt_budget.py [-n 40] [--split dev] [--variants JSON]
+    python tools/prompt_budget.py [-n 40] [--split dev] [--variants JSON]
 
 Each variant is a dict of settings (prompt_passages, prompt_score_gap, prompt_passage_chars);
 every question is answered streamed at the default gate. Printed per variant: the share of

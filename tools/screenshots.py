@@ -1,7 +1,7 @@
 """The README's two screenshots: the page answering a question over the examples (a citation
 opened, a follow-up asked) and the admin page, taken with headless Chromium.
 
-    python benchmarks/screenshots.py [--home DIR]   # DIR: an ingested home (default: a fresh one)
+    python tools/screenshots.py [--home DIR]   # DIR: an ingested home (default: a fresh one)
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from web.conftest import Server  # noqa: E402
-
 from kbqa.app import KnowledgeBase  # noqa: E402
 from kbqa.serve import create_app  # noqa: E402
 from kbqa.settings import Settings  # noqa: E402
+from support import Server  # noqa: E402 - tests/support.py
 
 
 def main() -> None:

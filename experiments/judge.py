@@ -1,6 +1,6 @@
 """Can the generator itself tell a supported answer from an unsupported one? Asked yes/no.
 
-    python benchmarks/judge.py [--read FILE] [--halueval N] [--model Qwen2.5-Coder-1.5B-Instruct]
+    python experiments/judge.py [--read FILE] [--halueval N] [--model Qwen2.5-Coder-1.5B-Instruct]
 
 The support check is lexical and embedding-based, so it cannot see a wrong detail phrased in
 the passage's own words ("The University of Georgia was founded in 1874" beside a passage whose
@@ -25,6 +25,8 @@ import random
 import re
 import time
 from pathlib import Path
+
+import llama_probe  # experiments/, on the path as the script's folder
 
 from kbqa.assistant import support
 from kbqa.assistant.generator import LlamaCppGenerator, make_generator
@@ -52,7 +54,7 @@ class Judge:
     def p_yes(self, prompt: str) -> float:
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
         mass = {"yes": 0.0, "no": 0.0}
-        for token, p in self.generator.next_token_probabilities(messages).items():
+        for token, p in llama_probe.next_token_probabilities(self.generator, messages).items():
             if token.strip().lower() in mass:
                 mass[token.strip().lower()] += p
         return mass["yes"] / (mass["yes"] + mass["no"] + 1e-9)

@@ -1,6 +1,6 @@
 """Does the generator say the same thing when asked again? Self-consistency as a signal.
 
-    python benchmarks/consistency.py [--read FILE]... [--samples 3] [--temperature 0.8]
+    python experiments/consistency.py [--read FILE]... [--samples 3] [--temperature 0.8]
 
 SelfCheckGPT's idea: a model that knows the answer repeats it, one that guesses wanders. For
 each answer of a manual read (default tests/data/manual_read_fc53e27.json, the read that no
@@ -23,6 +23,8 @@ import json
 import os
 import time
 from pathlib import Path
+
+import llama_probe  # experiments/, on the path as the script's folder
 
 from kbqa.app import KnowledgeBase
 from kbqa.assistant import support
@@ -97,7 +99,7 @@ def main() -> None:
                 continue
             reordered = generator.generate(build_messages(question, shown[::-1]), budget)
             samples = [
-                generator.sample(prompt, seed, args.temperature, budget)
+                llama_probe.sample(generator, prompt, seed, args.temperature, budget)
                 for seed in range(args.samples)
             ]
             answer = support.strip_citations(item["answer"])

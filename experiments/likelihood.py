@@ -1,6 +1,6 @@
 """Does the generator's own confidence tell a supported answer from an unsupported one?
 
-    python benchmarks/likelihood.py
+    python experiments/likelihood.py
 
 The hand-read answers (`tests/data/manual_read*.json`: halueval-qa test answers, each judged
 supported or not by its cited passage) are asked again with the default generator (llama.cpp),
@@ -22,6 +22,8 @@ import json
 import math
 from pathlib import Path
 
+import llama_probe  # experiments/, on the path as the script's folder
+
 from kbqa.app import KnowledgeBase
 from kbqa.assistant import support
 from kbqa.assistant.answerer import Answerer
@@ -42,7 +44,7 @@ class Recording:
         self.tokens: list[tuple[str, float]] = []
 
     def generate(self, messages: Messages, max_new_tokens: int = 96) -> str:
-        text, self.tokens = self.generator.generate_scored(messages, max_new_tokens)
+        text, self.tokens = llama_probe.generate_scored(self.generator, messages, max_new_tokens)
         return text
 
 

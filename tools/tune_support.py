@@ -1,6 +1,6 @@
 """Grid-search the support check's thresholds on labelled examples and print accuracy.
 
-    python benchmarks/tune_support.py [--halueval DATASET_FOLDER]
+    python tools/tune_support.py [--halueval DATASET_FOLDER]
 
 tests/data/support_examples.json pairs a question, a cited handbook passage and a candidate
 sentence with a label and an origin: "smollm2" for 20 unsupported sentences that the packaged

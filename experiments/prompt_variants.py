@@ -1,6 +1,6 @@
 """Other wordings of the generator's instructions, side by side with today's, on halueval-qa dev.
 
-    python benchmarks/prompt_variants.py [--report DIR] [--others 50] [-n 140]
+    python experiments/prompt_variants.py [--report DIR] [--others 50] [-n 140]
 
 Most of the generator's sentences that the support check rejects restate the question
 ("Rocky Roe officiated in the World Series played by the New York Yankees [1]") and name

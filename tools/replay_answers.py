@@ -1,6 +1,6 @@
 """Answer a recorded `kbqa eval qa` run again with today's code, the generator's replies replayed.
 
-    python benchmarks/replay_answers.py KBQA_HOME/reports/halueval-qa-qa-… [--home KBQA_HOME]
+    python tools/replay_answers.py KBQA_HOME/reports/halueval-qa-qa-… [--home KBQA_HOME]
 
 The support check, the quote fallback and the rendering do not change what the generator writes,
 so a change to them can be measured on a recorded run in minutes instead of re-generating
@@ -134,7 +134,7 @@ def main() -> None:
         "--save",
         type=Path,
         help="a report folder to write the replayed run into (metrics.json and answers-*.jsonl, "
-        "as `kbqa eval qa` does: benchmarks/read_answers.py reads it)",
+        "as `kbqa eval qa` does: tools/read_answers.py reads it)",
     )
     args = parser.parse_args()
     changes = dict(item.split("=", 1) for item in args.set)

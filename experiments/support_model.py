@@ -1,6 +1,6 @@
 """Can a small cross-encoder, tuned here, tell a supported answer from an unsupported one?
 
-    python benchmarks/support_model.py [--steps 450] [--batch 16] [--save FOLDER]
+    python experiments/support_model.py [--steps 450] [--batch 16] [--save FOLDER]
 
 No entailment model ships in a package, so this assembles one offline: the packaged embedder's
 encoder (all-MiniLM-L6-v2) with a one-logit head, fully fine-tuned in bf16 autocast (fp32

@@ -1,7 +1,7 @@
 """A sample of a `kbqa eval qa` run's delivered answers, each beside the passages it cites, for
 a person to read ("does the cited passage say this?").
 
-    python benchmarks/read_answers.py REPORT_FOLDER [--config LABEL] [-n 50] [--seed 1]
+    python tools/read_answers.py REPORT_FOLDER [--config LABEL] [-n 50] [--seed 1]
         [--mode generated] [--unread] > read.md
 
 Only answers delivered at the report's own gate (min_confidence, min_hit_score,

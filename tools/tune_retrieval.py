@@ -5,7 +5,7 @@ The corpus must be indexed already, by `kbqa eval retrieval DATASET --split dev`
 KBQA_HOME: this script never embeds the corpus, and embeds each query once. Tune on dev only;
 read test once, with `kbqa eval retrieval DATASET --split test`, for the settings chosen here.
 
-    KBQA_HOME=/tmp/kbqa-retr python benchmarks/tune_retrieval.py [python-faq] [--split dev]
+    KBQA_HOME=/tmp/kbqa-retr python tools/tune_retrieval.py [python-faq] [--split dev]
 """
 
 from __future__ import annotations

@@ -1,19 +1,27 @@
-"""A local HTTP server that plays the Slack Web API, so slack_sdk's real WebClient can be tested.
+"""Helpers shared by the tests and the benchmarks (no fixtures, no tests): a local server that
+plays the Slack Web API, signed Slack events, and an ASGI app in a real uvicorn.
 
-Pass `MockSlackApi().url` as a WebClient's `base_url`. Each test sets the answers it needs in
-`.responses` and reads the calls made from `.calls`. Nothing leaves 127.0.0.1."""
+MockSlackApi: pass `MockSlackApi().url` as a WebClient's `base_url`. Each test sets the answers
+it needs in `.responses` and reads the calls made from `.calls`. Nothing leaves 127.0.0.1."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import threading
+import time
 from collections.abc import Callable
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from slack_bolt.request import BoltRequest
+from slack_sdk.signature import SignatureVerifier
+
+SECRET = "test-signing-secret"  # the Slack signing secret the tests' apps are built with
+PUBLIC, PRIVATE = "C05ENGHELP", "G05SECPRIV"  # a public and a private channel of the fixtures
 
 Response = dict[str, Any]
 Responder = list[Response] | Callable[[dict[str, Any]], Response]
@@ -237,3 +245,63 @@ _DEFAULTS: dict[str, Callable[[MockSlackApi, dict[str, Any]], Response]] = {
     "conversations.history": _page("messages"),
     "conversations.list": _page("channels"),
 }
+
+
+def signed(body: str, content_type: str, timestamp: int | None = None, secret: str = SECRET):
+    """A Bolt request signed as Slack signs it."""
+    stamp = str(timestamp or int(time.time()))
+    signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+    headers = {
+        "content-type": [content_type],
+        "x-slack-signature": [signature],
+        "x-slack-request-timestamp": [stamp],
+    }
+    return BoltRequest(body=body, headers=headers)
+
+
+def event(kind: str, text: str, channel: str = PUBLIC, ts: str = "1794600000.000100", **extra):
+    """A signed Events API callback of `kind` (app_mention, message) from user U0ASKER."""
+    body = {
+        "token": "unused",
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "type": "event_callback",
+        "event_id": f"Ev{ts.replace('.', '')}{kind}",
+        "event_time": int(float(ts)),
+        "authorizations": [{"user_id": "UBOT", "is_bot": True, "team_id": "T1"}],
+        "event": {
+            "type": kind,
+            "user": "U0ASKER",
+            "text": text,
+            "ts": ts,
+            "channel": channel,
+            "event_ts": ts,
+            **extra,
+        },
+    }
+    return signed(json.dumps(body), "application/json")
+
+
+class Server:
+    """An ASGI app in a real uvicorn on 127.0.0.1 (a free port), in a thread."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self.server.started, "uvicorn did not start"
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -1,7 +1,7 @@
 """Choose the answerer's two abstention thresholds on an ungated `kbqa eval qa` run of dev.
 
     kbqa eval qa halueval-qa --split dev --no-extractive --out DEV     # ungated: every question
-    python benchmarks/operating_point.py DEV [--check TEST]
+    python tools/operating_point.py DEV [--check TEST]
 
 The answerer abstains below `min_confidence` (a probability from retrieval signals alone, before
 anything is generated) and, when every sentence the generator wrote failed the support check,

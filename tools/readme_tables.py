@@ -1,0 +1,188 @@
+"""Rewrite the README's generated tables from the code: the commands (from the click CLI), the
+settings (names and defaults from `Settings`, one line of description each from SETTINGS
+below) and the benchmarks (each script's first docstring line).
+
+    python tools/readme_tables.py           # rewrite README.md (`make docs`)
+    python tools/readme_tables.py --check   # exit 1 if README.md is out of date (CI's test)
+
+A table lies between `<!-- BEGIN GENERATED: NAME -->` and `<!-- END GENERATED: NAME -->`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+# One line a setting, for a user; the name and the default come from kbqa.settings.Settings.
+# A field missing here (or a name here that is no field) is an error, so the table cannot
+# silently fall behind the code.
+SETTINGS = {
+    "home": "database, index and converted models (`KBQA_HOME`)",
+    "database_url": "any SQLAlchemy URL; empty: SQLite at `HOME/kbqa.db` ([Teams](docs/teams.md))",
+    "embedding_model": "a sentence-transformers name or folder; the default is packaged",
+    "embedding_backend": "`torch-fp32`, `torch-bf16`, `onnx-int8`, `onnx-qint8`; auto keeps a "
+    "knowledge base's own, else picks per machine ([Scale](docs/scale.md))",
+    "generator_model": "the packaged `Qwen2.5-Coder-0.5B-Instruct` or `SmolLM2-135M-Instruct`, a "
+    "`.gguf` path, a Hugging Face id, a local folder, or a name under `HOME/models`",
+    "generator_backend": "`llama.cpp` for packaged models and `.gguf` paths, `transformers` for "
+    "ids and folders; or force one",
+    "generator_threads": "llama.cpp threads (0: one per core)",
+    "generator_precision": "the transformers backend: bf16 where the GPU or CPU has bf16 units, "
+    "fp32 elsewhere; `fp32` or `bf16` force one",
+    "model_cache": "where a packaged model split over several packages is joined (once)",
+    "device": "`cpu`, `cuda`; auto uses a GPU when torch and faiss see one",
+    "embed_batch_size": "texts per embedder pass (higher on a GPU)",
+    "max_file_bytes": "a larger file is skipped and reported before it is read",
+    "max_unpacked_bytes": "a DOCX whose zip members declare more is skipped as a zip bomb",
+    "max_file_seconds": "a parse that takes longer is stopped and the file skipped",
+    "max_parse_memory_bytes": "a parse that needs more memory is stopped and the file skipped",
+    "database_busy_seconds": "SQLite: how long a write waits for another process's lock",
+    "vector_index": "`flat` (exact), `ivf`; auto is flat up to `vector_index_flat_max`, then IVF",
+    "vector_index_flat_max": "vectors up to which auto uses a flat index",
+    "chunk_max_chars": "the longest chunk (characters)",
+    "chunk_soft_max_chars": "a chunk is closed at the next heading past this",
+    "retrieval_mode": "`dense`, `bm25`, or `hybrid` (both fused)",
+    "fusion": "hybrid's fusion: `convex` (min-max scores), `zscore` or `rrf`",
+    "fusion_alpha": "the weight of dense against BM25 in the fusion",
+    "rrf_k": "the k of reciprocal-rank fusion",
+    "bm25_stemmer": 'Snowball stemming for BM25; `""` for none',
+    "rerank_model": "a sentence-transformers model that re-scores the top hits; off when empty",
+    "rerank_depth": "how many hits the reranker re-scores",
+    "vector_backend": "`faiss`, or `pgvector` in the PostgreSQL of `database_url` "
+    "([Teams](docs/teams.md))",
+    "lexical_backend": "`bm25`, or `postgres-fts` (with `pgvector` only)",
+    "pgvector_ef_search": "pgvector's `hnsw.ef_search`",
+    "spark_writes": "who writes a `--spark` ingest: `executors`, `driver`, or auto",
+    "top_k": "passages retrieved: checked against, quoted from, shown to the generator",
+    "min_hit_score": "abstain when the best passage's cosine is below this",
+    "min_confidence": "abstain when the learned confidence (a probability) is below this",
+    "min_quote_confidence": "when no generated sentence passes the check, quote only from here",
+    "support_min_overlap": "the support check: share of a sentence's new words in its passage",
+    "support_min_similarity": "the support check: cosine of a sentence to its passage",
+    "max_new_tokens": "tokens per answer",
+    "prompt_passage_chars": "each passage is cut to its lines closest to the question (0: whole)",
+    "prompt_passages": "the generator sees at most this many of the `top_k` passages",
+    "prompt_score_gap": "… and only those within this cosine of the first one's",
+    "on_unsupported": "when no generated sentence passes: `extract` (quote) or `abstain`",
+    "on_idk": "when the generator says the sources lack it: `abstain` or `extract`",
+    "slack_workspace": "`YOUR-TEAM` of `https://YOUR-TEAM.slack.com`, for thread permalinks",
+    "slack_include_bots": "index bot messages too",
+    "slack_channel_sources": "per channel (id, name or `*`): the sources it may draw on",
+    "slack_bot_token": "also read from `SLACK_BOT_TOKEN`",
+    "slack_app_token": "also read from `SLACK_APP_TOKEN` (Socket Mode)",
+    "slack_signing_secret": "also read from `SLACK_SIGNING_SECRET` (HTTP events)",
+    "serve_host": "where `kbqa serve` listens",
+    "serve_port": "… and its port",
+    "allow_loopback_without_token": "requests from this machine need no API token",
+    "max_question_chars": "the server refuses a longer question (400)",
+    "max_request_bytes": "the server refuses a larger body (413)",
+    "snapshot_check_seconds": "how often a long-running process looks for another's ingest",
+    "server": "`kbqa ask` asks this running server (`KBQA_SERVER`)",
+    "server_token": "… with this API token (`KBQA_SERVER_TOKEN`)",
+    "slack_api_url": "the Slack Web API's URL; empty for Slack's own",
+    "fault_at": "crash tests only: `STAGE:N` kills the process at a fault point",
+}
+
+
+def _default(field: dataclasses.Field) -> str:
+    value = field.default_factory() if callable(field.default_factory) else field.default
+    if value == "" or value == {}:
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"`{value}`"
+
+
+def settings_table() -> list[str]:
+    from kbqa.settings import Settings
+
+    fields = dataclasses.fields(Settings)
+    names = [f.name for f in fields]
+    missing = [n for n in names if n not in SETTINGS]
+    stale = [n for n in SETTINGS if n not in names]
+    if missing or stale:
+        raise SystemExit(
+            f"tools/readme_tables.py SETTINGS: describe {missing or 'nothing'}; "
+            f"remove {stale or 'nothing'}"
+        )
+    rows = ["| setting | default | |", "|---|---|---|"]
+    rows += [f"| `{f.name}` | {_default(f)} | {SETTINGS[f.name]} |" for f in fields]
+    return rows
+
+
+def commands_table() -> list[str]:
+    import click
+
+    from kbqa.cli import cli
+
+    def walk(group: click.Group, prefix: list[str]):
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from walk(command, [*prefix, name])
+            elif not command.hidden:
+                yield [*prefix, name], command
+
+    rows = ["| command | options | what it does |", "|---|---|---|"]
+    for path, command in walk(cli, []):
+        arguments = [p.human_readable_name for p in command.params if isinstance(p, click.Argument)]
+        options = [
+            max(p.opts, key=len)
+            for p in command.params
+            if isinstance(p, click.Option) and not p.hidden
+        ]
+        usage = " ".join(["kbqa", *path, *arguments])
+        shown = ", ".join(f"`{o}`" for o in options) or "—"
+        rows.append(f"| `{usage}` | {shown} | {command.get_short_help_str(200)} |")
+    return rows
+
+
+def benchmarks_table() -> list[str]:
+    rows = ["| benchmark | what it measures |", "|---|---|"]
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        first = re.split(r"(?<=[.?!])\s", " ".join(doc.split("\n\n")[0].split()))[0]
+        if not first:
+            raise SystemExit(f"{path.relative_to(ROOT)}: no docstring to describe it")
+        rows.append(f"| [`{path.stem}`](benchmarks/{path.name}) | {first} |")
+    return rows
+
+
+TABLES = {"commands": commands_table, "settings": settings_table, "benchmarks": benchmarks_table}
+
+
+def render(text: str) -> str:
+    """`text` with every generated table rewritten."""
+    for name, build in TABLES.items():
+        pattern = re.compile(
+            rf"(<!-- BEGIN GENERATED: {name} [^>]*-->\n).*?(<!-- END GENERATED: {name} -->)", re.S
+        )
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no generated {name} table")
+        body = "\n".join(build()) + "\n"
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if README.md is out of date")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    old = README.read_text()
+    new = render(old)
+    if args.check:
+        if new != old:
+            raise SystemExit("README.md is out of date: run `make docs`")
+        return
+    README.write_text(new)
+
+
+if __name__ == "__main__":
+    main()
