@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from kbqa.assistant import support
-from kbqa.assistant.answerer import proposed_span
+from kbqa.assistant.quote import proposed_span
 from kbqa.assistant.span import answer_span
 from kbqa.evals.metrics import token_f1
 from kbqa.evals.qa import Gate, score
