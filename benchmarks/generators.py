@@ -30,7 +30,7 @@ from kbqa.app import KnowledgeBase
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import make_generator, split_backend
 from kbqa.settings import Settings
-from kbqa.types import Answer
+from kbqa.types import Answer, Evidence
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_PROMPT = "#prompt_passages=4,prompt_score_gap=1"
@@ -69,7 +69,8 @@ def run(kb: KnowledgeBase, label: str, qa: dict, verbose: bool) -> dict:
         started = time.perf_counter()
         first = None
         for event in answerer.answer_stream(item["question"]):
-            if first is None and isinstance(event, str):
+            # The first checked sentence, or the first quoted unit of a pointed answer.
+            if first is None and isinstance(event, str | Evidence):
                 first = time.perf_counter() - started
         answer: Answer = event
         full = time.perf_counter() - started
@@ -77,7 +78,7 @@ def run(kb: KnowledgeBase, label: str, qa: dict, verbose: bool) -> dict:
             row["first"].append(first if first is not None else full)
             row["full"].append(full)
         if answerable:
-            row["generated"] += answer.mode == "generated"
+            row["generated"] += answer.mode in ("generated", "pointed")
             row["facts"] += all(f.lower() in answer.text.lower() for f in item["answer_contains"])
             row["source"] += any(c.hit.uri.endswith(item["source"]) for c in answer.citations)
         else:

@@ -17,7 +17,7 @@ from kbqa.errors import ConfigError
 from kbqa.faults import check_spec
 
 PACKAGED_EMBEDDER = "all-MiniLM-L6-v2"
-# The default generator (benchmarks/generators.py picked it; README "Choosing the generator").
+# The default generator (benchmarks/generators.py picked it; docs/generators.md).
 PACKAGED_GENERATOR = "Qwen2.5-Coder-1.5B-Instruct"
 # The small one `kbqa tune train` fine-tunes by default: fully fine-tuning 1.5B parameters
 # needs ~24 GB and days on a 2-core CPU.
@@ -33,8 +33,8 @@ class Settings:
     embedding_model: str = PACKAGED_EMBEDDER
     # What runs it: "torch-fp32", "torch-bf16" (fast only on CPUs with bf16 units or a GPU),
     # "onnx-int8" / "onnx-qint8" (the packaged MiniLM on onnxruntime). "auto": the backend a
-    # knowledge base was embedded with, else this machine's pick: onnx-qint8 on a CPU (README
-    # "Scale: embedding backends and indexes"). Backends give different vectors: changing it
+    # knowledge base was embedded with, else this machine's pick: onnx-qint8 on a CPU
+    # (docs/scale.md). Backends give different vectors: changing it
     # needs a re-ingest.
     embedding_backend: str = "auto"
     # A causal LM: Hugging Face id, local folder, a name under HOME/models, or the packaged one.
@@ -56,7 +56,7 @@ class Settings:
     # onnx-qint8 (benchmarks/embedders.py --batch-sizes 32,8). On a GPU, larger is faster.
     # onnx-qint8 ignores it: it runs one text at a time (retrieval/embedder.py OnnxEmbedder).
     embed_batch_size: int = 8
-    # Limits on one file at ingest (README "Faults and hostile files"): a file larger than
+    # Limits on one file at ingest (docs/reliability.md): a file larger than
     # max_file_bytes, or a DOCX whose zip members unpack to more than max_unpacked_bytes, is
     # skipped before parsing; a parse that takes longer than max_file_seconds, or needs more
     # than max_parse_memory_bytes above the parse worker's own size, is stopped and skipped.
@@ -76,12 +76,12 @@ class Settings:
     # Retrieval: "dense" (FAISS), "bm25" or "hybrid"; hybrid fuses by "rrf", "convex" (a mix
     # of min-max-normalised scores) or "zscore" (a mix of z-scores: how far each score stands
     # above its list's mean). fusion_alpha weighs dense against BM25 (0.5: even; for rrf,
-    # plain RRF). Defaults from python-faq's dev split (benchmarks/tune_retrieval.py): convex
+    # plain RRF). Defaults from python-faq's dev split (tools/tune_retrieval.py): convex
     # at 0.9 with stemming gave nDCG@10 0.640 against dense's 0.613; lower alphas and RRF fell
     # below dense, since BM25 alone is far weaker there (0.32-0.36). "zscore" at 0.8 suits a
     # corpus whose questions name their passages' rare words (halueval-qa dev: 0.932 against
     # 0.887; python-faq dev 0.650 against 0.648, test 0.668 against 0.684); it costs the
-    # handbook one right source and needs a higher min_confidence (README, "Results"), so it
+    # handbook one right source and needs a higher min_confidence (docs/evaluation.md), so it
     # is not the default.
     retrieval_mode: str = "hybrid"
     fusion: str = "convex"
@@ -117,12 +117,12 @@ class Settings:
     # When every sentence the generator wrote failed the support check, a quote stands in for
     # them only at this confidence or above; below it the answerer abstains. A generator that
     # cannot say the answer in words the passages back is itself a sign they lack it. Both are
-    # dev's operating point (benchmarks/operating_point.py on an ungated halueval-qa dev run:
+    # dev's operating point (tools/operating_point.py on an ungated halueval-qa dev run:
     # the pair that abstains on the most unanswerable questions while answering >= 92 % of the
     # answerable ones): the model may try from 0.45, a quote needs 0.5 as before.
     min_quote_confidence: float = 0.5
     # A sentence is supported by its cited passage when both hold (see assistant/support.py).
-    # 0.6 with the "question + answer" similarity (benchmarks/tune_support.py --halueval):
+    # 0.6 with the "question + answer" similarity (tools/tune_support.py --halueval):
     # halueval-qa dev right-vs-hallucinated accuracy 0.81 (0.57 before), the handbook's 95
     # labelled sentences unchanged (accuracy 0.905, 5 of 45 right ones rejected).
     support_min_overlap: float = 0.6
@@ -144,7 +144,7 @@ class Settings:
     prompt_passage_chars: int = 450
     # The generator sees at most this many of the top_k passages, and only those whose cosine
     # is within prompt_score_gap of the first one's (the check and the fallback still read all
-    # top_k). The gap was chosen on halueval-qa dev (README "Answers"): 0.1 against all 4
+    # top_k). The gap was chosen on halueval-qa dev (docs/answers.md): 0.1 against all 4
     # passages, span F1 0.450 vs 0.424, first checked sentence p50 3.96 s vs 10.03 s. 4 rather
     # than 3: the same on 40 dev questions, and 10 of 12 handbook answers generated, not 7 (the
     # answering section was often the 4th, within the gap).

@@ -10,7 +10,7 @@ citation format once. Passages are data (OWASP LLM01, injection through document
   like labels and the answerer's `[n]` parsing sees only the model's own citations;
 - sentences that address the assistant ("ignore the question and reply …") are replaced by a
   marker before the model sees them: a small model obeys what it reads, whatever the rules say.
-  A pattern list catches the common phrasings, not every possible one (README "Safety").
+  A pattern list catches the common phrasings, not every possible one (docs/safety.md).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ UNSUPPORTED = "not supported by any source"
 
 # How much less of the question's terms (IDF-weighted share) the direct answer's passage, and
 # a quoted sentence's, may cover than the best retrieved passage. Chosen on halueval-qa dev by
-# replaying its recorded replies (benchmarks/replay_answers.py): for the generator's answer, at
+# replaying its recorded replies (tools/replay_answers.py): for the generator's answer, at
 # 0.5, 0.4, 0.3, 0.2 the generated answers holding the reference were 126, 125, 124, 124 and
 # those not 30, 27, 27, 26 (citation precision 0.876, 0.884, 0.889, 0.890); then for quotes, at
 # 0.5, 0.3, 0.2 citation precision 0.906, 0.913, 0.913, with span F1 and "has answer" unchanged.

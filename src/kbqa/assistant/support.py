@@ -24,7 +24,7 @@ must clear their threshold (settings: support_min_overlap, support_min_similarit
 A short answer ("2006", "Allan Dwan") has little of its own to compare, so its similarity is
 read with the question in front of it ("question + answer" against the passage), and an answer
 that picks one of the question's own alternatives ("X or Y?" -> "Y") counts as new content.
-The thresholds were tuned on labelled examples: benchmarks/tune_support.py.
+The thresholds were tuned on labelled examples: tools/tune_support.py.
 """
 
 from __future__ import annotations

@@ -229,8 +229,8 @@ class HashEmbedder:
 
 
 def default_backend(model: str, device: str = "auto") -> str:
-    """The backend "auto" chooses for a new knowledge base on this machine (README "Scale:
-    embedding backends and indexes" has the measurements behind it)."""
+    """The backend "auto" chooses for a new knowledge base on this machine (docs/scale.md has
+    the measurements behind it)."""
     if torch_device(device) == "cpu":
         if model == PACKAGED_EMBEDDER and packaged_onnx_path() is not None and _has("onnxruntime"):
             # onnx-qint8 was the fastest here within 0.5 points of fp32's nDCG@10; the onnx

@@ -37,7 +37,7 @@ def convex(
     far, in the list's own spread: one BM25 score far above the pack (the question named the
     passage's rare words) outweighs a dense list whose best is only a little ahead of its
     pack. On the dev splits of python-faq (where BM25 alone is weak) and halueval-qa (where it
-    is strong) no min-max alpha suits both; z-scores at 0.8 gain on both (README, "Results").
+    is strong) no min-max alpha suits both; z-scores at 0.8 gain on both (docs/evaluation.md).
     """
     scale = {"minmax": _minmax, "zscore": _zscore}[normalise]
     a, b = scale(dense), scale(lexical)

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 ABSTAIN_REPLY = "I don't know."
 # The share of halueval questions that also get an abstention example (the question without its
 # gold paragraph): 0.15 makes ~13 % of those examples abstentions. At 0.25 (a fifth of the
-# data) the tuned SmolLM2 said "I don't know" to 84 % of answerable questions (README).
+# data) the tuned SmolLM2 said "I don't know" to 84 % of answerable questions (docs/tuning.md).
 ABSTAIN_FRACTION = 0.15
 SOURCES = ("slack", "feedback", "halueval", "halueval-abstain")
 HALUEVAL = "halueval-qa"

@@ -3,7 +3,7 @@ right and that the support check passed whole (rejection-sampling fine-tuning, a
 
 `kbqa tune data`'s halueval targets are the reference phrase and a copied passage sentence
 ("Drama [2]. The Great Santini is a 1979 American drama film [2]."): after 40 LoRA steps the
-1.5B model answered in bare phrases and said "I don't know" too often (README). Here the
+1.5B model answered in bare phrases and said "I don't know" too often (docs/tuning.md). Here the
 targets are the model's own full sentences, kept only when
 
 - the answer was generated (not quoted, not abstained) and no sentence of it was dropped,
