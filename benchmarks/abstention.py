@@ -22,7 +22,7 @@ import numpy as np
 
 from kbqa.app import KnowledgeBase
 from kbqa.assistant import confidence
-from kbqa.evals.datasets import load_beir
+from kbqa.evals.beir import load_beir
 from kbqa.evals.metrics import auroc
 from kbqa.evals.retrieval import corpus_source
 from kbqa.settings import Settings

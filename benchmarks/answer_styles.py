@@ -53,7 +53,7 @@ def handbook(home: Path) -> tuple[KnowledgeBase, list[dict]]:
 def dataset(
     home: Path, name: str, split: str, limit: int | None, seed: int | None
 ) -> tuple[KnowledgeBase, list]:
-    from kbqa.evals.datasets import load_beir
+    from kbqa.evals.beir import load_beir
     from kbqa.evals.qa import corpus_source, split_questions
 
     folder = Path(name) if Path(name).is_dir() else home / "datasets" / name

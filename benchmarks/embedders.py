@@ -27,7 +27,7 @@ import numpy as np
 from ingest_and_query import embedded_texts  # benchmarks/, on the path as the script's folder
 
 from kbqa.app import KnowledgeBase
-from kbqa.evals.datasets import load_beir
+from kbqa.evals.beir import load_beir
 from kbqa.evals.retrieval import evaluate_retrieval
 from kbqa.ingest.pipeline import embedding_text
 from kbqa.retrieval.device import cpu_has_bf16

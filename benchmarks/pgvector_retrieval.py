@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, insert, select, text
 
 from kbqa.app import KnowledgeBase
-from kbqa.evals.datasets import load_beir
+from kbqa.evals.beir import load_beir
 from kbqa.evals.retrieval import corpus_source, evaluate_retrieval
 from kbqa.retrieval.fusion import NORMALISATION
 from kbqa.settings import Settings

@@ -34,7 +34,7 @@ import numpy as np
 from embedders import handbook_texts  # benchmarks/, on the path as the script's folder
 
 from kbqa.errors import KbqaError
-from kbqa.evals.datasets import load_beir
+from kbqa.evals.beir import load_beir
 from kbqa.evals.metrics import paired_bootstrap, per_query_ndcg
 from kbqa.ingest.pipeline import embedding_text
 from kbqa.retrieval.embedder import Embedder, OnnxEmbedder, SentenceTransformerEmbedder

@@ -31,7 +31,7 @@ from kbqa.assistant import support
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import make_generator
 from kbqa.assistant.prompt import build_messages
-from kbqa.evals.datasets import load_beir
+from kbqa.evals.beir import load_beir
 from kbqa.evals.metrics import auroc, normalize_answer, token_f1
 from kbqa.evals.retrieval import corpus_source
 from kbqa.settings import Settings

@@ -90,7 +90,7 @@ def manual_read(judge: Judge, path: Path) -> None:
 
 def halueval(judge: Judge, n: int, settings: Settings) -> None:
     from kbqa.app import KnowledgeBase
-    from kbqa.evals.datasets import load_beir
+    from kbqa.evals.beir import load_beir
     from kbqa.evals.qa import _gold, split_questions, support_pairs
 
     data = load_beir(settings.home / "datasets" / "halueval-qa")

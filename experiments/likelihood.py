@@ -29,7 +29,7 @@ from kbqa.assistant import support
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import LlamaCppGenerator, Messages
 from kbqa.assistant.span import answer_span
-from kbqa.evals.datasets import load_beir
+from kbqa.evals.beir import load_beir
 from kbqa.evals.metrics import auroc
 from kbqa.settings import Settings
 

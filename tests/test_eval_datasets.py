@@ -6,7 +6,8 @@ import pytest
 
 from kbqa.errors import KbqaError
 from kbqa.evals import datasets
-from kbqa.evals.datasets import load_beir, prepare, rst_sections
+from kbqa.evals.beir import load_beir
+from kbqa.evals.datasets import prepare, rst_sections
 from kbqa.evals.docset import DOCSETS, QUESTIONS, build_docset, docset_pages, read_questions
 
 DATA = Path(__file__).parent / "data" / "evals"

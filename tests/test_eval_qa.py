@@ -11,7 +11,7 @@ from kbqa.app import KnowledgeBase
 from kbqa.assistant.generator import EchoGenerator
 from kbqa.cli import cli
 from kbqa.errors import KbqaError
-from kbqa.evals.datasets import load_beir
+from kbqa.evals.beir import load_beir
 from kbqa.evals.metrics import token_f1
 from kbqa.evals.qa import (
     Config,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from kbqa.app import KnowledgeBase
-from kbqa.evals.datasets import load_beir
+from kbqa.evals.beir import load_beir
 from kbqa.evals.retrieval import RETRIEVERS, evaluate_retrieval
 from kbqa.retrieval.embedder import HashEmbedder
 

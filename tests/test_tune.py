@@ -10,7 +10,8 @@ from kbqa.assistant.free import _IDK
 from kbqa.assistant.generator import TransformersGenerator
 from kbqa.assistant.prompt import SYSTEM, build_messages
 from kbqa.errors import KbqaError
-from kbqa.evals.datasets import load_beir, prepare
+from kbqa.evals.beir import load_beir
+from kbqa.evals.datasets import prepare
 from kbqa.retrieval import device
 from kbqa.retrieval.embedder import HashEmbedder
 from kbqa.settings import TUNE_BASE

@@ -21,7 +21,7 @@ import time
 
 from kbqa.app import KnowledgeBase
 from kbqa.assistant.answerer import Answerer
-from kbqa.evals.datasets import load_beir
+from kbqa.evals.beir import load_beir
 from kbqa.evals.qa import Gate, _gold, _record, score, split_questions
 from kbqa.settings import Settings
 

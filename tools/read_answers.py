@@ -18,7 +18,7 @@ import json
 import random
 from pathlib import Path
 
-from kbqa.evals.datasets import load_beir
+from kbqa.evals.beir import load_beir
 from kbqa.evals.qa import Gate
 
 

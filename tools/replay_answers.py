@@ -31,7 +31,7 @@ from kbqa.app import KnowledgeBase
 from kbqa.assistant import support
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import Messages
-from kbqa.evals.datasets import load_beir
+from kbqa.evals.beir import load_beir
 from kbqa.evals.qa import Gate, _gold, _record, score
 from kbqa.settings import Settings
 

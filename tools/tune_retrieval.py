@@ -18,7 +18,7 @@ from functools import cache
 import numpy as np
 
 from kbqa.app import KnowledgeBase
-from kbqa.evals.datasets import load_beir
+from kbqa.evals.beir import load_beir
 from kbqa.evals.metrics import retrieval_metrics
 from kbqa.evals.retrieval import configured, run_queries
 from kbqa.retrieval.lexical import LexicalIndex

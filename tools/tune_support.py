@@ -73,7 +73,7 @@ def embed(embedder, examples: list[dict], passages: list[str]):
 
 def halueval_pairs(folder: Path) -> tuple[list[dict], list[str]]:
     """HaluEval dev: right and hallucinated answers as examples against the gold paragraph."""
-    from kbqa.evals.datasets import load_beir
+    from kbqa.evals.beir import load_beir
 
     data = load_beir(folder)
     gold = {q: sorted(d) for rows in data.qrels.values() for q, d in rows.items()}

@@ -34,7 +34,7 @@ def open_dataset(settings: Settings, dataset: str, split: str):
     """(name, data, knowledge base) of a prepared name or a BEIR folder; each dataset gets a
     knowledge base of its own under KBQA_HOME/evals, so the user's stays untouched."""
     from kbqa.app import KnowledgeBase
-    from kbqa.evals.datasets import load_beir
+    from kbqa.evals.beir import load_beir
 
     folder = Path(dataset) if Path(dataset).is_dir() else settings.home / "datasets" / dataset
     data = load_beir(folder)

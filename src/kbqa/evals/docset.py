@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from kbqa.errors import KbqaError
+from kbqa.evals.beir import _read_jsonl, _write
 
 # The questions live beside the tests that check them against the pages (a source checkout).
 QUESTIONS = Path(__file__).resolve().parents[3] / "tests" / "data" / "docset"
@@ -140,7 +141,6 @@ def docset_pages(root: Path) -> dict[str, list[tuple[str, str]]]:
 def read_questions(path: Path) -> list[dict]:
     """The committed questions, each checked for its fields (answers and gold both empty for
     an unanswerable question, both given for an answerable one)."""
-    from kbqa.evals.datasets import _read_jsonl  # datasets imports this module
 
     if not path.is_file():
         raise KbqaError(f"no questions at {path}: the doc sets' questions come with kbqa's source")
@@ -186,7 +186,6 @@ def build_docset(
     """The manual's pages, cut at their headings, as the corpus; the committed questions as
     queries (all in test) with their reference answers; a question's gold documents are the
     sections of its gold pages that hold one of its answers."""
-    from kbqa.evals.datasets import _write
 
     docset = DOCSETS[name]
     root = source or docset.root

@@ -21,7 +21,7 @@ from kbqa.assistant.generator import Generator
 from kbqa.assistant.quote import UNSUPPORTED
 from kbqa.assistant.signals import SIGNALS
 from kbqa.errors import KbqaError
-from kbqa.evals.datasets import BeirDataset
+from kbqa.evals.beir import BeirDataset
 from kbqa.evals.metrics import (
     abstention_metrics,
     accuracy_vs_coverage,
@@ -31,6 +31,7 @@ from kbqa.evals.metrics import (
     normalize_answer,
     token_f1,
 )
+from kbqa.evals.qa_report import write
 from kbqa.evals.retrieval import corpus_source
 from kbqa.settings import Settings
 from kbqa.types import Answer
@@ -173,8 +174,6 @@ def evaluate_qa(
     report = QaReport(name, split, len(qids), rows, checked, curves, seconds, gate, out)
     report.records = records
     report.gated = gated
-    from kbqa.evals.qa_report import write  # it imports QaReport from here
-
     write(report)
     return report
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from kbqa.evals.qa import QaReport
+if TYPE_CHECKING:
+    from kbqa.evals.qa import QaReport
 
 _COLUMNS = {
     "answered": "answered",

@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from kbqa.evals.datasets import BeirDataset
+from kbqa.evals.beir import BeirDataset
 from kbqa.evals.metrics import retrieval_metrics
 from kbqa.ingest.sources import documents_source
 from kbqa.retrieval.retriever import Retriever

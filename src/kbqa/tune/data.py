@@ -22,7 +22,8 @@ from sqlalchemy import select
 from kbqa.assistant import support
 from kbqa.assistant.prompt import build_messages
 from kbqa.errors import KbqaError
-from kbqa.evals.datasets import BeirDataset, load_beir, prepare
+from kbqa.evals.beir import BeirDataset, load_beir
+from kbqa.evals.datasets import prepare
 from kbqa.evals.retrieval import corpus_source
 from kbqa.ingest.slack import RESOLVED_REACTIONS
 from kbqa.retrieval.access import Audience, Scope

@@ -25,7 +25,7 @@ from typing import Any
 
 from kbqa.assistant.answerer import Answerer
 from kbqa.errors import KbqaError
-from kbqa.evals.datasets import BeirDataset
+from kbqa.evals.beir import BeirDataset
 from kbqa.tune.data import evaluation_questions, read_examples
 from kbqa.types import Hit
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from kbqa.app import KnowledgeBase
 from kbqa.assistant.answerer import Answerer
-from kbqa.evals.datasets import load_beir, prepare
+from kbqa.evals.beir import load_beir
+from kbqa.evals.datasets import prepare
 from kbqa.evals.docset import DOCSETS, docset_pages
 from kbqa.evals.retrieval import corpus_source
 from kbqa.settings import Settings
