@@ -83,8 +83,14 @@ def pg_url(pgvector_available):
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     # The hash embedder's similarities are low: thresholds for the fakes, not the real models.
+    # The free answer style: most tests of the fakes check written sentences; the pointer
+    # style's tests set answer_style="pointed" themselves (test_pointer.py, web/test_evidence.py).
     return Settings(
-        home=tmp_path / "home", embed_batch_size=4, min_hit_score=0.1, min_confidence=0.0
+        home=tmp_path / "home",
+        embed_batch_size=4,
+        min_hit_score=0.1,
+        min_confidence=0.0,
+        answer_style="free",
     )
 
 

@@ -17,6 +17,7 @@ def run(args: list[str], home: Path, cwd: Path, **env: str) -> subprocess.Comple
         "KBQA_HOME": str(home),
         "KBQA_EMBEDDING_MODEL": "hash",
         "KBQA_GENERATOR_MODEL": "echo",
+        "KBQA_ANSWER_STYLE": "free",
         "KBQA_MIN_HIT_SCORE": "0.1",
         "KBQA_MIN_CONFIDENCE": "0.0",
         **env,

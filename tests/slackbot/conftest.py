@@ -46,6 +46,7 @@ def kb(tmp_path: Path) -> KnowledgeBase:
         slack_signing_secret=SECRET,
         min_hit_score=0.05,
         min_confidence=0.0,
+        answer_style="free",
     )
     kb = KnowledgeBase(settings, embedder=HashEmbedder(), generator=EchoGenerator())
     kb.ingest([docs, ROOT / "examples" / "slack-export"])

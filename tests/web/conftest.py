@@ -28,6 +28,7 @@ def core(tmp_path: Path, docs: Path) -> KnowledgeBase:
         min_confidence=0.0,
         max_question_chars=300,
         max_request_bytes=4096,
+        answer_style="free",  # the pointer style's page tests: web/test_evidence.py
     )
     kb = KnowledgeBase(settings, embedder=HashEmbedder(), generator=EchoGenerator())
     kb.ingest([docs, ROOT / "examples" / "slack-export"])
