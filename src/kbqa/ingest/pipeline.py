@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 from kbqa import faults
 from kbqa.errors import KbqaError, ParseError
 from kbqa.ingest.partition import HEADING_SEPARATOR
 from kbqa.ingest.sources import Item, Source
+from kbqa.ingest.writes import delete_documents, store_documents, stored_vectors
 from kbqa.settings import Settings
 from kbqa.store import ChunkRow, DocumentRow, RunRow, SourceRow, Store
 from kbqa.store.db import process_identity
@@ -380,79 +380,11 @@ class Indexer:
             chunk_ids = s.scalars(
                 select(ChunkRow.id).where(ChunkRow.document_id.in_([d.id for d in gone]))
             ).all()
-            _delete_documents(s, [d.id for d in gone])
+            delete_documents(s, [d.id for d in gone])
             s.commit()
         faults.point("remove")
         self.index.remove(np.array(chunk_ids, dtype=np.int64))
         report.removed += len(gone)
-
-
-@dataclass
-class Stored:
-    """What `store_documents` wrote: the replaced chunks' ids and the new rows."""
-
-    old_ids: list[int]
-    rows: list[ChunkRow]
-    added: int
-    updated: int
-
-
-def stored_vectors(session: Session, hashes: list[str]) -> dict[str, bytes]:
-    """The stored embedding of each chunk text hash the database has (text hash -> bytes)."""
-    known: dict[str, bytes] = {}
-    for start in range(0, len(hashes), 500):
-        part = hashes[start : start + 500]
-        rows = session.execute(
-            select(ChunkRow.text_hash, ChunkRow.embedding).where(ChunkRow.text_hash.in_(part))
-        )
-        known.update({h: e for h, e in rows})
-    return known
-
-
-def store_documents(
-    session: Session,
-    docs: list[tuple[Document, int | None]],
-    source_id: int,
-    embedded: list[tuple[str, bytes]],
-) -> Stored:
-    """Write documents (each with its existing row's id, or None) and their chunks, with one
-    (text hash, vector bytes) per chunk in order, into `session` (not committed). A replaced
-    document's old chunks are deleted. The local ingest and Spark's executors both write so."""
-    vectors = iter(embedded)
-    out = Stored([], [], 0, 0)
-    for doc, existing_id in docs:
-        if existing_id is not None:
-            row = session.get(DocumentRow, existing_id)
-            out.old_ids += session.scalars(
-                select(ChunkRow.id).where(ChunkRow.document_id == row.id)
-            ).all()
-            session.execute(delete(ChunkRow).where(ChunkRow.document_id == row.id))
-            out.updated += 1
-        else:
-            row = DocumentRow(uri=doc.uri)
-            session.add(row)
-            out.added += 1
-        row.source_id = source_id
-        row.title = doc.title
-        row.content_hash = doc.content_hash
-        row.mtime = doc.mtime
-        row.meta = doc.metadata
-        session.flush()
-        for chunk in doc.chunks:
-            digest, vector = next(vectors)
-            out.rows.append(
-                ChunkRow(
-                    document_id=row.id,
-                    position=chunk.position,
-                    heading=chunk.heading,
-                    text=chunk.text,
-                    text_hash=digest,
-                    embedding=vector,
-                )
-            )
-    session.add_all(out.rows)
-    session.flush()  # the new rows' ids
-    return out
 
 
 def _describe(exc: BaseException) -> str:
@@ -461,8 +393,3 @@ def _describe(exc: BaseException) -> str:
         return str(exc)
     message = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {message}"[:500]
-
-
-def _delete_documents(session: Session, ids: list[int]) -> None:
-    session.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(ids)))
-    session.execute(delete(DocumentRow).where(DocumentRow.id.in_(ids)))

@@ -23,11 +23,10 @@ from kbqa.ingest.pipeline import (
     IndexSink,
     embed_by_hash,
     embedding_text,
-    store_documents,
-    stored_vectors,
     text_hash,
 )
 from kbqa.ingest.worker import ParseWorker
+from kbqa.ingest.writes import store_documents, stored_vectors
 from kbqa.store import DocumentRow, Store
 from kbqa.types import Document
 
