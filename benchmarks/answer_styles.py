@@ -51,7 +51,7 @@ def handbook(home: Path) -> tuple[KnowledgeBase, list[dict]]:
 
 
 def dataset(
-    home: Path, name: str, split: str, limit: int | None, seed: int | None
+    home: Path, name: str, split: str, limit: int | None, seed: int | None, skip: set[str]
 ) -> tuple[KnowledgeBase, list]:
     from kbqa.evals.beir import load_beir
     from kbqa.evals.qa import corpus_source, split_questions
@@ -61,7 +61,7 @@ def dataset(
     kb = KnowledgeBase(Settings.load(home=home / "evals" / folder.name))
     kb.index_sources([corpus_source(data, folder.name)])
     gold = {q: sorted(d) for rows in data.qrels.values() for q, d in rows.items()}
-    qids = split_questions(data, split)
+    qids = [q for q in split_questions(data, split) if q not in skip]
     if seed is not None:  # a sample spread over the split, the same for the same seed
         qids = sorted(random.Random(seed).sample(qids, min(limit or len(qids), len(qids))))
     items = []
@@ -152,6 +152,10 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, help="N questions of the split (the first N)")
     parser.add_argument("--seed", type=int, help="with --limit: a random N, seeded")
+    parser.add_argument(
+        "--exclude", type=Path, nargs="*", default=[],
+        help="answers.jsonl files whose questions are left out (a fresh sample for a new read)",
+    )  # fmt: skip
     parser.add_argument("--styles", default=",".join(STYLES), help="free,pointed")
     parser.add_argument("--gate", type=float, default=0.3, help="the pointer gate to report")
     parser.add_argument("--home", type=Path, default=ROOT / ".kbqa-bench")
@@ -160,7 +164,8 @@ def main() -> None:
     if args.dataset == "handbook":
         kb, items = handbook(args.home)
     else:
-        kb, items = dataset(args.home, args.dataset, args.split, args.limit, args.seed)
+        skip = {json.loads(line)["id"] for f in args.exclude for line in f.open()}
+        kb, items = dataset(args.home, args.dataset, args.split, args.limit, args.seed, skip)
     base, results = kb.settings, {}
     for style in args.styles.split(","):
         kb.settings = base.replace(answer_style=style)

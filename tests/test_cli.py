@@ -138,14 +138,14 @@ def test_ask_quotes_each_unit_of_a_pointed_answer_under_its_span(kb, docs, monke
     result = CliRunner().invoke(kbqa.cli.cli, [*home, "ask", question])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
-        "port 7300",  # the span, in bold on a terminal
+        # The span is in bold inside its quote on a terminal, never on a line of its own.
         "> The tracker service listens on port 7300. [1]",
         "> The billing service listens on 7400. [1]",
         "",
         f"[1] Services — {kbqa.cli.display_uri(str(docs / 'ports.md'))}",
     ]
     colored = CliRunner().invoke(kbqa.cli.cli, [*home, "ask", question], color=True)
-    assert "\x1b[1mport 7300\x1b[0m" in colored.output.splitlines()[0]
+    assert "on \x1b[1mport 7300\x1b[0m." in colored.output.splitlines()[0]
     as_json = json.loads(
         CliRunner().invoke(kbqa.cli.cli, [*home, "ask", "--json", question]).output
     )

@@ -203,3 +203,16 @@ def test_a_grammar_not_applied_is_an_error_not_an_answer(pointing):
     answerer = Answerer(pointing.retriever, Ungoverned(), pointing.settings)
     with pytest.raises(ModelError, match="ungoverned: the reply did not follow"):
         answerer.answer("which port does the tracker service listen on?")
+
+
+def test_the_passages_shown_keep_their_numbers_when_ranks_and_cosines_disagree(pointing):
+    answerer = Answerer(pointing.retriever, pointing.generator, pointing.settings)
+    # Fusion ranks the second hit above the third although its cosine is lower: leaving it out
+    # would make the prompt's [2] the third hit, and a citation [2] the second.
+    hits = [hit("a", "A"), hit("b", "B"), hit("c", "C"), hit("d", "D")]
+    hits = [
+        Hit(i, score, h.text, "", f"{h.title}.md", h.title)
+        for i, (h, score) in enumerate(zip(hits, [0.8, 0.5, 0.75, 0.2], strict=True))
+    ]
+    assert [h.title for h in answerer.shown(hits)] == ["A", "B", "C"]
+    assert answerer.shown(hits[:1]) == hits[:1]

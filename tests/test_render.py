@@ -67,16 +67,16 @@ def bold(text: str) -> str:
     return f"**{text}**"
 
 
-def test_terminal_shows_the_span_as_the_lead_then_each_unit_quoted_then_the_sources():
+def test_terminal_quotes_each_unit_with_its_span_in_bold_then_the_sources():
     out = terminal.answer(POINTED, bold=bold).splitlines()
-    assert out[0] == "**port 7300**"
-    assert out[1] == "> The tracker service listens on **port 7300**. [1]"
+    # The copied words are marked inside their sentence, never shown on their own.
+    assert out[0] == "> The tracker service listens on **port 7300**. [1]"
     assert (
-        out[2] == "> Yuki: the <!channel> freeze starts 18 Nov; deploys need *two* approvals. [2]"
+        out[1] == "> Yuki: the <!channel> freeze starts 18 Nov; deploys need *two* approvals. [2]"
     )
-    assert out[3] == ""
-    assert out[4] == "[1] Services — /srv/docs/ports.md"
-    assert out[5].startswith("[2] #deploys: freeze — https://larkspur.slack.com/")
+    assert out[2] == ""
+    assert out[3] == "[1] Services — /srv/docs/ports.md"
+    assert out[4].startswith("[2] #deploys: freeze — https://larkspur.slack.com/")
 
 
 def test_terminal_streamed_units_and_the_rest_make_the_same_output():
@@ -103,7 +103,7 @@ def test_terminal_without_evidence_is_unchanged():
 def test_markdown_quotes_each_unit_and_streams_the_same_text():
     text = markdown.markdown(POINTED)
     assert text.startswith(
-        "**port 7300**\n\n> The tracker service listens on port 7300. [1]\n\n> Yuki: the"
+        "> The tracker service listens on **port 7300**. [1]\n\n> Yuki: the"
     )
     assert text.endswith(
         "\n\nSources:\n[1] Services — /srv/docs/ports.md\n[2] #deploys: freeze"
@@ -118,7 +118,6 @@ def test_slack_quotes_each_unit_with_the_span_in_bold_and_pings_no_one():
     text, blocks = slack.answer_blocks(POINTED)
     sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
     assert sections == [
-        "*port 7300*",
         ">The tracker service listens on *port 7300*. [1]",
         ">Yuki: the &lt;!channel&gt; freeze starts 18 Nov; deploys need *two* approvals. [2]",
     ]

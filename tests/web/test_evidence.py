@@ -56,7 +56,8 @@ def test_the_openai_endpoint_quotes_the_units_in_markdown(client):
     chat = {"messages": [{"role": "user", "content": QUESTION}]}
     reply = client.post("/v1/chat/completions", json=chat).json()
     content = reply["choices"][0]["message"]["content"]
-    assert content.startswith(f"**port 7300**\n\n> {TRACKER} [1]\n\n> {BILLING} [1]\n\nSources:\n")
+    marked = TRACKER.replace("port 7300", "**port 7300**")
+    assert content.startswith(f"> {marked} [1]\n\n> {BILLING} [1]\n\nSources:\n")
     assert "[1] Services — " in content
     assert reply["kbqa"]["evidence"][0]["span"] == "port 7300"
     streamed = client.post("/v1/chat/completions", json={**chat, "stream": True}).text
@@ -75,8 +76,8 @@ def test_kbqa_ask_server_shows_the_evidence_it_gets_back(pointing, core, tmp_pat
         )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[:3] == ["port 7300", f"> {TRACKER} [1]", f"> {BILLING} [1]"]
-    assert lines[3] == "" and lines[4].startswith("[1] Services — ")
+    assert lines[:2] == [f"> {TRACKER} [1]", f"> {BILLING} [1]"]
+    assert lines[2] == "" and lines[3].startswith("[1] Services — ")
     assert json.loads(as_json.output)["evidence"][1] == {
         "n": 1,
         "text": BILLING,

@@ -177,14 +177,21 @@ class Answerer:
         return build_messages(question, self.focus(question, self.shown(hits)), history)
 
     def shown(self, hits: list[Hit]) -> list[Hit]:
-        """The passages the generator sees: the first `prompt_passages`, those within
-        `prompt_score_gap` of the best score. They keep their numbers, so a citation [n] is
-        hits[n - 1] either way."""
+        """The passages the generator sees: of the first `prompt_passages`, those up to the last
+        whose cosine is within `prompt_score_gap` of the first one's. Always a prefix of `hits`,
+        so the prompt's [n] is hits[n - 1]: hits are ranked by fusion, not by cosine, and
+        leaving out a lower-cosine passage from the middle shifted every later number, which
+        cited a passage the model never saw."""
         s = self.settings
         if not hits:
             return hits
         best = hits[0].score
-        return [h for h in hits[: s.prompt_passages] if h.score >= best - s.prompt_score_gap]
+        within = [
+            i
+            for i, h in enumerate(hits[: s.prompt_passages])
+            if h.score >= best - s.prompt_score_gap
+        ]
+        return hits[: within[-1] + 1]
 
     def focus(self, question: str, hits: list[Hit]) -> list[Hit]:
         """The hits with each text cut to its lines closest to the question, at most

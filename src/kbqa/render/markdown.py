@@ -1,5 +1,5 @@
 """An answer as Markdown, for the OpenAI-compatible endpoint: the answer with its [n] markers
-(or, when it points, the copied words in bold and each unit as a `>` quote), then its sources."""
+(or, when it points, each unit as a `>` quote with its copied words in bold), then its sources."""
 
 from __future__ import annotations
 
@@ -11,15 +11,18 @@ CLOSEST_HEADING = "\n\nClosest sources:\n"
 
 
 def quote(evidence: Evidence) -> str:
-    lines = f"{evidence.text} [{evidence.n}]".splitlines()
+    """A unit as a `>` quote, its copied words in bold (where Markdown's `*` can enclose them)."""
+    text, span = evidence.text, evidence.span
+    if span and span in text and "*" not in span and span == span.strip():
+        before, _, after = text.partition(span)
+        text = f"{before}**{span}**{after}"
+    lines = f"{text} [{evidence.n}]".splitlines()
     return "\n".join(f"> {line}" for line in lines)
 
 
 def evidence_piece(evidence: Evidence, first: bool) -> str:
     """A unit as streamed: pieces joined make `body` of the pointed answer."""
-    if not first:
-        return "\n\n" + quote(evidence)
-    return (f"**{evidence.span}**\n\n" if evidence.span else "") + quote(evidence)
+    return quote(evidence) if first else "\n\n" + quote(evidence)
 
 
 def body(answer: Answer) -> str:
@@ -27,8 +30,7 @@ def body(answer: Answer) -> str:
     view = shown(answer)
     if not view.pointed:
         return view.text
-    lead = [f"**{view.lead}**"] if view.lead else []
-    return "\n\n".join(lead + [quote(e) for e in view.evidence])
+    return "\n\n".join(quote(e) for e in view.evidence)
 
 
 def footer(answer: Answer) -> str:

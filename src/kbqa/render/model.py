@@ -94,8 +94,11 @@ class Shown:
 
     text: str  # the answer's text, [n] markers included
     span: str  # words of `text` to mark (only in text the model did not write); "" for none
-    lead: str  # a pointed answer's first line: the copied words that answer; "" for none
-    evidence: tuple[Evidence, ...]  # the units quoted under the lead, each with its [n]
+    # The units quoted as the answer, each with its [n] and its copied words marked inside it.
+    # The copied words are never shown on their own: out of their sentence they are a new
+    # claim (a conditional read as advice, a fragment of a list read as the answer), which the
+    # first blind read of pointed answers found in 5 of its 8 unsupported ones (docs/pointer.md).
+    evidence: tuple[Evidence, ...]
     sources: tuple[Source, ...]  # the cited passages, or the closest documents if abstained
     closest: bool  # the sources are the closest documents, not citations
     why: str  # one line on how it was made or why it abstained; "" for none
@@ -132,7 +135,6 @@ def shown(answer: Answer, closest: int = CLOSEST, cited: int | None = None) -> S
     return Shown(
         text=answer.text,
         span=marked_span(answer),
-        lead=answer.span if pointed else "",
         evidence=answer.evidence if pointed else (),
         sources=sources,
         closest=answer.abstained,

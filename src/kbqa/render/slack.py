@@ -53,8 +53,8 @@ def quote(evidence: Evidence) -> str:
 
 
 def answer_blocks(answer: Answer) -> tuple[str, list[dict]]:
-    """(fallback text, blocks) for an answer or an abstention: the answer (a pointed one as its
-    copied words in bold over a quote per unit), its sources, and why it abstained or quoted."""
+    """(fallback text, blocks) for an answer or an abstention: the answer (a pointed one as a
+    quote per unit, its copied words in bold), its sources, and why it abstained or quoted."""
     view = shown(answer, closest=MAX_SOURCES, cited=MAX_SOURCES)
     text = view.text + (" Closest sources:" if view.closest and view.sources else "")
     blocks = [_section(part) for part in _body(view, text)]
@@ -70,9 +70,7 @@ def answer_blocks(answer: Answer) -> tuple[str, list[dict]]:
 def _body(view: Shown, text: str) -> list[str]:
     if not view.pointed:
         return [bold(text, view.span)]
-    lead = neutralize(view.lead)
-    lead = [lead if "*" in lead else f"*{lead}*"] if lead else []
-    return lead + [quote(e) for e in view.evidence]
+    return [quote(e) for e in view.evidence]
 
 
 def _section(text: str) -> dict:

@@ -1,4 +1,5 @@
-"""An answer as terminal text: the answer (its span in bold), quoted evidence, the sources."""
+"""An answer as terminal text: the answer or its quoted evidence (copied words in bold), then
+the sources."""
 
 from __future__ import annotations
 
@@ -29,9 +30,8 @@ def quote(evidence: Evidence, bold: Style = plain) -> str:
 
 
 def evidence_lines(evidence: Evidence, first: bool, bold: Style = plain) -> str:
-    """A streamed unit: the first comes under the lead line (its copied words in bold)."""
-    lead = bold(evidence.span) + "\n" if first and evidence.span else ""
-    return lead + quote(evidence, bold)
+    """A streamed unit, quoted, its copied words in bold inside it."""
+    return quote(evidence, bold)
 
 
 def answer(
@@ -55,5 +55,4 @@ def answer(
 
 
 def _pointed(view: Shown, bold: Style) -> str:
-    lead = [bold(view.lead)] if view.lead else []
-    return "\n".join(lead + [quote(e, bold) for e in view.evidence])
+    return "\n".join(quote(e, bold) for e in view.evidence)

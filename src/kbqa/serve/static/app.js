@@ -66,14 +66,13 @@
     }
   }
 
-  // A pointed answer: the words that answer, then each unit it rests on, quoted and labelled
-  // as a quote, with the button that opens its passage.
+  // A pointed answer: each unit it rests on, quoted and labelled as a quote, its copied words
+  // in bold inside it (never on their own: out of their sentence they would be a new claim),
+  // with the button that opens its passage.
   function renderEvidence(turn) {
     const units = turn.evidence;
     turn.text.textContent = "";
-    const lead = units.length && units[0].span;
-    turn.text.append(lead ? el("strong", { class: "lead" }, el("mark", { text: lead }))
-      : el("span", { class: "lead", text: "Quoted from the sources:" }));
+    turn.text.append(el("span", { class: "lead", text: "Quoted from the sources:" }));
     turn.quotes.textContent = "";
     for (const unit of units) {
       const cited = turn.citations.get(unit.n);
