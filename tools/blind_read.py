@@ -23,11 +23,17 @@ from pathlib import Path
 
 
 def shown(record: dict) -> str:
-    """The answer as an interface shows it: the marked span first, then each quoted unit."""
+    """The answer as an interface shows it: each quoted unit, its copied words in bold inside
+    it (render/markdown.py's quote), or the written answer as it is."""
     if not record["evidence"]:
         return record["answer"]
-    lines = [f"**{record['span']}**"] if record["span"] else []
-    lines += [f"> {e['text']} [{e['n']}]" for e in record["evidence"]]
+    lines = []
+    for e in record["evidence"]:
+        text, span = e["text"], e["span"]
+        if span and span in text:
+            before, _, after = text.partition(span)
+            text = f"{before}**{span}**{after}"
+        lines.append(f"> {text} [{e['n']}]")
     return "\n".join(lines)
 
 
