@@ -102,9 +102,7 @@ def test_terminal_without_evidence_is_unchanged():
 
 def test_markdown_quotes_each_unit_and_streams_the_same_text():
     text = markdown.markdown(POINTED)
-    assert text.startswith(
-        "> The tracker service listens on **port 7300**. [1]\n\n> Yuki: the"
-    )
+    assert text.startswith("> The tracker service listens on **port 7300**. [1]\n\n> Yuki: the")
     assert text.endswith(
         "\n\nSources:\n[1] Services — /srv/docs/ports.md\n[2] #deploys: freeze"
         " — https://larkspur.slack.com/archives/C05DEPLOYS/p1794345300038612"

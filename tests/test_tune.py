@@ -17,15 +17,12 @@ from kbqa.retrieval.embedder import HashEmbedder
 from kbqa.settings import TUNE_BASE
 from kbqa.store import FeedbackRow
 from kbqa.tune.data import (
-    ABSTAIN_REPLY,
     accepted_reply,
-    answer_reply,
     build_training_data,
-    cite,
     evaluation_questions,
-    read_examples,
     thread_messages,
 )
+from kbqa.tune.examples import ABSTAIN_REPLY, answer_reply, cite, read_examples
 from kbqa.tune.train import INFO_FILE, TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -71,8 +71,8 @@ def tune_distill(settings: Settings, answers: Path, abstain_share: float, out: P
     """Training examples from the generator's own answers: ANSWERS is the answers-*.jsonl of
     `kbqa eval qa halueval-qa --split train --no-extractive`; answers that hold the reference,
     cite the gold passage and pass the check whole become targets."""
-    from kbqa.tune.data import write_examples
     from kbqa.tune.distill import distilled_examples, with_abstentions
+    from kbqa.tune.examples import write_examples
 
     _, data, kb = open_dataset(settings, "halueval-qa", "train")
     kept, skipped = distilled_examples(kb, data, answers)

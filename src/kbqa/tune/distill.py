@@ -26,7 +26,8 @@ from typing import Any
 from kbqa.assistant.answerer import Answerer
 from kbqa.errors import KbqaError
 from kbqa.evals.beir import BeirDataset
-from kbqa.tune.data import evaluation_questions, read_examples
+from kbqa.tune.data import evaluation_questions
+from kbqa.tune.examples import read_examples
 from kbqa.types import Hit
 
 SOURCE = "halueval-own"

@@ -40,7 +40,7 @@ from kbqa.assistant.generator import resolve_model
 from kbqa.errors import KbqaError, ModelError
 from kbqa.retrieval.device import precision_dtype, torch_device
 from kbqa.settings import TUNE_BASE
-from kbqa.tune.data import file_sha256, read_examples
+from kbqa.tune.examples import file_sha256, read_examples
 
 log = logging.getLogger(__name__)
 
