@@ -58,6 +58,9 @@ def test_a_bad_grammar_is_an_error_not_free_text(settings, docs, qwen, monkeypat
     # llama.cpp ignores an llguidance grammar it cannot parse and writes free text.
     broken = '%llguidance {}\nstart: %regex {"substring_words": '
     monkeypatch.setattr(pointer, "grammar", lambda found: broken)
+    # A prompt that does not ask for pointers, so the ungoverned reply is plain prose.
+    say_hi = [{"role": "user", "content": "Say hello to the team in one sentence."}]
+    monkeypatch.setattr(pointer, "messages", lambda *args: say_hi)
     kb = KnowledgeBase(
         settings.replace(answer_style="pointed"), embedder=HashEmbedder(), generator=qwen
     )

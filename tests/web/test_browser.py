@@ -123,9 +123,10 @@ def test_a_pointed_answer_quotes_its_units_and_highlights_them_in_the_passage(br
         question = "which port does the tracker service listen on?"
         browser.find_element(By.ID, "question").send_keys(question, Keys.ENTER)
         wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn .sources li"))
-        lead = browser.find_element(By.CSS_SELECTOR, ".turn .answer .lead mark").text
+        # The copied words are marked inside their quote only, never as a line of their own.
+        lead = browser.find_element(By.CSS_SELECTOR, ".turn .answer .lead").text
         quotes = browser.find_elements(By.CSS_SELECTOR, ".turn .evidence figure.quote")
-        assert lead == "port 7300" and len(quotes) == 2
+        assert lead == "Quoted from the sources:" and len(quotes) == 2
         assert quotes[0].find_element(By.TAG_NAME, "blockquote").text == (
             "The tracker service listens on port 7300."
         )
