@@ -164,6 +164,9 @@ def main() -> None:
     if args.dataset == "handbook":
         kb, items = handbook(args.home)
     else:
+        missing = [str(f) for f in args.exclude if not f.is_file()]
+        if missing:
+            parser.error(f"--exclude: no answers file at {missing[0]} (run with --save first)")
         skip = {json.loads(line)["id"] for f in args.exclude for line in f.open()}
         kb, items = dataset(args.home, args.dataset, args.split, args.limit, args.seed, skip)
     base, results = kb.settings, {}

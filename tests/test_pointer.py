@@ -216,3 +216,18 @@ def test_the_passages_shown_keep_their_numbers_when_ranks_and_cosines_disagree(p
     ]
     assert [h.title for h in answerer.shown(hits)] == ["A", "B", "C"]
     assert answerer.shown(hits[:1]) == hits[:1]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"KBQA_ANSWER_STYLE": "verbose"}, "'answer_style' must be one of pointed, free"),
+        ({"KBQA_POINTER_MIN_PROBABILITY": "1.5"}, "'pointer_min_probability' must be between"),
+        ({"KBQA_POINTER_MAX_TOKENS": "0"}, "'pointer_max_tokens' must be at least 1"),
+    ],
+)
+def test_bad_pointer_settings_are_one_line_errors(tmp_path, env, message):
+    from kbqa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(environ=env, home=tmp_path)

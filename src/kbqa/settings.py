@@ -284,7 +284,9 @@ class Settings:
         for key in ("top_k", "rrf_k", "rerank_depth", "vector_index_flat_max", "prompt_passages"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"setting '{key}' must be at least 1")
-        for key in ("max_question_chars", "max_request_bytes"):
+        if not 0 <= self.pointer_min_probability <= 1:
+            raise ConfigError("setting 'pointer_min_probability' must be between 0 and 1")
+        for key in ("max_question_chars", "max_request_bytes", "pointer_max_tokens"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"setting '{key}' must be at least 1")
         if not 0 < self.serve_port < 65536:

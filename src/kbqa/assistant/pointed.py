@@ -14,9 +14,10 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from kbqa.assistant import pointer, signals, support
+from kbqa.assistant import pointer, signals
 from kbqa.assistant.generator import point
 from kbqa.assistant.prompt import ABSTAIN_TEXT
+from kbqa.assistant.text import content_words
 from kbqa.assistant.units import Unit, units
 from kbqa.errors import ModelError
 from kbqa.types import Answer, Citation, Evidence, Hit
@@ -114,7 +115,7 @@ def _before(found: list[Unit], k: int) -> str:
 
 def _span(span: str, text: str) -> str:
     """The copied words worth marking: not stopwords alone, not (nearly) the whole unit."""
-    if not support.content_words(span) and not any(ch.isdigit() for ch in span):
+    if not content_words(span) and not any(ch.isdigit() for ch in span):
         return ""
     return "" if len(span) >= 0.9 * len(text.strip()) else span
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kbqa.assistant import support
 from kbqa.assistant.prompt import instruction_sentences
+from kbqa.assistant.text import split_sentences, words
 from kbqa.types import Hit
 
 
@@ -60,7 +60,7 @@ def _pieces(line: str) -> list[str]:
     # A table row, a command or a short list item is quoted whole; prose is cut into sentences.
     if _ROW.match(line) or _COMMAND.match(line) or (_LIST_MARK.match(line) and len(line) < 200):
         return [line]
-    return [s.strip() for s in support.split_sentences(line) if s.strip()]
+    return [s.strip() for s in split_sentences(line) if s.strip()]
 
 
 def _quotable(piece: str, headings: set[str]) -> bool:
@@ -71,11 +71,11 @@ def _quotable(piece: str, headings: set[str]) -> bool:
         return False
     if bare.endswith("?") or _POINTER.search(bare) or instruction_sentences(piece):
         return False
-    words = support.words(bare)
+    found = words(bare)
     if _COMMAND.match(piece):
-        return bool(words)
+        return bool(found)
     # A heading left in the text: a few words with no verb-like end and no full stop.
-    return len(words) >= 3 and (len(words) > 6 or bool(re.search(r"[.!:;`\d]", bare)))
+    return len(found) >= 3 and (len(found) > 6 or bool(re.search(r"[.!:;`\d]", bare)))
 
 
 __all__ = ["Unit", "units"]
