@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO=cpu,onnx,pdf,llama,serve,slack
-ALL=cpu,onnx,pdf,slack,serve,eval,tune,llama,pgvector,spark,dev
+ALL=cpu,onnx,pdf,slack,serve,connectors,eval,tune,llama,pgvector,spark,dev
 EXTRAS="${1:-$DEMO}"
 [ "$EXTRAS" = all ] && EXTRAS=$ALL
 PY="${PYTHON:-python3}"
