@@ -189,6 +189,8 @@ class Settings:
     # Crash tests only (KBQA_FAULT_AT): "stage:n" kills this process with SIGKILL the n-th
     # time it reaches that fault point (kbqa/faults.py lists them); "trace" counts them.
     fault_at: str = ""
+    # Connectors (issue 33): the [[sources]] tables of kbqa.toml, as SourceConfigs.
+    sources: tuple = ()
 
     # Fields whose values are secrets: masked in repr() and in every log line.
     SECRET_FIELDS = ("slack_bot_token", "slack_app_token", "slack_signing_secret", "server_token")
@@ -244,7 +246,12 @@ class Settings:
         values: dict[str, Any] = {}
         path = config_file or Path("kbqa.toml")
         if path.is_file():
-            values.update(_coerce_all(_read_toml(path), str(path)))
+            data = _read_toml(path)
+            if "sources" in data:
+                from kbqa.ingest.connectors.config import parse_sources
+
+                values["sources"] = parse_sources(data.pop("sources"), environ)
+            values.update(_coerce_all(data, str(path)))
         env = {
             key[len("KBQA_") :].lower(): value
             for key, value in environ.items()

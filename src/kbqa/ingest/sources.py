@@ -36,6 +36,10 @@ class Source:
     complete: bool = True
     problems: list[tuple[str, str]] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
+    # Uris known deleted (a connector's changes log): removed even when `complete` is False.
+    removed: list[str] = field(default_factory=list)
+    # A connector's new cursor, stored by the caller once the items are (None keeps the old).
+    cursor: str | None = None
 
 
 def file_source(
