@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import pytest
-from mock_git import FixtureRepo, GitHttpServer
+from sqlalchemy import func, select
 
 from kbqa.errors import KbqaError
 from kbqa.ingest.connectors.config import SourceConfig
 from kbqa.ingest.connectors.git import GitConnector, Permalinks, build, markdown_sections
+from kbqa.store import DocumentRow
+
+from .conftest import (
+    ask,
+    channel_audience,
+    cursor,
+    documents,
+    seen_uris,
+    sync,
+    token_audience,
+    uris,
+    visible,
+)
+from .mock_git import FixtureRepo, GitHttpServer
 
 FILES = {
     "README.md": "# Widget\n\nWidget turns sprockets.\n",
@@ -54,7 +68,7 @@ def test_first_listing_over_http_equals_the_fixture(tmp_path, fixture, server):
     assert [i.id for i in listing.items] == DOCS
     assert listing.complete and listing.removed == [] and listing.cursor == head
     by_id = {i.id: i for i in listing.items}
-    assert all(by_id[p].version == fixture.blob(p) for p in DOCS)
+    assert all(by_id[p].version == f"{fixture.blob(p)}#git-repo:widget" for p in DOCS)
     assert by_id["docs/install.md"].author == "Bob"
     assert by_id["docs/install.md"].url == f"{server.url[:-4]}/blob/{head}/docs/install.md"
     assert by_id["README.md"].author == "Ada Lovelace"
@@ -181,3 +195,116 @@ def test_a_missing_repository_or_branch_is_one_line(tmp_path, fixture, server):
         build(config).list(None)
     assert "fetch failed" in str(caught.value) and "s3cret" not in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+# -- synced into a knowledge base (the real `kbqa sync` path) -------------------------------
+
+KB_FILES = {
+    "README.md": "# Widget\n\nThe widget turns sprockets at forty revolutions per minute.\n",
+    "docs/deploy.md": "# Deploy\n\nDeploy the widget with the blue lever on Tuesdays.\n",
+    "docs/backup.rst": "Backup\n======\n\nBackups of the widget run nightly to the vault.\n",
+    "docs/faq.txt": "The widget's warranty lasts seven years.\n",
+}
+
+
+class Killed(BaseException):
+    """Stands for the process dying: nothing in the sync may catch it."""
+
+
+def kb_uris(*paths: str) -> set[str]:
+    return {f"git:widget/{p}" for p in paths}
+
+
+@pytest.fixture
+def kb_repo(tmp_path):
+    repo = FixtureRepo(tmp_path / "kbrepo")
+    repo.commit(KB_FILES, "first")
+    yield repo
+    repo.repo.close()
+
+
+def test_a_first_sync_equals_the_fixture_and_an_edit_reembeds_only_that_file(
+    ckb, tmp_path, kb_repo
+):
+    served = GitHttpServer(kb_repo.repo)
+    try:
+        git = connector(tmp_path, served.url)
+        first = sync(ckb, git)
+        assert first.error == "" and uris(ckb) == kb_uris(*KB_FILES)
+        meta = documents(ckb)["git:widget/docs/deploy.md"]["metadata"]
+        assert (
+            meta["url"].startswith(f"{served.url[:-4]}/blob/") and meta["author"] == "Ada Lovelace"
+        )
+        assert meta["access"] == {"public": False, "groups": ["git-repo:widget"], "users": []}
+        assert "blue lever" in documents(ckb)["git:widget/docs/deploy.md"]["text"]
+        assert "nightly" in documents(ckb)["git:widget/docs/backup.rst"]["text"]
+        parsed, embedded = ckb.parser.calls, ckb.embedder.texts
+        unchanged = sync(ckb, git)
+        assert unchanged.report.unchanged == 4 and ckb.parser.calls == parsed
+        kb_repo.commit({"docs/deploy.md": "# Deploy\n\nDeploy the widget with the red lever.\n"})
+        edited = sync(ckb, git)
+        assert (edited.report.updated, edited.report.added, edited.report.removed) == (1, 0, 0)
+        assert ckb.parser.calls == parsed + 1
+        assert 0 < ckb.embedder.texts - embedded <= 2
+        assert "red lever" in documents(ckb)["git:widget/docs/deploy.md"]["text"]
+        assert cursor(ckb, "widget") == kb_repo.repo.head().decode()
+        git.close()
+    finally:
+        served.close()
+
+
+def test_a_deleted_file_leaves_the_answers(ckb, tmp_path, kb_repo):
+    git = connector(tmp_path, str(kb_repo.path))
+    sync(ckb, git)
+    assert "git:widget/docs/faq.txt" in seen_uris(ask(ckb, "How long is the warranty?"))
+    kb_repo.commit({"docs/faq.txt": None}, "drop the faq")
+    result = sync(ckb, git)
+    assert result.report.removed == 1 and uris(ckb) == kb_uris(*KB_FILES) - kb_uris("docs/faq.txt")
+    assert "git:widget/docs/faq.txt" not in seen_uris(ask(ckb, "How long is the warranty?"))
+    git.close()
+
+
+def test_only_audiences_granted_the_repository_see_it(ckb, tmp_path, kb_repo):
+    public = connector(tmp_path, str(kb_repo.path), access="public")
+    sync(ckb, public)
+    question = "When are backups of the widget run?"
+    assert "git:widget/docs/backup.rst" in seen_uris(ask(ckb, question, token_audience()))
+    public.close()
+    # The source made restricted: every item is re-stamped, none reaches an outsider.
+    restricted = connector(tmp_path, str(kb_repo.path))
+    result = sync(ckb, restricted)
+    assert result.report.updated == 4
+    for audience in (token_audience(), token_audience("git-repo:other"), channel_audience()):
+        assert not seen_uris(ask(ckb, question, audience)) & kb_uris(*KB_FILES)
+        assert not visible(ckb, audience) & kb_uris(*KB_FILES)
+    granted = token_audience("git-repo:widget")
+    assert "git:widget/docs/backup.rst" in seen_uris(ask(ckb, question, granted))
+    restricted.close()
+
+
+def test_a_sync_killed_between_files_loses_and_duplicates_nothing(ckb, tmp_path, kb_repo):
+    for n in range(8):
+        kb_repo.commit({f"docs/page{n}.md": f"# Page {n}\n\nPage {n} says {n * 7}.\n"})
+    every = kb_uris(*KB_FILES, *(f"docs/page{n}.md" for n in range(8)))
+    for kill_at in (1, 4, 7):
+        git = connector(tmp_path, str(kb_repo.path))
+        fetched = git.fetch
+        count = {"n": 0}
+
+        def dying(item, fetched=fetched, count=count, kill_at=kill_at):
+            count["n"] += 1
+            if count["n"] == kill_at:
+                raise Killed()
+            return fetched(item)
+
+        git.fetch = dying
+        with pytest.raises(Killed):
+            sync(ckb, git)
+        git.close()
+        again = connector(tmp_path, str(kb_repo.path))
+        result = sync(ckb, again)
+        assert result.error == "" and uris(ckb) == every
+        with ckb.store.session() as s:
+            assert s.scalar(select(func.count()).select_from(DocumentRow)) == len(every)
+        again.close()
+        kb_repo.commit({f"docs/page{n}.md": f"# Page {n}\n\nNow {kill_at}.\n" for n in range(8)})

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from mock_github import RATE_LIMITED, SECONDARY, TOKEN, Fault, MockGitHub
+from .mock_github import RATE_LIMITED, SECONDARY, TOKEN, Fault, MockGitHub
 
 from kbqa.ingest.connectors.config import SourceConfig
 from kbqa.ingest.connectors.github import build, repositories

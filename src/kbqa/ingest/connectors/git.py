@@ -1,8 +1,8 @@
 """Any git repository (a local path or an http(s) URL; a wiki is `<repo>.wiki.git`): its docs
 at the branch head, read from a bare mirror under KBQA_HOME that each sync fetches into.
 
-The listing is complete (every doc at the head, fingerprint = its blob sha, so an unchanged file
-costs nothing) and names the paths the tree diff since the cursor (the last synced commit)
+The listing is complete (every doc at the head, fingerprint = its blob sha and who may open it,
+so an unchanged file costs nothing) and names the paths the tree diff since the cursor (the last synced commit)
 deleted; each item's time, author and permalink are those of the last commit that changed it."""
 
 from __future__ import annotations
@@ -183,9 +183,11 @@ class GitConnector:
         return Listing(items=items, complete=True, removed=removed, cursor=head)
 
     def _item(self, path: str, blob: str, last: git_repo.LastCommit) -> RemoteItem:
+        # Who may open it is part of the version: a source made restricted re-stamps its items.
+        mark = "public" if self.access.public else ",".join(self.access.groups)
         return RemoteItem(
             id=path,
-            version=blob,
+            version=f"{blob}#{mark}",
             title=path,
             url=self.permalink(last.sha, path),
             updated_at=last.time,
@@ -204,9 +206,10 @@ class GitConnector:
 
     def fetch(self, item: RemoteItem) -> Content:
         try:
-            data = git_repo.read_blob(self.repo, item.version)
+            blob = item.extra["blob"]
+            data = git_repo.read_blob(self.repo, blob)
         except KeyError:
-            raise ItemError(f"{item.id}: blob {item.version[:10]} is not in the mirror") from None
+            raise ItemError(f"{item.id}: its blob is not in the mirror") from None
         if len(data) > self.max_bytes:
             raise ItemError(f"{item.id}: {len(data)} bytes, over max_file_bytes")
         suffix = PurePosixPath(item.id).suffix.lower()

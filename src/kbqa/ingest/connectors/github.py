@@ -192,13 +192,11 @@ class GitHubConnector:
             listing.complete = listing.complete and cursor is None
             return cursor
         prefix = f"{repo}/{part}/"
-        mark = "public" if access.public else "restricted"
         for item in found.items:
             listing.items.append(
                 replace(
                     item,
                     id=prefix + item.id,
-                    version=f"{item.version}#{mark}",
                     title=f"{repo}: {item.title}",
                     extra={**item.extra, "repo": repo, "kind": part, "path": item.id},
                 )
@@ -213,7 +211,7 @@ class GitHubConnector:
             if git is None:
                 raise ItemError(f"{item.id}: its repository was not listed in this sync")
             path = item.extra["path"]
-            return git.fetch(replace(item, id=path, version=item.extra["blob"]))
+            return git.fetch(replace(item, id=path))
         if kind == "discussion":
             return Content(markdown=discussion_markdown(item.extra["discussion"]))
         issue = item.extra["issue"]
