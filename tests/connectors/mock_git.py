@@ -93,7 +93,9 @@ class GitHttpServer:
 
         self.server = make_server("127.0.0.1", 0, logged, handler_class=_Quiet)
         self.url = f"http://127.0.0.1:{self.server.server_port}/repo.git"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:

@@ -6,11 +6,26 @@ import json
 import time
 
 import pytest
-from .mock_github import RATE_LIMITED, SECONDARY, TOKEN, Fault, MockGitHub
+from sqlalchemy import func, select
 
 from kbqa.ingest.connectors.config import SourceConfig
 from kbqa.ingest.connectors.github import build, repositories
 from kbqa.ingest.connectors.http import Http, RemoteError, RetryPolicy
+from kbqa.store import DocumentRow
+
+from .conftest import (
+    FAST_RETRY,
+    ask,
+    channel_audience,
+    documents,
+    seen_uris,
+    sync,
+    token_audience,
+    uris,
+    visible,
+)
+from .mock_git import FixtureRepo, GitHttpServer
+from .mock_github import RATE_LIMITED, SECONDARY, TOKEN, Fault, MockGitHub
 
 REPO = "acme/api"
 
@@ -205,3 +220,141 @@ def test_repositories_from_url_and_scope():
         name="g", kind="github", url="https://ghe.example/api/v3", scope=("a/b", "c/d")
     )
     assert repositories(config) == ("https://ghe.example/api/v3", ("a/b", "c/d"))
+
+
+# -- synced into a knowledge base (the real `kbqa sync` path) -------------------------------
+
+
+def gh_uris(*ids: str) -> set[str]:
+    return {f"github:gh/{REPO}/{i}" for i in ids}
+
+
+ALL = ("issues/1", "issues/2", "issues/3", "discussions/7")
+
+
+class Killed(BaseException):
+    """Stands for the process dying: nothing in the sync may catch it."""
+
+
+def test_a_first_sync_equals_the_fixture_and_an_edit_reembeds_only_that_issue(
+    github, tmp_path, ckb
+):
+    gh = connector(github, tmp_path)
+    first = sync(ckb, gh)
+    assert first.error == "" and uris(ckb) == gh_uris(*ALL)
+    stored = documents(ckb)
+    meta = stored[f"github:gh/{REPO}/issues/1"]["metadata"]
+    assert meta["url"] == "https://github.com/acme/api/issues/1"
+    assert meta["updated_at"] == github.issues[REPO][1]["updated_at"]
+    assert meta["access"]["public"] is True
+    assert "accepted answer" in stored[f"github:gh/{REPO}/discussions/7"]["text"]
+    parsed, embedded = ckb.parser.calls, ckb.embedder.texts
+    again = sync(ckb, gh).report  # a `since` sync: what changed, nothing
+    assert (again.added, again.updated, again.removed) == (0, 0, 0)
+    assert ckb.parser.calls == parsed and ckb.embedder.texts == embedded
+    github.comment(REPO, 3, "bob", "It only crashes when the disk is full.")
+    edited = sync(ckb, gh)
+    assert (edited.report.updated, edited.report.added, edited.report.removed) == (1, 0, 0)
+    assert ckb.parser.calls == parsed + 1 and 0 < ckb.embedder.texts - embedded <= 3
+    assert "disk is full" in documents(ckb)[f"github:gh/{REPO}/issues/3"]["text"]
+    answer = ask(ckb, "When does it crash on start?")
+    assert f"github:gh/{REPO}/issues/3" in seen_uris(answer)
+
+
+def test_a_deleted_issue_and_a_lost_repository_leave_the_answers(github, tmp_path, ckb):
+    gh = connector(github, tmp_path, full_every=2)
+    sync(ckb, gh)
+    github.delete_issue(REPO, 3)
+    assert sync(ckb, gh).report.removed == 1  # the 2nd sync lists every ID
+    assert uris(ckb) == gh_uris("issues/1", "issues/2", "discussions/7")
+    assert f"github:gh/{REPO}/issues/3" not in seen_uris(ask(ckb, "crash on start stack trace"))
+    del github.repos[REPO]
+    gone = sync(ckb, gh)
+    assert gone.error == "" and uris(ckb) == set()
+
+
+def test_a_repository_gone_private_reaches_only_audiences_granted_it(github, tmp_path, ckb):
+    gh = connector(github, tmp_path)
+    sync(ckb, gh)
+    question = "How do I rotate keys?"
+    outsider = channel_audience()
+    assert f"github:gh/{REPO}/discussions/7" in seen_uris(ask(ckb, question, outsider))
+    github.add_repo(REPO, visibility="private")
+    result = sync(ckb, gh)
+    assert result.report.updated == 4
+    for audience in (outsider, token_audience(), token_audience("github-repo:acme/web")):
+        assert not seen_uris(ask(ckb, question, audience)) & gh_uris(*ALL)
+        assert not visible(ckb, audience) & gh_uris(*ALL)
+    granted = token_audience("github-repo:acme/api")
+    assert f"github:gh/{REPO}/discussions/7" in seen_uris(ask(ckb, question, granted))
+
+
+def test_a_rate_limited_sync_finishes_late_but_whole(github, tmp_path, ckb):
+    gh = connector(github, tmp_path, per_page=2)
+    gh.api.http.retry, gh.api.http.sleep = FAST_RETRY, time.sleep
+    github.faults = [
+        Fault(
+            "/repos/acme/api/issues",
+            403,
+            RATE_LIMITED,
+            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 60)},
+        ),
+        Fault("/repos/acme/api/issues/1/comments", 403, SECONDARY, {"Retry-After": "30"}, times=2),
+        Fault("/graphql", 429, {"message": "Too Many Requests"}, {"Retry-After": "1"}),
+    ]
+    result = sync(ckb, gh)
+    assert result.error == "" and result.failed == [] and uris(ckb) == gh_uris(*ALL)
+    assert all(f.times == 0 for f in github.faults) and gh.api.http.waited > 0
+    assert "clearing the cookie" in documents(ckb)[f"github:gh/{REPO}/issues/1"]["text"]
+
+
+def test_a_sync_killed_between_issues_loses_and_duplicates_nothing(github, tmp_path, ckb):
+    for n in range(10, 16):
+        github.add_issue(REPO, n, f"Issue {n}", f"Issue {n} is about part {n * 3}.")
+    every = gh_uris(*ALL, *(f"issues/{n}" for n in range(10, 16)))
+    for kill_at in (1, 4, 6):
+        gh = connector(github, tmp_path)
+        fetched, count = gh.fetch, {"n": 0}
+
+        def dying(item, fetched=fetched, count=count, kill_at=kill_at):
+            count["n"] += 1
+            if count["n"] == kill_at:
+                raise Killed()
+            return fetched(item)
+
+        gh.fetch = dying
+        with pytest.raises(Killed):
+            sync(ckb, gh)
+        result = sync(ckb, connector(github, tmp_path))
+        assert result.error == "" and uris(ckb) == every
+        with ckb.store.session() as s:
+            assert s.scalar(select(func.count()).select_from(DocumentRow)) == len(every)
+        for n in range(10, 16):
+            github.edit_issue(REPO, n, body=f"Issue {n} changed after kill {kill_at}.")
+
+
+def test_docs_come_through_the_git_connector(github, tmp_path, ckb):
+    repo = FixtureRepo(tmp_path / "api")
+    repo.commit(
+        {
+            "README.md": "# API\n\nThe API listens on port 8443.\n",
+            "docs/keys.md": "# Keys\n\nRotate keys with `api keys rotate`.\n",
+        }
+    )
+    served = GitHttpServer(repo.repo)
+    try:
+        github.add_repo(REPO, clone_url=served.url)
+        gh = connector(github, tmp_path, docs=True)
+        sync(ckb, gh)
+        docs = gh_uris("docs/README.md", "docs/docs/keys.md")
+        assert uris(ckb) == gh_uris(*ALL) | docs
+        meta = documents(ckb)[f"github:gh/{REPO}/docs/README.md"]["metadata"]
+        assert meta["access"]["public"] is True and "/blob/" in meta["url"]
+        repo.commit({"docs/keys.md": None})
+        result = sync(ckb, gh)  # a `since` sync: the tree diff names the deletion
+        assert not result.complete and result.report.removed == 1
+        assert uris(ckb) == gh_uris(*ALL, "docs/README.md")
+        gh.close()
+    finally:
+        served.close()
+        repo.repo.close()

@@ -1,9 +1,10 @@
 """Any git repository (a local path or an http(s) URL; a wiki is `<repo>.wiki.git`): its docs
 at the branch head, read from a bare mirror under KBQA_HOME that each sync fetches into.
 
-The listing is complete (every doc at the head, fingerprint = its blob sha and who may open it,
-so an unchanged file costs nothing) and names the paths the tree diff since the cursor (the last synced commit)
-deleted; each item's time, author and permalink are those of the last commit that changed it."""
+The listing is complete: every doc at the head, its fingerprint the blob sha and who may open
+it, so an unchanged file costs nothing; it names the paths that the tree diff since the cursor
+(the last synced commit) deleted. Each item's time, author and permalink are those of the last
+commit that changed it."""
 
 from __future__ import annotations
 
