@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import stat
 import threading
 from collections.abc import Mapping
@@ -81,14 +82,20 @@ class _Quiet(WSGIRequestHandler):
 
 
 class GitHttpServer:
-    """dulwich's smart-HTTP server for one repository at http://127.0.0.1:PORT/repo.git."""
+    """dulwich's smart-HTTP server at http://127.0.0.1:PORT/repo.git (and `/repo.wiki.git`
+    when a wiki is given); with `password`, HTTP basic auth as GitHub asks of a private repo."""
 
-    def __init__(self, repo: Repo):
+    def __init__(self, repo: Repo, wiki: Repo | None = None, password: str = ""):
         self.requests: list[str] = []
-        app = make_wsgi_chain(DictBackend({b"/repo.git": repo}))
+        repos = {b"/repo.git": repo, **({b"/repo.wiki.git": wiki} if wiki else {})}
+        app = make_wsgi_chain(DictBackend(repos))
+        expected = "Basic " + base64.b64encode(f"x-access-token:{password}".encode()).decode()
 
         def logged(environ, start_response):
             self.requests.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
+            if password and environ.get("HTTP_AUTHORIZATION") != expected:
+                start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="GitHub"')])
+                return [b"Unauthorized"]
             return app(environ, start_response)
 
         self.server = make_server("127.0.0.1", 0, logged, handler_class=_Quiet)

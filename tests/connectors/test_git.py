@@ -308,3 +308,29 @@ def test_a_sync_killed_between_files_loses_and_duplicates_nothing(ckb, tmp_path,
             assert s.scalar(select(func.count()).select_from(DocumentRow)) == len(every)
         again.close()
         kb_repo.commit({f"docs/page{n}.md": f"# Page {n}\n\nNow {kill_at}.\n" for n in range(8)})
+
+
+def test_a_private_repository_is_cloned_with_the_token(tmp_path, fixture):
+    served = GitHttpServer(fixture.repo, password="s3cret-token-1")
+    try:
+
+        def private(token: str, cache: str) -> GitConnector:
+            config = SourceConfig(
+                name="widget",
+                kind="git",
+                url=served.url,
+                token=token,
+                options={"cache_dir": str(tmp_path / cache)},
+            )
+            return build(config)
+
+        git = private("s3cret-token-1", "ok")
+        assert [i.id for i in git.list(None).items] == DOCS
+        git.close()
+        with pytest.raises(KbqaError) as caught:
+            private("wrong-token-22", "no").list(None)
+        message = str(caught.value)
+        assert message.startswith(f"git: {served.url}: fetch failed")
+        assert "wrong-token-22" not in message and "\n" not in message
+    finally:
+        served.close()

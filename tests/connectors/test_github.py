@@ -333,7 +333,7 @@ def test_a_sync_killed_between_issues_loses_and_duplicates_nothing(github, tmp_p
             github.edit_issue(REPO, n, body=f"Issue {n} changed after kill {kill_at}.")
 
 
-def test_docs_come_through_the_git_connector(github, tmp_path, ckb):
+def test_docs_and_wiki_come_through_the_git_connector(github, tmp_path, ckb):
     repo = FixtureRepo(tmp_path / "api")
     repo.commit(
         {
@@ -341,20 +341,29 @@ def test_docs_come_through_the_git_connector(github, tmp_path, ckb):
             "docs/keys.md": "# Keys\n\nRotate keys with `api keys rotate`.\n",
         }
     )
-    served = GitHttpServer(repo.repo)
+    wiki = FixtureRepo(tmp_path / "api.wiki")
+    wiki.commit({"On-call.md": "# On call\n\nPage the API team through the pager.\n"})
+    # A private repository: the git path must clone with the source's token.
+    served = GitHttpServer(repo.repo, wiki=wiki.repo, password=TOKEN)
     try:
-        github.add_repo(REPO, clone_url=served.url)
-        gh = connector(github, tmp_path, docs=True)
-        sync(ckb, gh)
-        docs = gh_uris("docs/README.md", "docs/docs/keys.md")
+        github.add_repo(REPO, visibility="private", clone_url=served.url)
+        gh = connector(github, tmp_path, docs=True, wiki=True)
+        first = sync(ckb, gh)
+        docs = gh_uris("docs/README.md", "docs/docs/keys.md", "wiki/On-call.md")
+        assert first.error == "" and first.failed == []
         assert uris(ckb) == gh_uris(*ALL) | docs
-        meta = documents(ckb)[f"github:gh/{REPO}/docs/README.md"]["metadata"]
-        assert meta["access"]["public"] is True and "/blob/" in meta["url"]
+        stored = documents(ckb)
+        meta = stored[f"github:gh/{REPO}/docs/README.md"]["metadata"]
+        assert meta["access"] == {"public": False, "groups": [f"github-repo:{REPO}"], "users": []}
+        assert "/blob/" in meta["url"]
+        wiki_url = stored[f"github:gh/{REPO}/wiki/On-call.md"]["metadata"]["url"]
+        assert wiki_url == f"{served.url[:-4]}/wiki/On-call/{wiki.repo.head().decode()}"
         repo.commit({"docs/keys.md": None})
         result = sync(ckb, gh)  # a `since` sync: the tree diff names the deletion
         assert not result.complete and result.report.removed == 1
-        assert uris(ckb) == gh_uris(*ALL, "docs/README.md")
+        assert uris(ckb) == gh_uris(*ALL) | docs - gh_uris("docs/docs/keys.md")
         gh.close()
     finally:
         served.close()
         repo.repo.close()
+        wiki.repo.close()
