@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+import weakref
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -142,11 +143,14 @@ class GitConnector:
     def repo(self):
         if self._repo is None:
             self._repo = git_repo.open_mirror(self.cache / "repo.git")
+            # The mirror's pack files are closed when the connector goes, or at exit before
+            # the interpreter tears down the modules dulwich's finalisers need.
+            self._closer = weakref.finalize(self, self._repo.close)
         return self._repo
 
     def close(self) -> None:
         if self._repo is not None:
-            self._repo.close()
+            self._closer()
             self._repo = None
 
     def _wanted(self, path: str) -> bool:
