@@ -191,6 +191,13 @@ def test_rate_limits_make_the_sync_late_not_partial(github, tmp_path):
             {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset},
         ),
         Fault("/graphql", 403, SECONDARY, {"Retry-After": "1"}),
+        # GraphQL's own limit: HTTP 200 with an error of type RATE_LIMITED.
+        Fault(
+            "/graphql",
+            200,
+            {"errors": [{"type": "RATE_LIMITED", "message": "API rate limit exceeded"}]},
+            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 3)},
+        ),
         Fault("/repos/acme/api/issues/1/comments", 429, {"message": "Too Many Requests"}),
         Fault("/repos/acme/api", 502, {"message": "Server Error"}),
     ]
@@ -202,7 +209,28 @@ def test_rate_limits_make_the_sync_late_not_partial(github, tmp_path):
     assert gh.waits[0] == pytest.approx(0.01)  # the 502: backoff
     assert 0 < gh.waits[1] <= 2.5  # until X-RateLimit-Reset
     assert gh.waits[2] == 1.0  # the secondary limit's Retry-After
-    assert gh.waits[3] == pytest.approx(0.01)  # a 429 without Retry-After: backoff
+    assert 1.5 < gh.waits[3] <= 3.5  # GraphQL's limit, until its reset
+    assert gh.waits[4] == pytest.approx(0.01)  # a 429 without Retry-After: backoff
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "complete"),
+    [
+        # The token lost the Discussions permission: an answer, the discussions are pruned.
+        (200, {"errors": [{"type": "FORBIDDEN", "message": "Resource not accessible"}]}, True),
+        # A fault that outlasts the retries: this sync prunes nothing.
+        (502, {"message": "Server Error"}, False),
+    ],
+)
+def test_discussions_refused_are_pruned_and_discussions_failing_are_kept(
+    github, tmp_path, status, body, complete
+):
+    gh = connector(github, tmp_path)
+    github.faults = [Fault("/graphql", status, body, times=10)]
+    listing = gh.list(None)
+    assert listing.complete is complete
+    assert [i.id for i in listing.items] == [f"{REPO}/issues/{n}" for n in (1, 2, 3)]
+    assert listing.problems and listing.problems[0][0] == f"{REPO} discussions"
 
 
 def test_bad_credentials_are_one_line_without_the_token(github, tmp_path):

@@ -71,7 +71,8 @@ class GitHubConnector:
         self.full = bool(options.get("full", False))
         self.full_every = int(options.get("full_every", 12))
         self.overlap = int(options.get("overlap_seconds", 300))
-        self.discussions = bool(options.get("discussions", True))
+        # GitHub's GraphQL API answers no one without a token.
+        self.discussions = bool(options.get("discussions", bool(config.token)))
         self.docs = bool(options.get("docs", False))
         self.wiki = bool(options.get("wiki", False))
         self.forced_access = options.get("access", "")
@@ -82,10 +83,10 @@ class GitHubConnector:
         self._git: dict[str, GitConnector] = {}
 
     def access(self, repo: str, info: dict[str, Any]) -> Access:
-        """A public repository's items are public (unless `access = "restricted"`); any other
-        visibility is for audiences granted `github-repo:owner/repo`."""
+        """A public repository's items are public, any other visibility's are for audiences
+        granted `github-repo:owner/repo`; `access = "public"` or `"restricted"` overrides."""
         public = info.get("visibility", "private" if info.get("private", True) else "public")
-        if public == "public" and self.forced_access != "restricted":
+        if self.forced_access == "public" or (public == "public" and not self.forced_access):
             return Access(public=True)
         return Access(groups=(f"github-repo:{repo}",))
 

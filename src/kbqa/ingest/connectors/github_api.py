@@ -5,10 +5,13 @@ with `Retry-After`) and 5xx."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
-from kbqa.ingest.connectors.http import Http, RemoteError
+from kbqa.ingest.connectors.http import Http, RemoteError, rate_limit_wait
+
+log = logging.getLogger(__name__)
 
 DISCUSSIONS_QUERY = """
 query($owner: String!, $name: String!, $first: Int!, $after: String) {
@@ -91,13 +94,7 @@ class GitHubApi:
         after = None
         while True:
             variables = {"owner": owner, "name": name, "first": 50, "after": after}
-            body = self.http.post_json(
-                self.graphql_url, {"query": DISCUSSIONS_QUERY, "variables": variables}
-            )
-            errors = body.get("errors") if isinstance(body, dict) else None
-            if errors:
-                message = str(errors[0].get("message", "error"))[:200]
-                raise RemoteError(self.graphql_url, 200, f"GraphQL: {message}")
+            body = self._graphql({"query": DISCUSSIONS_QUERY, "variables": variables})
             repository = (body.get("data") or {}).get("repository")
             if repository is None:
                 return
@@ -109,3 +106,32 @@ class GitHubApi:
             if not found["pageInfo"]["hasNextPage"]:
                 return
             after = found["pageInfo"]["endCursor"]
+
+    def _graphql(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A GraphQL answer's body. GitHub reports its GraphQL rate limit as HTTP 200 with an
+        error of type RATE_LIMITED: waited out like the REST limits. A refusal (FORBIDDEN,
+        NOT_FOUND, INSUFFICIENT_SCOPES) is a RemoteError with status 403; other errors 0."""
+        http = self.http
+        delay = http.retry.backoff
+        for attempt in range(1, http.retry.attempts + 1):
+            response = http.request("POST", self.graphql_url, json=request)
+            try:
+                body = response.json()
+            except ValueError:
+                raise RemoteError(self.graphql_url, response.status_code, "not JSON") from None
+            errors = body.get("errors") if isinstance(body, dict) else None
+            if not errors:
+                return body
+            kinds = {str(e.get("type", "")) for e in errors if isinstance(e, dict)}
+            message = str(errors[0].get("message", "error"))[:200]
+            if "RATE_LIMITED" in kinds and attempt < http.retry.attempts:
+                wait = rate_limit_wait(response.headers)
+                wait = min(delay if wait is None else wait, http.retry.max_wait)
+                log.info("%s: GraphQL rate limited; retrying in %.1f s", self.graphql_url, wait)
+                http.waited += wait
+                http.sleep(wait)
+                delay = min(delay * 2, http.retry.max_backoff)
+                continue
+            refused = kinds & {"FORBIDDEN", "NOT_FOUND", "INSUFFICIENT_SCOPES"}
+            raise RemoteError(self.graphql_url, 403 if refused else 0, f"GraphQL: {message}")
+        raise AssertionError("unreachable")
