@@ -1,12 +1,11 @@
 """The core: one object per process that owns the settings and what is built from them (the
-store, the models, the vector backend, the current search snapshot: services.py), and offers
-the verbs every interface uses: `ask`, `ask_stream`, `ingest` (ingest/driver.py, Spark too),
-`sync` (ingest/sync.py), `status`, `feedback`, and the admin page's tokens and listings.
+store, the models, the vector backend, the search snapshot: services.py), and offers the verbs
+every interface uses: `ask`, `ask_stream`, `ingest` (ingest/driver.py, Spark too), `sync`
+(ingest/sync.py, connect.py), `status`, `feedback`, and the admin page's tokens and listings.
 
-Thread-safety by construction: the snapshot is immutable and swapped by one reference
-assignment (retrieval/snapshot.py); each question pins the snapshot it started with; the models
-are called through a lock; ingests in this process are serialized and never touch the
-published snapshot."""
+Thread-safety by construction: the snapshot is immutable and swapped by one reference assignment
+(retrieval/snapshot.py); each question pins the snapshot it started with; the models are called
+through a lock; ingests in this process are serialized and never touch the published snapshot."""
 
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ from kbqa import faults
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import Generator
 from kbqa.errors import KbqaError, NotIndexedError
+from kbqa.ingest.connect import sync_verb
 from kbqa.ingest.driver import ingest_paths
 from kbqa.ingest.pipeline import Indexer, IngestReport, Progress, RemoteRun, check_embedder
 from kbqa.ingest.sources import Source
@@ -80,8 +80,7 @@ class KnowledgeBase:
     def ingest(
         self, paths: list[Path], progress: Progress | None = None, spark: str = ""
     ) -> IngestReport:
-        """Ingest folders, files and Slack exports (zip or folder); with `spark` (a Spark
-        master URL) the parse, chunk and embed stages run as a Spark job."""
+        """Ingest folders, files, Slack exports; `spark` (a master URL) parses and embeds there."""
         return ingest_paths(paths, progress, spark, self._services, self.index_sources)
 
     def index_sources(
@@ -108,11 +107,11 @@ class KnowledgeBase:
     def sync(
         self, channels: list[str], client=None, progress: Progress | None = None
     ) -> tuple[IngestReport, dict[str, int]]:
-        """Index new threads of the named Slack channels, from where the last sync of each
-        stopped. Returns the report and the messages read per channel."""
+        """New threads of Slack channels since each one's last sync: (report, messages read)."""
         return sync_slack(channels, self.settings, self.store, self.index_sources, client, progress)
 
     sync_slack = sync
+    sync_sources = sync_verb  # `[[sources]]` entries through their connectors (connect.py)
 
     def reindex(self) -> int:
         """Rebuild the vector index from stored embeddings; returns its size."""
@@ -140,7 +139,8 @@ class KnowledgeBase:
         self, audience: Audience | None, sources: list[str] | tuple[str, ...] = ()
     ) -> Scope | None:
         """What a question from `audience`, limited to `sources`, may draw on (None: all)."""
-        scope = Scope(audience, tuple(sources), self.settings.slack_channel_sources)
+        s = self.settings
+        scope = Scope(audience, tuple(sources), s.slack_channel_sources, s.slack_channel_principals)
         return None if scope.everything else scope
 
     def ask(
@@ -209,10 +209,10 @@ class KnowledgeBase:
         return self.store.claim(key)
 
     def create_token(
-        self, name: str, sources: list[str] = (), admin: bool = False
+        self, name: str, sources: list[str] = (), admin: bool = False, principals: list[str] = ()
     ) -> tuple[str, store_tokens.TokenInfo]:
         """(secret, token): a new API token; the secret is shown once and stored hashed."""
-        return store_tokens.create(self.store, name, list(sources), admin)
+        return store_tokens.create(self.store, name, list(sources), admin, list(principals))
 
     def tokens(self) -> list[store_tokens.TokenInfo]:
         return store_tokens.listed(self.store)

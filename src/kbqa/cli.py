@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 from kbqa.commands.evaluate import eval_group
+from kbqa.commands.sync import ingest_summary as _summary
+from kbqa.commands.sync import sync
 from kbqa.commands.tokens import token
 from kbqa.commands.tune import tune
 from kbqa.errors import KbqaError
@@ -102,17 +104,6 @@ def ingest(settings: Settings, paths: tuple[Path, ...], master: str) -> None:
         click.echo(f"  failed: {display_uri(path)}: {why}")
     if report.unsupported:
         click.echo(f"  skipped {len(report.unsupported)} files of unsupported types")
-
-
-def _summary(report) -> str:
-    failed = f"failed {len(report.failed)}"
-    if report.failed:
-        shown = ", ".join(f"{Path(p).name}: {why}" for p, why in report.failed[:2])
-        failed += f" ({shown}{', …' if len(report.failed) > 2 else ''})"
-    return (
-        f"added {report.added} · updated {report.updated} · unchanged {report.unchanged} · "
-        f"removed {report.removed} · {failed} — {report.chunks} chunks in {report.seconds:.1f} s"
-    )
 
 
 @cli.command()
@@ -241,22 +232,6 @@ def reindex(settings: Settings) -> None:
     click.echo(f"rebuilt the index: {size} vectors")
 
 
-@cli.group()
-def sync() -> None:
-    """Pull new content from a live service."""
-
-
-@sync.command("slack")
-@click.option("--channel", "channels", multiple=True, required=True, help="A channel name.")
-@click.pass_obj
-def sync_slack(settings: Settings, channels: tuple[str, ...]) -> None:
-    """Index new Slack threads of the channels (bot token from SLACK_BOT_TOKEN)."""
-    report, read = _kb(settings).sync_slack([c.lstrip("#") for c in channels])
-    for name, count in read.items():
-        click.echo(f"#{name}: {count} new messages")
-    click.echo(_summary(report))
-
-
 @cli.command("slack")
 @click.option("--http", is_flag=True, help="Serve Slack's HTTP events instead of Socket Mode.")
 @click.option("--port", default=3000, show_default=True, help="Port for --http.")
@@ -354,6 +329,7 @@ def _slack_for_serve(kb, settings: Settings):
 cli.add_command(eval_group)
 cli.add_command(tune)
 cli.add_command(token)
+cli.add_command(sync)
 
 
 def main() -> None:

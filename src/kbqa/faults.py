@@ -23,6 +23,7 @@ POINTS = (
     "bm25-save",  # the BM25 index's temporary folder is written, not yet renamed
     "bm25-pointer",  # the BM25 folder is renamed, current.json not yet pointing at it
     "run-end",  # everything saved, the run not yet marked finished
+    "sync-cursor",  # a connector's items stored, its cursor not yet
 )
 
 _armed: tuple[str, int] | None = None

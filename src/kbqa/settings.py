@@ -189,8 +189,10 @@ class Settings:
     # Crash tests only (KBQA_FAULT_AT): "stage:n" kills this process with SIGKILL the n-th
     # time it reaches that fault point (kbqa/faults.py lists them); "trace" counts them.
     fault_at: str = ""
-    # Connectors (issue 33): the [[sources]] tables of kbqa.toml, as SourceConfigs.
+    # Connectors (issue 33): the [[sources]] tables of kbqa.toml, as SourceConfigs; and
+    # Slack channel (id or name, or "*") -> the connector principals its members hold.
     sources: tuple = ()
+    slack_channel_principals: dict = field(default_factory=dict)
 
     # Fields whose values are secrets: masked in repr() and in every log line.
     SECRET_FIELDS = ("slack_bot_token", "slack_app_token", "slack_signing_secret", "server_token")

@@ -22,13 +22,28 @@ def token() -> None:
     help="A source it may see (repeat): a #slack-channel, a glob on the path or URL, or a part "
     "of it. None: every source but private Slack channels.",
 )
+@click.option(
+    "--principal",
+    "principals",
+    multiple=True,
+    metavar="KIND:SCOPE",
+    help="A connector principal it holds (repeat), e.g. confluence-space:ENG, "
+    "jira-project:OPS, github-repo:acme/api: it sees their restricted documents.",
+)
 @click.option("--admin", is_flag=True, help="May also open the admin page.")
 @click.pass_obj
-def token_create(settings: Settings, name: str, sources: tuple[str, ...], admin: bool) -> None:
+def token_create(
+    settings: Settings,
+    name: str,
+    sources: tuple[str, ...],
+    principals: tuple[str, ...],
+    admin: bool,
+) -> None:
     """Make a token; its secret is printed once (only a hash of it is stored)."""
     from kbqa.app import KnowledgeBase
 
-    secret, info = KnowledgeBase(settings).create_token(name, list(sources), admin)
+    kb = KnowledgeBase(settings)
+    secret, info = kb.create_token(name, list(sources), admin, list(principals))
     click.echo(secret)
     scope = ", ".join(info.sources) or "every source but private Slack channels"
     click.echo(
@@ -51,6 +66,7 @@ def token_list(settings: Settings) -> None:
         used = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never used"
         state = "revoked" if t.revoked else "live"
         scope = " ".join(t.sources) or "(all but private)"
+        scope += "".join(f" {p}" for p in t.principals)
         click.echo(f"{t.name}\t{t.prefix}…\t{state}{' admin' if t.admin else ''}\t{scope}\t{used}")
 
 

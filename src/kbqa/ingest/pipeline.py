@@ -228,8 +228,9 @@ class Indexer:
                     pending = []
             self._write(pending, source_id, report)
             self._follow(followed, report)
-            if source.complete:
-                self._remove_missing(source_id, {item.uri for item in source.items}, report)
+            if source.complete or source.removed:  # a changes log's deletions, even if partial
+                only = None if source.complete else set(source.removed)
+                self._remove_missing(source_id, {i.uri for i in source.items}, report, only)
         if progress:
             progress(total, total, "")
 
@@ -367,13 +368,13 @@ class Indexer:
             report.chunks += len(w.new_ids)
         report.stages["store"] += time.perf_counter() - t
 
-    def _remove_missing(self, source_id: int, seen: set[str], report: IngestReport) -> None:
-        """Drop documents of this source whose files are gone (or no longer supported)."""
+    def _remove_missing(self, source_id: int, seen: set[str], report: IngestReport, only=None):
+        """Drop documents of this source whose files are gone (or, `only`, these uris)."""
         with self.store.session() as s:
             gone = [
                 d
                 for d in s.scalars(select(DocumentRow).where(DocumentRow.source_id == source_id))
-                if d.uri not in seen
+                if d.uri not in seen and (only is None or d.uri in only)
             ]
             if not gone:
                 return

@@ -8,6 +8,12 @@
 - An API token (`kbqa token create --sources …`) sees only the sources its patterns match (all
   when it has none), and never a private channel's content unless a pattern names that channel.
 
+A connector's document (Confluence, Jira, git, the web, Drive, Notion) carries `access`: who may
+open it at its source. Besides the rules above, it is seen by an unrestricted audience (the
+command line, an admin token), by anyone when it is public, and otherwise only by an audience
+holding one of its principals ("confluence-space:ENG"): a token's own (`kbqa token create
+--principal`), a channel's from `slack_channel_principals`. Unknown access is restricted.
+
 A pattern is "#name" for a Slack channel's threads, a glob matched against the document's uri
 (e.g. "*/runbooks/*"), or else a part of the uri ("runbooks/").
 
@@ -40,14 +46,55 @@ class Audience:
     channel_sources: tuple[str, ...] | None = None
     # No private content at all: a channel whose privacy could not be looked up.
     public_only: bool = False
+    # Connector principals it holds ("confluence-space:ENG"); "*" (an admin token) holds all.
+    principals: tuple[str, ...] = ()
 
     @classmethod
-    def for_token(cls, name: str, sources: tuple[str, ...] | list[str]) -> Audience:
-        return cls(token=name, sources=tuple(sources))
+    def for_token(
+        cls,
+        name: str,
+        sources: tuple[str, ...] | list[str],
+        principals: tuple[str, ...] | list[str] = (),
+        admin: bool = False,
+    ) -> Audience:
+        return cls(token=name, sources=tuple(sources), principals=(*principals, *("*",) * admin))
 
     @property
     def restricted(self) -> bool:
         return self.channel_id is not None or self.token is not None or self.public_only
+
+
+def held(audience: Audience, channel_principals: Mapping[str, list[str]] | None) -> set[str]:
+    """The connector principals `audience` holds: its own, and a channel's from settings (by
+    id or name, else "*")."""
+    found = set(audience.principals)
+    if audience.channel_id is not None and channel_principals and not audience.public_only:
+        for key in (audience.channel_id, audience.channel_name, f"#{audience.channel_name}"):
+            if key in channel_principals:
+                found.update(channel_principals[key])
+                break
+        else:
+            found.update(channel_principals.get("*", ()))
+    return found
+
+
+def opens(access: Any, principals: set[str]) -> bool:
+    """Whether a connector document's `access` lets one of `principals` open it. Anything
+    unreadable is restricted (fail closed)."""
+    if not isinstance(access, Mapping):
+        return "*" in principals
+    if access.get("public") is True or "*" in principals:
+        return True
+    granted = [access.get("groups"), access.get("users")]
+    return any(
+        isinstance(names, list | tuple) and any(str(p) in principals for p in names)
+        for names in granted
+    )
+
+
+def guarded(meta: Mapping[str, Any]) -> bool:
+    """Whether a document carries a connector's access (or should, and lacks it)."""
+    return "access" in meta or bool(meta.get("connector"))
 
 
 def allows_document(
@@ -55,9 +102,17 @@ def allows_document(
     meta: Mapping[str, Any],
     audience: Audience,
     restrictions: Mapping[str, list[str]] | None = None,
+    channel_principals: Mapping[str, list[str]] | None = None,
 ) -> bool:
     """Whether `audience` may see a document. `restrictions` (channel id or "*" -> patterns)
-    apply to a channel audience that carries no `channel_sources` of its own."""
+    apply to a channel audience that carries no `channel_sources` of its own;
+    `channel_principals` (channel id or name, or "*" -> principals) to a connector's document."""
+    if (
+        audience.restricted
+        and guarded(meta)
+        and not opens(meta.get("access"), held(audience, channel_principals))
+    ):
+        return False
     if audience.public_only and meta.get("private"):
         return False
     if audience.token is not None:
@@ -109,6 +164,8 @@ class Scope:
     # Settings' channel restrictions (channel id or "*" -> patterns), for a channel audience
     # that carries none of its own.
     restrictions: Mapping[str, list[str]] = field(default_factory=dict)
+    # Settings' channel principals (channel id or name, or "*" -> connector principals).
+    channel_principals: Mapping[str, list[str]] = field(default_factory=dict)
 
     @property
     def everything(self) -> bool:
@@ -118,11 +175,14 @@ class Scope:
     def key(self) -> tuple:
         """A hashable value equal for equal scopes (a snapshot caches allowed ids by it)."""
         restrictions = tuple(sorted((k, tuple(v)) for k, v in self.restrictions.items()))
-        return (self.audience, self.sources, restrictions)
+        principals = tuple(sorted((k, tuple(v)) for k, v in self.channel_principals.items()))
+        return (self.audience, self.sources, restrictions, principals)
 
     def allows_document(self, uri: str, meta: Mapping[str, Any]) -> bool:
         audience = self.audience
-        if audience is not None and not allows_document(uri, meta, audience, self.restrictions):
+        if audience is not None and not allows_document(
+            uri, meta, audience, self.restrictions, self.channel_principals
+        ):
             return False
         return not self.sources or any(matches(rule, uri, meta) for rule in self.sources)
 

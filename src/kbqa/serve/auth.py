@@ -58,7 +58,8 @@ def identify(request: Request) -> Caller:
         token = core.token(secret)
         if token is None:
             raise ApiError(401, "the API token is not valid (unknown or revoked)", "bad_token")
-        return Caller(token.name, Audience.for_token(token.name, token.sources), token.admin)
+        audience = Audience.for_token(token.name, token.sources, token.principals, token.admin)
+        return Caller(token.name, audience, token.admin)
     if core.settings.allow_loopback_without_token and is_loopback(request):
         return LOCAL
     raise ApiError(

@@ -3,6 +3,7 @@
 from kbqa.store.db import Store
 from kbqa.store.tables import (
     ChunkRow,
+    ConnectorCursorRow,
     DocumentRow,
     FeedbackRow,
     HandledEventRow,
@@ -14,6 +15,7 @@ from kbqa.store.tables import (
 
 __all__ = [
     "ChunkRow",
+    "ConnectorCursorRow",
     "DocumentRow",
     "FeedbackRow",
     "HandledEventRow",

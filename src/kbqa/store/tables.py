@@ -125,6 +125,24 @@ class SlackCursorRow(Base):
     last_ts: Mapped[str] = mapped_column(String(32))
 
 
+class ConnectorCursorRow(Base):
+    """Per `[[sources]]` entry: the connector's cursor (stored only after the items it covers
+    are) and how its last sync went, for `kbqa sync` and the admin page."""
+
+    __tablename__ = "connector_cursors"
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_finished_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    # "ok", "partial" (a listing that was not complete, or items that failed), "failed"
+    last_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
 class HandledEventRow(Base):
     """Messages the bot has answered, so a redelivered event is answered once."""
 
@@ -143,6 +161,8 @@ class TokenRow(Base):
     # The first characters of the secret, so a person can tell tokens apart.
     prefix: Mapped[str] = mapped_column(String(16))
     sources: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Connector principals ("confluence-space:ENG") whose restricted documents it may see.
+    principals: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -27,6 +27,8 @@ class TokenInfo:
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool
+    # Connector principals ("confluence-space:ENG") whose restricted documents it may see.
+    principals: tuple[str, ...] = ()
 
 
 def digest(secret: str) -> str:
@@ -43,11 +45,12 @@ def _info(row: TokenRow) -> TokenInfo:
         row.created_at,
         row.last_used_at,
         row.revoked_at is not None,
+        tuple(row.principals or ()),
     )
 
 
 def create(
-    store: Store, name: str, sources: list[str], admin: bool = False
+    store: Store, name: str, sources: list[str], admin: bool = False, principals: list[str] = ()
 ) -> tuple[str, TokenInfo]:
     """(the secret, to show once, and the token) for a new token named `name`."""
     name = name.strip()
@@ -55,12 +58,15 @@ def create(
         raise KbqaError("a token needs a --name")
     if any(not p.strip() for p in sources):
         raise KbqaError("a --sources pattern cannot be empty")
+    if any(":" not in p.strip(":") for p in principals):
+        raise KbqaError("a --principal is KIND:SCOPE, e.g. confluence-space:ENG")
     secret = PREFIX + secrets.token_urlsafe(32)
     row = TokenRow(
         name=name,
         digest=digest(secret),
         prefix=secret[: len(PREFIX) + 4],
         sources=sources,
+        principals=[p.strip() for p in principals],
         admin=admin,
     )
     with store.session() as s:
