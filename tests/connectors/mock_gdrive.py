@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from mock_loopback import Call, MockService, Reply
+from .mock_loopback import Call, MockService, Reply
 
 TOKEN = "ya29.test-drive-token"
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from mock_loopback import Call, MockService, Reply
+from .mock_loopback import Call, MockService, Reply
 
 TOKEN = "secret_test-notion-integration"
 RATE_LIMITED = json.dumps(

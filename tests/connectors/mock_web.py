@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
-from mock_loopback import Call, MockService, Reply
+from .mock_loopback import Call, MockService, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
 PDF = (ROOT / "examples" / "handbook" / "policies" / "expenses.pdf").read_bytes()
@@ -109,6 +109,7 @@ class MockSite(MockService):
         self.pages: dict[str, tuple[str, str | bytes]] = dict(site())
         self.modified: dict[str, datetime] = dict.fromkeys(self.pages, EPOCH)
         self.sitemap, self.etags, self.crawl_delay = sitemap, etags, crawl_delay
+        self.robots_extra = ""  # more robots.txt lines, e.g. a new Disallow
 
     def edit(self, path: str, content: str) -> None:
         with self.lock:
@@ -130,6 +131,7 @@ class MockSite(MockService):
 
     def robots(self) -> str:
         lines = ["User-agent: *", "Disallow: /docs/private/", f"Crawl-delay: {self.crawl_delay}"]
+        lines += self.robots_extra.splitlines()
         if self.sitemap:
             lines.append(f"Sitemap: {self.url}/sitemap_index.xml.gz")
         return "\n".join(lines) + "\n"
