@@ -198,3 +198,13 @@ def test_a_public_site_is_seen_by_everyone(ckb, site):
 def test_bad_options_are_one_line(options, message):
     with pytest.raises(ConfigError, match=message):
         build(SourceConfig(name="docs", kind="web", url="https://docs.example/", options=options))
+
+
+def test_an_unreachable_robots_txt_crawls_nothing_and_prunes_nothing(ckb, site):
+    connector, config = connect(site)
+    sync(ckb, connector, config)
+    site.clear_calls()
+    site.fail("/robots.txt", 503, times=6)
+    result = sync(ckb, connector, config)
+    assert result.error == "" and not result.complete
+    assert len(uris(ckb)) == len(PAGES) and site.paths() == ["/robots.txt"] * 6
