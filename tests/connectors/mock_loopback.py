@@ -31,6 +31,7 @@ class Fault:
     prefix: str  # the request path (with its query) this fault answers when it starts so
     reply: Reply
     times: int
+    skip: int = 0  # matching requests answered normally before the fault starts
 
 
 class MockService:
@@ -73,10 +74,13 @@ class MockService:
         headers: dict[str, str] | None = None,
         times: int = 1,
         body: bytes = b"",
+        skip: int = 0,
     ) -> None:
-        """Answer the next `times` requests whose path starts with `prefix` with `status`."""
+        """Answer `times` requests whose path starts with `prefix` with `status`, after
+        letting `skip` of them through."""
         with self.lock:
-            self._faults.append(Fault(prefix, Reply(status, body, dict(headers or {})), times))
+            reply = Reply(status, body, dict(headers or {}))
+            self._faults.append(Fault(prefix, reply, times, skip))
 
     def answer(self, call: Call) -> Reply:
         with self.lock:
@@ -86,6 +90,9 @@ class MockService:
             )
             for fault in self._faults:
                 if fault.times > 0 and full.startswith(fault.prefix):
+                    if fault.skip:
+                        fault.skip -= 1
+                        continue
                     fault.times -= 1
                     return fault.reply
             return self.serve(call)

@@ -147,3 +147,16 @@ def test_a_scope_keeps_the_pages_under_its_roots(notion):
     connector, _ = connect(notion)
     connector.roots = {nid("wiki").replace("-", "")}
     assert {i.title for i in connector.list(None).items} == {"Engineering wiki", "On-call handbook"}
+
+
+def test_a_search_that_fails_part_way_prunes_nothing_and_a_refused_token_fails(ckb, notion):
+    connector, config = connect(notion)
+    sync(ckb, connector, config)
+    notion.unshare("retired")
+    notion.fail("/v1/search", 502, times=6, skip=1)
+    result = sync(ckb, connector, config)
+    assert result.error == "" and not result.complete and uri("retired") in uris(ckb)
+    bad = SourceConfig(name="acme", kind="notion", url=notion.url, token="secret_wrong-token")
+    result = sync(ckb, build(bad), bad)
+    assert "HTTP 401" in result.error and "wrong-token" not in result.error
+    assert len(uris(ckb)) == len(PAGES)

@@ -157,6 +157,8 @@ class DriveConnector:
         folders = set(state["folders"])
         latest: dict[str, dict] = {}
         for change in changes:  # the last change of a file is the one that counts
+            if not change.get("fileId"):  # a shared drive's own change (changeType "drive")
+                continue
             latest.pop(change["fileId"], None)
             latest[change["fileId"]] = change
         items, removed, problems = [], [], []

@@ -76,6 +76,8 @@ class NotionConnector:
             for result in self.gateway.search():
                 found[_plain(result["id"])] = result
         except RemoteError as exc:
+            if not found:  # not one page read (a refused token): the sync failed
+                raise
             complete = False
             problems.append(("search", f"{exc}: the listing is not complete, nothing is pruned"))
         items = [

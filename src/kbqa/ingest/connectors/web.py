@@ -85,7 +85,7 @@ class WebConnector:
         self.name, self.gateway = name, gateway
         parts = urlsplit(base_url)
         self.origin = f"{parts.scheme}://{parts.netloc}"
-        paths = scope or (parts.path or "/",)
+        paths = tuple("/" + p.lstrip("/") for p in scope) or (parts.path or "/",)
         # A base path "/docs" also covers "/docs/…"; the start pages are the paths themselves.
         self.starts = [urljoin(self.origin, p) for p in paths]
         self.prefixes = tuple(p if p.endswith("/") else p + "/" for p in paths) + paths
