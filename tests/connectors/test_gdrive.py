@@ -1,0 +1,186 @@
+"""The Google Drive connector against Drive v3 on 127.0.0.1 (mock_gdrive.py): the folders
+listed once, then only the changes log; exports and downloads; permissions as access."""
+
+import pytest
+
+from kbqa.errors import ConfigError
+from kbqa.ingest.connectors.config import SourceConfig
+from kbqa.ingest.connectors.gdrive import build, csv_markdown
+
+from .conftest import (
+    ask,
+    channel_audience,
+    cursor,
+    documents,
+    seen_uris,
+    sync,
+    token_audience,
+    uris,
+    visible,
+)
+from .helpers_web import Killed, kill_at, record_waits, reference, restarted, stored
+from .mock_gdrive import TOKEN, MockDrive, perm
+
+FILES = ("doc-onboard", "sheet-rota", "slides-q3", "pdf-exp", "md-secret")
+BOB, CAROL = (
+    token_audience("gdrive-user:bob@acme.com"),
+    token_audience("gdrive-user:carol@acme.com"),
+)
+STAFF = token_audience("gdrive-domain:acme.com")
+
+
+@pytest.fixture
+def drive():
+    with MockDrive() as server:
+        yield server
+
+
+def connect(drive, token=TOKEN, **options):
+    config = SourceConfig(
+        name="drive",
+        kind="gdrive",
+        url=drive.url,
+        scope=("fld-eng",),
+        token=token,
+        options=options,
+    )
+    connector = build(config)
+    connector.waits = record_waits(connector.gateway.http)
+    return connector, config
+
+
+def uri(fid):
+    return f"gdrive:drive/{fid}"
+
+
+def test_a_first_sync_stores_the_scope_folders_files(ckb, drive):
+    connector, config = connect(drive)
+    result = sync(ckb, connector, config)
+    assert result.error == "" and result.complete
+    # the logo (no parser) and the Marketing folder (out of scope) are left out
+    assert uris(ckb) == {uri(f) for f in FILES}
+    docs = documents(ckb)
+    onboarding = docs[uri("doc-onboard")]
+    assert "VPN account" in onboarding["text"] and onboarding["title"] == "Onboarding guide"
+    meta = onboarding["metadata"]
+    assert meta["url"] == "https://drive.google.com/file/d/doc-onboard/view"
+    assert meta["updated_at"] == "2026-11-02T09:30:00.000Z" and meta["author"] == "Owen Owner"
+    assert meta["access"]["groups"] == ["gdrive-domain:acme.com"]
+    # the sheet, exported as CSV, is read as a table: each row with its column names
+    assert "week: 49; primary: Alice Moreau" in docs[uri("sheet-rota")]["text"]
+    assert "$750" in docs[uri("pdf-exp")]["text"]
+    assert "walrus-17" in docs[uri("md-secret")]["text"]
+    assert cursor(ckb, "drive").startswith('{"token": "1"')
+    assert drive.paths("/drive/v3/files/sheet-rota/export") == ["/drive/v3/files/sheet-rota/export"]
+    assert drive.paths("/drive/v3/files/png-logo") == []
+
+
+def test_later_syncs_read_only_the_changes_and_an_edit_reparses_that_file(ckb, drive):
+    connector, config = connect(drive)
+    sync(ckb, connector, config)
+    parsed, embedded = ckb.parser.calls, ckb.embedder.texts
+    drive.clear_calls()
+    sync(ckb, connector, config)
+    assert drive.paths() == ["/drive/v3/changes"]
+    assert (ckb.parser.calls, ckb.embedder.texts) == (parsed, embedded)
+    drive.edit("doc-onboard", "# Onboarding\n\nNew engineers now get a desk on the fourth floor.\n")
+    drive.clear_calls()
+    result = sync(ckb, connector, config)
+    assert result.report.updated == 1 and ckb.parser.calls == parsed + 1
+    assert drive.paths() == ["/drive/v3/changes", "/drive/v3/files/doc-onboard/export"]
+    assert "fourth floor" in documents(ckb)[uri("doc-onboard")]["text"]
+
+
+def test_deleted_trashed_and_unshared_files_leave_the_answers(ckb, drive):
+    connector, config = connect(drive)
+    sync(ckb, connector, config)
+    assert uri("md-secret") in seen_uris(ask(ckb, "break-glass root password envelope", BOB))
+    drive.delete("slides-q3")
+    drive.trash("sheet-rota")
+    drive.share("md-secret", [perm("user", "carol@acme.com")])
+    result = sync(ckb, connector, config)
+    assert result.error == "" and result.report.removed == 2
+    assert uris(ckb) == {uri(f) for f in ("doc-onboard", "pdf-exp", "md-secret")}
+    assert uri("md-secret") not in seen_uris(ask(ckb, "break-glass root password envelope", BOB))
+    assert uri("md-secret") not in visible(ckb, BOB)
+    assert uri("md-secret") in seen_uris(ask(ckb, "break-glass root password envelope", CAROL))
+
+
+def test_an_expired_page_token_lists_everything_again_and_says_so(ckb, drive):
+    connector, config = connect(drive)
+    sync(ckb, connector, config)
+    drive.delete("slides-q3")
+    drive.expire_tokens()
+    listing = connector.list(cursor(ckb, "drive"))
+    assert listing.complete and "listed again" in listing.problems[0][1]
+    result = sync(ckb, connector, config)
+    assert result.error == "" and uri("slides-q3") not in uris(ckb)
+
+
+def test_a_folder_moved_into_scope_brings_its_files(ckb, drive):
+    connector, config = connect(drive)
+    sync(ckb, connector, config)
+    drive.files["fld-other"]["parents"] = ["fld-eng"]
+    drive.changes.append(("fld-other", False))
+    sync(ckb, connector, config)
+    assert uri("doc-other") in uris(ckb)
+
+
+@pytest.mark.parametrize("at", [2, 5])
+def test_a_kill_mid_sync_and_a_rerun_lose_and_duplicate_nothing(ckb, drive, at, tmp_path):
+    connector, config = connect(drive)
+    kill_at(connector, at)
+    with pytest.raises(Killed):
+        sync(ckb, connector, config)
+    again = restarted(ckb)
+    result = sync(again, *connect(drive))
+    assert result.error == "" and uris(again) == {uri(f) for f in FILES}
+    assert stored(again) == reference(ckb, tmp_path / "clean", *connect(drive))
+
+
+def test_a_rate_limited_drive_is_read_late_but_whole(ckb, drive):
+    connector, config = connect(drive)
+    drive.fail("/drive/v3/files?q=", 429, {"Retry-After": "11"})
+    limited = (
+        b'{"error": {"code": 403, "message": "User Rate Limit Exceeded", '
+        b'"errors": [{"reason": "userRateLimitExceeded"}]}}'
+    )
+    drive.fail("/drive/v3/files/doc-onboard/export", 403, body=limited, times=2)
+    result = sync(ckb, connector, config)
+    assert result.error == "" and result.complete and uris(ckb) == {uri(f) for f in FILES}
+    assert connector.waits[0] == 11.0 and len(connector.waits) == 3
+
+
+def test_a_restricted_file_never_reaches_an_audience_that_could_not_open_it(ckb, drive):
+    connector, config = connect(drive)
+    sync(ckb, connector, config)
+    for probe in (STAFF, channel_audience(), token_audience("gdrive-group:eng@acme.com")):
+        for question in ("break-glass root password envelope", "expenses stipend", "on-call rota"):
+            assert uri("md-secret") not in seen_uris(ask(ckb, question, probe))
+    assert visible(ckb, STAFF) == {uri("doc-onboard")}
+    assert visible(ckb, channel_audience()) == set()  # "anyone with the link" is not public
+    assert visible(ckb, token_audience("gdrive-group:oncall@acme.com")) == {uri("sheet-rota")}
+
+
+def test_anyone_is_public_only_when_the_source_says_so(ckb, drive):
+    connector, config = connect(drive, anyone_is_public=True)
+    sync(ckb, connector, config)
+    assert visible(ckb, channel_audience()) == {uri("pdf-exp")}
+
+
+def test_a_refused_token_is_one_line_without_the_token(ckb, drive):
+    connector, config = connect(drive, token="ya29.wrong-token-value")
+    result = sync(ckb, connector, config)
+    assert "HTTP 401" in result.error and "wrong-token" not in result.error
+    assert "\n" not in result.error
+
+
+def test_a_source_without_folders_is_a_config_error():
+    with pytest.raises(ConfigError, match="scope must name the Drive folder"):
+        build(SourceConfig(name="drive", kind="gdrive", url="", token="t"))
+
+
+def test_a_sheet_becomes_a_markdown_table():
+    assert (
+        csv_markdown('a,b\n1,"x|y"\n\n2\n') == "| a | b |\n| --- | --- |\n| 1 | x\\|y |\n| 2 |  |\n"
+    )
