@@ -19,7 +19,7 @@ from .conftest import (
     visible,
 )
 from .helpers_web import Killed, kill_at, record_waits, reference, restarted, stored
-from .mock_web import MockSite
+from .mock_web import EPOCH, MockSite, page
 
 PAGES = (
     "/docs/",
@@ -208,3 +208,13 @@ def test_an_unreachable_robots_txt_crawls_nothing_and_prunes_nothing(ckb, site):
     result = sync(ckb, connector, config)
     assert result.error == "" and not result.complete
     assert len(uris(ckb)) == len(PAGES) and site.paths() == ["/robots.txt"] * 6
+
+
+def test_a_sitemap_that_misses_the_base_path_falls_back_to_the_links(site):
+    site.pages["/kb/"] = ("text/html", page("KB", "<p>The knowledge base index.</p>", ("a",)))
+    site.pages["/kb/a"] = ("text/html", page("KB A", "<p>Article A of the knowledge base.</p>"))
+    site.modified.update(dict.fromkeys(["/kb/", "/kb/a"], EPOCH))
+    connector = build(SourceConfig(name="kb", kind="web", url=site.url + "/kb/"))
+    connector.pause = lambda seconds: None
+    listing = connector.list(None)
+    assert listing.complete and {i.title for i in listing.items} == {"KB", "KB A"}

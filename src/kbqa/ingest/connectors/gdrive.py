@@ -48,6 +48,7 @@ class DriveGateway:
 
     def children(self, folder: str) -> Iterator[dict]:
         """The files and folders directly in `folder` (not trashed), page by page."""
+        folder = folder.replace("'", "")  # an id has no quotes: none may end the query's string
         params = {
             "q": f"'{folder}' in parents and trashed = false",
             "fields": f"nextPageToken,files({FILE_FIELDS})",

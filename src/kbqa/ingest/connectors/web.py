@@ -104,10 +104,11 @@ class WebConnector:
             return Listing([], complete=False, problems=[(f"{self.origin}/robots.txt", why)])
         delay = float(robots.crawl_delay(USER_AGENT) or 0)
         sitemap, complete = self._sitemap(robots, problems)
-        if sitemap:
-            queue = deque((url, 0) for url in sitemap if self._wanted(url, robots))
+        listed = [url for url in sitemap if self._wanted(url, robots)]
+        if listed:
+            queue = deque((url, 0) for url in listed)
             follow = False
-        else:
+        else:  # no sitemap, or none that covers the base path: follow the links
             queue = deque((url, 0) for url in self.starts)
             follow = True
         seen = {url for url, _ in queue}
