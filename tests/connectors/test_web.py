@@ -2,6 +2,8 @@
 Crawl-delay, the gzipped sitemap index or the link crawl, conditional GETs, the main text, and
 the connector contract (edits, deletions, kills, rate limits, access)."""
 
+import time
+
 import pytest
 
 from kbqa.errors import ConfigError
@@ -96,7 +98,7 @@ def test_the_sitemap_index_is_read_gzipped_and_the_blog_sitemap_adds_nothing(ckb
         ]
 
 
-def test_an_edit_refetches_only_that_page_and_the_rest_answer_304(ckb, any_site):
+def test_an_edit_refetches_only_that_page_and_the_rest_cost_a_304_or_nothing(ckb, any_site):
     site = any_site
     connector, config = connect(site)
     sync(ckb, connector, config)
@@ -106,7 +108,10 @@ def test_an_edit_refetches_only_that_page_and_the_rest_answer_304(ckb, any_site)
     result = sync(ckb, connector, config)
     assert (result.report.updated, result.report.unchanged) == (1, len(PAGES) - 1)
     assert ckb.parser.calls == parsed + 1 and 0 < ckb.embedder.texts - embedded <= 2
-    assert all(site.fetched(p) == [1] for p in PAGES)  # each page one conditional GET
+    if site.sitemap:  # the sitemap's lastmod moved for that page alone
+        assert site.paths("/docs") == ["/docs/deploy.html"]
+    else:  # each page one conditional GET
+        assert all(site.fetched(p) == [1] for p in PAGES)
     assert "red-black pipeline" in documents(ckb)[uri(site, "/docs/deploy.html")]["text"]
 
 
@@ -218,3 +223,21 @@ def test_a_sitemap_that_misses_the_base_path_falls_back_to_the_links(site):
     connector.pause = lambda seconds: None
     listing = connector.list(None)
     assert listing.complete and {i.title for i in listing.items} == {"KB", "KB A"}
+
+
+def test_an_unchanged_sitemap_costs_no_page_request_until_a_recheck_is_due(ckb, site):
+    connector, config = connect(site)
+    sync(ckb, connector, config)
+    site.clear_calls()
+    assert sync(ckb, connector, config).report.unchanged == len(PAGES)
+    assert site.paths("/docs") == [] and connector.pauses.count(1.0) == len(PAGES) - 1
+    site.stale.add("/docs/old")  # deleted, still listed by a stale sitemap
+    site.delete("/docs/old")
+    sync(ckb, connector, config)
+    assert uri(site, "/docs/old") in uris(ckb)
+    later = time.time() + 8 * 86400
+    connector.now = lambda: later
+    site.clear_calls()
+    result = sync(ckb, connector, config)
+    assert result.report.removed == 1 and uri(site, "/docs/old") not in uris(ckb)
+    assert all(site.fetched(p) == [1] for p in PAGES if p != "/docs/old")
