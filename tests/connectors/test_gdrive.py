@@ -184,3 +184,12 @@ def test_a_sheet_becomes_a_markdown_table():
     assert (
         csv_markdown('a,b\n1,"x|y"\n\n2\n') == "| a | b |\n| --- | --- |\n| 1 | x\\|y |\n| 2 |  |\n"
     )
+
+
+def test_permissions_left_out_of_the_listing_are_read_per_file(ckb):
+    with MockDrive(shared_drive=True) as drive:
+        connector, config = connect(drive)
+        sync(ckb, connector, config)
+        assert len(drive.paths("/drive/v3/files/md-secret/permissions")) == 1
+        assert visible(ckb, BOB) == {uri("md-secret")}
+        assert visible(ckb, STAFF) == {uri("doc-onboard")}
