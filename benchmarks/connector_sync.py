@@ -1,8 +1,9 @@
-"""An unchanged re-sync against its first sync: a local Confluence (tests/connectors/
-mock_confluence.py) of --pages pages over four spaces, some restricted, synced once into an empty
-knowledge base, then again with nothing changed. Prints both times, their ratio (target: the
-re-sync costs <= 2 % of the first), the HTTP calls of each, and the parse and embed calls of the
-re-sync (target: none).
+"""An unchanged re-sync's cost against the first sync of a 1,000-page local Confluence.
+
+The Confluence of tests/connectors/mock_confluence.py, --pages pages over four spaces, some
+restricted, is synced once into an empty knowledge base, then again with nothing changed. Prints
+both times, their ratio (target: the re-sync costs <= 2 % of the first), the HTTP calls of each,
+and the parse and embed calls of the re-sync (target: none).
 
     python benchmarks/connector_sync.py [--pages 1000] [--embedder hash] [--home DIR]
 
