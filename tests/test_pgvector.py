@@ -20,9 +20,9 @@ from kbqa.store.pgschema import ensure_schema
 from kbqa.types import Hit
 
 
-def scope(audience=None, restrictions=None, sources=()):
+def scope(audience=None, restrictions=None, sources=(), principals=None):
     """The access value (access.Scope) that pgvector turns into SQL."""
-    return Scope(audience, tuple(sources), restrictions or {})
+    return Scope(audience, tuple(sources), restrictions or {}, principals or {})
 
 
 def _settings(home: Path, url: str, **changes) -> Settings:
@@ -149,6 +149,10 @@ def _slack(channel: str, channel_id: str, private: bool) -> dict:
     return {"kind": "slack", "channel": channel, "channel_id": channel_id, "private": private}
 
 
+def _access(public=False, groups=(), users=()) -> dict:
+    return {"public": public, "groups": list(groups), "users": list(users)}
+
+
 DOCS = [
     ("/srv/docs/runbooks/db.md", {"kind": "file"}),
     ("/srv/docs/policies/pto.html", {"kind": "file"}),
@@ -156,6 +160,11 @@ DOCS = [
     ("https://x.slack.com/archives/G2/p2", _slack("sec-private", "G2", True)),
     ("https://x.slack.com/archives/D3/p3", _slack("", "D3", True)),
     ("/srv/docs/a[1].md", {"kind": "file", "private": 0}),
+    # Connectors' documents: who may open each at its source; none known is restricted.
+    ("confluence:wiki/1", {"connector": "wiki", "access": _access(groups=["confluence-space:E"])}),
+    ("confluence:wiki/2", {"connector": "wiki", "access": _access(public=True)}),
+    ("jira:t/OPS-1", {"connector": "t", "access": _access(users=["jira-user:ada"])}),
+    ("web:site/x", {"connector": "site"}),
 ]
 
 FILTERS = [
@@ -173,6 +182,14 @@ FILTERS = [
     scope(Audience(channel_id="C1", channel_name="deploys"), {"C1": ["#deploys"]}),
     scope(Audience(channel_id="C9", channel_name="random"), {"*": ["*/runbooks/*"]}),
     scope(Audience(channel_id="D3", channel_name=None), {}, ("slack.com",)),
+    scope(Audience.for_token("t", [], ["confluence-space:E"])),
+    scope(Audience.for_token("t", ["confluence:"], ["jira-user:ada", "x:y"])),
+    scope(Audience.for_token("t", [], [], admin=True)),
+    scope(
+        Audience(channel_id="C1", channel_name="deploys"), principals={"deploys": ["jira-user:ada"]}
+    ),
+    scope(Audience(channel_id="C9", channel_name="r"), principals={"*": ["confluence-space:E"]}),
+    scope(Audience(channel_id="C9", public_only=True), principals={"*": ["confluence-space:E"]}),
 ]
 
 

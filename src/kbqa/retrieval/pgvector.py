@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, and_, cast, false, func, literal, or_, sel
 from sqlalchemy.sql import column, table
 from sqlalchemy.types import UserDefinedType
 
-from kbqa.retrieval.access import Scope
+from kbqa.retrieval.access import Scope, held
 from kbqa.store import Store
 from kbqa.store.pgschema import ensure_schema
 
@@ -291,10 +291,32 @@ def _private():
     return func.coalesce(_meta("private"), "false").not_in(["false", "0", ""])
 
 
+def _opens(allow: Scope) -> ColumnElement[bool]:
+    """access.opens as SQL: a connector's document is public or names a principal held."""
+    from sqlalchemy.dialects.postgresql import JSONB, array
+
+    principals = held(allow.audience, allow.channel_principals)
+    access = _docs.c.metadata.op("->")("access")
+    guarded = or_(access.is_not(None), func.coalesce(_meta("connector"), "") != "")
+    if "*" in principals:
+        return true()
+    public = func.coalesce(access.op("->>")("public"), "false") == "true"
+    granted = [public]
+    if principals:
+        names = array(sorted(principals))
+        for key in ("groups", "users"):
+            granted.append(
+                func.coalesce(cast(access.op("->")(key), JSONB).op("?|")(names), false())
+            )
+    return or_(~guarded, *granted)
+
+
 def _audience(allow: Scope) -> ColumnElement[bool]:
     """access.allows_document as SQL (the same rules, in the same order)."""
     audience = allow.audience
     conditions = [~_private()] if audience.public_only else []
+    if audience.restricted:
+        conditions.append(_opens(allow))
     if audience.token is not None:
         # Fail closed: only a "#name" pattern of the private channel itself opens it.
         named = [rule[1:] for rule in audience.sources if rule.startswith("#")]
