@@ -193,3 +193,48 @@ def test_permissions_left_out_of_the_listing_are_read_per_file(ckb):
         assert len(drive.paths("/drive/v3/files/md-secret/permissions")) == 1
         assert visible(ckb, BOB) == {uri("md-secret")}
         assert visible(ckb, STAFF) == {uri("doc-onboard")}
+
+
+# Who may open each stored file at Drive, written from the fixture's permissions by hand.
+OPENS = {
+    "doc-onboard": {"staff", "owner"},
+    "sheet-rota": {"oncall", "owner"},
+    "slides-q3": {"alice", "owner"},
+    "pdf-exp": {"owner"},  # "anyone with the link" is not public by default
+    "md-secret": {"bob", "owner"},
+}
+PROBES = {
+    "staff": STAFF,
+    "oncall": token_audience("gdrive-group:oncall@acme.com"),
+    "alice": token_audience("gdrive-user:alice@acme.com"),
+    "bob": BOB,
+    "owner": token_audience("gdrive-user:owner@acme.com"),
+    "channel": channel_audience(),
+}
+QUESTIONS = (
+    "break-glass root password envelope",
+    "who is primary on call in week 49",
+    "heron scheduler pelican queue roadmap",
+    "home office stipend expenses",
+    "VPN account service desk laptop buddy",
+    "what is stored in walrus-17",
+)
+
+
+def test_no_probe_sees_a_file_its_audience_could_not_open_at_drive(ckb, drive, caplog):
+    connector, config = connect(drive)
+    sync(ckb, connector, config)
+    caplog.set_level("DEBUG")
+    probes = 0
+    for who, audience in PROBES.items():
+        allowed = {uri(f) for f, people in OPENS.items() if who in people}
+        assert visible(ckb, audience) == allowed, who
+        for question in QUESTIONS:
+            answer = ask(ckb, question, audience)
+            probes += 1
+            assert seen_uris(answer) <= allowed, (who, question)
+            if "md-secret" not in {f for f, p in OPENS.items() if who in p}:
+                assert "walrus-17" not in answer.text
+    assert probes == 36
+    assert uri("md-secret") in seen_uris(ask(ckb, QUESTIONS[0], BOB))  # the owner's view works
+    assert "walrus-17" not in caplog.text
