@@ -238,3 +238,93 @@ def test_no_probe_sees_a_file_its_audience_could_not_open_at_drive(ckb, drive, c
     assert probes == 36
     assert uri("md-secret") in seen_uris(ask(ckb, QUESTIONS[0], BOB))  # the owner's view works
     assert "walrus-17" not in caplog.text
+
+
+def in_scope(drive) -> set[str]:
+    """The uris a whole sync must hold: readable files under the scope folders, not trashed."""
+    folders, changed = {"fld-eng"}, True
+    while changed:
+        more = {
+            f["id"]
+            for f in drive.files.values()
+            if f["mimeType"].endswith("folder") and folders & set(f["parents"])
+        }
+        changed, folders = not more <= folders, folders | more
+    return {
+        uri(f["id"])
+        for f in drive.files.values()
+        if folders & set(f["parents"])
+        and not f["trashed"]
+        and not f["mimeType"].endswith("folder")
+        and f["id"] != "png-logo"
+    }
+
+
+def test_ten_kills_of_a_changes_sync_lose_and_duplicate_nothing(ckb, drive, monkeypatch):
+    import random
+
+    from kbqa import faults
+
+    from .helpers_web import faults_bench
+
+    bench = faults_bench()
+    rng = random.Random(3)
+    connector, config = connect(drive)
+    sync(ckb, connector, config)
+    real_point, real_fetch = faults.point, connector.fetch
+    for trial in range(10):
+        drive.edit("doc-onboard", f"# Onboarding\n\nRevision {trial}: desks on floor {trial}.\n")
+        drive.add(
+            f"doc-new{trial}",
+            f"New {trial}",
+            "application/vnd.google-apps.document",
+            rng.choice(["fld-eng", "fld-pol"]),
+            f"# New {trial}\n\nAdded in trial {trial}.\n",
+            [perm("domain", "acme.com")],
+        )
+        if trial == 3:
+            drive.delete("slides-q3")
+        if trial == 6:
+            drive.share("md-secret", [perm("user", "carol@acme.com")])
+        if trial % 2 == 0:
+            monkeypatch.setattr(connector, "fetch", _dies_at(real_fetch, 1 + trial // 2 % 2))
+        else:
+            stage = ("parse", "embed", "commit", "committed", "sync-cursor")[trial // 2]
+            monkeypatch.setattr(faults, "point", _point_dies_at(real_point, stage))
+        before = cursor(ckb, "drive")
+        with pytest.raises(Killed):
+            sync(ckb, connector, config)
+        monkeypatch.undo()
+        assert cursor(ckb, "drive") == before, trial  # never ahead of the stored items
+        assert bench.check(ckb) == [], trial
+        result = sync(ckb, connector, config)
+        assert result.error == "" and result.failed == [], (trial, result)
+        assert uris(ckb) == in_scope(drive), trial
+        assert f"floor {trial}." in documents(ckb)[uri("doc-onboard")]["text"]
+    assert visible(ckb, BOB) == set() and uri("md-secret") in visible(ckb, CAROL)
+    clean = type(ckb)(
+        ckb.settings.replace(home=ckb.settings.home.parent / "clean"), embedder=ckb.embedder
+    )
+    sync(clean, *connect(drive))
+    assert bench.check(ckb, clean) == []
+
+
+def _dies_at(fetch, n):
+    calls = [0]
+
+    def dying(item):
+        calls[0] += 1
+        if calls[0] == n:
+            raise Killed(f"fetch {n}")
+        return fetch(item)
+
+    return dying
+
+
+def _point_dies_at(point, stage):
+    def dying(name):
+        if name == stage:
+            raise Killed(stage)
+        point(name)
+
+    return dying
