@@ -241,3 +241,48 @@ def test_an_unchanged_sitemap_costs_no_page_request_until_a_recheck_is_due(ckb, 
     result = sync(ckb, connector, config)
     assert result.report.removed == 1 and uri(site, "/docs/old") not in uris(ckb)
     assert all(site.fetched(p) == [1] for p in PAGES if p != "/docs/old")
+
+
+@pytest.mark.slow  # two CLI starts: ~30 s on a busy machine
+def test_a_sigkilled_kbqa_sync_of_the_site_then_a_re_run_loses_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from kbqa.app import KnowledgeBase
+
+    from .helpers_web import faults_bench
+
+    bench = faults_bench()
+    with MockSite(crawl_delay=0) as site:
+        (tmp_path / "kbqa.toml").write_text(
+            f'[[sources]]\nname = "docs"\nkind = "web"\nurl = "{site.url}/docs/"\n'
+        )
+        env = {
+            **os.environ,
+            "KBQA_HOME": str(tmp_path / "home"),
+            "KBQA_EMBEDDING_MODEL": "hash",
+            "KBQA_EMBED_BATCH_SIZE": "2",
+            "KBQA_DEVICE": "cpu",
+            "PYTHONPATH": os.pathsep.join(
+                [str(bench.ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
+
+        def run(fault: str = "") -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "kbqa", "sync", "docs"],
+                env={**env, "KBQA_FAULT_AT": fault} if fault else env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+
+        killed = run("commit:2")
+        assert killed.returncode == -9, killed.stderr
+        done = run()
+        assert done.returncode == 0, done.stderr
+        kb = KnowledgeBase(bench.settings_for(tmp_path / "home"))
+        assert bench.check(kb) == []
+        assert uris(kb) == {uri(site, p) for p in PAGES}
