@@ -119,7 +119,7 @@ class WebConnector:
             queue = deque((url, 0) for url in listed)
             follow = False
         else:  # no sitemap, or none that covers the base path: follow the links
-            queue = deque((url, 0) for url in self.starts)
+            queue = deque((url, 0) for url in self.starts if robots.can_fetch(USER_AGENT, url))
             follow = True
         seen = {url for url, _ in queue}
         pages: dict[str, dict] = {}
