@@ -328,3 +328,20 @@ def _point_dies_at(point, stage):
         point(name)
 
     return dying
+
+
+def test_a_deleted_subfolder_takes_its_files_and_a_renamed_scope_folder_changes_nothing(ckb, drive):
+    connector, config = connect(drive)
+    sync(ckb, connector, config)
+    drive.files["fld-eng"]["name"] = "Engineering (renamed)"
+    drive.changes.append(("fld-eng", False))
+    drive.clear_calls()
+    result = sync(ckb, connector, config)
+    assert result.error == "" and drive.paths("/drive/v3/files") == []  # not listed again
+    del drive.files["fld-pol"]  # deleted with what it holds; Drive logs the folder alone
+    del drive.files["pdf-exp"], drive.files["md-secret"]
+    drive.changes.append(("fld-pol", True))
+    result = sync(ckb, connector, config)
+    assert result.error == "" and uris(ckb) == {
+        uri(f) for f in ("doc-onboard", "sheet-rota", "slides-q3")
+    }
