@@ -8,6 +8,7 @@ from conftest import HANDBOOK
 from kbqa.ingest.connectors.config import SourceConfig
 from kbqa.ingest.connectors.confluence import build
 from kbqa.ingest.connectors.confluence_markup import storage_to_markdown
+from kbqa.render.model import Source
 
 from .conftest import FAST_RETRY, ask, documents, seen_uris, sync, token_audience, uris, visible
 from .mock_confluence import MockAttachment, MockConfluence, MockPage
@@ -87,6 +88,10 @@ def test_a_first_sync_equals_the_fixture(ckb, wiki):
     # The child inherits its parent's space readers, narrowed by its own restriction.
     assert docs["confluence:wiki/102"]["metadata"]["access"]["groups"] == [SRE]
     assert "Owner: Finance" in docs["confluence:wiki/103/attachments/att9"]["text"]
+    # Answers cite the page with a link back to it, and its age from the page's own edit time.
+    hit = next(h for h in ask(ckb, "argo rollouts promote api").hits if h.uri.endswith("/101"))
+    shown = Source(1, hit)
+    assert shown.link == shown.where == meta["url"] and "ago" in shown.age()
     # Pages were listed two at a time (short pages), following `_links.next`.
     assert wiki.count(r"^/wiki/api/v2/pages$") == 3
 
