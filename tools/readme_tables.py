@@ -79,6 +79,8 @@ SETTINGS = {
     "slack_workspace": "`YOUR-TEAM` of `https://YOUR-TEAM.slack.com`, for thread permalinks",
     "slack_include_bots": "index bot messages too",
     "slack_channel_sources": "per channel (id, name or `*`): the sources it may draw on",
+    "slack_channel_principals": "per channel (id, name or `*`): the connector principals its "
+    "members hold ([Connect your sources](#connect-your-sources))",
     "slack_bot_token": "also read from `SLACK_BOT_TOKEN`",
     "slack_app_token": "also read from `SLACK_APP_TOKEN` (Socket Mode)",
     "slack_signing_secret": "also read from `SLACK_SIGNING_SECRET` (HTTP events)",
@@ -91,6 +93,8 @@ SETTINGS = {
     "server": "`kbqa ask` asks this running server (`KBQA_SERVER`)",
     "server_token": "… with this API token (`KBQA_SERVER_TOKEN`)",
     "slack_api_url": "the Slack Web API's URL; empty for Slack's own",
+    "sources": "the `[[sources]]` tables: services `kbqa sync` reads "
+    "([Connect your sources](#connect-your-sources))",
     "fault_at": "crash tests only: `STAGE:N` kills the process at a fault point",
 }
 

@@ -295,6 +295,7 @@ def serve(settings: Settings, host: str | None, port: int | None, slack: bool) -
     if not kb.warm_up():
         click.echo("the knowledge base is empty: run `kbqa ingest PATH` (questions get 503)")
     app = create_app(kb, slack=None if socket_mode else bolt)
+    app.state.syncs.start()  # the [[sources]] that have a schedule_minutes
     if socket_mode is not None:
         socket_mode.connect()  # in its own threads: the web server runs beside it
     where = f"http://{settings.serve_host}:{settings.serve_port}/"

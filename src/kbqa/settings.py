@@ -358,6 +358,10 @@ def _coerce_all(values: dict[str, Any], where: str, ignore_unknown: bool = False
 
 def _coerce(key: str, value: Any, where: str) -> Any:
     kind = _FIELDS[key].type
+    if key == "sources":  # SourceConfigs, from [[sources]] tables (Settings.load parses them)
+        if isinstance(value, str) or not all(hasattr(v, "kind") for v in value):
+            raise ConfigError(f"{where}: sources are [[sources]] tables in kbqa.toml")
+        return tuple(value)
     try:
         if kind == "Path":
             return Path(value)

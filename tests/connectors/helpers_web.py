@@ -67,3 +67,17 @@ def reference(kb: KnowledgeBase, home, connector, config) -> tuple[list[str], in
     clean.parser = CountingParser()
     sync(clean, connector, config)
     return stored(clean)
+
+
+def faults_bench():
+    """benchmarks/faults.py (not a package): `check(kb, reference)` finds a knowledge base's
+    database and indexes out of step, duplicates, and differences from a clean sync."""
+    import sys
+    from pathlib import Path
+
+    here = str(Path(__file__).resolve().parents[2] / "benchmarks")
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import faults
+
+    return faults

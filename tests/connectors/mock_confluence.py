@@ -193,6 +193,8 @@ class MockConfluence(MockServer):
     def _search(self, params) -> Reply:
         cql = params.get("cql", "")
         space = cql.split('space="', 1)[1].split('"', 1)[0] if 'space="' in cql else ""
+        if cql.startswith("type=page"):
+            return self._page_search(space, params)
         if not cql.startswith("type=attachment"):
             return Reply(400, {"statusCode": 400, "message": f"Could not parse cql : {cql}"})
         rows = []
@@ -218,6 +220,22 @@ class MockConfluence(MockServer):
                     },
                 }
             )
+        chunk, cursor = page_of(rows, params, self.max_page)
+        links = {"base": f"{self.url}/wiki"}
+        if cursor is not None:
+            links["next"] = f"/rest/api/content/search?{urlencode({**params, 'cursor': cursor})}"
+        return Reply(body={"results": chunk, "size": len(chunk), "_links": links})
+
+    def _page_search(self, space: str, params) -> Reply:
+        expanded = "restrictions.read.restrictions" in params.get("expand", "")
+        rows = []
+        for page_id, page in sorted(self.pages.items()):
+            if page.space != space:
+                continue
+            row = {"id": page_id, "type": "page", "status": "current", "title": page.title}
+            if expanded:
+                row["restrictions"] = {"read": self._restriction(page_id, {}).body}
+            rows.append(row)
         chunk, cursor = page_of(rows, params, self.max_page)
         links = {"base": f"{self.url}/wiki"}
         if cursor is not None:

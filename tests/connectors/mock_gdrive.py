@@ -108,8 +108,10 @@ def fixture() -> dict[str, dict]:
 
 
 class MockDrive(MockService):
-    def __init__(self, page_size: int = 2) -> None:
+    def __init__(self, page_size: int = 2, shared_drive: bool = False) -> None:
         super().__init__()
+        # As in a shared drive: files.list and changes.list leave `permissions` out.
+        self.shared_drive = shared_drive
         self.files = fixture()
         self.page_size = page_size
         self.changes: list[tuple[str, bool]] = []  # (file id, removed); token N = index N-1
@@ -170,6 +172,9 @@ class MockDrive(MockService):
             self.oldest_token = len(self.changes) + 1
 
     # --- the API ----------------------------------------------------------------------------
+    def _public(self, f: dict) -> dict:
+        return _without_permissions(f) if self.shared_drive else _public(f)
+
     def serve(self, call: Call) -> Reply:
         if call.headers.get("authorization") != f"Bearer {TOKEN}":
             return _error(401, "Request had invalid authentication credentials.", "authError")
@@ -206,7 +211,7 @@ class MockDrive(MockService):
                 )
             data = f["_content"] if isinstance(f["_content"], bytes) else f["_content"].encode()
             return Reply(200, data, {"Content-Type": f["mimeType"]})
-        return _json(_public(f))
+        return _json(self._public(f))
 
     def _list(self, query: dict[str, str]) -> Reply:
         m = re.search(r"'([\w-]+)' in parents", query.get("q", ""))
@@ -225,7 +230,7 @@ class MockDrive(MockService):
         size = min(int(query.get("pageSize", "100")), self.page_size)
         body: dict = {
             "kind": "drive#fileList",
-            "files": [_public(f) for f in found[start : start + size]],
+            "files": [self._public(f) for f in found[start : start + size]],
         }
         if start + size < len(found):
             body["nextPageToken"] = str(start + size)
@@ -248,7 +253,7 @@ class MockDrive(MockService):
                 "time": "2026-12-01T10:00:00.000Z",
             }
             if not change["removed"]:
-                change["file"] = _public(self.files[fid])
+                change["file"] = self._public(self.files[fid])
             out.append(change)
         body: dict = {"kind": "drive#changeList", "changes": out}
         if start + size < len(self.changes):
@@ -260,6 +265,10 @@ class MockDrive(MockService):
 
 def _public(f: dict) -> dict:
     return {k: copy.deepcopy(v) for k, v in f.items() if not k.startswith("_")}
+
+
+def _without_permissions(f: dict) -> dict:
+    return {k: v for k, v in _public(f).items() if k != "permissions"}
 
 
 def _json(body: dict) -> Reply:

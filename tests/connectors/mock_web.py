@@ -1,6 +1,7 @@
 """A small docs site on 127.0.0.1: robots.txt with a Disallow and a Crawl-delay, a gzipped
-sitemap index (or none, for the link crawl), ETags and Last-Modified with conditional GET, a
-page that changes, one that is deleted (404 after), a PDF, and a page outside the base path."""
+sitemap index with lastmod dates (or none, for the link crawl), ETags and Last-Modified with
+conditional GET, a page that changes, one that is deleted (404 after; `stale` keeps it in the
+sitemap), a PDF, and a page outside the base path."""
 
 from __future__ import annotations
 
@@ -110,12 +111,13 @@ class MockSite(MockService):
         self.modified: dict[str, datetime] = dict.fromkeys(self.pages, EPOCH)
         self.sitemap, self.etags, self.crawl_delay = sitemap, etags, crawl_delay
         self.robots_extra = ""  # more robots.txt lines, e.g. a new Disallow
+        self.stale: set[str] = set()  # paths the sitemap still lists after they are deleted
 
     def edit(self, path: str, content: str) -> None:
         with self.lock:
             kind = self.pages[path][0]
             self.pages[path] = (kind, content)
-            self.modified[path] = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+            self.modified[path] = datetime.now(UTC)
 
     def delete(self, path: str) -> None:
         with self.lock:
@@ -142,7 +144,7 @@ class MockSite(MockService):
         if self.sitemap and call.path == "/sitemap_index.xml.gz":
             return _gz(_index(self.url, ["/sitemap-docs.xml.gz", "/sitemap-blog.xml"]))
         if self.sitemap and call.path == "/sitemap-docs.xml.gz":
-            docs = [p for p in self.pages if p.startswith("/docs/")] + ["/docs/old"]
+            docs = [p for p in self.pages if p.startswith("/docs/")] + list(self.stale)
             return _gz(_urlset(self.url, sorted(set(docs)), self.modified))
         if self.sitemap and call.path == "/sitemap-blog.xml":
             body = _urlset(self.url, ["/blog/news"], self.modified).encode()

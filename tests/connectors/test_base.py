@@ -150,3 +150,28 @@ def test_a_bad_sources_table_is_one_line_naming_its_number_and_field(table, mess
 def test_an_unknown_kind_cannot_be_built():
     with pytest.raises(ConfigError, match="no connector of kind"):
         build_connector(SourceConfig(name="x", kind="svn", url="u"))
+
+
+def test_a_source_another_live_process_is_syncing_is_refused(ckb, tmp_path):
+    import subprocess
+    import sys
+
+    from kbqa.store import ConnectorCursorRow
+    from kbqa.store.db import process_identity
+
+    connector = fake("alpha")
+    sync(ckb, connector)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with ckb.store.session() as s:
+            row = s.get(ConnectorCursorRow, "fake")
+            row.owner = {**process_identity(), "pid": other.pid, "started": ""}
+            s.commit()
+        result = sync(ckb, connector)
+        assert result.error.startswith("fake is being synced by another process (pid")
+        assert connector.cursors == [None]  # not even listed
+    finally:
+        other.kill()
+        other.wait()
+    result = sync(ckb, connector)  # its owner is gone: the claim is taken over
+    assert result.error == "" and connector.cursors == [None, "c1"]

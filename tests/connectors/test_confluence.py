@@ -8,6 +8,7 @@ from conftest import HANDBOOK
 from kbqa.ingest.connectors.config import SourceConfig
 from kbqa.ingest.connectors.confluence import build
 from kbqa.ingest.connectors.confluence_markup import storage_to_markdown
+from kbqa.render.model import Source
 
 from .conftest import FAST_RETRY, ask, documents, seen_uris, sync, token_audience, uris, visible
 from .mock_confluence import MockAttachment, MockConfluence, MockPage
@@ -87,6 +88,10 @@ def test_a_first_sync_equals_the_fixture(ckb, wiki):
     # The child inherits its parent's space readers, narrowed by its own restriction.
     assert docs["confluence:wiki/102"]["metadata"]["access"]["groups"] == [SRE]
     assert "Owner: Finance" in docs["confluence:wiki/103/attachments/att9"]["text"]
+    # Answers cite the page with a link back to it, and its age from the page's own edit time.
+    hit = next(h for h in ask(ckb, "argo rollouts promote api").hits if h.uri.endswith("/101"))
+    shown = Source(1, hit)
+    assert shown.link == shown.where == meta["url"] and "ago" in shown.age()
     # Pages were listed two at a time (short pages), following `_links.next`.
     assert wiki.count(r"^/wiki/api/v2/pages$") == 3
 
@@ -122,12 +127,22 @@ def test_a_deleted_page_and_a_lost_permission_leave_the_answers(ckb, wiki):
 
 def test_a_rate_limited_sync_finishes_late_but_whole(ckb, wiki):
     wiki.fail(r"^/wiki/api/v2/pages$", 429, times=2, headers={"Retry-After": "1"})
-    wiki.fail(r"/restriction/", 429, times=3)  # no Retry-After: backs off
+    wiki.fail(r"/content/search$", 429, times=3)  # no Retry-After: backs off
     wiki.fail(r"^/wiki/api/v2/pages/101$", 503, times=2)
     c = connector(wiki)
     result = sync(ckb, c)
     assert result.error == "" and result.failed == [] and uris(ckb) == ALL
-    assert c.api.http.waited > 0 and wiki.count() > 20
+    assert c.api.http.waited > 0 and wiki.faults == []  # every fault was served
+
+
+def test_restrictions_read_page_by_page_give_the_same_access(ckb, wiki):
+    sync(ckb, connector(wiki))
+    bulk = {u: d["metadata"]["access"] for u, d in documents(ckb).items()}
+    wiki.clear_calls()
+    c = connector(wiki, restrictions="per-page")
+    listing = c.list(None)
+    assert {f"confluence:wiki/{i.id}": i.access.as_dict() for i in listing.items} == bulk
+    assert wiki.count("/restriction/byOperation/read$") == 4
 
 
 def test_a_page_that_keeps_failing_is_named_and_the_rest_is_stored(ckb, wiki):

@@ -184,3 +184,164 @@ def test_a_sheet_becomes_a_markdown_table():
     assert (
         csv_markdown('a,b\n1,"x|y"\n\n2\n') == "| a | b |\n| --- | --- |\n| 1 | x\\|y |\n| 2 |  |\n"
     )
+
+
+def test_permissions_left_out_of_the_listing_are_read_per_file(ckb):
+    with MockDrive(shared_drive=True) as drive:
+        connector, config = connect(drive)
+        sync(ckb, connector, config)
+        assert len(drive.paths("/drive/v3/files/md-secret/permissions")) == 1
+        assert visible(ckb, BOB) == {uri("md-secret")}
+        assert visible(ckb, STAFF) == {uri("doc-onboard")}
+
+
+# Who may open each stored file at Drive, written from the fixture's permissions by hand.
+OPENS = {
+    "doc-onboard": {"staff", "owner"},
+    "sheet-rota": {"oncall", "owner"},
+    "slides-q3": {"alice", "owner"},
+    "pdf-exp": {"owner"},  # "anyone with the link" is not public by default
+    "md-secret": {"bob", "owner"},
+}
+PROBES = {
+    "staff": STAFF,
+    "oncall": token_audience("gdrive-group:oncall@acme.com"),
+    "alice": token_audience("gdrive-user:alice@acme.com"),
+    "bob": BOB,
+    "owner": token_audience("gdrive-user:owner@acme.com"),
+    "channel": channel_audience(),
+}
+QUESTIONS = (
+    "break-glass root password envelope",
+    "who is primary on call in week 49",
+    "heron scheduler pelican queue roadmap",
+    "home office stipend expenses",
+    "VPN account service desk laptop buddy",
+    "what is stored in walrus-17",
+)
+
+
+def test_no_probe_sees_a_file_its_audience_could_not_open_at_drive(ckb, drive, caplog):
+    connector, config = connect(drive)
+    sync(ckb, connector, config)
+    caplog.set_level("DEBUG")
+    probes = 0
+    for who, audience in PROBES.items():
+        allowed = {uri(f) for f, people in OPENS.items() if who in people}
+        assert visible(ckb, audience) == allowed, who
+        for question in QUESTIONS:
+            answer = ask(ckb, question, audience)
+            probes += 1
+            assert seen_uris(answer) <= allowed, (who, question)
+            if "md-secret" not in {f for f, p in OPENS.items() if who in p}:
+                assert "walrus-17" not in answer.text
+    assert probes == 36
+    assert uri("md-secret") in seen_uris(ask(ckb, QUESTIONS[0], BOB))  # the owner's view works
+    assert "walrus-17" not in caplog.text
+
+
+def in_scope(drive) -> set[str]:
+    """The uris a whole sync must hold: readable files under the scope folders, not trashed."""
+    folders, changed = {"fld-eng"}, True
+    while changed:
+        more = {
+            f["id"]
+            for f in drive.files.values()
+            if f["mimeType"].endswith("folder") and folders & set(f["parents"])
+        }
+        changed, folders = not more <= folders, folders | more
+    return {
+        uri(f["id"])
+        for f in drive.files.values()
+        if folders & set(f["parents"])
+        and not f["trashed"]
+        and not f["mimeType"].endswith("folder")
+        and f["id"] != "png-logo"
+    }
+
+
+def test_ten_kills_of_a_changes_sync_lose_and_duplicate_nothing(ckb, drive, monkeypatch):
+    import random
+
+    from kbqa import faults
+
+    from .helpers_web import faults_bench
+
+    bench = faults_bench()
+    rng = random.Random(3)
+    connector, config = connect(drive)
+    sync(ckb, connector, config)
+    real_point, real_fetch = faults.point, connector.fetch
+    for trial in range(10):
+        drive.edit("doc-onboard", f"# Onboarding\n\nRevision {trial}: desks on floor {trial}.\n")
+        drive.add(
+            f"doc-new{trial}",
+            f"New {trial}",
+            "application/vnd.google-apps.document",
+            rng.choice(["fld-eng", "fld-pol"]),
+            f"# New {trial}\n\nAdded in trial {trial}.\n",
+            [perm("domain", "acme.com")],
+        )
+        if trial == 3:
+            drive.delete("slides-q3")
+        if trial == 6:
+            drive.share("md-secret", [perm("user", "carol@acme.com")])
+        if trial % 2 == 0:
+            monkeypatch.setattr(connector, "fetch", _dies_at(real_fetch, 1 + trial // 2 % 2))
+        else:
+            stage = ("parse", "embed", "commit", "committed", "sync-cursor")[trial // 2]
+            monkeypatch.setattr(faults, "point", _point_dies_at(real_point, stage))
+        before = cursor(ckb, "drive")
+        with pytest.raises(Killed):
+            sync(ckb, connector, config)
+        monkeypatch.undo()
+        assert cursor(ckb, "drive") == before, trial  # never ahead of the stored items
+        assert bench.check(ckb) == [], trial
+        result = sync(ckb, connector, config)
+        assert result.error == "" and result.failed == [], (trial, result)
+        assert uris(ckb) == in_scope(drive), trial
+        assert f"floor {trial}." in documents(ckb)[uri("doc-onboard")]["text"]
+    assert visible(ckb, BOB) == set() and uri("md-secret") in visible(ckb, CAROL)
+    clean = type(ckb)(
+        ckb.settings.replace(home=ckb.settings.home.parent / "clean"), embedder=ckb.embedder
+    )
+    sync(clean, *connect(drive))
+    assert bench.check(ckb, clean) == []
+
+
+def _dies_at(fetch, n):
+    calls = [0]
+
+    def dying(item):
+        calls[0] += 1
+        if calls[0] == n:
+            raise Killed(f"fetch {n}")
+        return fetch(item)
+
+    return dying
+
+
+def _point_dies_at(point, stage):
+    def dying(name):
+        if name == stage:
+            raise Killed(stage)
+        point(name)
+
+    return dying
+
+
+def test_a_deleted_subfolder_takes_its_files_and_a_renamed_scope_folder_changes_nothing(ckb, drive):
+    connector, config = connect(drive)
+    sync(ckb, connector, config)
+    drive.files["fld-eng"]["name"] = "Engineering (renamed)"
+    drive.changes.append(("fld-eng", False))
+    drive.clear_calls()
+    result = sync(ckb, connector, config)
+    assert result.error == "" and drive.paths("/drive/v3/files") == []  # not listed again
+    del drive.files["fld-pol"]  # deleted with what it holds; Drive logs the folder alone
+    del drive.files["pdf-exp"], drive.files["md-secret"]
+    drive.changes.append(("fld-pol", True))
+    result = sync(ckb, connector, config)
+    assert result.error == "" and uris(ckb) == {
+        uri(f) for f in ("doc-onboard", "sheet-rota", "slides-q3")
+    }

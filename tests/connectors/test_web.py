@@ -2,6 +2,8 @@
 Crawl-delay, the gzipped sitemap index or the link crawl, conditional GETs, the main text, and
 the connector contract (edits, deletions, kills, rate limits, access)."""
 
+import time
+
 import pytest
 
 from kbqa.errors import ConfigError
@@ -19,7 +21,7 @@ from .conftest import (
     visible,
 )
 from .helpers_web import Killed, kill_at, record_waits, reference, restarted, stored
-from .mock_web import MockSite
+from .mock_web import EPOCH, MockSite, page
 
 PAGES = (
     "/docs/",
@@ -96,7 +98,7 @@ def test_the_sitemap_index_is_read_gzipped_and_the_blog_sitemap_adds_nothing(ckb
         ]
 
 
-def test_an_edit_refetches_only_that_page_and_the_rest_answer_304(ckb, any_site):
+def test_an_edit_refetches_only_that_page_and_the_rest_cost_a_304_or_nothing(ckb, any_site):
     site = any_site
     connector, config = connect(site)
     sync(ckb, connector, config)
@@ -106,7 +108,10 @@ def test_an_edit_refetches_only_that_page_and_the_rest_answer_304(ckb, any_site)
     result = sync(ckb, connector, config)
     assert (result.report.updated, result.report.unchanged) == (1, len(PAGES) - 1)
     assert ckb.parser.calls == parsed + 1 and 0 < ckb.embedder.texts - embedded <= 2
-    assert all(site.fetched(p) == [1] for p in PAGES)  # each page one conditional GET
+    if site.sitemap:  # the sitemap's lastmod moved for that page alone
+        assert site.paths("/docs") == ["/docs/deploy.html"]
+    else:  # each page one conditional GET
+        assert all(site.fetched(p) == [1] for p in PAGES)
     assert "red-black pipeline" in documents(ckb)[uri(site, "/docs/deploy.html")]["text"]
 
 
@@ -208,3 +213,76 @@ def test_an_unreachable_robots_txt_crawls_nothing_and_prunes_nothing(ckb, site):
     result = sync(ckb, connector, config)
     assert result.error == "" and not result.complete
     assert len(uris(ckb)) == len(PAGES) and site.paths() == ["/robots.txt"] * 6
+
+
+def test_a_sitemap_that_misses_the_base_path_falls_back_to_the_links(site):
+    site.pages["/kb/"] = ("text/html", page("KB", "<p>The knowledge base index.</p>", ("a",)))
+    site.pages["/kb/a"] = ("text/html", page("KB A", "<p>Article A of the knowledge base.</p>"))
+    site.modified.update(dict.fromkeys(["/kb/", "/kb/a"], EPOCH))
+    connector = build(SourceConfig(name="kb", kind="web", url=site.url + "/kb/"))
+    connector.pause = lambda seconds: None
+    listing = connector.list(None)
+    assert listing.complete and {i.title for i in listing.items} == {"KB", "KB A"}
+
+
+def test_an_unchanged_sitemap_costs_no_page_request_until_a_recheck_is_due(ckb, site):
+    connector, config = connect(site)
+    sync(ckb, connector, config)
+    site.clear_calls()
+    assert sync(ckb, connector, config).report.unchanged == len(PAGES)
+    assert site.paths("/docs") == [] and connector.pauses.count(1.0) == len(PAGES) - 1
+    site.stale.add("/docs/old")  # deleted, still listed by a stale sitemap
+    site.delete("/docs/old")
+    sync(ckb, connector, config)
+    assert uri(site, "/docs/old") in uris(ckb)
+    later = time.time() + 8 * 86400
+    connector.now = lambda: later
+    site.clear_calls()
+    result = sync(ckb, connector, config)
+    assert result.report.removed == 1 and uri(site, "/docs/old") not in uris(ckb)
+    assert all(site.fetched(p) == [1] for p in PAGES if p != "/docs/old")
+
+
+@pytest.mark.slow  # two CLI starts: ~30 s on a busy machine
+def test_a_sigkilled_kbqa_sync_of_the_site_then_a_re_run_loses_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from kbqa.app import KnowledgeBase
+
+    from .helpers_web import faults_bench
+
+    bench = faults_bench()
+    with MockSite(crawl_delay=0) as site:
+        (tmp_path / "kbqa.toml").write_text(
+            f'[[sources]]\nname = "docs"\nkind = "web"\nurl = "{site.url}/docs/"\n'
+        )
+        env = {
+            **os.environ,
+            "KBQA_HOME": str(tmp_path / "home"),
+            "KBQA_EMBEDDING_MODEL": "hash",
+            "KBQA_EMBED_BATCH_SIZE": "2",
+            "KBQA_DEVICE": "cpu",
+            "PYTHONPATH": os.pathsep.join(
+                [str(bench.ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
+
+        def run(fault: str = "") -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "kbqa", "sync", "docs"],
+                env={**env, "KBQA_FAULT_AT": fault} if fault else env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+
+        killed = run("commit:2")
+        assert killed.returncode == -9, killed.stderr
+        done = run()
+        assert done.returncode == 0, done.stderr
+        kb = KnowledgeBase(bench.settings_for(tmp_path / "home"))
+        assert bench.check(kb) == []
+        assert uris(kb) == {uri(site, p) for p in PAGES}

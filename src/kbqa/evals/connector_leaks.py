@@ -134,7 +134,8 @@ def run(kb, items: list[Planted], n: int = 200, seed: int = 8, log_path: Path | 
 
     rng = random.Random(seed)
     pool = [(p.format(t=s.topic, c="secrets"), s) for s in items for p in PHRASINGS]
-    asked = [pool[i] for i in rng.sample(range(len(pool)), min(n, len(pool)))]
+    # Past the pool's size a question comes again, from another audience.
+    asked = [pool[i % len(pool)] for i in rng.sample(range(max(n, len(pool))), n)]
     counts = {"questions": len(asked), "leaks": 0, "leaks_where": [], "reachable_by_owner": 0}
 
     def scan(where: str, text: str) -> None:

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 from typing import Any
 
 from kbqa import faults
@@ -18,9 +19,13 @@ from kbqa.ingest.pipeline import IngestReport, Progress
 from kbqa.ingest.sources import Parser, Source
 from kbqa.settings import Settings
 from kbqa.store import ConnectorCursorRow, Store
+from kbqa.store.db import owner_alive, process_identity
 from kbqa.store.tables import utcnow
 
 log = logging.getLogger(__name__)
+
+# A claim this old is another machine's crashed sync (it cannot be checked from here).
+STALE = timedelta(hours=6)
 
 IndexSources = Callable[[list[Source], Progress | None], IngestReport]
 
@@ -93,7 +98,11 @@ def sync_one(
     cursor. Its outcome is recorded for the admin page."""
     started = time.perf_counter()
     result = SyncResult(config.name, config.kind)
-    cursor = _begin(store, config)
+    try:
+        cursor = _begin(store, config)
+    except KbqaError as exc:
+        result.error = str(exc)
+        return result
     try:
         connector = connector or build_connector(config)
         source = connector_source(
@@ -112,6 +121,9 @@ def sync_one(
         log.warning("sync of %s failed", config.name, exc_info=True)
         result.error = f"unexpected error: {type(exc).__name__}: {exc}"[:500]
         _finish(store, config, result, None)
+    except BaseException:  # Ctrl-C (or a test's kill): the source is free again, cursor kept
+        _release(store, config)
+        raise
     result.seconds = time.perf_counter() - started
     if not result.complete and not result.error:
         log.info("%s: the listing was not complete; nothing was pruned", config.name)
@@ -119,11 +131,23 @@ def sync_one(
 
 
 def _begin(store: Store, config: SourceConfig) -> str | None:
+    """Claim the source for this process and return its cursor; a KbqaError when another
+    live process is syncing it (a claim older than STALE is taken over)."""
+    me = process_identity()
     with store.session() as s:
         row = s.get(ConnectorCursorRow, config.name)
         if row is None:
             row = ConnectorCursorRow(name=config.name, kind=config.kind)
             s.add(row)
+        elif row.owner and row.owner.get("pid") != me["pid"] and owner_alive(row.owner):
+            since = row.last_started_at
+            since = since if since is None or since.tzinfo else since.replace(tzinfo=UTC)
+            if since is not None and utcnow() - since < STALE:
+                raise KbqaError(
+                    f"{config.name} is being synced by another process (pid "
+                    f"{row.owner.get('pid')} on {row.owner.get('host')}): try again when it ends"
+                )
+        row.owner = me
         if row.kind != config.kind:  # the entry now points at another service: start over
             row.kind, row.cursor = config.kind, None
         row.last_started_at = utcnow()
@@ -147,10 +171,22 @@ def _finish(store: Store, config: SourceConfig, result: SyncResult, cursor: str 
         if cursor is not None:
             row.cursor = cursor
         row.last_finished_at = utcnow()
+        row.owner = None
         row.last_status = result.status
         row.error = result.error or None
         row.stats = stats
         s.commit()
+
+
+def _release(store: Store, config: SourceConfig) -> None:
+    try:
+        with store.session() as s:
+            row = s.get(ConnectorCursorRow, config.name)
+            if row is not None:
+                row.owner = None
+                s.commit()
+    except Exception:  # the claim is released anyway when this process is gone
+        log.debug("could not release the claim on %s", config.name, exc_info=True)
 
 
 def source_states(store: Store, settings: Settings) -> list[dict[str, Any]]:

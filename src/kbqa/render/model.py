@@ -49,11 +49,15 @@ class Source:
 
     @property
     def where(self) -> str:
-        return display_uri(self.hit.uri)
+        return self.link or display_uri(self.hit.uri)
 
     @property
     def link(self) -> str | None:
-        return self.hit.uri if self.hit.uri.startswith(("https://", "http://")) else None
+        # A connector's document links back to its page, issue or line (its `url`).
+        for uri in (self.hit.metadata.get("url"), self.hit.uri):
+            if isinstance(uri, str) and uri.startswith(("https://", "http://")):
+                return uri
+        return None
 
     @property
     def channel(self) -> str | None:

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kbqa.serve import api, chat, errors, pages
+from kbqa.serve.schedule import SyncScheduler
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -33,6 +34,8 @@ def create_app(core, slack: Any = None, ask_workers: int = 4, slack_workers: int
     app.state.core = core
     app.state.ask_limiter = anyio.CapacityLimiter(ask_workers)
     app.state.slack_limiter = anyio.CapacityLimiter(slack_workers)
+    # Connector syncs on their schedules (started by `kbqa serve`) and the admin's "sync now".
+    app.state.syncs = SyncScheduler(core)
     errors.install(app)
     app.include_router(api.router)
     app.include_router(chat.router)

@@ -1,11 +1,13 @@
 """The web pages: `/` to ask (the answer itself is fetched and drawn by static/app.js) and
-`/admin`, rendered on the server: sources, documents, last runs and failed files, tokens."""
+`/admin`, rendered on the server: sources, documents, last runs and failed files, tokens, and
+the connected sources with their syncs (and a "sync now" button)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
@@ -74,4 +76,21 @@ def admin_page(
         runs=runs,
         failed=sorted(failed.values(), key=lambda f: f["file"]),
         tokens=core.tokens(),
+        connectors=request.app.state.syncs.states(),
     )
+
+
+@router.post("/admin/sources/{name}/sync")
+def sync_now(request: Request, name: str, who: Annotated[Caller, Depends(admin)]):
+    """The admin page's "sync now": starts the source's sync unless one is running."""
+    from fastapi.responses import RedirectResponse
+
+    from kbqa.serve.errors import ApiError
+
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        raise ApiError(403, "sync requests come from the admin page only", "bad_origin")
+    if name not in {c.name for c in request.app.state.core.settings.sources}:
+        raise ApiError(404, f"no source named {name!r}", "no_source")
+    started = request.app.state.syncs.sync_now(name)
+    return RedirectResponse(f"/admin?synced={name}&started={int(started)}#h-connectors", 303)

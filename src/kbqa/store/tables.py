@@ -141,6 +141,8 @@ class ConnectorCursorRow(Base):
     last_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     stats: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The process syncing it now (host, pid, start), so another process does not sync it too.
+    owner: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class HandledEventRow(Base):

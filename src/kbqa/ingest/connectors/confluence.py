@@ -96,36 +96,37 @@ class ConfluenceApi:
         """(groups, users) that a page's own read restriction names; both empty: none."""
         path = f"/wiki/rest/api/content/{page_id}/restriction/byOperation/read"
         body = self.http.get_json(path, {"expand": "restrictions.user,restrictions.group"})
-        restrictions = body.get("restrictions", {})
-        groups = [
-            g.get("name") or g.get("id", "")
-            for g in restrictions.get("group", {}).get("results", [])
-        ]
-        users = [
-            u.get("accountId") or u.get("username", "")
-            for u in restrictions.get("user", {}).get("results", [])
-        ]
-        return [g for g in groups if g], [u for u in users if u]
+        return _names(body.get("restrictions", {}))
 
     def body(self, page_id: str) -> str:
         page = self.http.get_json(f"/wiki/api/v2/pages/{page_id}", {"body-format": "storage"})
         return ((page.get("body") or {}).get("storage") or {}).get("value", "")
 
-    def attachments(self, space_key: str) -> list[dict]:
-        """A space's attachments in one paged listing (v1 CQL), each with its page's id."""
-        params = {
-            "cql": f'type=attachment AND space="{space_key}"',
-            "expand": "version,container",
-            "limit": min(self.page_size, 100),
-        }
+    def _search(self, cql: str, expand: str) -> Iterator[dict]:
+        """v1 CQL search results, page by page."""
+        params = {"cql": cql, "expand": expand, "limit": min(self.page_size, 100)}
 
         def next_of(page: dict) -> str | None:
             link = page.get("_links", {}).get("next")
             # v1 links are relative to /wiki; v2's include it.
             return f"/wiki{link}" if link and link.startswith("/rest/") else link
 
-        path = "/wiki/rest/api/content/search"
-        return [a for page in self.http.paginate(path, params, next_of) for a in page["results"]]
+        for page in self.http.paginate("/wiki/rest/api/content/search", params, next_of):
+            yield from page.get("results", [])
+
+    def restrictions_in(self, space_key: str) -> dict[str, tuple[list[str], list[str]]]:
+        """Page id -> (groups, users) of its own read restriction, for a whole space in one
+        paged listing (CQL with the restrictions expanded) instead of a call per page."""
+        expand = "restrictions.read.restrictions.user,restrictions.read.restrictions.group"
+        found = {}
+        for result in self._search(f'type=page AND space="{space_key}"', expand):
+            read = ((result.get("restrictions") or {}).get("read") or {}).get("restrictions", {})
+            found[str(result["id"])] = _names(read)
+        return found
+
+    def attachments(self, space_key: str) -> list[dict]:
+        """A space's attachments in one paged listing (v1 CQL), each with its page's id."""
+        return list(self._search(f'type=attachment AND space="{space_key}"', "version,container"))
 
     def download(self, path: str) -> bytes:
         return self.http.get_bytes(path)
@@ -138,6 +139,9 @@ class ConfluenceConnector:
         self.name, self.api, self.space_keys = name, api, spaces
         self.attachments = bool(options.get("attachments", True))
         self.workers = int(options.get("workers", 8))
+        # "bulk": one CQL listing per space; "per-page": a call per page (Data Center servers
+        # that do not expand restrictions in search).
+        self.per_page = options.get("restrictions", "bulk") == "per-page"
         self.site = api.http.base_url
 
     def list(self, cursor: str | None) -> Listing:
@@ -177,8 +181,15 @@ class ConfluenceConnector:
 
     def _items(self, space: Space, pages: list[Page], listing: Listing) -> list[RemoteItem]:
         by_id = {p.id: p for p in pages}
-        with ThreadPoolExecutor(max(1, self.workers)) as pool:
-            found = dict(zip(by_id, pool.map(self._restrictions, by_id), strict=True))
+        if self.per_page:
+            with ThreadPoolExecutor(max(1, self.workers)) as pool:
+                found = dict(zip(by_id, pool.map(self._restrictions, by_id), strict=True))
+        else:
+            try:
+                found = self.api.restrictions_in(space.key)
+            except RemoteError as exc:
+                listing.problems.append((f"space {space.key} (restrictions)", str(exc)))
+                found = {}  # every page's access unknown: restricted until the next sync
         items = []
         for page in pages:
             access = self._access(space, page, by_id, found)
@@ -292,6 +303,17 @@ class ConfluenceConnector:
         with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as f:
             f.write(data)
         return Content(file=Path(f.name), filename=f"{item.title}{suffix}")
+
+
+def _names(restrictions: dict) -> tuple[list[str], list[str]]:
+    groups = [
+        g.get("name") or g.get("id", "") for g in restrictions.get("group", {}).get("results", [])
+    ]
+    users = [
+        u.get("accountId") or u.get("username", "")
+        for u in restrictions.get("user", {}).get("results", [])
+    ]
+    return [g for g in groups if g], [u for u in users if u]
 
 
 def _version(number: int, access: Access) -> str:

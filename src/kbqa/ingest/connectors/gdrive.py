@@ -48,6 +48,7 @@ class DriveGateway:
 
     def children(self, folder: str) -> Iterator[dict]:
         """The files and folders directly in `folder` (not trashed), page by page."""
+        folder = folder.replace("'", "")  # an id has no quotes: none may end the query's string
         params = {
             "q": f"'{folder}' in parents and trashed = false",
             "fields": f"nextPageToken,files({FILE_FIELDS})",
@@ -165,9 +166,10 @@ class DriveConnector:
         new_folders: list[str] = []
         for fid, change in latest.items():
             f = change.get("file") or {}
-            inside = bool(folders.intersection(f.get("parents", [])))
+            # A scope folder is inside by definition, wherever it sits.
+            inside = fid in self.folders or bool(folders.intersection(f.get("parents", [])))
             gone = change.get("removed") or f.get("trashed") or not inside
-            if f.get("mimeType") == FOLDER:
+            if f.get("mimeType") == FOLDER or fid in folders:  # a removal carries no mimeType
                 if fid in folders and gone:
                     # A folder left the scope: what it held is found only by listing again.
                     listing = self._everything()

@@ -79,6 +79,8 @@ class JiraConnector:
             for issue in self.api.search(self._query()):
                 listing.items.append(self._item(issue))
         except RemoteError as exc:
+            if not listing.items:
+                raise  # nothing listed at all: the sync fails, saying why
             # Part of the issues are unknown: none of those already stored may be pruned.
             listing.problems.append((f"search {self._query()}", str(exc)))
             listing.complete = False

@@ -17,7 +17,14 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
 from kbqa.errors import ConfigError, MissingDependencyError
-from kbqa.ingest.connectors.base import Access, Content, ItemError, Listing, RemoteItem
+from kbqa.ingest.connectors.base import (
+    Access,
+    Content,
+    ItemError,
+    Listing,
+    RemoteItem,
+    iso_seconds,
+)
 from kbqa.ingest.connectors.config import SourceConfig
 from kbqa.ingest.connectors.http import Http, RemoteError
 from kbqa.ingest.connectors.web_pages import http_date_iso, links_and_title, read_sitemap
@@ -81,6 +88,7 @@ class WebConnector:
         max_depth: int = 5,
         max_pages: int = 1000,
         public: bool = False,
+        recheck_days: float = 7.0,
     ):
         self.name, self.gateway = name, gateway
         parts = urlsplit(base_url)
@@ -91,7 +99,9 @@ class WebConnector:
         self.prefixes = tuple(p if p.endswith("/") else p + "/" for p in paths) + paths
         self.max_depth, self.max_pages = max_depth, max_pages
         self.access = Access(public=True) if public else Access(groups=(f"web:{name}",))
+        self.recheck_days = recheck_days
         self.pause: Callable[[float], None] = time.sleep  # tests record the crawl delay
+        self.now: Callable[[], float] = time.time
         self._bodies: dict[str, tuple[str, bytes]] = {}  # url -> (content type, body) to parse
 
     # --- listing ------------------------------------------------------------------------
@@ -104,11 +114,12 @@ class WebConnector:
             return Listing([], complete=False, problems=[(f"{self.origin}/robots.txt", why)])
         delay = float(robots.crawl_delay(USER_AGENT) or 0)
         sitemap, complete = self._sitemap(robots, problems)
-        if sitemap:
-            queue = deque((url, 0) for url in sitemap if self._wanted(url, robots))
+        listed = [url for url in sitemap if self._wanted(url, robots)]
+        if listed:
+            queue = deque((url, 0) for url in listed)
             follow = False
-        else:
-            queue = deque((url, 0) for url in self.starts)
+        else:  # no sitemap, or none that covers the base path: follow the links
+            queue = deque((url, 0) for url in self.starts if robots.can_fetch(USER_AGENT, url))
             follow = True
         seen = {url for url, _ in queue}
         pages: dict[str, dict] = {}
@@ -127,10 +138,13 @@ class WebConnector:
                     )
                 )
                 break
-            if not first and delay:
-                self.pause(delay)
-            first = False
-            entry, status = self._visit(url, known.get(url), sitemap.get(url) if sitemap else "")
+            lastmod = "" if follow else sitemap.get(url, "")
+            entry, status = self._unchanged(known.get(url), lastmod), 304
+            if entry is None:
+                if not first and delay:
+                    self.pause(delay)
+                first = False
+                entry, status = self._visit(url, known.get(url), lastmod)
             if status in (404, 410):
                 removed += [url] if url in known else []
                 continue
@@ -223,6 +237,19 @@ class WebConnector:
             return False
         return robots.can_fetch(USER_AGENT, url)
 
+    def _unchanged(self, known: dict | None, lastmod: str) -> dict | None:
+        """The page's stored entry when the sitemap says it has not changed since it was last
+        fetched (the same lastmod, older than that fetch) and a recheck is not due; else None.
+        The recheck finds what a stale sitemap still lists after it is gone."""
+        if not (known and lastmod and self.recheck_days and known.get("lastmod") == lastmod):
+            return None
+        checked, now = iso_seconds(known.get("checked", "")), self.now()
+        # A date alone may cover edits later that day: count it from the day's end.
+        edited = iso_seconds(lastmod) + (86400 if len(lastmod) <= 10 else 0)
+        if edited > checked or now - checked > self.recheck_days * 86400:
+            return None
+        return dict(known)
+
     def _visit(self, url: str, known: dict | None, lastmod: str) -> tuple[dict | None, int]:
         """The cursor entry of `url` (its version, title, date and links), from a conditional
         GET; (None, status) when it failed."""
@@ -231,8 +258,9 @@ class WebConnector:
             page = self.gateway.get(url, known.get("etag", ""), known.get("modified", ""))
         except RemoteError as exc:
             return None, exc.status
+        checked = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.now()))
         if page.status == 304 and known:
-            return dict(known), 304
+            return {**known, "lastmod": lastmod, "checked": checked}, 304
         if page.status >= 400 or page.status == 304:
             return None, page.status
         kind = page.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -245,6 +273,8 @@ class WebConnector:
             modified=modified,
             version=etag or modified or hashlib.sha256(page.body).hexdigest()[:20],
             updated=http_date_iso(modified) or lastmod,
+            lastmod=lastmod,
+            checked=checked,
         )
         if kind in FILE_TYPES:
             entry["title"] = Path(urlsplit(page.url).path).name
@@ -311,7 +341,9 @@ def _clean(url: str) -> str:
 
 def build(config: SourceConfig) -> WebConnector:
     """A docs site from a `[[sources]]` entry: `url` the site (its path the base path unless
-    `scope` names base paths), options `max_depth`, `max_pages`, `access = "public"`."""
+    `scope` names base paths), options `max_depth`, `max_pages`, `access = "public"`,
+    `recheck_days` (a page the sitemap says is unchanged is fetched again after this many
+    days; 0: every sync)."""
     options = dict(config.options)
     access = options.get("access", "restricted")
     if access not in ("public", "restricted"):
@@ -319,6 +351,9 @@ def build(config: SourceConfig) -> WebConnector:
     for key in ("max_depth", "max_pages"):
         if key in options and (not isinstance(options[key], int) or options[key] < 1):
             raise ConfigError(f"source '{config.name}': {key} must be a whole number >= 1")
+    recheck = options.get("recheck_days", 7)
+    if isinstance(recheck, bool) or not isinstance(recheck, int | float) or recheck < 0:
+        raise ConfigError(f"source '{config.name}': recheck_days must be a number >= 0")
     if not urlsplit(config.url).scheme.startswith("http"):
         raise ConfigError(f"source '{config.name}': url must be an http(s) URL")
     http = Http(config.url, headers={"User-Agent": USER_AGENT})
@@ -330,4 +365,5 @@ def build(config: SourceConfig) -> WebConnector:
         max_depth=options.get("max_depth", 5),
         max_pages=options.get("max_pages", 1000),
         public=access == "public",
+        recheck_days=float(recheck),
     )

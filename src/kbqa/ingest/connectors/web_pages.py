@@ -88,7 +88,8 @@ def read_sitemap(data: bytes) -> tuple[list[str], dict[str, str]]:
 
 
 def iso_date(value: str) -> str:
-    """A sitemap's W3C datetime (a date alone, or with a time) as ISO 8601 UTC; "" if unread."""
+    """A sitemap's W3C datetime as ISO 8601 UTC (a date alone stays a date: it does not say
+    when in the day); "" if unread."""
     from datetime import UTC, datetime
 
     if not value:
@@ -97,6 +98,8 @@ def iso_date(value: str) -> str:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return ""
+    if len(value) <= 10:
+        return when.strftime("%Y-%m-%d")
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
