@@ -181,3 +181,36 @@ def test_adf_to_markdown_keeps_structure():
     text = adf_to_markdown(doc)
     assert "### Fix" in text and "- one\n- `two`" in text
     assert "```sh\nmake deploy\n```" in text and "@ada see https://x.test/1" in text
+
+
+def test_kills_mid_sync_then_a_re_run_lose_and_duplicate_nothing(ckb, jira, monkeypatch):
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import faults as bench
+
+    class Killed(BaseException):
+        pass
+
+    c = connector(jira)
+    real_fetch = c.fetch
+    for n in (1, 3, 2):  # the first, the last, a middle item
+        calls = {"n": 0}
+
+        def fetch(item, n=n, calls=calls):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise Killed
+            return real_fetch(item)
+
+        monkeypatch.setattr(c, "fetch", fetch)
+        with pytest.raises(Killed):
+            sync(ckb, c)
+        monkeypatch.undo()
+        assert bench.check(ckb) == []
+        jira.comment("OPS-2", "Ada", f"Renewal number {n} went fine.")
+    result = sync(ckb, c)
+    assert result.failed == [] and uris(ckb) == ALL and bench.check(ckb) == []
+    assert "Renewal number 2" in documents(ckb)["jira:tracker/OPS-2"]["text"]
