@@ -74,6 +74,15 @@ def test_a_first_sync_equals_the_fixture_with_every_comment(ckb, jira):
     assert jira.count(r"/search/jql$") == 2  # two pages of two, the second short
 
 
+def test_a_data_center_jira_syncs_over_rest_v2_with_wiki_markup(ckb, jira):
+    jira.v2 = True
+    result = sync(ckb, connector(jira, deployment="datacenter"))
+    assert result.error == "" and result.failed == [] and uris(ckb) == ALL
+    text = documents(ckb)["jira:tracker/OPS-1"]["text"]
+    assert "ran out of disk" in text and "never expired" in text
+    assert jira.count(r"^/rest/api/2/search$") == 2 and jira.count(r"^/rest/api/3/") == 0
+
+
 def test_a_new_comment_re_reads_that_issue_alone(ckb, jira):
     c = connector(jira)
     sync(ckb, c)
