@@ -215,6 +215,7 @@ class Settings:
         from urllib.parse import urlsplit
 
         values = [getattr(self, name) for name in self.SECRET_FIELDS]
+        values += [c.token for c in self.sources]  # connectors' credentials
         with contextlib.suppress(ValueError):  # a malformed URL has no password to hide
             values.append(urlsplit(self.database_url).password or "")
         return tuple(v for v in values if v)

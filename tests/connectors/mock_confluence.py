@@ -46,11 +46,18 @@ class MockConfluence(MockServer):
         self.route("GET", r"/wiki/api/v2/spaces/(\d+)/permissions", self._permissions)
         self.route("GET", r"/wiki/api/v2/pages", self._pages)
         self.route("GET", r"/wiki/api/v2/pages/(\d+)", self._page)
+        # The v1 API and downloads live under /wiki on Cloud, at the root on Data Center.
         self.route(
-            "GET", r"/wiki/rest/api/content/(\d+)/restriction/byOperation/read", self._restriction
+            "GET",
+            r"(?:/wiki)?/rest/api/content/(\d+)/restriction/byOperation/read",
+            self._restriction,
         )
-        self.route("GET", r"/wiki/rest/api/content/search", self._search)
-        self.route("GET", r"/wiki/download/attachments/(\d+)/(att\d+)", self._download)
+        self.route("GET", r"(?:/wiki)?/rest/api/content/search", self._search)
+        self.route("GET", r"(?:/wiki)?/download/attachments/(\d+)/(att\d+)", self._download)
+        # Data Center only: spaces and pages over v1.
+        self.route("GET", r"/rest/api/space", self._v1_spaces)
+        self.route("GET", r"/rest/api/content", self._v1_pages)
+        self.route("GET", r"/rest/api/content/(\d+)", self._v1_page)
 
     # -- fixture helpers --------------------------------------------------------------------
     def add_space(self, key: str, anonymous: bool = False, groups: tuple[str, ...] = ()) -> None:
@@ -241,6 +248,57 @@ class MockConfluence(MockServer):
         if cursor is not None:
             links["next"] = f"/rest/api/content/search?{urlencode({**params, 'cursor': cursor})}"
         return Reply(body={"results": chunk, "size": len(chunk), "_links": links})
+
+    def _v1_links(self, path: str, params: dict, cursor: str | None) -> dict:
+        links = {"base": self.url, "context": ""}
+        if cursor is not None:
+            links["next"] = f"{path}?{urlencode({**params, 'cursor': cursor})}"
+        return links
+
+    def _v1_spaces(self, params) -> Reply:
+        keys = [k for k in params.get("spaceKey", "").split(",") if k] or list(self.spaces)
+        rows = [
+            {"id": int(s["id"]), "key": k, "name": s["name"], "type": "global"}
+            for k, s in self.spaces.items()
+            if k in keys
+        ]
+        chunk, cursor = page_of(rows, params, self.max_page)
+        return Reply(
+            body={"results": chunk, "_links": self._v1_links("/rest/api/space", params, cursor)}
+        )
+
+    def _v1_page_json(self, page_id: str, page: MockPage) -> dict:
+        ancestors, parent = [], page.parent
+        while parent is not None and parent in self.pages:
+            ancestors.insert(0, {"id": parent, "type": "page"})
+            parent = self.pages[parent].parent
+        return {
+            "id": page_id,
+            "type": "page",
+            "status": "current",
+            "title": page.title,
+            "version": {"number": page.version, "when": page.when, "by": {"username": page.author}},
+            "ancestors": ancestors,
+            "_links": {"webui": f"/display/{page.space}/{page.title.replace(' ', '+')}"},
+        }
+
+    def _v1_pages(self, params) -> Reply:
+        key = params.get("spaceKey", "")
+        if key not in self.spaces or params.get("type") != "page":
+            return Reply(404, {"statusCode": 404, "message": f"No space with key : {key}"})
+        rows = [self._v1_page_json(i, p) for i, p in sorted(self.pages.items()) if p.space == key]
+        chunk, cursor = page_of(rows, params, self.max_page)
+        links = self._v1_links("/rest/api/content", params, cursor)
+        return Reply(body={"results": chunk, "size": len(chunk), "_links": links})
+
+    def _v1_page(self, page_id, params) -> Reply:
+        page = self.pages.get(page_id)
+        if page is None:
+            return self.not_found(page_id)
+        body = self._v1_page_json(page_id, page)
+        if "body.storage" in params.get("expand", ""):
+            body["body"] = {"storage": {"value": page.body, "representation": "storage"}}
+        return Reply(body=body)
 
     def _download(self, page_id, att_id, params) -> Reply:
         a = self.attachments.get(att_id)

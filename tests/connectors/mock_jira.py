@@ -21,6 +21,11 @@ def adf(*paragraphs: str) -> dict:
     }
 
 
+def _plain(doc: dict) -> str:
+    """An ADF document's text, as Data Center's wiki markup would carry it."""
+    return "\n\n".join(t["text"] for p in doc["content"] for t in p.get("content", []))
+
+
 @dataclass
 class MockIssue:
     project: str
@@ -43,8 +48,10 @@ class MockJira(MockServer):
         self.issues: dict[str, MockIssue] = {}
         self.expire_tokens = 0
         self.route("GET", r"/rest/api/3/search/jql", self._search)
-        self.route("GET", r"/rest/api/3/issue/([A-Z]+-\d+)", self._issue)
-        self.route("GET", r"/rest/api/3/issue/([A-Z]+-\d+)/comment", self._comments)
+        self.route("GET", r"/rest/api/[23]/issue/([A-Z]+-\d+)", self._issue)
+        self.route("GET", r"/rest/api/[23]/issue/([A-Z]+-\d+)/comment", self._comments)
+        self.route("GET", r"/rest/api/2/search", self._search_v2)
+        self.v2 = False  # Data Center: bodies in wiki markup (plain strings), not ADF
 
     def comment(self, key: str, author: str, text: str) -> None:
         issue = self.issues[key]
@@ -60,7 +67,7 @@ class MockJira(MockServer):
             "security": {"id": "10100", "name": issue.security} if issue.security else None,
             "status": {"name": issue.status},
             "issuetype": {"name": "Task"},
-            "description": issue.description,
+            "description": _plain(issue.description) if self.v2 else issue.description,
         }
         return {k: v for k, v in fields.items() if k in wanted}
 
@@ -96,11 +103,29 @@ class MockJira(MockServer):
             body["nextPageToken"] = cursor
         return Reply(body=body)
 
+    def _search_v2(self, params) -> Reply:
+        jql = params.get("jql", "")
+        projects = re.findall(r'"([A-Z]+)"', jql.split("ORDER BY")[0])
+        keys = sorted(
+            (k for k, i in self.issues.items() if not projects or i.project in projects),
+            key=lambda k: (k.split("-")[0], int(k.split("-")[1])),
+        )
+        start = int(params.get("startAt", 0))
+        size = min(int(params.get("maxResults", 50)), self.max_page)
+        wanted = set(params.get("fields", "").split(","))
+        rows = [
+            {"id": "1", "key": k, "fields": self._fields(k, self.issues[k], wanted)}
+            for k in keys[start : start + size]
+        ]
+        return Reply(
+            body={"startAt": start, "maxResults": size, "total": len(keys), "issues": rows}
+        )
+
     def _comment_json(self, i: int, author: str, text: str) -> dict:
         return {
             "id": str(20000 + i),
             "author": {"displayName": author},
-            "body": adf(text),
+            "body": text if self.v2 else adf(text),
             "created": f"2026-11-{i % 28 + 1:02d}T12:00:00.000+0000",
         }
 

@@ -106,7 +106,8 @@ class MockServer:
 
     def answer(self, method: str, target: str, auth: str) -> Reply:
         parts = urlsplit(target)
-        params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        # A repeated parameter (?spaceKey=A&spaceKey=B) arrives joined by commas.
+        params = {k: ",".join(v) for k, v in parse_qs(parts.query).items()}
         call = Call(method, parts.path, params)
         with self.lock:
             self._calls.append(call)

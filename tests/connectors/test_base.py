@@ -175,3 +175,10 @@ def test_a_source_another_live_process_is_syncing_is_refused(ckb, tmp_path):
         other.wait()
     result = sync(ckb, connector)  # its owner is gone: the claim is taken over
     assert result.error == "" and connector.cursors == [None, "c1"]
+
+
+def test_a_sources_credential_is_a_secret_masked_in_logs(tmp_path):
+    toml = tmp_path / "kbqa.toml"
+    toml.write_text('[[sources]]\nname = "w"\nkind = "jira"\nurl = "u"\ntoken_env = "T"\n')
+    settings = Settings.load(toml, environ={"T": "jira-secret-token-42"})
+    assert "jira-secret-token-42" in settings.secrets()

@@ -96,6 +96,31 @@ def test_a_first_sync_equals_the_fixture(ckb, wiki):
     assert wiki.count(r"^/wiki/api/v2/pages$") == 3
 
 
+def test_a_data_center_site_syncs_over_the_v1_api_with_a_bearer_token(ckb, wiki):
+    config = SourceConfig(
+        name="wiki",
+        kind="confluence",
+        url=wiki.url,
+        scope=("ENG", "PUB"),
+        token="api-token-123456",
+        options={"deployment": "datacenter"},
+    )
+    result = sync(ckb, build(config, retry=FAST_RETRY))
+    assert result.error == "" and result.failed == [] and uris(ckb) == ALL
+    docs = documents(ckb)
+    assert (
+        docs["confluence:wiki/101"]["metadata"]["url"] == f"{wiki.url}/display/ENG/Deploy+runbook"
+    )
+    assert "argo rollouts promote api" in docs["confluence:wiki/101"]["text"]
+    # No space permissions over Data Center's REST: the space's principal, narrowed by
+    # restrictions (the child's inherited through `ancestors`).
+    assert docs["confluence:wiki/201"]["metadata"]["access"]["groups"] == ["confluence-space:PUB"]
+    assert docs["confluence:wiki/102"]["metadata"]["access"]["groups"] == [SRE]
+    assert (
+        wiki.count(r"^/wiki/") == 0 and wiki.count(r"^/rest/api/content$") == 3
+    )  # ENG in two short pages
+
+
 def test_an_edit_re_reads_and_re_embeds_that_page_alone(ckb, wiki):
     c = connector(wiki)
     sync(ckb, c)

@@ -74,6 +74,15 @@ def test_a_first_sync_equals_the_fixture_with_every_comment(ckb, jira):
     assert jira.count(r"/search/jql$") == 2  # two pages of two, the second short
 
 
+def test_a_data_center_jira_syncs_over_rest_v2_with_wiki_markup(ckb, jira):
+    jira.v2 = True
+    result = sync(ckb, connector(jira, deployment="datacenter"))
+    assert result.error == "" and result.failed == [] and uris(ckb) == ALL
+    text = documents(ckb)["jira:tracker/OPS-1"]["text"]
+    assert "ran out of disk" in text and "never expired" in text
+    assert jira.count(r"^/rest/api/2/search$") == 2 and jira.count(r"^/rest/api/3/") == 0
+
+
 def test_a_new_comment_re_reads_that_issue_alone(ckb, jira):
     c = connector(jira)
     sync(ckb, c)
@@ -181,3 +190,36 @@ def test_adf_to_markdown_keeps_structure():
     text = adf_to_markdown(doc)
     assert "### Fix" in text and "- one\n- `two`" in text
     assert "```sh\nmake deploy\n```" in text and "@ada see https://x.test/1" in text
+
+
+def test_kills_mid_sync_then_a_re_run_lose_and_duplicate_nothing(ckb, jira, monkeypatch):
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import faults as bench
+
+    class Killed(BaseException):
+        pass
+
+    c = connector(jira)
+    real_fetch = c.fetch
+    for n in (1, 3, 2):  # the first, the last, a middle item
+        calls = {"n": 0}
+
+        def fetch(item, n=n, calls=calls):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise Killed
+            return real_fetch(item)
+
+        monkeypatch.setattr(c, "fetch", fetch)
+        with pytest.raises(Killed):
+            sync(ckb, c)
+        monkeypatch.undo()
+        assert bench.check(ckb) == []
+        jira.comment("OPS-2", "Ada", f"Renewal number {n} went fine.")
+    result = sync(ckb, c)
+    assert result.failed == [] and uris(ckb) == ALL and bench.check(ckb) == []
+    assert "Renewal number 2" in documents(ckb)["jira:tracker/OPS-2"]["text"]

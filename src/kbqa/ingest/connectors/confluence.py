@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kbqa.errors import ParseError
+from kbqa.errors import ConfigError, ParseError
 from kbqa.ingest.connectors.base import Access, Content, ItemError, Listing, RemoteItem
 from kbqa.ingest.connectors.config import SourceConfig, need_token
 from kbqa.ingest.connectors.http import Http, RemoteError, RetryPolicy
@@ -55,7 +55,9 @@ class Space:
 
 
 class ConfluenceApi:
-    """Every call kbqa makes to Confluence; plain data back."""
+    """Every call kbqa makes to Confluence Cloud; plain data back."""
+
+    prefix = "/wiki"  # where the REST APIs and the pages' links live on the site
 
     def __init__(self, http: Http, page_size: int = 250):
         self.http, self.page_size = http, page_size
@@ -94,7 +96,7 @@ class ConfluenceApi:
 
     def read_restrictions(self, page_id: str) -> tuple[list[str], list[str]]:
         """(groups, users) that a page's own read restriction names; both empty: none."""
-        path = f"/wiki/rest/api/content/{page_id}/restriction/byOperation/read"
+        path = f"{self.prefix}/rest/api/content/{page_id}/restriction/byOperation/read"
         body = self.http.get_json(path, {"expand": "restrictions.user,restrictions.group"})
         return _names(body.get("restrictions", {}))
 
@@ -102,16 +104,16 @@ class ConfluenceApi:
         page = self.http.get_json(f"/wiki/api/v2/pages/{page_id}", {"body-format": "storage"})
         return ((page.get("body") or {}).get("storage") or {}).get("value", "")
 
+    def _v1_next(self, page: dict) -> str | None:
+        link = page.get("_links", {}).get("next")
+        # v1 links are relative to the site's context path (/wiki); v2's include it.
+        return f"{self.prefix}{link}" if link and link.startswith("/rest/") else link
+
     def _search(self, cql: str, expand: str) -> Iterator[dict]:
         """v1 CQL search results, page by page."""
         params = {"cql": cql, "expand": expand, "limit": min(self.page_size, 100)}
-
-        def next_of(page: dict) -> str | None:
-            link = page.get("_links", {}).get("next")
-            # v1 links are relative to /wiki; v2's include it.
-            return f"/wiki{link}" if link and link.startswith("/rest/") else link
-
-        for page in self.http.paginate("/wiki/rest/api/content/search", params, next_of):
+        path = f"{self.prefix}/rest/api/content/search"
+        for page in self.http.paginate(path, params, self._v1_next):
             yield from page.get("results", [])
 
     def restrictions_in(self, space_key: str) -> dict[str, tuple[list[str], list[str]]]:
@@ -130,6 +132,53 @@ class ConfluenceApi:
 
     def download(self, path: str) -> bytes:
         return self.http.get_bytes(path)
+
+
+class DataCenterApi(ConfluenceApi):
+    """Confluence Data Center / Server: the v1 REST API only (no v2, no space permissions over
+    REST: a page's readers are its space's principal, narrowed by its restrictions)."""
+
+    prefix = ""
+
+    def spaces(self, keys: tuple[str, ...]) -> list[Space]:
+        params: dict[str, Any] = {"limit": min(self.page_size, 100)}
+        if keys:
+            params["spaceKey"] = list(keys)
+        found = []
+        for page in self.http.paginate("/rest/api/space", params, self._v1_next):
+            found += [Space(s["key"], s["key"], s.get("name", s["key"])) for s in page["results"]]
+        return found
+
+    def space_permissions(self, space_id: str) -> list[dict]:
+        return []
+
+    def pages(self, space_id: str) -> Iterator[Page]:
+        params = {
+            "spaceKey": space_id,
+            "type": "page",
+            "status": "current",
+            "expand": "version,ancestors",
+            "limit": min(self.page_size, 100),
+        }
+        for page in self.http.paginate("/rest/api/content", params, self._v1_next):
+            for p in page.get("results", []):
+                version = p.get("version") or {}
+                ancestors = p.get("ancestors") or []
+                by = version.get("by") or {}
+                yield Page(
+                    id=str(p["id"]),
+                    title=p.get("title", ""),
+                    space_id=space_id,
+                    parent_id=str(ancestors[-1]["id"]) if ancestors else None,
+                    version=int(version.get("number", 0)),
+                    updated_at=version.get("when", ""),
+                    author=by.get("username") or by.get("accountId", ""),
+                    webui=(p.get("_links") or {}).get("webui", ""),
+                )
+
+    def body(self, page_id: str) -> str:
+        page = self.http.get_json(f"/rest/api/content/{page_id}", {"expand": "body.storage"})
+        return ((page.get("body") or {}).get("storage") or {}).get("value", "")
 
 
 class ConfluenceConnector:
@@ -200,7 +249,7 @@ class ConfluenceConnector:
                 id=page.id,
                 version=_version(page.version, access),
                 title=page.title,
-                url=f"{self.site}/wiki{page.webui}" if page.webui else "",
+                url=f"{self.site}{self.api.prefix}{page.webui}" if page.webui else "",
                 updated_at=page.updated_at,
                 author=page.author,
                 access=access,
@@ -270,7 +319,9 @@ class ConfluenceConnector:
                     id=f"{page.id}/attachments/{a['id']}",
                     version=_version(int(version.get("number", 0)), page.access),
                     title=f"{page.title} — {a.get('title', a['id'])}",
-                    url=f"{self.site}/wiki{links['webui']}" if links.get("webui") else page.url,
+                    url=f"{self.site}{self.api.prefix}{links['webui']}"
+                    if links.get("webui")
+                    else page.url,
                     updated_at=version.get("when", page.updated_at),
                     author=(version.get("by") or {}).get("accountId", ""),
                     access=page.access,
@@ -296,8 +347,9 @@ class ConfluenceConnector:
 
     def _download(self, item: RemoteItem) -> Content:
         link = str(item.extra["download"])
-        if not link.startswith(("http://", "https://", "/wiki")):
-            link = f"/wiki{link}"
+        prefix = self.api.prefix
+        if not link.startswith(("http://", "https://")) and not link.startswith(f"{prefix}/"):
+            link = f"{prefix}{link}"
         data = self.api.download(link)
         suffix = str(item.extra["suffix"])
         with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as f:
@@ -322,12 +374,17 @@ def _version(number: int, access: Access) -> str:
 
 
 def build(config: SourceConfig, retry: RetryPolicy | None = None) -> ConfluenceConnector:
-    """A Confluence connector: `url` the site (https://acme.atlassian.net), `scope` the space
-    keys (none: every space the credential reads), `user_env` the account's email for Cloud's
-    basic auth (unset: the token is a Data Center personal access token, sent as Bearer)."""
+    """A Confluence connector: `url` the site (https://acme.atlassian.net, or a Data Center's
+    base URL with `deployment = "datacenter"`), `scope` the space keys (none: every space the
+    credential reads), `user_env` the account's email for Cloud's basic auth (unset: the token
+    is a Data Center personal access token, sent as Bearer)."""
     token = need_token(config)
     auth = (config.user, token) if config.user else None
     headers = {} if auth else {"Authorization": f"Bearer {token}"}
     http = Http(config.url, headers=headers, auth=auth, retry=retry)
-    api = ConfluenceApi(http, int(config.options.get("page_size", 250)))
+    deployment = config.options.get("deployment", "cloud")
+    if deployment not in ("cloud", "datacenter"):
+        raise ConfigError(f"source '{config.name}': deployment must be cloud or datacenter")
+    kind = DataCenterApi if deployment == "datacenter" else ConfluenceApi
+    api = kind(http, int(config.options.get("page_size", 250)))
     return ConfluenceConnector(config.name, api, config.scope, dict(config.options))

@@ -23,7 +23,9 @@ ISSUE_FIELDS = "summary,description,comment,reporter,updated,status,issuetype,se
 
 
 class JiraApi:
-    """Every call kbqa makes to Jira; plain data back."""
+    """Every call kbqa makes to Jira Cloud; plain data back."""
+
+    rest = "/rest/api/3"
 
     def __init__(self, http: Http, page_size: int = 100):
         self.http, self.page_size = http, page_size
@@ -40,13 +42,13 @@ class JiraApi:
             params = {**params, "nextPageToken": token}
 
     def issue(self, key: str) -> dict:
-        issue = self.http.get_json(f"/rest/api/3/issue/{key}", {"fields": ISSUE_FIELDS})
+        issue = self.http.get_json(f"{self.rest}/issue/{key}", {"fields": ISSUE_FIELDS})
         comments = (issue.get("fields") or {}).get("comment") or {}
         found = list(comments.get("comments", []))
         # The issue carries the first page of its comments; the rest are fetched by offset.
         while len(found) < int(comments.get("total", 0)):
             more = self.http.get_json(
-                f"/rest/api/3/issue/{key}/comment",
+                f"{self.rest}/issue/{key}/comment",
                 {"startAt": len(found), "maxResults": self.page_size},
             )
             if not more.get("comments"):
@@ -54,6 +56,26 @@ class JiraApi:
             found += more["comments"]
         issue.setdefault("fields", {})["comments"] = found
         return issue
+
+
+class DataCenterJiraApi(JiraApi):
+    """Jira Data Center / Server: REST v2, `search` paged by `startAt`, bodies in wiki markup
+    (kept as they are)."""
+
+    rest = "/rest/api/2"
+
+    def search(self, jql: str) -> Iterator[dict]:
+        start = 0
+        while True:
+            params = {"jql": jql, "fields": LIST_FIELDS, "startAt": start}
+            page = self.http.get_json(
+                "/rest/api/2/search", {**params, "maxResults": self.page_size}
+            )
+            issues = page.get("issues", [])
+            yield from issues
+            start += len(issues)
+            if not issues or start >= int(page.get("total", 0)):
+                return
 
 
 class JiraConnector:
@@ -220,10 +242,12 @@ def _adf(node: dict, depth: int) -> str:
 def build(config: SourceConfig, retry: RetryPolicy | None = None) -> JiraConnector:
     """A Jira connector: `url` the site (https://acme.atlassian.net), `scope` the project keys,
     `user_env` the account's email (Cloud basic auth; unset: a Data Center token as Bearer);
-    options `jql` (an extra filter) and `public_projects` (readable by anyone)."""
+    options `jql` (an extra filter), `public_projects` (readable by anyone) and `deployment =
+    "datacenter"` (REST v2)."""
     token = need_token(config)
     auth = (config.user, token) if config.user else None
     headers = {} if auth else {"Authorization": f"Bearer {token}"}
     http = Http(config.url, headers=headers, auth=auth, retry=retry)
-    api = JiraApi(http, int(config.options.get("page_size", 100)))
+    kind = DataCenterJiraApi if config.options.get("deployment") == "datacenter" else JiraApi
+    api = kind(http, int(config.options.get("page_size", 100)))
     return JiraConnector(config.name, api, config.scope, dict(config.options))
