@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbqa.clock import iso, parse_time
+
 
 @dataclass(frozen=True)
 class Document:
@@ -46,6 +48,22 @@ class Hit:
         while parts and parts[0].rstrip("…").strip() in self.title:
             parts.pop(0)
         return " › ".join([self.title, *parts])
+
+    @property
+    def updated_at(self) -> float:
+        """When the source last changed (epoch seconds; 0.0 when unknown): the time its
+        ingest recorded (git commit, Slack message or edit, connector), else its mtime."""
+        meta = self.metadata
+        return (
+            parse_time(meta.get("updated_at"))
+            or parse_time(meta.get("last_ts"))
+            or float(meta.get("mtime") or 0)
+        )
+
+    @property
+    def author(self) -> str:
+        """Who last changed the source, where it is known; ""."""
+        return str(self.metadata.get("author") or "")
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,8 @@ class Answer:
                 "heading": hit.heading,
                 "text": hit.text,
                 "score": round(hit.score, 4),
+                "updated_at": iso(hit.updated_at) if hit.updated_at else None,
+                "author": hit.author or None,
             }
             return {"n": n, **d} if n is not None else d
 

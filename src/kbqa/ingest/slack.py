@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from kbqa.clock import iso
 from kbqa.ingest.partition import HEADING_SEPARATOR
 from kbqa.types import Chunk, Document
 
@@ -204,6 +205,8 @@ def _document(
             reactions[name] = reactions.get(name, 0) + count
     heading = f"#{conversation.name}{HEADING_SEPARATOR}{first_line}"
     chunks = _chunk(blocks, max_chars)
+    # The thread changed last when its newest message was posted or any message was edited.
+    changed = max(group, key=_changed_at)
     return Document(
         uri=f"https://{workspace}.slack.com/archives/{conversation.id}/p{root.replace('.', '')}",
         title=f"#{conversation.name}: {first_line}",
@@ -225,6 +228,9 @@ def _document(
             "resolved": any(name in RESOLVED_REACTIONS for name in reactions),
             "first_ts": group[0].ts,
             "last_ts": group[-1].ts,
+            "updated_at": iso(float(_changed_at(changed))),
+            "author": changed.author,
+            "time_source": "slack",
             # Loose messages are not a thread: nothing to reply to.
             "thread_ts": root if thread else "",
             # Per message, in the order of the text's "author: body" blocks: who said it and
@@ -237,6 +243,12 @@ def _document(
             else [],
         },
     )
+
+
+def _changed_at(message: _Message) -> Decimal:
+    edited = message.raw.get("edited")
+    key = _ts_key(edited.get("ts")) if isinstance(edited, dict) else None
+    return max(message.key, key) if key is not None else message.key
 
 
 def _message_reactions(group: list[_Message]) -> list[dict[str, int]]:

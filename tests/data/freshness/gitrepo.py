@@ -1,0 +1,30 @@
+"""Commit files into a git repository with dulwich, at a given time and by a given author:
+how the freshness tests and benchmarks/freshness.py build a revised runbook's history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dulwich.repo import Repo
+
+
+def commit(root: Path, files: dict[str, str], when: float, author: str, message: str) -> bytes:
+    """Write `files` (path -> text) under `root` (a repository, made if missing) and commit
+    them at `when` (epoch seconds, UTC) as `author`; returns the commit id."""
+    repo = Repo(str(root)) if (root / ".git").exists() else Repo.init(str(root), mkdir=True)
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    tree = repo.get_worktree()
+    tree.stage(list(files))
+    who = f"{author} <{author.split()[0].lower()}@example.com>".encode()
+    return tree.commit(
+        message.encode(),
+        committer=who,
+        author=who,
+        commit_timestamp=when,
+        commit_timezone=0,
+        author_timestamp=when,
+        author_timezone=0,
+    )
