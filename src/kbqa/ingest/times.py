@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from kbqa.clock import iso, parse_time
 
@@ -41,22 +39,55 @@ def front_matter(head: bytes) -> dict[str, str]:
 
 
 class GitTimes:
-    """The last commit of each file of one git work tree (dulwich, no git binary needed),
-    found by walking the history once, newest first, only as far as the files asked about."""
+    """The last commit of each committed file under one folder of a git work tree (dulwich,
+    no git binary needed): the history is walked once, newest first, until every file the
+    folder's HEAD holds is dated (or MAX_COMMITS were read), and the repository is closed."""
 
     def __init__(self, start: Path):
+        from dulwich.diff_tree import tree_changes
+        from dulwich.objects import Tree
         from dulwich.repo import Repo  # the connectors extra; without it, times are mtimes
 
-        self.repo = Repo.discover(str(start))
-        self.root = Path(self.repo.path).resolve()
-        head = self.repo[self.repo.head()]
-        self._head_tree = head.tree
-        self._found: dict[bytes, tuple[float, str]] = {}
-        self._walk: Iterator[Any] | None = iter(self.repo.get_walker(max_entries=MAX_COMMITS))
+        repo = Repo.discover(str(start))
+        try:
+            self.root = Path(repo.path).resolve()
+            prefix = start.resolve().relative_to(self.root).as_posix().encode()
+            prefix = b"" if prefix == b"." else prefix
+            store = repo.object_store
+            tree = store[repo[repo.head()].tree]
+            if prefix:
+                _mode, sub = tree.lookup_path(store.__getitem__, prefix)
+                tree = store[sub]
+            # path -> the blob HEAD holds there: what the file must still be to take its date
+            self._blobs = (
+                {
+                    (prefix + b"/" + e.path if prefix else e.path): e.sha
+                    for e in store.iter_tree_contents(tree.id)
+                }
+                if isinstance(tree, Tree)
+                else {}
+            )
+            self._dated: dict[bytes, tuple[float, str]] = {}
+            wanted = set(self._blobs)
+            for entry in repo.get_walker(max_entries=MAX_COMMITS):
+                if not wanted:
+                    break
+                commit = entry.commit
+                parent = store[commit.parents[0]].tree if commit.parents else None
+                author = commit.author.decode("utf-8", "replace").split(" <")[0]
+                paths = [prefix] if prefix else None
+                for change in tree_changes(store, parent, commit.tree, paths=paths):
+                    path = change.new.path if change.new is not None else None
+                    if path in wanted:
+                        wanted.discard(path)
+                        self._dated[path] = (float(commit.commit_time), author)
+        finally:
+            repo.close()
 
     @classmethod
     def open(cls, start: Path) -> GitTimes | None:
-        """The work tree holding `start`, or None (no repository, no commit, no dulwich)."""
+        """The dates of the work tree holding `start`, or None (no repository, no commit, no
+        dulwich)."""
         try:
             return cls(start if start.is_dir() else start.parent)
         except ImportError:
@@ -67,36 +98,16 @@ class GitTimes:
 
     def last_change(self, path: Path, data: bytes) -> tuple[float, str] | None:
         """(commit time, author) of the last commit that changed `path`, when `data` (the file
-        as it is now) is what that commit holds; None for an uncommitted or edited file."""
+        as it is now) is what HEAD holds; None for an uncommitted or edited file."""
         from dulwich.objects import Blob
 
         try:
             rel = path.resolve().relative_to(self.root).as_posix().encode()
-            _mode, blob = self.repo.object_store[self._head_tree].lookup_path(
-                self.repo.object_store.__getitem__, rel
-            )
-        except (ValueError, KeyError):
-            return None  # outside the work tree, or not committed
-        if blob != Blob.from_string(data).id:
-            return None  # edited since its last commit: the mtime is nearer the truth
-        while rel not in self._found and self._walk is not None:
-            self._step()
-        return self._found.get(rel)
-
-    def _step(self) -> None:
-        from dulwich.diff_tree import tree_changes
-
-        entry = next(self._walk, None)
-        if entry is None:
-            self._walk = None
-            return
-        commit = entry.commit
-        store = self.repo.object_store
-        parent = store[commit.parents[0]].tree if commit.parents else None
-        author = commit.author.decode("utf-8", "replace").split(" <")[0]
-        for change in tree_changes(store, parent, commit.tree):
-            if change.new.path is not None:
-                self._found.setdefault(change.new.path, (float(commit.commit_time), author))
+        except ValueError:
+            return None
+        if self._blobs.get(rel) != Blob.from_string(data).id:
+            return None  # not committed, or edited since: the mtime is nearer the truth
+        return self._dated.get(rel)
 
 
 def file_time(path: Path, data: bytes, mtime: float, git: GitTimes | None) -> dict[str, str]:
