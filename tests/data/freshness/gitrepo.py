@@ -3,6 +3,7 @@ how the freshness tests and benchmarks/freshness.py build a revised runbook's hi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from dulwich.repo import Repo
@@ -28,3 +29,21 @@ def commit(root: Path, files: dict[str, str], when: float, author: str, message:
         author_timestamp=when,
         author_timezone=0,
     )
+
+
+def build(dest: Path) -> tuple[Path, Path]:
+    """The fixture's git repository (its commits from questions.json, in order) under `dest`,
+    and the path of its Slack export: (repository, export)."""
+    from kbqa.clock import parse_time
+
+    here = Path(__file__).resolve().parent
+    data = json.loads((here / "questions.json").read_text())
+    repo = dest / "wiki"
+    for step in data["commits"]:
+        files = {name: (here / source).read_text() for name, source in step["files"].items()}
+        commit(repo, files, parse_time(step["when"]), step["author"], step["message"])
+    return repo, here / "slack"
+
+
+def questions() -> dict:
+    return json.loads((Path(__file__).resolve().parent / "questions.json").read_text())
