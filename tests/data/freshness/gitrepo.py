@@ -47,3 +47,19 @@ def build(dest: Path) -> tuple[Path, Path]:
 
 def questions() -> dict:
     return json.loads((Path(__file__).resolve().parent / "questions.json").read_text())
+
+
+def cue_scores(documents: list, threads: list[dict]) -> dict[str, dict[str, int]]:
+    """Per cue: superseded messages it marked rightly (tp), wrongly (fp), and those it should
+    have marked and did not (fn), over the fixture's threads (questions.json "threads")."""
+    by_ts = {d.metadata.get("thread_ts"): d for d in documents if d.metadata.get("thread_ts")}
+    scores: dict[str, dict[str, int]] = {}
+    for thread in threads:
+        found = {s["ts"]: s["cue"] for s in by_ts[thread["thread_ts"]].metadata["superseded"]}
+        for ts, cue in found.items():
+            row = scores.setdefault(cue, {"tp": 0, "fp": 0, "fn": 0})
+            row["tp" if ts in thread["superseded"] else "fp"] += 1
+        for ts in thread["superseded"]:
+            if ts not in found:
+                scores.setdefault(thread["cue"], {"tp": 0, "fp": 0, "fn": 0})["fn"] += 1
+    return scores
