@@ -116,9 +116,17 @@ class Answer:
     span: str = ""
     # The units the answer rests on, in order: each quoted as evidence under its citation.
     evidence: tuple[Evidence, ...] = ()
+    # Where its sources disagree, one line each: the newer value was used, the older is cited
+    # ("updated 2024-03-08; earlier: 5432 in #eng-help, 2024-03-05 [2]"; assistant/freshness.py).
+    updated: str = ""
 
     def explanation(self) -> str:
-        """One line on how the answer was made: why it abstained or quoted, what was dropped."""
+        """How the answer was made, a line each: why it abstained or quoted, what was dropped,
+        what a newer source changed."""
+        how = self._how()
+        return "\n".join(line for line in (how, self.updated) if line)
+
+    def _how(self) -> str:
         if self.abstained:
             return f"(why: {self.reason})" if self.reason else ""
         if self.mode == "extracted" and self.reason:
@@ -154,6 +162,7 @@ class Answer:
             "confidence": round(self.confidence, 4),
             "reason": self.reason,
             "dropped": [{"sentence": s, "reason": why} for s, why in self.dropped],
+            "updated": self.updated,
             "evidence": [
                 {"n": e.n, "text": e.text, "span": e.span, "probability": round(e.probability, 4)}
                 for e in self.evidence
