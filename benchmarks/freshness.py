@@ -59,13 +59,17 @@ class OverlapPointer:
         return "I don't know."
 
 
-def _kb(home: Path, packaged: bool, off: bool):
+def _kb(home: Path, packaged: bool, off: bool, recency_tie: float = 0.0):
     from kbqa.app import KnowledgeBase
     from kbqa.retrieval.embedder import HashEmbedder
     from kbqa.settings import Settings
 
     settings = Settings(
-        home=home, slack_workspace="quillhaven", min_hit_score=0.05, min_confidence=0.0
+        home=home,
+        slack_workspace="quillhaven",
+        min_hit_score=0.05,
+        min_confidence=0.0,
+        recency_tie=recency_tie,
     )
     if packaged:
         return KnowledgeBase(settings)
@@ -77,14 +81,14 @@ def _kb(home: Path, packaged: bool, off: bool):
     return kb
 
 
-def run(packaged: bool, limit: int | None, off: bool) -> dict:
+def run(packaged: bool, limit: int | None, off: bool, recency_tie: float = 0.0) -> dict:
     from kbqa.ingest.slack_export import read_export
 
     data = gitrepo.questions()
     questions = data["questions"][:limit] if limit else data["questions"]
     with tempfile.TemporaryDirectory() as tmp:
         repo, export = gitrepo.build(Path(tmp))
-        kb = _kb(Path(tmp) / "home", packaged, off)
+        kb = _kb(Path(tmp) / "home", packaged, off, recency_tie)
         kb.ingest([repo, export])
         rows, started = [], time.perf_counter()
         for q in questions:
@@ -145,13 +149,56 @@ def report(result: dict) -> None:
         print(f"  miss {r['id']}: {r['question']} -> {r['answer'][:90]!r} | {r['updated'][:90]!r}")
 
 
+def retrieval(datasets: list[str], ties: list[float], home: Path) -> None:
+    """nDCG@10 of the configured retrieval (the hashing embedder) on BEIR-layout datasets, for
+    each recency_tie: the tie-breaker must not lose nDCG where it changes nothing to gain."""
+    from kbqa.app import KnowledgeBase
+    from kbqa.evals.beir import load_beir
+    from kbqa.evals.datasets import build_python_faq
+    from kbqa.evals.metrics import retrieval_metrics
+    from kbqa.evals.retrieval import configured, corpus_source, run_queries
+    from kbqa.retrieval.embedder import HashEmbedder
+    from kbqa.settings import Settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in datasets:
+            folder = home / "datasets" / name
+            if name == "python-faq" and not folder.exists():
+                folder = build_python_faq(Path(tmp) / "python-faq")
+            data = load_beir(folder)
+            split = "test" if "test" in data.qrels else next(iter(data.qrels))
+            kb = KnowledgeBase(Settings(home=Path(tmp) / name), embedder=HashEmbedder())
+            kb.index_sources([corpus_source(data, name)])
+            qrels = data.qrels[split]
+            queries = {q: data.queries[q] for q in qrels}
+            cells = []
+            for tie in ties:
+                with configured(kb.retriever, {"recency_tie": tie}) as retriever:
+                    run_ = run_queries(retriever, queries)
+                cells.append(f"tie {tie:g}: {retrieval_metrics(qrels, run_)['ndcg@10']:.4f}")
+            print(f"{name} ({split}, {len(queries)} queries) nDCG@10 " + ", ".join(cells))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=["fakes", "packaged"], default="fakes")
     parser.add_argument("--limit", type=int, default=None, help="ask only the first N questions")
     parser.add_argument("--off", action="store_true", help="without the newer-first ordering")
+    parser.add_argument("--recency-tie", type=float, default=0.0, help="the setting, for a run")
+    parser.add_argument(
+        "--retrieval",
+        nargs="*",
+        metavar="DATASET",
+        help="instead: nDCG@10 with recency_tie 0 and 0.02 on these datasets",
+    )
+    parser.add_argument(
+        "--home", type=Path, default=Path.home() / ".kbqa", help="where datasets/ lies"
+    )
     args = parser.parse_args(argv)
-    report(run(args.model == "packaged", args.limit, args.off))
+    if args.retrieval:
+        retrieval(args.retrieval, [0.0, 0.02], args.home)
+        return 0
+    report(run(args.model == "packaged", args.limit, args.off, args.recency_tie))
     return 0
 
 

@@ -63,6 +63,7 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
             dropped=tuple((d["sentence"], d["reason"]) for d in data.get("dropped", [])),
             reason=data.get("reason", ""),
             span=data.get("span", ""),
+            updated=data.get("updated", ""),
             evidence=tuple(
                 Evidence(e["n"], e["text"], e.get("span", "")) for e in data.get("evidence", [])
             ),

@@ -84,6 +84,9 @@ def _slot(sentence: str, stated: set[str]) -> set[str]:
 def disagree(question: str, older: str, newer: str) -> tuple[str, ...]:
     """The older sentence's values where two sentences answer the question's thing with
     different values; () where they do not disagree."""
+    older, newer = _SPEAKER.sub("", older), _SPEAKER.sub("", newer)
+    if older.rstrip().endswith("?") or newer.rstrip().endswith("?"):
+        return ()  # a question states nothing
     by_values = _by_values(question, older, newer)
     return by_values or _by_frame(question, older, newer)
 
