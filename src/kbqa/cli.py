@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from kbqa.commands.evaluate import eval_group
+from kbqa.commands.stale import stale
 from kbqa.commands.tokens import token
 from kbqa.commands.tune import tune
 from kbqa.errors import KbqaError
@@ -354,6 +355,7 @@ def _slack_for_serve(kb, settings: Settings):
 cli.add_command(eval_group)
 cli.add_command(tune)
 cli.add_command(token)
+cli.add_command(stale)
 
 
 def main() -> None:
