@@ -95,3 +95,15 @@ def test_an_older_source_still_right_is_used_without_a_note(kb: KnowledgeBase):
     for qid in ("c01", "c02", "c08"):
         answer = kb.ask(QUESTIONS[qid]["question"])
         assert QUESTIONS[qid]["current"] in answer.text and answer.updated == "", qid
+
+
+def test_recency_breaks_ties_only_when_set(kb: KnowledgeBase):
+    from kbqa.evals.retrieval import configured
+
+    question = QUESTIONS["rb02"]["question"]
+    plain = kb.retriever.search(question, 6)
+    with configured(kb.retriever, {"recency_tie": 10.0}) as retriever:  # all one tie
+        newest = retriever.search(question, 6)
+    times = [h.updated_at for h in newest]
+    assert times == sorted(times, reverse=True)
+    assert [h.updated_at for h in plain] != times  # off: the fused order, not the newest
