@@ -11,6 +11,7 @@ figures, a host, a command, a hyphenated name, a capitalised name) the other lac
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -60,7 +61,8 @@ class Disagreement:
     older_values: tuple[str, ...]
 
 
-def values(sentence: str) -> set[str]:
+@functools.lru_cache(maxsize=4096)  # every pair of sentences of six passages asks again
+def values(sentence: str) -> frozenset[str]:
     """What a sentence states: commands, figures and codes (support.missing_figures' tokens),
     hosts, hyphenated names and capitalised names (not the sentence's first word)."""
     sentence = _SPEAKER.sub("", sentence)
@@ -70,15 +72,22 @@ def values(sentence: str) -> set[str]:
     found |= {w for w in support.words(rest) if "." in w or "/" in w}
     found |= set(_HYPHENATED.findall(rest.lower())) | set(_CHANNEL.findall(rest.lower()))
     found |= {n.lower() for n in _NAME.findall(" " + rest.split(" ", 1)[-1])}
-    return found
+    return frozenset(found)
 
 
-def _slot(sentence: str, stated: set[str]) -> set[str]:
+@functools.lru_cache(maxsize=4096)
+def _slot(sentence: str) -> frozenset[str]:
+    """The words that say what the sentence's values are for."""
     rest = _COMMAND.sub(" ", sentence).lower()
-    for value in sorted(stated, key=len, reverse=True):
+    for value in sorted(values(sentence), key=len, reverse=True):
         rest = rest.replace(value, " ")
     words = {w for w in _WORD.findall(rest) if len(w) > 2} & content_words(rest)
-    return words - _NEWS
+    return frozenset(words - _NEWS)
+
+
+@functools.lru_cache(maxsize=4096)
+def _words(sentence: str) -> tuple[str, ...]:
+    return tuple(support.words(sentence))
 
 
 def disagree(question: str, older: str, newer: str) -> tuple[str, ...]:
@@ -96,7 +105,7 @@ def _by_values(question: str, older: str, newer: str) -> tuple[str, ...]:
     asked = values(question)
     if not a or not b or not (a - b) or not (b - a) or not (asked <= a and asked <= b):
         return ()
-    sa, sb = _slot(older, a), _slot(newer, b)
+    sa, sb = _slot(older), _slot(newer)
     if not sa or not sb:
         return ()
     small, large = (sa, sb) if len(sa) <= len(sb) else (sb, sa)
@@ -110,7 +119,9 @@ def _by_frame(question: str, older: str, newer: str) -> tuple[str, ...]:
     the API with systemctl restart api" / "… with kubectl rollout restart deploy/api"), where
     the markup that marked the command as one was lost in parsing: a shared opening of two
     content words or more, one of them asked about, then different words."""
-    a, b = support.words(older), support.words(newer)
+    a, b = _words(older), _words(newer)
+    if not a or not b or a[0] != b[0]:
+        return ()
     same = 0
     while same < min(len(a), len(b)) and a[same] == b[same]:
         same += 1
@@ -205,7 +216,7 @@ def annotate(answer: Answer, found: list[Disagreement]) -> Answer:
     return replace(answer, citations=tuple(citations), updated="\n".join(lines))
 
 
-def shown_values(found: tuple[str, ...] | set[str]) -> str:
+def shown_values(found: tuple[str, ...] | frozenset[str]) -> str:
     """Values as a person reads them: "35 days", not "35, 35 day"; "#ops", not "#ops, ops"."""
     out = []
     for value in sorted(found, key=len, reverse=True):
