@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT
 from kbqa.app import KnowledgeBase
-from kbqa.assistant.freshness import disagree, shown_values
+from kbqa.assistant.freshness import disagree, shown_values, values
 from kbqa.render import markdown, page, slack
 from kbqa.retrieval.embedder import HashEmbedder
 from kbqa.settings import Settings
@@ -61,6 +61,7 @@ def test_a_revised_runbook_line_is_a_disagreement_and_a_control_pair_is_not():
 def test_values_are_shown_as_people_write_them():
     assert shown_values(("35", "35 day")) == "35 days"
     assert shown_values(("#ops", "ops")) == "#ops"
+    assert shown_values(values("Expenses up to $500 need no approval.")) == "$500"
 
 
 def test_the_answer_uses_the_newer_source_and_says_what_it_replaced(kb: KnowledgeBase):

@@ -45,6 +45,7 @@ _NAME = re.compile(r"(?<=\s)[A-Z][a-zA-Z]+(?:\s[A-Z][a-zA-Z]+)*")
 _HYPHENATED = re.compile(r"\b[a-z][a-z0-9]*(?:-[a-z0-9]+)+\b")
 _COMMAND = re.compile(r"`([^`\n]+)`")
 _WORD = re.compile(r"[a-z]+")
+_MONEY = re.compile(r"[$€£]\d[\d,.]*")
 _CHANNEL = re.compile(r"#[a-z0-9][\w-]*")
 _SPEAKER = re.compile(r"^[A-Z][\w.'-]*(?: [A-Z][\w.'-]*){0,3}: ")  # "Cy Park: " in a thread
 SHOWN = 6  # passages compared: the ones an answer can cite
@@ -71,6 +72,7 @@ def values(sentence: str) -> frozenset[str]:
     found |= support.missing_figures(rest, "")
     found |= {w for w in support.words(rest) if "." in w or "/" in w}
     found |= set(_HYPHENATED.findall(rest.lower())) | set(_CHANNEL.findall(rest.lower()))
+    found |= {m.rstrip(".,") for m in _MONEY.findall(rest)}  # "$500", not "500", in the line
     found |= {n.lower() for n in _NAME.findall(" " + rest.split(" ", 1)[-1])}
     return frozenset(found)
 
