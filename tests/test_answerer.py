@@ -149,6 +149,7 @@ def test_echo_generator_round_trip_through_the_knowledge_base(ready: KnowledgeBa
         "confidence",
         "reason",
         "dropped",
+        "updated",
         "evidence",
         "citations",
         "hits",

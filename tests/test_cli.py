@@ -59,7 +59,9 @@ def test_ask_prints_answer_then_numbered_sources_with_paths(ingested):
     answer, blank, source = result.stdout.splitlines()[:3]
     assert "02:00 UTC" in answer and answer.endswith("[1].")
     assert blank == ""
-    assert source == "[1] Database runbook › Backups — docs/runbooks/db.md"
+    assert (
+        source == "[1] Database runbook › Backups — docs/runbooks/db.md · today"
+    )  # the age of every source
 
 
 def test_ask_json_has_the_documented_shape(ingested):
@@ -67,7 +69,9 @@ def test_ask_json_has_the_documented_shape(ingested):
     data = json.loads(result.stdout)
     assert set(data) >= {"question", "answer", "abstained", "citations", "hits", "timings"}
     assert len(data["hits"]) == 2
-    assert set(data["hits"][0]) == {"chunk_id", "uri", "title", "heading", "text", "score"}
+    assert set(data["hits"][0]) == {
+        *("chunk_id", "uri", "title", "heading", "text", "score", "updated_at", "author")
+    }
     assert {"retrieve_ms", "generate_ms"} <= set(data["timings"])
     if data["citations"]:
         assert set(data["citations"][0]) == {"n", *data["hits"][0]}
@@ -142,7 +146,7 @@ def test_ask_quotes_each_unit_of_a_pointed_answer_under_its_span(kb, docs, monke
         "> The tracker service listens on port 7300. [1]",
         "> The billing service listens on 7400. [1]",
         "",
-        f"[1] Services — {kbqa.cli.display_uri(str(docs / 'ports.md'))}",
+        f"[1] Services — {kbqa.cli.display_uri(str(docs / 'ports.md'))} · today",
     ]
     colored = CliRunner().invoke(kbqa.cli.cli, [*home, "ask", question], color=True)
     assert "on \x1b[1mport 7300\x1b[0m." in colored.output.splitlines()[0]

@@ -75,8 +75,9 @@ def test_terminal_quotes_each_unit_with_its_span_in_bold_then_the_sources():
         out[1] == "> Yuki: the <!channel> freeze starts 18 Nov; deploys need *two* approvals. [2]"
     )
     assert out[2] == ""
-    assert out[3] == "[1] Services — /srv/docs/ports.md"
+    assert out[3] == "[1] Services — /srv/docs/ports.md · 3 days ago"
     assert out[4].startswith("[2] #deploys: freeze — https://larkspur.slack.com/")
+    assert out[4].endswith(" · 40 days ago")
 
 
 def test_terminal_streamed_units_and_the_rest_make_the_same_output():
@@ -89,6 +90,7 @@ def test_terminal_without_evidence_is_unchanged():
     # A generated answer: its text (the model's words, not marked), a blank line, the sources.
     assert terminal.answer(GENERATED, bold=bold) == (
         "The tracker service listens on port 7300 [1].\n\n[1] Services — /srv/docs/ports.md"
+        " · 3 days ago"
     )
     quoted = Answer(**{**GENERATED.__dict__, "mode": "extracted"})
     assert terminal.answer(quoted, bold=bold).startswith(
@@ -104,8 +106,8 @@ def test_markdown_quotes_each_unit_and_streams_the_same_text():
     text = markdown.markdown(POINTED)
     assert text.startswith("> The tracker service listens on **port 7300**. [1]\n\n> Yuki: the")
     assert text.endswith(
-        "\n\nSources:\n[1] Services — /srv/docs/ports.md\n[2] #deploys: freeze"
-        " — https://larkspur.slack.com/archives/C05DEPLOYS/p1794345300038612"
+        "\n\nSources:\n[1] Services — /srv/docs/ports.md · 3 days ago\n[2] #deploys: freeze"
+        " — https://larkspur.slack.com/archives/C05DEPLOYS/p1794345300038612 · 40 days ago"
     )
     pieces = "".join(markdown.evidence_piece(e, first=i == 0) for i, e in enumerate(UNITS))
     assert pieces == markdown.body(POINTED)

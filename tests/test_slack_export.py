@@ -101,6 +101,10 @@ def test_one_document_per_thread_with_replies_in_ts_order():
         "resolved": False,
         "first_ts": f"{T0}.000000",
         "last_ts": f"{T0 + 120}.000000",
+        "updated_at": "2026-11-06T21:22:00+00:00",  # T0 + 120, the newest message
+        "author": "Jonas Weber",
+        "time_source": "slack",
+        "superseded": [],  # no message of it corrects another
         "thread_ts": f"{T0}.000000",
         "messages": [
             {"ts": f"{T0}.000000", "user": "U3", "author": "Jonas Weber", "reactions": {}},

@@ -52,6 +52,8 @@ SETTINGS = {
     "fusion": "hybrid's fusion: `convex` (min-max scores), `zscore` or `rrf`",
     "fusion_alpha": "the weight of dense against BM25 in the fusion",
     "rrf_k": "the k of reciprocal-rank fusion",
+    "recency_tie": "hits whose fused scores lie this close go newest source first (0: off)",
+    "stale_after_days": "`kbqa stale` and the admin page list sources not updated for this long",
     "bm25_stemmer": 'Snowball stemming for BM25; `""` for none',
     "rerank_model": "a sentence-transformers model that re-scores the top hits; off when empty",
     "rerank_depth": "how many hits the reranker re-scores",

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from kbqa.commands.evaluate import eval_group
+from kbqa.commands.stale import stale
 from kbqa.commands.sync import ingest_summary as _summary
 from kbqa.commands.sync import sync
 from kbqa.commands.tokens import token
@@ -331,6 +332,7 @@ cli.add_command(eval_group)
 cli.add_command(tune)
 cli.add_command(token)
 cli.add_command(sync)
+cli.add_command(stale)
 
 
 def main() -> None:

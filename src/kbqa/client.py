@@ -63,6 +63,7 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
             dropped=tuple((d["sentence"], d["reason"]) for d in data.get("dropped", [])),
             reason=data.get("reason", ""),
             span=data.get("span", ""),
+            updated=data.get("updated", ""),
             evidence=tuple(
                 Evidence(e["n"], e["text"], e.get("span", "")) for e in data.get("evidence", [])
             ),
@@ -72,4 +73,6 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
 
 
 def _hit(d: dict[str, Any]) -> Hit:
-    return Hit(d["chunk_id"], d["score"], d["text"], d["heading"], d["uri"], d["title"])
+    # The server's time and author, so that a remote answer shows its sources' ages too.
+    meta = {k: d[k] for k in ("updated_at", "author") if d.get(k)}
+    return Hit(d["chunk_id"], d["score"], d["text"], d["heading"], d["uri"], d["title"], meta)

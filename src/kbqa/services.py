@@ -25,7 +25,7 @@ from kbqa.store import Store, queries
 READS = backends.READS | {
     "database_busy_seconds",
     "snapshot_check_seconds",
-    *("retrieval_mode", "fusion", "fusion_alpha", "rrf_k", "rerank_depth"),
+    *("retrieval_mode", "fusion", "fusion_alpha", "rrf_k", "rerank_depth", "recency_tie"),
     *(name for reads in MODEL_READS.values() for name in reads),
 }
 _BUILT = ("store", "backend", "snapshots", "retriever")
@@ -96,6 +96,7 @@ class Services:
             rrf_k=s.rrf_k,
             reranker=self.models.reranker,
             rerank_depth=s.rerank_depth,
+            recency_tie=s.recency_tie,
         )
 
     def publish(self, index: Any) -> None:

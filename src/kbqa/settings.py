@@ -88,6 +88,11 @@ class Settings:
     fusion_alpha: float = 0.9
     # The k of reciprocal-rank fusion: larger flattens the gap between ranks.
     rrf_k: int = 60
+    # Hits whose fused scores lie within this of each other are ordered newest source first
+    # (a tie-breaker, not a decay); 0 is off. Off by default: docs/freshness.md.
+    recency_tie: float = 0.0
+    # `kbqa stale` and the admin page list sources not updated for this many days.
+    stale_after_days: int = 180
     # BM25 stems words with this Snowball language ("" for no stemming; needs PyStemmer).
     bm25_stemmer: str = "english"
     # Optional second stage: a sentence-transformers model (name or folder) that re-scores the
@@ -294,6 +299,8 @@ class Settings:
         for key in ("top_k", "rrf_k", "rerank_depth", "vector_index_flat_max", "prompt_passages"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"setting '{key}' must be at least 1")
+        if self.recency_tie < 0 or self.stale_after_days < 1:
+            raise ConfigError("settings 'recency_tie' must be >= 0, 'stale_after_days' >= 1")
         if not 0 <= self.pointer_min_probability <= 1:
             raise ConfigError("setting 'pointer_min_probability' must be between 0 and 1")
         for key in ("max_question_chars", "max_request_bytes", "pointer_max_tokens"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbqa.clock import iso, parse_time
+
 
 @dataclass(frozen=True)
 class Document:
@@ -46,6 +48,22 @@ class Hit:
         while parts and parts[0].rstrip("…").strip() in self.title:
             parts.pop(0)
         return " › ".join([self.title, *parts])
+
+    @property
+    def updated_at(self) -> float:
+        """When the source last changed (epoch seconds; 0.0 when unknown): the time its
+        ingest recorded (git commit, Slack message or edit, connector), else its mtime."""
+        meta = self.metadata
+        return (
+            parse_time(meta.get("updated_at"))
+            or parse_time(meta.get("last_ts"))
+            or float(meta.get("mtime") or 0)
+        )
+
+    @property
+    def author(self) -> str:
+        """Who last changed the source, where it is known; ""."""
+        return str(self.metadata.get("author") or "")
 
 
 @dataclass(frozen=True)
@@ -98,9 +116,17 @@ class Answer:
     span: str = ""
     # The units the answer rests on, in order: each quoted as evidence under its citation.
     evidence: tuple[Evidence, ...] = ()
+    # Where its sources disagree, one line each: the newer value was used, the older is cited
+    # ("updated 2024-03-08; earlier: 5432 in #eng-help, 2024-03-05 [2]"; assistant/freshness.py).
+    updated: str = ""
 
     def explanation(self) -> str:
-        """One line on how the answer was made: why it abstained or quoted, what was dropped."""
+        """How the answer was made, a line each: why it abstained or quoted, what was dropped,
+        what a newer source changed."""
+        how = self._how()
+        return "\n".join(line for line in (how, self.updated) if line)
+
+    def _how(self) -> str:
         if self.abstained:
             return f"(why: {self.reason})" if self.reason else ""
         if self.mode == "extracted" and self.reason:
@@ -122,6 +148,8 @@ class Answer:
                 "heading": hit.heading,
                 "text": hit.text,
                 "score": round(hit.score, 4),
+                "updated_at": iso(hit.updated_at) if hit.updated_at else None,
+                "author": hit.author or None,
             }
             return {"n": n, **d} if n is not None else d
 
@@ -134,6 +162,7 @@ class Answer:
             "confidence": round(self.confidence, 4),
             "reason": self.reason,
             "dropped": [{"sentence": s, "reason": why} for s, why in self.dropped],
+            "updated": self.updated,
             "evidence": [
                 {"n": e.n, "text": e.text, "span": e.span, "probability": round(e.probability, 4)}
                 for e in self.evidence

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from kbqa.assistant import confidence, pointed, support
+from kbqa.assistant import confidence, freshness, pointed, support
 from kbqa.assistant.free import DECLINED, Draft, nothing_kept, take
 from kbqa.assistant.generator import Generator, generate_many, stream
 from kbqa.assistant.prompt import ABSTAIN_TEXT, build_messages
@@ -67,6 +67,19 @@ class Answerer:
         soon as it passes, then the Answer, always last."""
         query = f"{context}\n{question}" if context else question
         hits, timings = self._retrieve(query, k, allow)
+        # Where the passages disagree, the newer is the evidence and the answer says so.
+        hits, changed = freshness.prefer_newer(question, hits)
+        for item in self._answer_stream(question, hits, timings, extractive, history):
+            yield freshness.annotate(item, changed) if isinstance(item, Answer) else item
+
+    def _answer_stream(
+        self,
+        question: str,
+        hits: list[Hit],
+        timings: dict[str, float],
+        extractive: bool,
+        history: list[tuple[str, str]],
+    ) -> Iterator[str | Answer]:
         started = time.perf_counter()
         reason = self.abstain_reason(question, hits)
         if reason or extractive or self.generator is None:

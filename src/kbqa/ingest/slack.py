@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from kbqa.clock import iso
+from kbqa.ingest import corrections
 from kbqa.ingest.partition import HEADING_SEPARATOR
 from kbqa.types import Chunk, Document
 
@@ -194,16 +196,21 @@ def _document(
     max_chars: int,
     thread: bool,
 ) -> Document:
-    blocks = [f"{m.author}: {m.body}" for m in group]
+    per_message = _message_reactions(group)
+    # A message a later one of the thread corrects is not evidence: it is left out of the
+    # text and kept in the metadata, so an answer can say what was said before.
+    corrected = corrections.superseded(_claims(group, per_message)) if thread else {}
+    blocks = [f"{m.author}: {m.body}" for i, m in enumerate(group) if i not in corrected]
     text = _SEPARATOR.join(blocks)
     first_line = _first_line(group[0].body)
-    per_message = _message_reactions(group)
     reactions: dict[str, int] = {}
     for counts in per_message:
         for name, count in counts.items():
             reactions[name] = reactions.get(name, 0) + count
     heading = f"#{conversation.name}{HEADING_SEPARATOR}{first_line}"
     chunks = _chunk(blocks, max_chars)
+    # The thread changed last when its newest message was posted or any message was edited.
+    changed = max(group, key=_changed_at)
     return Document(
         uri=f"https://{workspace}.slack.com/archives/{conversation.id}/p{root.replace('.', '')}",
         title=f"#{conversation.name}: {first_line}",
@@ -225,18 +232,50 @@ def _document(
             "resolved": any(name in RESOLVED_REACTIONS for name in reactions),
             "first_ts": group[0].ts,
             "last_ts": group[-1].ts,
+            "updated_at": iso(float(_changed_at(changed))),
+            "author": changed.author,
+            "time_source": "slack",
+            "superseded": [
+                {
+                    "ts": group[i].ts,
+                    "author": group[i].author,
+                    "text": group[i].body,
+                    "corrected_by": group[j].ts,
+                    "correction": group[j].body,
+                    "cue": cue,
+                }
+                for i, (j, cue) in sorted(corrected.items())
+            ],
             # Loose messages are not a thread: nothing to reply to.
             "thread_ts": root if thread else "",
-            # Per message, in the order of the text's "author: body" blocks: who said it and
+            # Per message kept, in the order of the text's "author: body" blocks: who said it and
             # its reactions (which reply was accepted), for `kbqa tune data`.
             "messages": [
                 {"ts": m.ts, "user": _str(m.raw.get("user")), "author": m.author, "reactions": r}
-                for m, r in zip(group, per_message, strict=True)
+                for i, (m, r) in enumerate(zip(group, per_message, strict=True))
+                if i not in corrected
             ]
             if thread
             else [],
         },
     )
+
+
+def _claims(group: list[_Message], reactions: list[dict[str, int]]) -> list[corrections.Message]:
+    return [
+        corrections.Message(m.key, m.author, m.body, _edited(m), frozenset(r))
+        for m, r in zip(group, reactions, strict=True)
+    ]
+
+
+def _edited(message: _Message) -> Decimal | None:
+    edited = message.raw.get("edited")
+    return _ts_key(edited.get("ts")) if isinstance(edited, dict) else None
+
+
+def _changed_at(message: _Message) -> Decimal:
+    key = _edited(message)
+    return max(message.key, key) if key is not None else message.key
 
 
 def _message_reactions(group: list[_Message]) -> list[dict[str, int]]:

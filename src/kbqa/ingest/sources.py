@@ -6,11 +6,12 @@ before paying for parsing."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kbqa.errors import KbqaError, ParseError
 from kbqa.ingest.files import FileLimits, check_size, content_hash, discover_all, parse_file
+from kbqa.ingest.times import GitTimes, file_time
 from kbqa.types import Document
 
 # (path, content hash, timings) -> Document; ParseError when the file is skipped.
@@ -60,6 +61,7 @@ def file_source(
         return parse_file(path, max_chars, soft_max_chars, digest, timings, limits)
 
     parse = parser or in_process
+    git: list[GitTimes | None] = []  # opened at the first load: a listing alone needs no git
 
     def item(path: Path) -> Item:
         def fingerprint() -> str:
@@ -67,7 +69,16 @@ def file_source(
             return content_hash(path)
 
         def load(digest: str, timings: dict[str, float]) -> Document:
-            return parse(path, digest, timings)
+            doc = parse(path, digest, timings)
+            if not git:
+                git.append(GitTimes.open(root))
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise ParseError(f"cannot read: {exc.strerror or exc}") from exc
+            return replace(
+                doc, metadata={**doc.metadata, **file_time(path, data, doc.mtime, git[0])}
+            )
 
         return Item(str(path.resolve()), str(path), fingerprint, load)
 

@@ -5,10 +5,12 @@ chunk texts already embedded, and deleting documents with everything that hangs 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from kbqa.clock import parse_time
 from kbqa.store import ChunkRow, DocumentRow
 from kbqa.types import Document
 
@@ -63,6 +65,9 @@ def store_documents(
         row.content_hash = doc.content_hash
         row.mtime = doc.mtime
         row.meta = doc.metadata
+        stamp = parse_time(doc.metadata.get("updated_at")) or doc.mtime
+        row.source_updated_at = datetime.fromtimestamp(stamp, UTC) if stamp else None
+        row.author = str(doc.metadata.get("author") or "")[:256] or None
         session.flush()
         for chunk in doc.chunks:
             digest, vector = next(vectors)

@@ -40,7 +40,11 @@ def footer(answer: Answer) -> str:
         lines = [f"- {s.line()}" for s in view.sources]
         return CLOSEST_HEADING + "\n".join(lines) if lines else ""
     lines = [s.line() for s in view.sources]
-    return SOURCES_HEADING + "\n".join(lines) if lines else ""
+    # What a newer source changed, before the sources it cites.
+    updated = "\n\n" + "\n".join(f"_{u}_" for u in answer.updated.splitlines())
+    return (updated if answer.updated else "") + (
+        SOURCES_HEADING + "\n".join(lines) if lines else ""
+    )
 
 
 def markdown(answer: Answer) -> str:

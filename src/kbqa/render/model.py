@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kbqa.clock import iso
 from kbqa.types import Answer, Evidence, Hit
 
 CLOSEST = 3  # documents listed when abstaining
@@ -24,7 +25,7 @@ def display_uri(uri: str) -> str:
 
 def age(hit: Hit, now: float | None = None) -> str:
     """How long ago the source changed ("today", "3 days ago", "2 years ago"); "" if unknown."""
-    stamp = float(hit.metadata.get("last_ts") or hit.metadata.get("mtime") or 0)
+    stamp = hit.updated_at
     if not stamp:
         return ""
     days = int(((now or time.time()) - stamp) // 86400)
@@ -69,8 +70,10 @@ class Source:
         return age(self.hit, now)
 
     def line(self) -> str:
-        """'[n] Label — where' (a closest source without the number), as text media show it."""
+        """'[n] Label — where · age' (a closest source without the number), as text media
+        show it; the age is left out where the source's time is unknown."""
         text = f"{self.label} — {self.where}"
+        text += f" · {self.age()}" if self.age() else ""
         return f"[{self.n}] {text}" if self.n else text
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,7 +88,9 @@ class Source:
             "kind": "slack" if meta.get("kind") == "slack" else "file",
             "channel": meta.get("channel"),
             "age": self.age(),
-            "updated": float(meta.get("last_ts") or meta.get("mtime") or 0) or None,
+            "updated": self.hit.updated_at or None,
+            "updated_at": iso(self.hit.updated_at) if self.hit.updated_at else None,
+            "author": self.hit.author or None,
             "heading": self.hit.heading,
             "text": self.hit.text,
         }

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from kbqa.clock import parse_time
 from kbqa.ingest.pipeline import embedding_text
 from kbqa.retrieval.embedder import Embedder
 from kbqa.retrieval.fusion import NORMALISATION, convex, reciprocal_rank
@@ -38,11 +39,13 @@ class Retriever:
         rrf_k: int = 60,
         reranker: Reranker | None = None,
         rerank_depth: int = 20,
+        recency_tie: float = 0.0,
     ):
         self._snapshots = snapshots
         self.embedder = embedder
         self.mode, self.fusion, self.alpha, self.rrf_k = mode, fusion, alpha, rrf_k
         self.reranker, self.rerank_depth = reranker, rerank_depth
+        self.recency_tie = recency_tie
         self._lexical: LexicalIndex | None = None
 
     @property
@@ -165,9 +168,35 @@ class Retriever:
                     NORMALISATION[self.fusion],
                 )
             order = sorted(fused, key=lambda i: (-fused[i], i))
+            order = self._newest_first_in_ties(order, fused)
         if not order:
             return []
         return self.hits(np.array(order), np.array([cosine.get(i, 0.0) for i in order]))
+
+    def _newest_first_in_ties(self, order: list[int], fused: dict[int, float]) -> list[int]:
+        """Chunks whose fused scores lie within `recency_tie` of the first of their run, newest
+        source first (its own update time); the order as it was where that is 0 (the default)."""
+        if self.recency_tie <= 0 or len(order) < 2:
+            return order
+        chunks = self.snapshot.chunks
+
+        def newest(i: int) -> float:
+            doc = chunks[i].document if i in chunks else None
+            if doc is None:
+                return 0.0
+            meta = doc.meta
+            return -(
+                parse_time(meta.get("updated_at")) or parse_time(meta.get("last_ts")) or doc.mtime
+            )
+
+        out, run = [], [order[0]]
+        for i in order[1:]:
+            if fused[run[0]] - fused[i] <= self.recency_tie:
+                run.append(i)
+            else:
+                out += sorted(run, key=newest)  # stable: equal times keep their rank
+                run = [i]
+        return out + sorted(run, key=newest)
 
     def _cosines(self, ids: list[int], vector: np.ndarray) -> dict[int, float]:
         if not ids:

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from kbqa.serve.auth import Caller, admin
+from kbqa.stale import conflicts, stale_sources
 
 router = APIRouter(include_in_schema=False)
 _templates = Environment(
@@ -77,6 +78,10 @@ def admin_page(
         failed=sorted(failed.values(), key=lambda f: f["file"]),
         tokens=core.tokens(),
         connectors=request.app.state.syncs.states(),
+        # The stale block (templates/stale.html): what a docs owner fixes first.
+        stale_after_days=core.settings.stale_after_days,
+        stale=stale_sources(core),
+        disagree=conflicts(core) if page == 1 else [],
     )
 
 

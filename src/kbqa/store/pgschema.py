@@ -37,8 +37,27 @@ def _fulltext_column(conn: Connection, _dim: int) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS chunks_tsv_gin ON chunks USING gin (tsv)"))
 
 
+def _source_times(conn: Connection, _dim: int) -> None:
+    # Store() adds missing columns itself; here they are made sure of, with the index that
+    # `kbqa stale` orders by, in the same numbered way as the other PostgreSQL-only changes.
+    conn.execute(
+        text("ALTER TABLE documents ADD COLUMN IF NOT EXISTS source_updated_at timestamptz")
+    )
+    conn.execute(text("ALTER TABLE documents ADD COLUMN IF NOT EXISTS author varchar(256)"))
+    conn.execute(
+        text(
+            "CREATE INDEX IF NOT EXISTS ix_documents_source_updated_at "
+            "ON documents (source_updated_at)"
+        )
+    )
+
+
 # Append only: a database records the number of the last one it ran.
-MIGRATIONS: list[Callable[[Connection, int], None]] = [_vector_column, _fulltext_column]
+MIGRATIONS: list[Callable[[Connection, int], None]] = [
+    _vector_column,
+    _fulltext_column,
+    _source_times,
+]
 
 
 def ensure_schema(store: Store, dim: int) -> None:

@@ -50,6 +50,12 @@ class DocumentRow(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+    # When the source itself last changed and who changed it (its git commit, its Slack
+    # message or edit, the connector's own time): not when kbqa stored it (`updated_at`).
+    source_updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
+    author: Mapped[str | None] = mapped_column(String(256), nullable=True)
     source: Mapped[SourceRow] = relationship(back_populates="documents")
     chunks: Mapped[list[ChunkRow]] = relationship(
         back_populates="document", cascade="all, delete-orphan", order_by="ChunkRow.position"

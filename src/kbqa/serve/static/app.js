@@ -180,6 +180,8 @@
       if (closest.length) why.append(el("p", { text: "Closest sources:" }), el("ul", { class: "sources" }, ...closest.map(sourceItem)));
       turn.node.append(why);
     } else {
+      // Where a newer source changed a value: one line each, what it replaced, cited.
+      if (answer.updated) turn.node.append(el("p", { class: "updated", text: answer.updated }));
       const list = el("ol", { class: "sources", "aria-label": "sources" }, ...((sources && sources.citations) || []).map(sourceItem));
       turn.node.append(list);
       history.push([turn.question, answer.answer]);

@@ -1,0 +1,122 @@
+"""When a file's content last changed, and who changed it: the `updated:` line of its front
+matter, else its last git commit (where the file is committed unchanged in a git work tree),
+else its modification time. A clone gives every file the time of the clone, so the mtime is
+the last resort, not the first."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from kbqa.clock import iso, parse_time
+
+log = logging.getLogger(__name__)
+
+# Commits read at most per repository: a deep history is not walked to date one old file.
+MAX_COMMITS = 20000
+_FRONT_MATTER = re.compile(r"\A(?:\ufeff)?---\s*\n(.*?)\n---\s*\n", re.DOTALL)
+_UPDATED = re.compile(r"^(?:updated|last[_-]updated|last[_-]reviewed)\s*:\s*(\S.*)$", re.I | re.M)
+_AUTHOR = re.compile(r"^(?:author|owner)\s*:\s*(\S.*)$", re.I | re.M)
+
+
+def front_matter(head: bytes) -> dict[str, str]:
+    """`updated_at` (ISO) and `author` from a Markdown file's front matter, where it has them."""
+    try:
+        match = _FRONT_MATTER.match(head.decode("utf-8"))
+    except UnicodeDecodeError:
+        return {}
+    if not match:
+        return {}
+    out = {}
+    updated = _UPDATED.search(match.group(1))
+    if updated and (stamp := parse_time(updated.group(1))):
+        out["updated_at"] = iso(stamp)
+    author = _AUTHOR.search(match.group(1))
+    if author:
+        out["author"] = author.group(1).strip().strip("'\"")
+    return out
+
+
+class GitTimes:
+    """The last commit of each committed file under one folder of a git work tree (dulwich,
+    no git binary needed): the history is walked once, newest first, until every file the
+    folder's HEAD holds is dated (or MAX_COMMITS were read), and the repository is closed."""
+
+    def __init__(self, start: Path):
+        from dulwich.diff_tree import tree_changes
+        from dulwich.objects import Tree
+        from dulwich.repo import Repo  # the connectors extra; without it, times are mtimes
+
+        repo = Repo.discover(str(start))
+        try:
+            self.root = Path(repo.path).resolve()
+            prefix = start.resolve().relative_to(self.root).as_posix().encode()
+            prefix = b"" if prefix == b"." else prefix
+            store = repo.object_store
+            tree = store[repo[repo.head()].tree]
+            if prefix:
+                _mode, sub = tree.lookup_path(store.__getitem__, prefix)
+                tree = store[sub]
+            # path -> the blob HEAD holds there: what the file must still be to take its date
+            self._blobs = (
+                {
+                    (prefix + b"/" + e.path if prefix else e.path): e.sha
+                    for e in store.iter_tree_contents(tree.id)
+                }
+                if isinstance(tree, Tree)
+                else {}
+            )
+            self._dated: dict[bytes, tuple[float, str]] = {}
+            wanted = set(self._blobs)
+            for entry in repo.get_walker(max_entries=MAX_COMMITS):
+                if not wanted:
+                    break
+                commit = entry.commit
+                parent = store[commit.parents[0]].tree if commit.parents else None
+                author = commit.author.decode("utf-8", "replace").split(" <")[0]
+                paths = [prefix] if prefix else None
+                for change in tree_changes(store, parent, commit.tree, paths=paths):
+                    path = change.new.path if change.new is not None else None
+                    if path in wanted:
+                        wanted.discard(path)
+                        self._dated[path] = (float(commit.commit_time), author)
+        finally:
+            repo.close()
+
+    @classmethod
+    def open(cls, start: Path) -> GitTimes | None:
+        """The dates of the work tree holding `start`, or None (no repository, no commit, no
+        dulwich)."""
+        try:
+            return cls(start if start.is_dir() else start.parent)
+        except ImportError:
+            return None
+        except Exception as exc:  # not a repository, an empty one, a broken one: use mtimes
+            log.debug("no git times for %s: %s", start, exc)
+            return None
+
+    def last_change(self, path: Path, data: bytes) -> tuple[float, str] | None:
+        """(commit time, author) of the last commit that changed `path`, when `data` (the file
+        as it is now) is what HEAD holds; None for an uncommitted or edited file."""
+        from dulwich.objects import Blob
+
+        try:
+            rel = path.resolve().relative_to(self.root).as_posix().encode()
+        except ValueError:
+            return None
+        if self._blobs.get(rel) != Blob.from_string(data).id:
+            return None  # not committed, or edited since: the mtime is nearer the truth
+        return self._dated.get(rel)
+
+
+def file_time(path: Path, data: bytes, mtime: float, git: GitTimes | None) -> dict[str, str]:
+    """`updated_at`, `author` and `time_source` for a file: its front matter, its last git
+    commit, or its mtime (with no author), in that order."""
+    own = front_matter(data[:4096]) if path.suffix.lower() in (".md", ".markdown") else {}
+    if "updated_at" in own:
+        return {**own, "time_source": "front-matter"}
+    change = git.last_change(path, data) if git is not None else None
+    if change is not None:
+        return {"updated_at": iso(change[0]), "author": change[1], "time_source": "git"}
+    return {**own, "updated_at": iso(mtime), "time_source": "mtime"}
