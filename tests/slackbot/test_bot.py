@@ -11,9 +11,9 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
+from kbqa.assistant.queue import BUSY_TEXT
 from kbqa.integrations.slack import create_app
 from kbqa.integrations.slack.blocks import neutralize
-from kbqa.assistant.queue import BUSY_TEXT
 from kbqa.integrations.slack.bot import FAILED_TEXT
 from kbqa.store import FeedbackRow
 from support import PRIVATE, PUBLIC, event, signed
