@@ -117,3 +117,13 @@ def test_a_client_that_goes_away_while_queued_leaves_the_queue(slow):
         assert slow.queue.order() == []
         holder.release.set()
     assert slow.generator.finished == 0 and slow.generator.stopped == 0
+
+
+def test_a_client_that_gives_up_on_a_plain_request_stops_its_generation(slow):
+    model = slow.generator
+    with Server(create_app(slow)) as server, httpx.Client(base_url=server.url) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            client.post("/api/ask", json=QUESTION, timeout=1.0)  # gone before the answer
+        assert wait_until(lambda: model.stopped == 1, timeout=10)
+        assert model.finished == 0
+        assert wait_until(lambda: slow.queue.size() == 0)
