@@ -50,9 +50,10 @@ class Settings:
     generator_precision: str = "auto"
     # -- serving many questions (docs/serving-speed.md) --
     # Replies llama.cpp writes at once: a question arriving at an idle model is answered
-    # alone, those that queued meanwhile together, up to this many (benchmarks/
-    # concurrent_generation.py chose it on 2 cores).
-    generator_slots: int = 4
+    # alone, those that queued meanwhile together, up to this many. 2 on 2 cores: as fast in
+    # total as 4, a shorter wait in a group, answers identical to one by one
+    # (benchmarks/concurrent_generation.py, docs/serving-speed.md).
+    generator_slots: int = 2
     # Questions waiting for or being answered by the generator; beyond it, "busy" (HTTP 503
     # with Retry-After: queue_retry_seconds).
     queue_limit: int = 16
