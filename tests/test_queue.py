@@ -142,3 +142,12 @@ def test_many_questions_at_once_never_exceed_the_slots_and_all_are_answered():
     assert answers == ["The port is 8080. [1]"] * 40
     assert 1 < model.most <= 3
     assert queue.size() == 0 and queue.order() == [] and model.running == 0
+
+
+def test_slots_and_the_queue_limit_must_be_at_least_one():
+    from kbqa.errors import ConfigError
+    from kbqa.settings import Settings
+
+    for key in ("generator_slots", "queue_limit", "queue_retry_seconds"):
+        with pytest.raises(ConfigError, match=key):
+            Settings.load(environ={}, **{key: 0})
