@@ -31,10 +31,8 @@ READS = {
         }
     ),
     "reranker": frozenset({"rerank_model", "device"}),
+    "queue": frozenset({"generator_slots", "queue_limit", "queue_retry_seconds"}),
 }
-
-QUEUE_READS = frozenset({"generator_slots", "queue_limit", "queue_retry_seconds"})
-
 
 class Models:
     """The models for one set of settings; `embedder` and `generator` may be given (a test's
@@ -58,6 +56,11 @@ class Models:
             self._given["generator"] = generator
         self.__dict__.update(self._given)
         self._wrap_lock = threading.Lock()
+        # Where questions wait for the generator: built now, so that two threads' first
+        # questions cannot each build one (kept by `renewed` unless its settings change).
+        self.queue = GenerationQueue(
+            settings.generator_slots, settings.queue_limit, settings.queue_retry_seconds
+        )
 
     def embedder_factory(self, backend_name: str | None = None) -> Callable[[], Embedder]:
         """A picklable builder of this embedder (Spark executors build their own); with
@@ -91,11 +94,6 @@ class Models:
             s.generator_slots,
         )
 
-    @cached_property
-    def queue(self) -> GenerationQueue:
-        """Where questions wait for the generator (one per process, kept across settings)."""
-        s = self.settings
-        return GenerationQueue(s.generator_slots, s.queue_limit, s.queue_retry_seconds)
 
     @cached_property
     def reranker(self):
@@ -127,7 +125,7 @@ class Models:
         for name, reads in READS.items():
             if name in self.__dict__ and not reads & changed:
                 models.__dict__.setdefault(name, self.__dict__[name])
-        if not QUEUE_READS & changed:
+        if not READS["queue"] & changed:
             for kept in ("_locked_generator", "queue"):
                 if kept in self.__dict__:
                     models.__dict__[kept] = self.__dict__[kept]
