@@ -34,6 +34,7 @@ READS = {
     "queue": frozenset({"generator_slots", "queue_limit", "queue_retry_seconds"}),
 }
 
+
 class Models:
     """The models for one set of settings; `embedder` and `generator` may be given (a test's
     fake, or one loaded elsewhere) instead of built."""
@@ -93,7 +94,6 @@ class Models:
             s.generator_precision,
             s.generator_slots,
         )
-
 
     @cached_property
     def reranker(self):
