@@ -23,8 +23,7 @@ def _choice(generator: LlamaCppGenerator, messages: Messages, max_tokens: int, *
         "stop": STOP,
         "stream": False,
     } | extra
-    with generator._lock:
-        reply = generator._server.handle_chat_completions(request)
+    reply = generator._server.handle_chat_completions(request)
     if "error" in reply:
         raise ModelError(f"{generator.name}: {reply['error'].get('message', reply['error'])}")
     return reply["choices"][0]

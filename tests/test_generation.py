@@ -242,6 +242,27 @@ def test_llama_cpp_backend_serialises_concurrent_requests(llama):
 
 
 @pytest.mark.slow
+def test_llama_cpp_slots_write_concurrent_replies_as_one_by_one_and_stop_when_closed():
+    pytest.importorskip("xllamacpp")
+    two = gen.make_generator(SMOL, Path("/nonexistent"), backend="llama.cpp", threads=2, slots=2)
+    alone = two.generate(MESSAGES, 12)
+    replies: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: replies.append(two.generate(MESSAGES, 12)))
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert replies == [alone, alone]  # greedy, batched in two slots: the same reply
+    pieces = two.stream(MESSAGES, 200)
+    next(pieces)
+    pieces.close()  # the asker went away: the request ends and frees its slot
+    assert two.generate(MESSAGES, 12) == alone
+
+
+@pytest.mark.slow
 def test_transformers_backend_streams_what_it_generates(tmp_path):
     generator = gen.make_generator(SMOL, tmp_path / "models", "cpu", backend="transformers")
     assert isinstance(generator, gen.TransformersGenerator)

@@ -36,6 +36,10 @@ SETTINGS = {
     "generator_threads": "llama.cpp threads (0: one per core)",
     "generator_precision": "the transformers backend: bf16 where the GPU or CPU has bf16 units, "
     "fp32 elsewhere; `fp32` or `bf16` force one",
+    "generator_slots": "replies llama.cpp writes at once: queued questions are answered together "
+    "([Serving speed](docs/serving-speed.md))",
+    "queue_limit": "generated questions waiting or answered at once; beyond it, busy (HTTP 503)",
+    "queue_retry_seconds": "the Retry-After of that 503",
     "model_cache": "where a packaged model split over several packages is joined (once)",
     "device": "`cpu`, `cuda`; auto uses a GPU when torch and faiss see one",
     "embed_batch_size": "texts per embedder pass (higher on a GPU)",

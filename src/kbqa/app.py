@@ -3,9 +3,8 @@ store, the models, the vector backend, the search snapshot: services.py), and of
 every interface uses: `ask`, `ask_stream`, `ingest` (ingest/driver.py, Spark too), `sync`
 (ingest/sync.py, connect.py), `status`, `feedback`, and the admin page's tokens and listings.
 
-Thread-safety by construction: the snapshot is immutable and swapped by one reference assignment
-(retrieval/snapshot.py); each question pins the snapshot it started with; the models are called
-through a lock; ingests in this process are serialized and never touch the published snapshot."""
+Thread-safety: the snapshot is immutable, swapped by one reference, pinned by each question;
+the models are called through a lock, the generator through its queue; ingests are serialized."""
 
 from __future__ import annotations
 
@@ -65,6 +64,7 @@ class KnowledgeBase:
     snapshots = property(lambda self: self._services.snapshots)
     lexical_dir = property(lambda self: self._services.backend.lexical_dir)
     index = property(lambda self: self.snapshot.index)
+    queue = property(lambda self: self._services.models.queue)  # assistant/queue.py: tickets
 
     @property
     def snapshot(self) -> Snapshot:

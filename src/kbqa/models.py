@@ -9,6 +9,7 @@ from functools import cached_property, partial
 from typing import Any
 
 from kbqa.assistant.generator import Generator, make_generator
+from kbqa.assistant.queue import GenerationQueue, Queued
 from kbqa.retrieval.embedder import Embedder, make_embedder
 from kbqa.settings import Settings
 
@@ -26,9 +27,11 @@ READS = {
             "generator_backend",
             "generator_threads",
             "generator_precision",
+            "generator_slots",
         }
     ),
     "reranker": frozenset({"rerank_model", "device"}),
+    "queue": frozenset({"generator_slots", "queue_limit", "queue_retry_seconds"}),
 }
 
 
@@ -54,6 +57,11 @@ class Models:
             self._given["generator"] = generator
         self.__dict__.update(self._given)
         self._wrap_lock = threading.Lock()
+        # Where questions wait for the generator: built now, so that two threads' first
+        # questions cannot each build one (kept by `renewed` unless its settings change).
+        self.queue = GenerationQueue(
+            settings.generator_slots, settings.queue_limit, settings.queue_retry_seconds
+        )
 
     def embedder_factory(self, backend_name: str | None = None) -> Callable[[], Embedder]:
         """A picklable builder of this embedder (Spark executors build their own); with
@@ -84,6 +92,7 @@ class Models:
             s.generator_backend,
             s.generator_threads,
             s.generator_precision,
+            s.generator_slots,
         )
 
     @cached_property
@@ -93,13 +102,16 @@ class Models:
         return make_reranker(self.settings.rerank_model, self.settings.device)
 
     def locked(self, generator: Generator | None) -> Generator | None:
-        """`generator` called through a lock (one wrapper per generator object)."""
+        """`generator` behind the generation queue, and called through a lock unless it takes
+        concurrent requests itself (one wrapper per generator object)."""
         if generator is None:
             return None
         with self._wrap_lock:
             wrapped = self.__dict__.get("_locked_generator")
-            if wrapped is None or wrapped._model is not generator:
-                wrapped = self.__dict__["_locked_generator"] = Locked(generator)
+            if wrapped is None or wrapped._generator is not generator:
+                inner = generator if getattr(generator, "concurrent", False) else Locked(generator)
+                wrapped = self.__dict__["_locked_generator"] = Queued(inner, self.queue)
+                wrapped._generator = generator
         return wrapped
 
     def renewed(
@@ -113,8 +125,10 @@ class Models:
         for name, reads in READS.items():
             if name in self.__dict__ and not reads & changed:
                 models.__dict__.setdefault(name, self.__dict__[name])
-        if "_locked_generator" in self.__dict__:
-            models.__dict__["_locked_generator"] = self.__dict__["_locked_generator"]
+        if not READS["queue"] & changed:
+            for kept in ("_locked_generator", "queue"):
+                if kept in self.__dict__:
+                    models.__dict__[kept] = self.__dict__[kept]
         return models
 
 

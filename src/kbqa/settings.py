@@ -17,6 +17,7 @@ from kbqa.errors import ConfigError
 from kbqa.faults import check_spec
 
 PACKAGED_EMBEDDER = "all-MiniLM-L6-v2"
+QUEUE = ("generator_slots", "queue_limit", "queue_retry_seconds")
 # The default generator (benchmarks/generators.py picked it; docs/generators.md).
 PACKAGED_GENERATOR = "Qwen2.5-Coder-1.5B-Instruct"
 # The small one `kbqa tune train` fine-tunes by default: fully fine-tuning 1.5B parameters
@@ -47,6 +48,16 @@ class Settings:
     # The transformers backend's precision: "auto" is bf16 on a GPU that has it or a CPU with
     # bf16 units (AMX, AVX-512 BF16), fp32 elsewhere; "fp32" or "bf16" force one.
     generator_precision: str = "auto"
+    # -- serving many questions (docs/serving-speed.md) --
+    # Replies llama.cpp writes at once: a question arriving at an idle model is answered
+    # alone, those that queued meanwhile together, up to this many. 2 on 2 cores: as fast in
+    # total as 4, a shorter wait in a group, answers identical to one by one
+    # (benchmarks/concurrent_generation.py, docs/serving-speed.md).
+    generator_slots: int = 2
+    # Questions waiting for or being answered by the generator; beyond it, "busy" (HTTP 503
+    # with Retry-After: queue_retry_seconds).
+    queue_limit: int = 16
+    queue_retry_seconds: int = 60
     # Where packaged models split over several packages are assembled (once, ~1 GB).
     model_cache: Path = Path("~/.cache/kbqa/models")
     # "auto" uses a CUDA GPU when torch (and faiss) see one; "cpu" or "cuda" force it.
@@ -303,7 +314,7 @@ class Settings:
             raise ConfigError("settings 'recency_tie' must be >= 0, 'stale_after_days' >= 1")
         if not 0 <= self.pointer_min_probability <= 1:
             raise ConfigError("setting 'pointer_min_probability' must be between 0 and 1")
-        for key in ("max_question_chars", "max_request_bytes", "pointer_max_tokens"):
+        for key in ("max_question_chars", "max_request_bytes", "pointer_max_tokens", *QUEUE):
             if getattr(self, key) < 1:
                 raise ConfigError(f"setting '{key}' must be at least 1")
         if not 0 < self.serve_port < 65536:

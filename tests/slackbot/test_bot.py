@@ -11,6 +11,7 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
+from kbqa.assistant.queue import BUSY_TEXT
 from kbqa.integrations.slack import create_app
 from kbqa.integrations.slack.blocks import neutralize
 from kbqa.integrations.slack.bot import FAILED_TEXT
@@ -19,8 +20,17 @@ from support import PRIVATE, PUBLIC, event, signed
 
 
 def answers(api, n: int = 1) -> list[dict]:
-    assert api.wait_for("chat.update", n, timeout=20), api.calls
-    return [params for method, params in api.calls if method == "chat.update"]
+    """The updates that replace the placeholder with an answer (or a failure), not those that
+    show the question's progress (which carry no blocks)."""
+
+    def final() -> list[dict]:
+        return [p for m, p in api.calls if m == "chat.update" and "blocks" in p]
+
+    deadline = time.monotonic() + 20
+    while len(final()) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(final()) >= n, api.calls
+    return final()
 
 
 def blocks_of(update: dict) -> list[dict]:
@@ -60,6 +70,24 @@ def test_direct_message_is_answered(app, api):
     )
     update = answers(api)[0]
     assert "rotate-role" in blocks_of(update)[0]["text"]["text"]
+
+
+def test_the_placeholder_shows_the_progress_then_the_answer(app, api):
+    app.dispatch(event("app_mention", "<@UBOT> what batch size does the tracker use?"))
+    answers(api)
+    shown = [p["text"] for m, p in api.calls if m == "chat.update"]
+    assert shown[:2] == ["Reading the sources…", "Writing the answer…"]
+    assert "[1]" in shown[-1]
+
+
+def test_a_full_queue_is_said_in_the_thread(app, api, kb):
+    held = [kb.queue.take("another") for _ in range(kb.settings.queue_limit)]
+    app.dispatch(event("app_mention", "<@UBOT> what batch size does the tracker use?"))
+    update = answers(api)[0]
+    assert update["text"] == BUSY_TEXT  # "busy: try again in a minute"
+    for ticket in held:
+        kb.queue.give_back(ticket)
+    assert kb.queue.size() == 0
 
 
 def test_a_retried_or_doubled_event_is_answered_once(app, api):

@@ -41,7 +41,9 @@ def test_streamed_answer_is_sentences_then_sources_then_the_answer(local):
     assert response.headers["content-type"].startswith("text/event-stream")
     stream = events(response.text)
     kinds = [kind for kind, _ in stream]
-    assert kinds[-2:] == ["sources", "answer"] and set(kinds[:-2]) == {"sentence"}
+    assert kinds[-2:] == ["sources", "answer"] and set(kinds[2:-2]) == {"sentence"}
+    # Before the answer, where it is: the model reads the sources, then writes.
+    assert [data["stage"] for _, data in stream[:2]] == ["reading", "writing"]
     sentences = " ".join(data["text"] for kind, data in stream if kind == "sentence")
     answer = stream[-1][1]
     assert sentences == answer["answer"]

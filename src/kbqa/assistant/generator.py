@@ -190,21 +190,30 @@ class TransformersGenerator:
 
 
 class LlamaCppGenerator:
-    """A GGUF model run by llama.cpp (xllamacpp's in-process server), greedy, one request at a
-    time: on a CPU, two at once would only share the same cores."""
+    """A GGUF model run by llama.cpp (xllamacpp's in-process server), greedy. With `slots` > 1
+    the server writes that many replies at once (continuous batching over one unified KV
+    cache): on a CPU writing is bound by reading the weights, so replies written together cost
+    little more than one. Requests may come from several threads; the server queues those
+    beyond its slots (kbqa's own queue, assistant/queue.py, decides what reaches it)."""
 
-    def __init__(self, path: Path, name: str, threads: int = 0, n_ctx: int = 4096):
+    # Safe to call from several threads at once: models.py adds no lock around it.
+    concurrent = True
+
+    def __init__(self, path: Path, name: str, threads: int = 0, n_ctx: int = 4096, slots: int = 1):
         try:
             import xllamacpp
         except ImportError:
             raise MissingDependencyError("xllamacpp", "llama") from None
         if not Path(path).is_file():
             raise ModelError(f"generator_model {name!r}: no GGUF file at {path}")
-        self.name, self.path = name, Path(path)
+        self.name, self.path, self.slots = name, Path(path), max(1, slots)
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
-        params.n_ctx = n_ctx
-        params.n_parallel = 1
+        params.n_parallel = self.slots
+        # One cache shared by the slots, each reply up to n_ctx tokens long.
+        params.kv_unified = True
+        params.n_ctx = n_ctx * self.slots
+        params.cont_batching = True
         # llama.cpp's threads spin while they wait, so more threads than cores only slow it.
         params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or (
             os.cpu_count() or 1
@@ -216,7 +225,6 @@ class LlamaCppGenerator:
         except Exception as exc:  # a bad or truncated file
             message = f"generator_model {name!r} cannot be loaded: {_first_line(exc)}"
             raise ModelError(message) from exc
-        self._lock = threading.Lock()
 
     def _request(self, messages: Messages, max_new_tokens: int, streaming: bool) -> dict:
         return {
@@ -229,8 +237,7 @@ class LlamaCppGenerator:
 
     def _choice(self, request: dict) -> dict:
         """The reply's first choice to a whole (not streamed) request; an error is raised."""
-        with self._lock:
-            reply = self._server.handle_chat_completions(request)
+        reply = self._server.handle_chat_completions(request)
         if "error" in reply:
             raise ModelError(f"{self.name}: {reply['error'].get('message', reply['error'])}")
         return reply["choices"][0]
@@ -258,18 +265,28 @@ class LlamaCppGenerator:
 
     def _stream(self, request: dict) -> Iterator[tuple[str, list[dict]]]:
         pieces: queue.Queue = queue.Queue()
-        done = object()
+        done, stop = object(), threading.Event()
+
+        def take(chunk: dict) -> bool:
+            pieces.put(chunk)
+            return stop.is_set()  # True ends the request: its slot is free for the next one
 
         def run() -> None:
             try:
-                with self._lock:
-                    self._server.handle_chat_completions(request, pieces.put)
+                self._server.handle_chat_completions(request, take)
             except Exception as exc:  # handed to the reader, which raises it
                 pieces.put(exc)
             finally:
                 pieces.put(done)
 
         threading.Thread(target=run, daemon=True, name="kbqa-llama").start()
+        try:
+            yield from self._read(pieces, done)
+        finally:
+            # The reader stopped early (the asker went away): stop writing for it.
+            stop.set()
+
+    def _read(self, pieces: queue.Queue, done: object) -> Iterator[tuple[str, list[dict]]]:
         while (chunk := pieces.get()) is not done:
             if isinstance(chunk, Exception):
                 raise ModelError(f"{self.name}: {_first_line(chunk)}") from chunk
@@ -341,14 +358,16 @@ def make_generator(
     backend: str = "auto",
     threads: int = 0,
     precision: str = "auto",
+    slots: int = 1,
 ) -> Generator:
     """The generator for a settings string, on the backend `backend_for` picks; `precision`
-    ("auto", "fp32", "bf16") applies to the transformers backend."""
+    ("auto", "fp32", "bf16") applies to the transformers backend, `slots` (replies written at
+    once) to llama.cpp."""
     if model == "echo":
         return EchoGenerator()
     if backend_for(model, backend) == "llama.cpp":
         path = packaged_gguf(model, cache) if model in PACKAGED else Path(model).expanduser()
-        return LlamaCppGenerator(path, model, threads)
+        return LlamaCppGenerator(path, model, threads, slots=slots)
     return TransformersGenerator(model, models_dir, device, cache, precision)
 
 

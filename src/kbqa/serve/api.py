@@ -7,15 +7,16 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Literal
 
-import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from kbqa.assistant.queue import Ticket
 from kbqa.errors import KbqaError
 from kbqa.render import page
 from kbqa.serve.auth import Caller, caller
 from kbqa.serve.errors import ApiError, body, internal_error
+from kbqa.serve.progress import answered, give_back, in_worker, relay, take
 from kbqa.types import Answer, Evidence
 
 log = logging.getLogger(__name__)
@@ -51,21 +52,6 @@ def check_question(request: Request, question: str) -> str:
     return question
 
 
-async def in_worker(request: Request, function, *args: Any) -> Any:
-    """Run blocking work in a worker thread, at most `ask` workers at a time, so that questions
-    queue instead of starving the threads that acknowledge Slack's events."""
-    return await anyio.to_thread.run_sync(function, *args, limiter=request.app.state.ask_limiter)
-
-
-async def stream_in_worker(request: Request, items: Iterator) -> AsyncIterator:
-    done = object()
-    while True:
-        item = await in_worker(request, next, items, done)
-        if item is done:
-            return
-        yield item
-
-
 def ask_kwargs(who: Caller, ask: AskRequest, question: str) -> dict[str, Any]:
     return {
         "question": question,
@@ -88,26 +74,37 @@ async def ask(
     server-sent events: `sentence` events as sentences pass the check, or `evidence` events (a
     unit quoted from passage n, with the words that answer) as the answer points at them, then
     `sources` (the cited and retrieved passages with label, age and link), then `answer` (that
-    JSON, with `why` when it abstained)."""
+    JSON, with `why` when it abstained). A generated answer waits its turn at the model:
+    `progress` events ({stage, text, position}) say where it is, and beyond the queue's
+    limit the answer is a 503 with Retry-After."""
     core = request.app.state.core
     question = check_question(request, ask.question)
     kwargs = ask_kwargs(who, ask, question)
+    ticket = take(request, who.name, ask.extractive)
     if not (stream or ask.stream):
-        answer = await in_worker(request, lambda: core.ask(**kwargs))
+        answer = await answered(request, ticket, lambda: core.ask(**kwargs))
         return answer.to_dict()
-    # Started here, so an empty knowledge base is a 503, not an event in a 200 stream.
-    items = await in_worker(request, lambda: core.ask_stream(**kwargs))
+    try:
+        # Started here, so an empty knowledge base is a 503, not an event in a 200 stream.
+        items = await in_worker(request, lambda: core.ask_stream(**kwargs))
+    except BaseException:
+        give_back(request, ticket)
+        raise
     return StreamingResponse(
-        _events(request, items),
+        _events(request, ticket, items),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _events(request: Request, items: Iterator[str | Evidence | Answer]) -> AsyncIterator[str]:
+async def _events(
+    request: Request, ticket: Ticket | None, items: Iterator[str | Evidence | Answer]
+) -> AsyncIterator[str]:
     try:
-        async for item in stream_in_worker(request, items):
-            if isinstance(item, Answer):
+        async for kind, item in relay(request, ticket, items):
+            if kind == "progress":
+                yield page.sse("progress", item)
+            elif isinstance(item, Answer):
                 yield page.sse("sources", page.sources(item))
                 yield page.sse("answer", page.answer_data(item))
             elif isinstance(item, Evidence):

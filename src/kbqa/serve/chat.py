@@ -18,11 +18,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from kbqa.assistant.queue import Ticket
 from kbqa.errors import KbqaError
 from kbqa.render import markdown
-from kbqa.serve.api import check_question, in_worker, stream_in_worker
+from kbqa.serve.api import check_question
 from kbqa.serve.auth import Caller, caller
 from kbqa.serve.errors import ApiError, body, internal_error
+from kbqa.serve.progress import answered, give_back, in_worker, relay, take
 from kbqa.types import Answer, Evidence
 
 log = logging.getLogger(__name__)
@@ -117,8 +119,9 @@ async def chat_completions(
         "sources": chat.kbqa.sources,
     }
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    ticket = take(request, who.name, chat.kbqa.extractive)
     if not chat.stream:
-        answer = await in_worker(request, lambda: core.ask(**kwargs))
+        answer = await answered(request, ticket, lambda: core.ask(**kwargs))
         content = markdown.markdown(answer)
         return {
             "id": reply_id,
@@ -135,9 +138,13 @@ async def chat_completions(
             "usage": _usage(question, content),
             "kbqa": answer.to_dict(),
         }
-    items = await in_worker(request, lambda: core.ask_stream(**kwargs))
+    try:
+        items = await in_worker(request, lambda: core.ask_stream(**kwargs))
+    except BaseException:
+        give_back(request, ticket)
+        raise
     return StreamingResponse(
-        _chunks(request, items, reply_id, created, chat.model),
+        _chunks(request, ticket, items, reply_id, created, chat.model),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -145,6 +152,7 @@ async def chat_completions(
 
 async def _chunks(
     request: Request,
+    ticket: Ticket | None,
     items: Iterator[str | Evidence | Answer],
     reply_id: str,
     created: int,
@@ -164,7 +172,9 @@ async def _chunks(
     yield chunk({"role": "assistant", "content": ""})
     sent = units = 0
     try:
-        async for item in stream_in_worker(request, items):
+        async for kind, item in relay(request, ticket, items):
+            if kind == "progress":
+                continue  # chat clients show only the reply's text
             if isinstance(item, Answer):
                 if item.abstained or not (sent or units):
                     # Nothing was streamed (an abstention): the whole text now.

@@ -27,9 +27,9 @@ _TYPES = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str = ""):
+    def __init__(self, status: int, message: str, code: str = "", headers: dict | None = None):
         super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+        self.status, self.message, self.code, self.headers = status, message, code, headers
 
 
 def body(status: int, message: str, code: str = "") -> dict:
@@ -39,8 +39,9 @@ def body(status: int, message: str, code: str = "") -> dict:
     return {"error": error}
 
 
-def respond(status: int, message: str, code: str = "") -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def respond(status: int, message: str, code: str = "", headers: dict | None = None) -> JSONResponse:
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
     return JSONResponse(body(status, message, code), status_code=status, headers=headers)
 
 
@@ -52,7 +53,7 @@ def _field(error: dict) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError):
-        return respond(exc.status, exc.message, exc.code)
+        return respond(exc.status, exc.message, exc.code, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError):

@@ -10,6 +10,7 @@ import logging
 import re
 from typing import Any
 
+from kbqa.assistant.queue import BUSY_TEXT, Busy, call, describe
 from kbqa.errors import KbqaError, MissingDependencyError
 from kbqa.integrations.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, answer_blocks
 from kbqa.logs import error_id
@@ -111,12 +112,27 @@ class _Bot:
         except Exception:  # a missing reaction scope must not stop the answer
             log.debug("could not add a reaction", exc_info=True)
         working = client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=WORKING_TEXT)
+        queue = self.kb.queue
+        try:
+            # A burst from one channel waits behind the others' questions, not before them.
+            ticket = queue.take(channel, _Placeholder(client, channel, working["ts"]))
+        except Busy:
+            client.chat_update(channel=channel, ts=working["ts"], text=BUSY_TEXT, blocks=[])
+            return
         try:
             history, thread_start = [], ""
             if event.get("thread_ts"):
                 history, thread_start = self._thread(client, channel, event, context)
             audience = self.audience(client, channel)
-            answer = self.kb.ask(question, audience=audience, history=history, context=thread_start)
+            answer = call(
+                ticket,
+                self.kb.ask,
+                question,
+                audience=audience,
+                history=history,
+                context=thread_start,
+            )
+            ticket.listener = None  # no progress over the answer
             text, blocks = answer_blocks(answer)
             client.chat_update(channel=channel, ts=working["ts"], text=text, blocks=blocks)
         except Exception:
@@ -133,6 +149,8 @@ class _Bot:
                 )
             except Exception:
                 log.exception("could not report error %s in %s", failure, channel)
+        finally:
+            queue.give_back(ticket)
 
     def audience(self, client, channel: str) -> Audience:
         """Who will read the answer. A channel that cannot be looked up is answered from public
@@ -156,7 +174,7 @@ class _Bot:
         for message in earlier:
             text = _MENTION.sub("", message.get("text", "")).strip()
             if message.get("bot_id") or message.get("user") == bot_user:
-                if pending is not None and text != WORKING_TEXT:
+                if pending is not None and text not in (WORKING_TEXT, BUSY_TEXT):
                     history.append((pending, text))
                     pending = None
             else:
@@ -204,3 +222,17 @@ class _Bot:
         )
         if channel and user:
             client.chat_postEphemeral(channel=channel, user=user, text="Thanks for the feedback!")
+
+
+class _Placeholder:
+    """Shows a question's progress (queued, reading the sources, writing) in the message
+    that stands in for its answer."""
+
+    def __init__(self, client, channel: str, ts: str):
+        self.client, self.channel, self.ts, self.shown = client, channel, ts, ""
+
+    def __call__(self, stage: str, data: dict) -> None:
+        text = describe(stage, data)
+        if text != self.shown:
+            self.shown = text
+            self.client.chat_update(channel=self.channel, ts=self.ts, text=text)

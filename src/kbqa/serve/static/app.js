@@ -215,6 +215,12 @@
     return box;
   }
 
+  // The status line while an answer is on its way: queued (position N), reading, writing.
+  function showProgress(turn, text) {
+    const working = turn.text.querySelector(".working");
+    if (working) working.textContent = text;
+  }
+
   function showError(turn, message) {
     turn.text.removeAttribute("aria-busy");
     turn.text.textContent = "";
@@ -263,6 +269,7 @@
           renderEvidence(turn);
         } else if (event === "sources") sources = body;
         else if (event === "answer") finish(turn, body, sources);
+        else if (event === "progress") showProgress(turn, body.text);
         else if (event === "error") showError(turn, body.error.message);
       }
     }
