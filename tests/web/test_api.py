@@ -78,7 +78,8 @@ def test_malformed_json_and_oversized_bodies_are_refused(local):
         "/api/ask", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
-    assert response.json()["error"]["message"] == "the request body is not valid JSON"
+    message = response.json()["error"]["message"]
+    assert message.startswith("the request body is not valid JSON: send a JSON object such as")
     big = local.post("/api/ask", json={"question": "x", "sources": ["y" * 5000]})
     assert big.status_code == 413 and "over 4096 bytes" in big.json()["error"]["message"]
 
