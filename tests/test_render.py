@@ -97,7 +97,11 @@ def test_terminal_without_evidence_is_unchanged():
     lines = terminal.answer(ABSTAINED).splitlines()
     assert lines[0] == "I couldn't find this in the knowledge base. Closest sources:"
     assert len(lines) == 4  # two documents (the repeated one once), then why
-    assert lines[-1] == "(why: best passage's similarity 0.12 < min_hit_score 0.35)"
+    # In plain words with a next step; the numbers stay in the JSON's reason.
+    assert lines[-1] == (
+        "(nothing in the knowledge base is close enough to this question; "
+        "try other words or check `kbqa status`)"
+    )
 
 
 def test_markdown_quotes_each_unit_and_streams_the_same_text():
@@ -146,14 +150,16 @@ def test_page_data_carries_sources_evidence_and_why():
     }
     assert "why" not in data
     assert page.evidence_data(UNITS[1])["quote"] is True
-    assert page.answer_data(ABSTAINED)["why"] == ABSTAINED.reason
+    assert page.answer_data(ABSTAINED)["why"] == render.why_no_answer(ABSTAINED)
     assert page.sse("evidence", {"n": 1}) == 'event: evidence\ndata: {"n": 1}\n\n'
 
 
-def test_why_no_answer_is_the_answerers_reason():
-    assert render.why_no_answer(ABSTAINED) == ABSTAINED.reason
+def test_why_no_answer_is_plain_words_with_a_next_step():
+    why = render.why_no_answer(ABSTAINED)
+    assert "min_hit_score" not in why and "kbqa status" in why
+    assert ABSTAINED.to_dict()["reason"] == ABSTAINED.reason  # the numbers, for debugging
     nothing = Answer("q", "I couldn't find this.", True, (), ())
-    assert "Nothing in the knowledge base" in render.why_no_answer(nothing)
+    assert "nothing in the knowledge base (that you may see)" in render.why_no_answer(nothing)
 
 
 def test_an_answer_survives_its_json_with_its_evidence():

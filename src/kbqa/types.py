@@ -98,6 +98,11 @@ class Answer:
     span: str = ""
     # The units the answer rests on, in order: each quoted as evidence under its citation.
     evidence: tuple[Evidence, ...] = ()
+    # What was searched for when it differs from `question`: a follow-up made standalone from
+    # its conversation (assistant/followup.py).
+    searched: str = ""
+    # A note for the asker beside the answer (the question is not in the embedder's language).
+    note: str = ""
 
     def explanation(self) -> str:
         """One line on how the answer was made: why it abstained or quoted, what was dropped."""
@@ -127,6 +132,8 @@ class Answer:
 
         return {
             "question": self.question,
+            "searched": self.searched,
+            "note": self.note,
             "answer": self.text,
             "span": self.span,
             "abstained": self.abstained,

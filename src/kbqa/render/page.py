@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from kbqa.render.model import Source, why_no_answer
 from kbqa.types import Answer, Evidence
 
 
+def file_link(uri: str) -> str:
+    """The page's link to a file document (served by serve/files.py to those who may see it)."""
+    return "/files/" + quote(uri.lstrip("/"))
+
+
+def source_data(source: Source) -> dict[str, Any]:
+    data = source.to_dict()
+    if data["link"] is None and data["kind"] == "file" and uri_is_path(source.hit.uri):
+        data["link"] = file_link(source.hit.uri)
+    return data
+
+
+def uri_is_path(uri: str) -> bool:
+    return "://" not in uri and uri.startswith("/")
+
+
 def sources(answer: Answer) -> dict[str, list[dict[str, Any]]]:
     """The cited and the retrieved passages with label, where, link and age."""
     return {
-        "citations": [Source(c.n, c.hit).to_dict() for c in answer.citations],
-        "hits": [Source(None, h).to_dict() for h in answer.hits],
+        "citations": [source_data(Source(c.n, c.hit)) for c in answer.citations],
+        "hits": [source_data(Source(None, h)) for h in answer.hits],
     }
 
 

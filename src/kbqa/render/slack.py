@@ -33,7 +33,9 @@ def source_line(source: Source) -> str:
     else:
         where = f"{label} — `{neutralize(Path(source.hit.uri).name)}`"
     place = f"#{source.channel}" if source.channel else ""
-    parts = [p for p in (f"[{source.n}] {where}" if source.n else where, place, source.age()) if p]
+    parts = [
+        p for p in (f"{source.marks} {where}" if source.n else where, place, source.age()) if p
+    ]
     return " · ".join(parts)
 
 

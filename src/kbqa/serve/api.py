@@ -94,7 +94,7 @@ async def ask(
     kwargs = ask_kwargs(who, ask, question)
     if not (stream or ask.stream):
         answer = await in_worker(request, lambda: core.ask(**kwargs))
-        return answer.to_dict()
+        return page.answer_data(answer)
     # Started here, so an empty knowledge base is a 503, not an event in a 200 stream.
     items = await in_worker(request, lambda: core.ask_stream(**kwargs))
     return StreamingResponse(

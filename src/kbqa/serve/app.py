@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kbqa.serve import api, chat, errors, pages
+from kbqa.serve import api, chat, errors, files, pages
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -38,6 +38,7 @@ def create_app(core, slack: Any = None, ask_workers: int = 4, slack_workers: int
     app.include_router(api.router)
     app.include_router(chat.router)
     app.include_router(pages.router)
+    app.include_router(files.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(LimitedBody, limit=core.settings.max_request_bytes)
     app.add_middleware(RequestLog)
