@@ -75,7 +75,7 @@ def test_terminal_quotes_each_unit_with_its_span_in_bold_then_the_sources():
         out[1] == "> Yuki: the <!channel> freeze starts 18 Nov; deploys need *two* approvals. [2]"
     )
     assert out[2] == ""
-    assert out[3] == "[1] Services — /srv/docs/ports.md"
+    assert out[3] == "[1] Services — file:///srv/docs/ports.md"  # a link a terminal opens
     assert out[4].startswith("[2] #deploys: freeze — https://larkspur.slack.com/")
 
 
@@ -88,7 +88,7 @@ def test_terminal_streamed_units_and_the_rest_make_the_same_output():
 def test_terminal_without_evidence_is_unchanged():
     # A generated answer: its text (the model's words, not marked), a blank line, the sources.
     assert terminal.answer(GENERATED, bold=bold) == (
-        "The tracker service listens on port 7300 [1].\n\n[1] Services — /srv/docs/ports.md"
+        "The tracker service listens on port 7300 [1].\n\n[1] Services — file:///srv/docs/ports.md"
     )
     quoted = Answer(**{**GENERATED.__dict__, "mode": "extracted"})
     assert terminal.answer(quoted, bold=bold).startswith(
