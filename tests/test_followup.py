@@ -23,6 +23,10 @@ def test_a_standalone_question_is_searched_as_asked():
     assert not is_followup(question)
     assert standalone(question, [FIRST], Scripted("something else entirely?")) == question
     assert standalone("and how do I check it worked?", []) == "and how do I check it worked?"
+    # Short, but each names what it is about.
+    for short in ("What does billing-svc do?", "How do I declare an incident?", "Can I use Kafka?"):
+        assert not is_followup(short), short
+    assert is_followup("when should I escalate?")
 
 
 def test_a_follow_up_without_a_generator_gets_the_previous_questions_key_words():

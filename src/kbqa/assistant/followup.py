@@ -25,6 +25,7 @@ _REFERRING_WORDS = (
 )
 _REFERRING = frozenset(_REFERRING_WORDS.split())
 _OPENERS = re.compile(r"^\s*(and|also|but|so|then|what about|how about|or)\b", re.I)
+_NAME = re.compile(r"\w[-_.]\w|\d|(?<!^)(?<![.?!] )\b(?!I\b)[A-Z]")  # billing-svc, v2, Kafka
 _KEY_WORDS = 6  # the previous questions' words added to a follow-up
 # Words of a question that say how it is asked, not what about: no use as key words.
 _ASKING_WORDS = (
@@ -42,10 +43,12 @@ REWRITE_PROMPT = (
 
 def is_followup(question: str) -> bool:
     """Leans on the conversation: opens with "and", "what about"…, refers back ("it", "that",
-    "them"), or has at most two words of its own."""
-    if _OPENERS.match(question):
+    "them"), or has one word of its own that names nothing ("when should I escalate?", not
+    "what does billing-svc do?")."""
+    if _OPENERS.match(question) or _REFERRING & set(words(question)):
         return True
-    return bool(_REFERRING & set(words(question))) or len(content_words(question)) <= 2
+    own = content_words(question)
+    return not own or (len(own) == 1 and not _NAME.search(question))
 
 
 def standalone(question: str, history: Sequence[Turn] = (), generator=None) -> str:
