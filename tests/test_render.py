@@ -142,6 +142,7 @@ def test_page_data_carries_sources_evidence_and_why():
     assert sources["citations"][1]["link"].startswith("https://larkspur.slack.com/")
     assert sources["citations"][1]["channel"] == "deploys" and sources["hits"][0]["age"]
     data = page.answer_data(POINTED)
+    assert data["evidence"][0].pop("html") == "<p>The tracker service listens on port 7300.</p>"
     assert data["evidence"][0] == {
         "n": 1,
         "text": UNITS[0].text,
@@ -184,3 +185,20 @@ def test_no_interface_imports_the_command_line():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_table_row_reads_as_a_sentence_and_a_command_keeps_its_backticks():
+    row = Evidence(1, "Service: route-planner; Language: Rust; Port: 7200; Owner: Routing", "7200")
+    command = Evidence(2, "Rotate it: `vault write -f database/rotate-role/staging-app`", "vault")
+    cited = (Citation(1, PORTS), Citation(2, PORTS))
+    answer = Answer(**{**POINTED.__dict__, "evidence": (row, command), "citations": cited})
+    said = "route-planner: language Rust, port 7200, owner Routing."
+    assert terminal.quote(row).startswith(f"> {said}")
+    assert markdown.quote(row).startswith("> route-planner: language Rust, port **7200**")
+    _, blocks = slack.answer_blocks(answer)
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert texts[0].startswith(">route-planner: language Rust, port *7200*")
+    # Inside `code` a * is shown as it is: the command stays copyable.
+    assert texts[1] == ">Rotate it: `vault write -f database/rotate-role/staging-app` [2]"
+    assert "`vault write -f database/rotate-role/staging-app`" in markdown.quote(command)
+    assert blocks[0]["elements"][0]["text"] == "_Quoted from the sources:_"

@@ -321,7 +321,9 @@ def test_a_quoted_answer_shows_the_words_that_answer_in_bold():
         span="7300",
     )
     _, blocks = answer_blocks(quoted)
-    assert blocks[0]["text"]["text"] == "The tracker listens on port *7300* [1]."
+    # Labelled as a quote (the sources' words), as on the page and in the CLI.
+    assert blocks[0]["elements"][0]["text"] == "_Quoted from the sources:_"
+    assert blocks[1]["text"]["text"] == "The tracker listens on port *7300* [1]."
     generated = Answer(
         quoted.question,
         quoted.text,
@@ -343,6 +345,7 @@ def test_a_pointed_answer_is_a_quote_block_per_unit_with_the_span_in_bold(kb, ap
     app = create_app(Pointing(kb, [("vault write", span)]), client=client)
     app.dispatch(event("app_mention", "<@UBOT> how do I rotate the staging password?"))
     blocks = blocks_of(answers(api)[0])
-    assert blocks[0]["text"]["text"] == f">Run *{span}* to rotate the staging password. [1]"
-    assert blocks[1]["type"] == "context" and "runbook.md" in blocks[1]["elements"][0]["text"]
+    assert blocks[0]["elements"][0]["text"] == "_Quoted from the sources:_"
+    assert blocks[1]["text"]["text"] == f">Run *{span}* to rotate the staging password. [1]"
+    assert blocks[2]["type"] == "context" and "runbook.md" in blocks[2]["elements"][0]["text"]
     assert blocks[-1]["type"] == "actions"  # the feedback buttons

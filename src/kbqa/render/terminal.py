@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from kbqa.render import rows
 from kbqa.render.model import Shown, Source, shown
 from kbqa.types import Answer, Evidence
 
@@ -25,8 +26,9 @@ def marked(text: str, span: str, bold: Style = plain) -> str:
 
 
 def quote(evidence: Evidence, bold: Style = plain) -> str:
-    """'> unit [n]', each line of a unit quoted, its span in bold."""
-    text = marked(evidence.text, evidence.span, bold)
+    """'> unit [n]', each line of a unit quoted, its span in bold; a table row as what it
+    means ("route-planner: port 7200, …")."""
+    text = marked(rows.sentence(evidence.text), evidence.span, bold)
     return "\n".join(f"> {line}" for line in f"{text} [{evidence.n}]".splitlines())
 
 
