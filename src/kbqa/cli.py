@@ -23,6 +23,8 @@ def _quiet_third_parties() -> None:
     # Model loaders print progress bars and advice meant for their own developers.
     for var, value in {
         "TRANSFORMERS_VERBOSITY": "error",
+        # The hub's client logs each retry through a handler of its own and again through ours.
+        "HF_HUB_VERBOSITY": "error",
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }.items():

@@ -122,3 +122,21 @@ def test_usage_counts_with_the_packaged_tokenizer():
     assert count_tokens(tokenizer, text) == len(plain.encode(text, add_special_tokens=False).ids)
     assert count_tokens(tokenizer, text) > len(text.split())
     assert count_tokens(tokenizer, "word " * 1000) == 1000  # not cut at the model's 256
+
+
+def test_a_follow_up_through_the_api_and_the_openai_endpoint_is_searched_with_its_history(local):
+    follow_up = "and how do I check it worked?"
+    first = local.post("/api/ask", json={"question": QUESTION}).json()
+    data = local.post(
+        "/api/ask", json={"question": follow_up, "history": [[QUESTION, first["answer"]]]}
+    ).json()
+    assert data["question"] == follow_up and data["searched"].startswith(follow_up + " (")
+    assert data["citations"][0]["uri"].endswith("runbooks/db.md")
+    messages = [
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": first["answer"]},
+        {"role": "user", "content": follow_up},
+    ]
+    reply = local.post("/v1/chat/completions", json={"messages": messages}).json()
+    assert reply["kbqa"]["searched"] == data["searched"]
+    assert reply["choices"][0]["message"]["content"].startswith("_searched for: ")
