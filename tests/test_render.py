@@ -202,3 +202,13 @@ def test_a_table_row_reads_as_a_sentence_and_a_command_keeps_its_backticks():
     assert texts[1] == ">Rotate it: `vault write -f database/rotate-role/staging-app` [2]"
     assert "`vault write -f database/rotate-role/staging-app`" in markdown.quote(command)
     assert blocks[0]["elements"][0]["text"] == "_Quoted from the sources:_"
+
+
+def test_what_a_follow_up_searched_for_is_shown_in_every_medium():
+    searched = "and which port does billing use? (tracker port)"
+    answer = Answer(**{**GENERATED.__dict__, "searched": searched, "note": ""})
+    assert f"(searched for: {searched})" in terminal.answer(answer)
+    assert markdown.body(answer).startswith(f"_searched for: {searched}_")
+    _, blocks = slack.answer_blocks(answer)
+    assert blocks[0]["type"] == "context" and "searched for:" in blocks[0]["elements"][0]["text"]
+    assert page.answer_data(answer)["searched"] == searched
