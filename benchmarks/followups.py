@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=ROOT / ".kbqa-bench")
     parser.add_argument("--generator", type=int, default=0, metavar="N")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--generator-only", action="store_true", help="skip the quoted run")
     args = parser.parse_args()
     pairs = json.loads((ROOT / "tests/data/followups.json").read_text())["pairs"]
     kb = KnowledgeBase(Settings.load(home=args.home, slack_workspace="larkspur"))
@@ -88,9 +89,10 @@ def main() -> None:
                 f"{right:>5}/{total} {right / total:>4.0%} {counts['seconds'] / total:>7.2f}"
             )
 
-    show("quoted (no generator):", run(kb, pairs, True, args.verbose), n)
-    same = unchanged(kb, pairs)
-    print(f"standalone questions after an unrelated turn searched as asked: {same}/{n}")
+    if not args.generator_only:
+        show("quoted (no generator):", run(kb, pairs, True, args.verbose), n)
+        same = unchanged(kb, pairs)
+        print(f"standalone questions after an unrelated turn searched as asked: {same}/{n}")
     if args.generator:
         sample = pairs[: args.generator]
         show(f"{kb.settings.generator_model}:", run(kb, sample, False, args.verbose), len(sample))

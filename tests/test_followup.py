@@ -43,6 +43,14 @@ def test_the_generators_rewrite_is_kept_when_it_keeps_the_words_and_adds_only_th
     assert "rotate the staging database password" in generator.prompts[0][-1]["content"]
 
 
+def test_a_rewrite_may_drop_words_that_only_say_how_it_is_asked():
+    # Qwen2.5-Coder-1.5B's rewrite of this follow-up, word for word.
+    question = "how often does that happen automatically?"
+    rewrite = "How often does the staging database password rotate automatically?"
+    assert checked(rewrite, question, [FIRST])
+    assert standalone(question, [FIRST], Scripted(rewrite)) == rewrite
+
+
 def test_a_rewrite_that_adds_words_or_drops_the_questions_falls_back():
     question = "and how do I check it worked?"
     invented = "how do I check the production Kafka cluster worked?"  # words from nowhere

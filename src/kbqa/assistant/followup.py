@@ -73,7 +73,9 @@ def checked(rewrite: str, question: str, turns: Sequence[Turn]) -> bool:
     history = words(" ".join(f"{q} {a}" for q, a in turns))
     allowed = _stems([*history, *words(question), *STOPWORDS])
     kept = _stems(said)
-    return _stems(content_words(question)) <= kept and kept <= allowed
+    # Words that say how it is asked ("happen", "get") may go: the rewrite says what about.
+    required = _stems(content_words(question) - _ASKING)
+    return required <= kept and kept <= allowed
 
 
 def _stems(found) -> set[str]:
