@@ -37,7 +37,9 @@ _ASKING = frozenset(_ASKING_WORDS.split())
 REWRITE_PROMPT = (
     "Rewrite the user's last question so that it can be understood without the conversation. "
     "Keep all of its words and add only words from the conversation. Reply with the one "
-    "question and nothing else."
+    "question and nothing else.\n"
+    "Example: after 'How do I restart the api pods?', the question 'and how long does it "
+    "take?' becomes 'how long does it take to restart the api pods?'"
 )
 
 
