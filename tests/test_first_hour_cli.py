@@ -73,3 +73,14 @@ def test_chat_asks_follow_ups_with_the_conversation(settings, docs, monkeypatch)
         result.output
     )
     assert result.output.count("runbooks/db.md") >= 2  # both answers cite the runbook
+
+
+def test_the_repositorys_settings_do_not_point_permalinks_at_the_examples_workspace():
+    from kbqa.settings import Settings
+
+    root = Path(__file__).resolve().parents[1]
+    # A user ingesting their own export from the clone gets no "larkspur" links.
+    assert Settings.load(config_file=root / "kbqa.toml", environ={}).slack_workspace in ("", None)
+    example = Settings.load(config_file=root / "examples/slack-export/kbqa.toml", environ={})
+    assert example.slack_workspace == "larkspur"
+    assert "demo: export KBQA_SLACK_WORKSPACE ?= larkspur" in (root / "Makefile").read_text()
