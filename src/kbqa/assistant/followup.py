@@ -67,10 +67,12 @@ def standalone(question: str, history: Sequence[Turn] = (), generator=None) -> s
 
 
 def checked(rewrite: str, question: str, turns: Sequence[Turn]) -> bool:
-    """The rewrite keeps every word of the question that carries meaning and adds only words
-    of the conversation (or words that carry none), within MAX_WORDS."""
+    """The rewrite is a question that keeps every word of the question that carries meaning and
+    adds only words of the conversation (or words that carry none), within MAX_WORDS."""
     said = words(rewrite)
     if not said or len(said) > MAX_WORDS or rewrite.strip() == question.strip():
+        return False
+    if not rewrite.rstrip().endswith("?"):  # an answer copied from the history, not a question
         return False
     history = words(" ".join(f"{q} {a}" for q, a in turns))
     allowed = _stems([*history, *words(question), *STOPWORDS])
