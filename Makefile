@@ -13,6 +13,8 @@ setup:
 setup-all:
 	VENV=$(VENV) bash scripts/setup.sh all
 
+# The bundled export's permalinks point at its made-up workspace (examples/slack-export/kbqa.toml).
+demo: export KBQA_SLACK_WORKSPACE ?= larkspur
 demo: setup
 	$(VENV)/bin/kbqa ingest examples/handbook examples/slack-export
 	$(VENV)/bin/kbqa ask "$(QUESTION)"

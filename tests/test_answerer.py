@@ -142,6 +142,8 @@ def test_echo_generator_round_trip_through_the_knowledge_base(ready: KnowledgeBa
     assert answer.to_dict()["citations"][0]["n"] == 1
     assert set(answer.to_dict()) == {
         "question",
+        "searched",
+        "note",
         "answer",
         "span",
         "abstained",

@@ -59,9 +59,10 @@ def test_ask_prints_answer_then_numbered_sources_with_paths(ingested):
     answer, blank, source = result.stdout.splitlines()[:3]
     assert "02:00 UTC" in answer and answer.endswith("[1].")
     assert blank == ""
-    assert (
-        source == "[1] Database runbook › Backups — docs/runbooks/db.md · today"
-    )  # the age of every source
+    # A file as a file:// link, which terminals open on a click, and the age of every source.
+    _home, cwd = ingested
+    link = (cwd / "docs/runbooks/db.md").resolve().as_uri()
+    assert source == f"[1] Database runbook › Backups — {link} · today"
 
 
 def test_ask_json_has_the_documented_shape(ingested):
@@ -146,7 +147,7 @@ def test_ask_quotes_each_unit_of_a_pointed_answer_under_its_span(kb, docs, monke
         "> The tracker service listens on port 7300. [1]",
         "> The billing service listens on 7400. [1]",
         "",
-        f"[1] Services — {kbqa.cli.display_uri(str(docs / 'ports.md'))} · today",
+        f"[1] Services — {(docs / 'ports.md').resolve().as_uri()} · today",
     ]
     colored = CliRunner().invoke(kbqa.cli.cli, [*home, "ask", question], color=True)
     assert "on \x1b[1mport 7300\x1b[0m." in colored.output.splitlines()[0]

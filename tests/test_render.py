@@ -75,7 +75,9 @@ def test_terminal_quotes_each_unit_with_its_span_in_bold_then_the_sources():
         out[1] == "> Yuki: the <!channel> freeze starts 18 Nov; deploys need *two* approvals. [2]"
     )
     assert out[2] == ""
-    assert out[3] == "[1] Services — /srv/docs/ports.md · 3 days ago"
+    assert (
+        out[3] == "[1] Services — file:///srv/docs/ports.md · 3 days ago"
+    )  # a link a terminal opens
     assert out[4].startswith("[2] #deploys: freeze — https://larkspur.slack.com/")
     assert out[4].endswith(" · 40 days ago")
 
@@ -89,7 +91,7 @@ def test_terminal_streamed_units_and_the_rest_make_the_same_output():
 def test_terminal_without_evidence_is_unchanged():
     # A generated answer: its text (the model's words, not marked), a blank line, the sources.
     assert terminal.answer(GENERATED, bold=bold) == (
-        "The tracker service listens on port 7300 [1].\n\n[1] Services — /srv/docs/ports.md"
+        "The tracker service listens on port 7300 [1].\n\n[1] Services — file:///srv/docs/ports.md"
         " · 3 days ago"
     )
     quoted = Answer(**{**GENERATED.__dict__, "mode": "extracted"})
@@ -99,7 +101,11 @@ def test_terminal_without_evidence_is_unchanged():
     lines = terminal.answer(ABSTAINED).splitlines()
     assert lines[0] == "I couldn't find this in the knowledge base. Closest sources:"
     assert len(lines) == 4  # two documents (the repeated one once), then why
-    assert lines[-1] == "(why: best passage's similarity 0.12 < min_hit_score 0.35)"
+    # In plain words with a next step; the numbers stay in the JSON's reason.
+    assert lines[-1] == (
+        "(nothing in the knowledge base is close enough to this question; "
+        "try other words or check `kbqa status`)"
+    )
 
 
 def test_markdown_quotes_each_unit_and_streams_the_same_text():
@@ -140,6 +146,7 @@ def test_page_data_carries_sources_evidence_and_why():
     assert sources["citations"][1]["link"].startswith("https://larkspur.slack.com/")
     assert sources["citations"][1]["channel"] == "deploys" and sources["hits"][0]["age"]
     data = page.answer_data(POINTED)
+    assert data["evidence"][0].pop("html") == "<p>The tracker service listens on port 7300.</p>"
     assert data["evidence"][0] == {
         "n": 1,
         "text": UNITS[0].text,
@@ -148,14 +155,16 @@ def test_page_data_carries_sources_evidence_and_why():
     }
     assert "why" not in data
     assert page.evidence_data(UNITS[1])["quote"] is True
-    assert page.answer_data(ABSTAINED)["why"] == ABSTAINED.reason
+    assert page.answer_data(ABSTAINED)["why"] == render.why_no_answer(ABSTAINED)
     assert page.sse("evidence", {"n": 1}) == 'event: evidence\ndata: {"n": 1}\n\n'
 
 
-def test_why_no_answer_is_the_answerers_reason():
-    assert render.why_no_answer(ABSTAINED) == ABSTAINED.reason
+def test_why_no_answer_is_plain_words_with_a_next_step():
+    why = render.why_no_answer(ABSTAINED)
+    assert "min_hit_score" not in why and "kbqa status" in why
+    assert ABSTAINED.to_dict()["reason"] == ABSTAINED.reason  # the numbers, for debugging
     nothing = Answer("q", "I couldn't find this.", True, (), ())
-    assert "Nothing in the knowledge base" in render.why_no_answer(nothing)
+    assert "nothing in the knowledge base (that you may see)" in render.why_no_answer(nothing)
 
 
 def test_an_answer_survives_its_json_with_its_evidence():
@@ -180,3 +189,30 @@ def test_no_interface_imports_the_command_line():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_table_row_reads_as_a_sentence_and_a_command_keeps_its_backticks():
+    row = Evidence(1, "Service: route-planner; Language: Rust; Port: 7200; Owner: Routing", "7200")
+    command = Evidence(2, "Rotate it: `vault write -f database/rotate-role/staging-app`", "vault")
+    cited = (Citation(1, PORTS), Citation(2, PORTS))
+    answer = Answer(**{**POINTED.__dict__, "evidence": (row, command), "citations": cited})
+    said = "route-planner: language Rust, port 7200, owner Routing."
+    assert terminal.quote(row).startswith(f"> {said}")
+    assert markdown.quote(row).startswith("> route-planner: language Rust, port **7200**")
+    _, blocks = slack.answer_blocks(answer)
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert texts[0].startswith(">route-planner: language Rust, port *7200*")
+    # Inside `code` a * is shown as it is: the command stays copyable.
+    assert texts[1] == ">Rotate it: `vault write -f database/rotate-role/staging-app` [2]"
+    assert "`vault write -f database/rotate-role/staging-app`" in markdown.quote(command)
+    assert blocks[0]["elements"][0]["text"] == "_Quoted from the sources:_"
+
+
+def test_what_a_follow_up_searched_for_is_shown_in_every_medium():
+    searched = "and which port does billing use? (tracker port)"
+    answer = Answer(**{**GENERATED.__dict__, "searched": searched, "note": ""})
+    assert f"(searched for: {searched})" in terminal.answer(answer)
+    assert markdown.body(answer).startswith(f"_searched for: {searched}_")
+    _, blocks = slack.answer_blocks(answer)
+    assert blocks[0]["type"] == "context" and "searched for:" in blocks[0]["elements"][0]["text"]
+    assert page.answer_data(answer)["searched"] == searched

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kbqa import faults
+from kbqa.assistant import followup
 from kbqa.assistant.answerer import Answerer
 from kbqa.assistant.generator import Generator
 from kbqa.errors import KbqaError, NotIndexedError
@@ -153,10 +154,12 @@ class KnowledgeBase:
         context: str = "",
         sources: list[str] = (),
     ) -> Answer:
-        """Answer a question; `audience` limits the sources to those it may see, and
-        `sources` (patterns, see retrieval/access.py) to those the asker names."""
+        """Answer a question (a follow-up of `history` made standalone: assistant/followup.py);
+        `audience` limits the sources to those it may see, `sources` (patterns) to those named."""
         answerer, allow = self._answerer(extractive, audience, sources)
-        return answerer.answer(question, k, extractive, history, allow, context)
+        search = followup.standalone(question, history, answerer.generator)
+        answer = answerer.answer(search, k, extractive, history, allow, context)
+        return followup.told(answer, question, sources, self.embedder.name)
 
     def ask_stream(
         self,
@@ -168,10 +171,11 @@ class KnowledgeBase:
         context: str = "",
         sources: list[str] = (),
     ) -> Iterator[str | Answer]:
-        """ask(), streamed: each checked sentence (with its [n] markers) as it passes, then
-        the Answer as the last item."""
+        """ask(), streamed: each checked sentence or unit as it passes, then the Answer."""
         answerer, allow = self._answerer(extractive, audience, sources)
-        return answerer.answer_stream(question, k, extractive, history, allow, context)
+        search = followup.standalone(question, history, answerer.generator)
+        items = answerer.answer_stream(search, k, extractive, history, allow, context)
+        return followup.told_stream(items, question, sources, self.embedder.name)
 
     def require_content(self) -> None:
         if self.store.counts()["chunks"] == 0:
@@ -196,8 +200,7 @@ class KnowledgeBase:
         message_ts: str = "",
         private: bool | None = None,
     ) -> int:
-        """Store a 👍 (+1) or 👎 (-1) on an answer; returns its id. `private`: it was given
-        where only some may read (a private channel, a DM; None if not known)."""
+        """Store a 👍 (+1) or 👎 (-1) on an answer; its id. `private`: given where few read."""
         if value not in (1, -1):
             raise KbqaError("feedback must be +1 or -1")
         return self.store.add_feedback(
@@ -232,8 +235,7 @@ class KnowledgeBase:
         kind: str = "",
         audience: Audience | None = None,
     ) -> tuple[int, list[dict[str, Any]]]:
-        """(how many match, one page of them): documents whose uri or title contains `query`,
-        of `kind` (file or slack), that `audience` may see."""
+        """(how many match, a page of them): by uri or title, `kind` and what `audience` sees."""
         visible = self.scope(audience)
         return store_queries.documents(self.store, offset, limit, query, kind, visible)
 

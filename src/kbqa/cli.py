@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from kbqa.commands.chat import chat
 from kbqa.commands.evaluate import eval_group
 from kbqa.commands.stale import stale
 from kbqa.commands.sync import ingest_summary as _summary
@@ -25,6 +26,8 @@ def _quiet_third_parties() -> None:
     # Model loaders print progress bars and advice meant for their own developers.
     for var, value in {
         "TRANSFORMERS_VERBOSITY": "error",
+        # The hub's client logs each retry through a handler of its own and again through ours.
+        "HF_HUB_VERBOSITY": "error",
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }.items():
@@ -32,6 +35,7 @@ def _quiet_third_parties() -> None:
 
 
 @click.group()
+@click.version_option(package_name="kbqa", message="kbqa %(version)s")
 @click.option(
     "--home", type=click.Path(path_type=Path), help="Where kbqa keeps its data (KBQA_HOME)."
 )
@@ -288,6 +292,7 @@ def serve(settings: Settings, host: str | None, port: int | None, slack: bool) -
         from kbqa.serve import create_app
     except ImportError:
         raise KbqaError("the server's packages are missing: pip install 'kbqa[serve]'") from None
+    _check_port(settings.serve_host, settings.serve_port)
     kb = _kb(settings)
     bolt, socket_mode = None, None
     if slack:
@@ -333,6 +338,27 @@ cli.add_command(tune)
 cli.add_command(token)
 cli.add_command(sync)
 cli.add_command(stale)
+cli.add_command(chat)
+
+
+class PortInUse(KbqaError):
+    exit_code = 2
+
+
+def _check_port(host: str, port: int) -> None:
+    """A port another process listens on is one line (rc 2), before anything is loaded."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): another process uses "
+                "it; stop it or pick another with --port"
+            ) from None
 
 
 def main() -> None:
@@ -340,7 +366,7 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except KbqaError as exc:
         click.echo(f"kbqa: error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_code", 1))
     except click.exceptions.Abort:
         click.echo("kbqa: aborted", err=True)
         sys.exit(130)

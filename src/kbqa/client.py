@@ -67,6 +67,8 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
             evidence=tuple(
                 Evidence(e["n"], e["text"], e.get("span", "")) for e in data.get("evidence", [])
             ),
+            searched=data.get("searched", ""),
+            note=data.get("note", ""),
         )
     except (KeyError, TypeError) as exc:
         raise KbqaError(f"the server's answer lacks a field: {exc}") from None

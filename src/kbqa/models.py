@@ -3,13 +3,18 @@ settings on first use and called through a lock."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from functools import cached_property, partial
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kbqa.assistant.generator import Generator, make_generator
+from kbqa.assistant.models import PACKAGED
 from kbqa.assistant.queue import GenerationQueue, Queued
+from kbqa.errors import ModelError
 from kbqa.retrieval.embedder import Embedder, make_embedder
 from kbqa.settings import Settings
 
@@ -84,6 +89,7 @@ class Models:
     @cached_property
     def generator(self) -> Generator:
         s = self.settings
+        check_generator_name(s.generator_model, s.models_dir)
         return make_generator(
             s.generator_model,
             s.models_dir,
@@ -130,6 +136,50 @@ class Models:
                 if kept in self.__dict__:
                     models.__dict__[kept] = self.__dict__[kept]
         return models
+
+
+def check_generator_name(name: str, models_dir: Path) -> None:
+    """A one-line ModelError, at once, for a generator name that is nothing here and that the
+    Hugging Face hub cannot be asked about (offline): otherwise the hub client retries for most
+    of a minute, warning at each try."""
+    if name == "echo" or name in PACKAGED or (models_dir / name).exists():
+        return
+    if name.startswith(("/", ".", "~")) or name.endswith(".gguf") or Path(name).exists():
+        return  # a file or folder: the loader names what is wrong with it
+    if _hub_cached(name):
+        return
+    where = f"packaged ({', '.join(PACKAGED)}), under {models_dir}, a file or folder"
+    if not _hub_reachable():
+        raise ModelError(
+            f"generator_model {name!r} is not a model here ({where}) and the Hugging Face hub "
+            "cannot be reached (offline)"
+        )
+
+
+def _hub_cached(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # not a valid repository id
+        return False
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return False
+    if constants.HF_HUB_OFFLINE:
+        return False
+    host = urlsplit(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 class Locked:

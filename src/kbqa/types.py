@@ -119,6 +119,11 @@ class Answer:
     # Where its sources disagree, one line each: the newer value was used, the older is cited
     # ("updated 2024-03-08; earlier: 5432 in #eng-help, 2024-03-05 [2]"; assistant/freshness.py).
     updated: str = ""
+    # What was searched for when it differs from `question`: a follow-up made standalone from
+    # its conversation (assistant/followup.py).
+    searched: str = ""
+    # A note for the asker beside the answer (the question is not in the embedder's language).
+    note: str = ""
 
     def explanation(self) -> str:
         """How the answer was made, a line each: why it abstained or quoted, what was dropped,
@@ -155,6 +160,8 @@ class Answer:
 
         return {
             "question": self.question,
+            "searched": self.searched,
+            "note": self.note,
             "answer": self.text,
             "span": self.span,
             "abstained": self.abstained,

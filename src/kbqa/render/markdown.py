@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from kbqa.render import rows
 from kbqa.render.model import shown
 from kbqa.types import Answer, Evidence
 
@@ -12,8 +13,15 @@ CLOSEST_HEADING = "\n\nClosest sources:\n"
 
 def quote(evidence: Evidence) -> str:
     """A unit as a `>` quote, its copied words in bold (where Markdown's `*` can enclose them)."""
-    text, span = evidence.text, evidence.span
-    if span and span in text and "*" not in span and span == span.strip():
+    text, span = rows.sentence(evidence.text), evidence.span
+    before = text.partition(span)[0] if span else ""
+    if (
+        span
+        and span in text
+        and "*" not in span
+        and span == span.strip()
+        and not before.count("`") % 2
+    ):
         before, _, after = text.partition(span)
         text = f"{before}**{span}**{after}"
     lines = f"{text} [{evidence.n}]".splitlines()
@@ -26,11 +34,13 @@ def evidence_piece(evidence: Evidence, first: bool) -> str:
 
 
 def body(answer: Answer) -> str:
-    """The answer without its sources."""
+    """The answer without its sources (with what was searched for, when a follow-up was)."""
     view = shown(answer)
+    lead = f"_searched for: {view.searched}_\n\n" if view.searched else ""
+    lead += f"_Note: {view.note}_\n\n" if view.note else ""
     if not view.pointed:
-        return view.text
-    return "\n\n".join(quote(e) for e in view.evidence)
+        return lead + view.text
+    return lead + "\n\n".join(quote(e) for e in view.evidence)
 
 
 def footer(answer: Answer) -> str:

@@ -43,6 +43,7 @@ class Source:
 
     n: int | None
     hit: Hit
+    also: tuple[int, ...] = ()  # the other citations of the same section, shown under one label
 
     @property
     def label(self) -> str:
@@ -74,7 +75,12 @@ class Source:
         show it; the age is left out where the source's time is unknown."""
         text = f"{self.label} — {self.where}"
         text += f" · {self.age()}" if self.age() else ""
-        return f"[{self.n}] {text}" if self.n else text
+        return f"{self.marks} {text}" if self.n else text
+
+    @property
+    def marks(self) -> str:
+        """'[1]', or '[1][3]' for a section cited twice."""
+        return "".join(f"[{n}]" for n in (self.n, *self.also) if n)
 
     def to_dict(self) -> dict[str, Any]:
         """The page's shape: label, where, link, kind, channel, age, update time and text."""
@@ -111,6 +117,8 @@ class Shown:
     sources: tuple[Source, ...]  # the cited passages, or the closest documents if abstained
     closest: bool  # the sources are the closest documents, not citations
     why: str  # one line on how it was made or why it abstained; "" for none
+    searched: str = ""  # what was searched for, when a follow-up was made standalone
+    note: str = ""  # a note beside the answer (the question's language)
 
     @property
     def pointed(self) -> bool:
@@ -123,6 +131,18 @@ def closest_hits(hits: tuple[Hit, ...] | list[Hit], limit: int = CLOSEST) -> lis
     for hit in hits:
         seen.setdefault(hit.uri, hit)
     return list(seen.values())[:limit]
+
+
+def one_per_section(citations) -> tuple[Source, ...]:
+    """The cited passages, two chunks of one section under one label ("[1][3] Label")."""
+    first: dict[tuple[str, str], Source] = {}
+    for c in citations:
+        key = (c.hit.uri, c.hit.label)
+        seen = first.get(key)
+        first[key] = (
+            Source(c.n, c.hit) if seen is None else Source(seen.n, seen.hit, (*seen.also, c.n))
+        )
+    return tuple(first.values())
 
 
 def marked_span(answer: Answer) -> str:
@@ -140,22 +160,36 @@ def shown(answer: Answer, closest: int = CLOSEST, cited: int | None = None) -> S
     if answer.abstained:
         sources = tuple(Source(None, h) for h in closest_hits(answer.hits, closest))
     else:
-        sources = tuple(Source(c.n, c.hit) for c in answer.citations[:cited])
+        sources = one_per_section(answer.citations[:cited])
     return Shown(
         text=answer.text,
         span=marked_span(answer),
         evidence=answer.evidence if pointed else (),
         sources=sources,
         closest=answer.abstained,
-        why=answer.explanation(),
+        why=f"({why_no_answer(answer)})" if answer.abstained else answer.explanation(),
+        searched=answer.searched,
+        note=answer.note,
     )
 
 
 def why_no_answer(answer: Answer) -> str:
-    """One sentence on why an answer abstained: the answerer's reason (the signal, its value
-    and the threshold)."""
-    if answer.reason:
-        return answer.reason
-    if not answer.hits:
-        return "Nothing in the knowledge base (that you may see) matched the question."
-    return "No sentence of a possible answer could be backed by a passage it cites."
+    """Why an answer abstained, in plain words with a next step; the signal, its value and the
+    threshold stay in the answer's `reason` (the JSON's, for debugging)."""
+    reason = answer.reason
+    if reason.startswith("no document you may see matches the source"):
+        return f"{reason}; check the name with `kbqa status` or leave it out"
+    if not answer.hits or reason == "no passage was found":
+        return (
+            "nothing in the knowledge base (that you may see) matches this question; "
+            "check `kbqa status` for what is indexed"
+        )
+    if reason.startswith(("best passage's similarity", "confidence")):
+        return (
+            "nothing in the knowledge base is close enough to this question; "
+            "try other words or check `kbqa status`"
+        )
+    return (
+        "the closest passages do not answer this question; try other words, "
+        "or read the closest sources"
+    )

@@ -1,26 +1,130 @@
-"""An answer as the web page and its event stream take it: JSON-able dicts and SSE frames."""
+"""An answer as the web page and its event stream take it: JSON-able dicts and SSE frames.
+Text the page shows as formatted (the answer, each quoted unit, each passage) comes with its
+HTML, rendered here from Markdown with markdown-it-py and sanitised with nh3: raw HTML in a
+passage is shown as text, never run."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
+from kbqa.render import original, rows
 from kbqa.render.model import Source, why_no_answer
-from kbqa.types import Answer, Evidence
+from kbqa.types import Answer, Evidence, Hit
+
+_TAGS = {
+    "p",
+    "br",
+    "strong",
+    "em",
+    "code",
+    "pre",
+    "ol",
+    "ul",
+    "li",
+    "blockquote",
+    "a",
+    "hr",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "del",
+}
+_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"scope"}}
+_markdown = None
+
+
+def html(text: str) -> str:
+    """Markdown as safe HTML: CommonMark with tables; a table row as a small table of its own
+    (header, value), which fits a phone's width."""
+    pairs = rows.cells(text)
+    if pairs:
+        body = "".join(
+            f'<tr><th scope="row">{_escape(h)}</th><td>{_inline(v)}</td></tr>' for h, v in pairs
+        )
+        return f'<table class="row"><tbody>{body}</tbody></table>'
+    # A wide table scrolls inside its own box, never the page.
+    return (
+        _clean(_md().render(text))
+        .replace("<table>", '<div class="scroll"><table>')
+        .replace("</table>", "</table></div>")
+    )
+
+
+def _md():
+    global _markdown
+    if _markdown is None:
+        from markdown_it import MarkdownIt
+
+        # "html": False escapes raw HTML in the text instead of passing it through.
+        _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    return _markdown
+
+
+def _inline(text: str) -> str:
+    return _clean(_md().renderInline(text))
+
+
+def _clean(markup: str) -> str:
+    import nh3
+
+    return nh3.clean(
+        markup, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes={"http", "https", "mailto"}
+    ).strip()
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def file_link(uri: str) -> str:
+    """The page's link to a file document (served by serve/files.py to those who may see it)."""
+    return "/files/" + quote(uri.lstrip("/"))
+
+
+def source_data(source: Source) -> dict[str, Any]:
+    data = {**source.to_dict(), "html": html(original.passage(source.hit) or source.hit.text)}
+    if data["link"] is None and data["kind"] == "file" and uri_is_path(source.hit.uri):
+        data["link"] = file_link(source.hit.uri)
+    return data
+
+
+def uri_is_path(uri: str) -> bool:
+    return "://" not in uri and uri.startswith("/")
 
 
 def sources(answer: Answer) -> dict[str, list[dict[str, Any]]]:
     """The cited and the retrieved passages with label, where, link and age."""
     return {
-        "citations": [Source(c.n, c.hit).to_dict() for c in answer.citations],
-        "hits": [Source(None, h).to_dict() for h in answer.hits],
+        "citations": [source_data(Source(c.n, c.hit)) for c in answer.citations],
+        "hits": [source_data(Source(None, h)) for h in answer.hits],
     }
 
 
 def answer_data(answer: Answer) -> dict[str, Any]:
     """The answer's JSON (as `kbqa ask --json` prints it), with `why` when it abstained."""
-    data = answer.to_dict()
+    data = {**answer.to_dict(), "html": "" if answer.abstained else html(answer.text)}
+    hits = {c.n: c.hit for c in answer.citations}
+    data["evidence"] = [
+        {**e, "html": unit_html(e["text"], hits.get(e["n"]))} for e in data["evidence"]
+    ]
     return {**data, "why": why_no_answer(answer)} if answer.abstained else data
+
+
+def unit_html(text: str, hit: Hit | None) -> str:
+    """A quoted unit as its source file writes it (a numbered step, a command as code), when
+    that can be found; else its text as Markdown."""
+    return html((original.unit(hit, text) if hit is not None else None) or text)
 
 
 def evidence_data(evidence: Evidence) -> dict[str, Any]:
@@ -31,6 +135,7 @@ def evidence_data(evidence: Evidence) -> dict[str, Any]:
         "span": evidence.span,
         "probability": round(evidence.probability, 4),
         "quote": True,
+        "html": html(evidence.text),
     }
 
 

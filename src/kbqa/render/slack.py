@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from kbqa.render import rows
 from kbqa.render.model import Shown, Source, shown
 from kbqa.types import Answer, Evidence
 
@@ -33,7 +34,9 @@ def source_line(source: Source) -> str:
     else:
         where = f"{label} — `{neutralize(Path(source.hit.uri).name)}`"
     place = f"#{source.channel}" if source.channel else ""
-    parts = [p for p in (f"[{source.n}] {where}" if source.n else where, place, source.age()) if p]
+    parts = [
+        p for p in (f"{source.marks} {where}" if source.n else where, place, source.age()) if p
+    ]
     return " · ".join(parts)
 
 
@@ -43,13 +46,19 @@ def bold(text: str, span: str) -> str:
     if not span or "*" in span or span not in text:
         return text
     before, _, after = text.partition(span)
+    if before.count("`") % 2:  # inside `code` a * is shown as it is
+        return text
     return f"{before}*{span}*{after}"
 
 
 def quote(evidence: Evidence) -> str:
     """A unit as a Slack quote, its span in bold, its citation after it."""
-    lines = f"{bold(evidence.text, evidence.span)} [{evidence.n}]".splitlines()
+    text = rows.sentence(evidence.text)  # a table row as what it means
+    lines = f"{bold(text, evidence.span)} [{evidence.n}]".splitlines()
     return "\n".join(f">{line}" for line in lines)
+
+
+QUOTED = "_Quoted from the sources:_"
 
 
 def answer_blocks(answer: Answer) -> tuple[str, list[dict]]:
@@ -57,14 +66,27 @@ def answer_blocks(answer: Answer) -> tuple[str, list[dict]]:
     quote per unit, its copied words in bold), its sources, and why it abstained or quoted."""
     view = shown(answer, closest=MAX_SOURCES, cited=MAX_SOURCES)
     text = view.text + (" Closest sources:" if view.closest and view.sources else "")
-    blocks = [_section(part) for part in _body(view, text)]
+    blocks = []
+    if view.searched:
+        blocks.append({"type": "context", "elements": [_mrkdwn(_searched(view.searched))]})
+    if view.pointed or answer.mode == "extracted":
+        # Quoted words are the sources', not an answer written for the asker: say so.
+        blocks.append({"type": "context", "elements": [_mrkdwn(QUOTED)]})
+    blocks += [_section(part) for part in _body(view, text)]
     if view.sources:
         elements = [_mrkdwn(truncate(source_line(s), 1000)) for s in view.sources]
         blocks.append({"type": "context", "elements": elements})
-    if view.why:
-        why = _mrkdwn(truncate(neutralize(view.why), 1000))
-        blocks.append({"type": "context", "elements": [why]})
+    notes = [f"Note: {view.note}"] if view.note else []
+    for line in [view.why, *notes]:
+        if line:
+            blocks.append(
+                {"type": "context", "elements": [_mrkdwn(truncate(neutralize(line), 1000))]}
+            )
     return truncate(neutralize(text), TEXT_LIMIT), blocks
+
+
+def _searched(searched: str) -> str:
+    return truncate(f"searched for: _{neutralize(searched).replace('_', ' ')}_", 1000)
 
 
 def _body(view: Shown, text: str) -> list[str]:

@@ -4,8 +4,10 @@ the sources."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from kbqa.render.model import Shown, shown
+from kbqa.render import rows
+from kbqa.render.model import Shown, Source, shown
 from kbqa.types import Answer, Evidence
 
 Style = Callable[[str], str]
@@ -24,8 +26,9 @@ def marked(text: str, span: str, bold: Style = plain) -> str:
 
 
 def quote(evidence: Evidence, bold: Style = plain) -> str:
-    """'> unit [n]', each line of a unit quoted, its span in bold."""
-    text = marked(evidence.text, evidence.span, bold)
+    """'> unit [n]', each line of a unit quoted, its span in bold; a table row as what it
+    means ("route-planner: port 7200, …")."""
+    text = marked(rows.sentence(evidence.text), evidence.span, bold)
     return "\n".join(f"> {line}" for line in f"{text} [{evidence.n}]".splitlines())
 
 
@@ -41,17 +44,28 @@ def answer(
     streamed already), why it abstained or quoted, then the sources."""
     view = shown(answer)
     why = [view.why] if view.why else []
+    why += [f"(searched for: {view.searched})"] if view.searched else []
+    why += [f"(note: {view.note})"] if view.note else []
     if view.closest:
         if not view.sources:
             return "\n".join([answer.text, *why])
-        lines = [f"  - {s.line()}" for s in view.sources]
+        lines = [f"  - {line(s)}" for s in view.sources]
         return "\n".join([f"{answer.text} Closest sources:", *lines, *why])
-    sources = [s.line() for s in view.sources]
+    sources = [line(s) for s in view.sources]
     if view.pointed:
         head = [] if evidence_shown else [_pointed(view, bold)]
         return "\n".join([*head, *why, "", *sources])
     head = "" if text_shown else marked(view.text, view.span, bold)
     return "\n".join([head, *why, "", *sources])
+
+
+def line(source: Source) -> str:
+    """'[n] Label — where', a file as a file:// link (terminals open it on a click)."""
+    uri = source.hit.uri
+    if "://" in uri or not Path(uri).is_absolute():
+        return source.line()
+    text = f"{source.label} — {Path(uri).as_uri()}"
+    return f"{source.marks} {text}" if source.n else text
 
 
 def _pointed(view: Shown, bold: Style) -> str:

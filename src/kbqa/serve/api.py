@@ -83,7 +83,7 @@ async def ask(
     ticket = take(request, who.name, ask.extractive)
     if not (stream or ask.stream):
         answer = await answered(request, ticket, lambda: core.ask(**kwargs))
-        return answer.to_dict()
+        return page.answer_data(answer)
     try:
         # Started here, so an empty knowledge base is a 503, not an event in a 200 stream.
         items = await in_worker(request, lambda: core.ask_stream(**kwargs))

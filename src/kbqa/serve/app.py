@@ -4,6 +4,7 @@ calls; the HTTP layer holds no state of its own beyond two worker limits."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kbqa.serve import api, chat, errors, pages
+from kbqa.serve import api, chat, errors, files, pages
 from kbqa.serve.schedule import SyncScheduler
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,10 @@ def create_app(core, slack: Any = None, ask_workers: int = 4, slack_workers: int
     app.include_router(api.router)
     app.include_router(chat.router)
     app.include_router(pages.router)
+    app.include_router(files.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(LimitedBody, limit=core.settings.max_request_bytes)
+    app.add_middleware(RequestLog)
     if slack is not None:
         _mount_slack(app, slack)
     return app
@@ -58,6 +61,35 @@ def _mount_slack(app: FastAPI, bolt) -> None:
             bolt.dispatch, to_bolt_request(request, body), limiter=app.state.slack_limiter
         )
         return to_starlette_response(response)
+
+
+class RequestLog:
+    """One line per request in the server's log: method, path, status, milliseconds, client.
+    The query string is left out (it may hold a search)."""
+
+    log = logging.getLogger("kbqa.serve.requests")
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sent(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            client = (scope.get("client") or ("?",))[0]
+            self.log.info("%s %s %d %.0f ms %s", scope["method"], scope["path"], status, ms, client)
 
 
 class LimitedBody:

@@ -51,23 +51,27 @@ def secret_of(request: Request) -> str:
 
 
 def identify(request: Request) -> Caller:
-    """The caller, or a 401 ApiError."""
+    """The caller, or a 401 ApiError. From this machine (while settings allow it) a valid token
+    still restricts the caller to its sources, and any other key is ignored: OpenAI's clients
+    cannot send none."""
     core = request.app.state.core
     secret = secret_of(request)
-    if secret:
-        token = core.token(secret)
-        if token is None:
-            raise ApiError(401, "the API token is not valid (unknown or revoked)", "bad_token")
+    token = core.token(secret) if secret else None
+    if token is not None:
         audience = Audience.for_token(token.name, token.sources, token.principals, token.admin)
         return Caller(token.name, audience, token.admin)
     if core.settings.allow_loopback_without_token and is_loopback(request):
         return LOCAL
+    if secret:
+        raise ApiError(
+            401, f"the API token is not valid (unknown or revoked); {_MAKE_ONE}", "bad_token"
+        )
     raise ApiError(
-        401,
-        "an API token is needed: send 'Authorization: Bearer TOKEN' "
-        "(an administrator makes one with `kbqa token create`)",
-        "no_token",
+        401, f"an API token is needed: send 'Authorization: Bearer TOKEN'; {_MAKE_ONE}", "no_token"
     )
+
+
+_MAKE_ONE = "an administrator makes one with `kbqa token create --name NAME`"
 
 
 def caller(request: Request) -> Caller:

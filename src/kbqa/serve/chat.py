@@ -25,6 +25,7 @@ from kbqa.serve.api import check_question
 from kbqa.serve.auth import Caller, caller
 from kbqa.serve.errors import ApiError, body, internal_error
 from kbqa.serve.progress import answered, give_back, in_worker, relay, take
+from kbqa.serve.usage import tokenizer_of, usage
 from kbqa.types import Answer, Evidence
 
 log = logging.getLogger(__name__)
@@ -85,16 +86,6 @@ def conversation(messages: list[Message]) -> tuple[str, list[tuple[str, str]]]:
     return messages[-1].text(), history[-3:]
 
 
-def _usage(question: str, text: str) -> dict[str, int]:
-    # Rough word counts: clients display them, nothing is billed.
-    prompt, completion = len(question.split()), len(text.split())
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-
-
 @router.get("/models")
 async def models(who: Annotated[Caller, Depends(caller)]):
     return {
@@ -135,7 +126,9 @@ async def chat_completions(
                     "finish_reason": "stop",
                 }
             ],
-            "usage": _usage(question, content),
+            "usage": await in_worker(
+                request, usage, tokenizer_of(core, chat.kbqa.extractive), question, content
+            ),
             "kbqa": answer.to_dict(),
         }
     try:

@@ -50,17 +50,38 @@ def _field(error: dict) -> str:
     return f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", "invalid")
 
 
+_EXAMPLES = {
+    "/api/ask": '{"question": "How do I …?"}',
+    "/api/feedback": '{"value": "up", "question": "…", "answer": "…"}',
+    "/v1/chat/completions": '{"messages": [{"role": "user", "content": "How do I …?"}]}',
+}
+
+
+def _whole_body(error: dict) -> bool:
+    # Not an object at all (text, a list, nothing): pydantic's wording names no field.
+    return tuple(error.get("loc", ())) == ("body",)
+
+
+def json_hint(path: str, what: str = "the request body is not a JSON object") -> str:
+    """One line on what a body must be, with an example for the endpoint at `path`."""
+    example = _EXAMPLES.get(path, "{…}")
+    return f"{what}: send a JSON object such as {example}"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError):
         return respond(exc.status, exc.message, exc.code, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError):
+    async def invalid(request: Request, exc: RequestValidationError):
         errors = exc.errors()
         first = errors[0] if errors else {}
         if first.get("type") == "json_invalid":
-            return respond(400, "the request body is not valid JSON", "invalid_json")
+            hint = json_hint(request.url.path, "the request body is not valid JSON")
+            return respond(400, hint, "invalid_json")
+        if _whole_body(first):
+            return respond(400, json_hint(request.url.path), "invalid_json")
         return respond(400, _field(first), "invalid_field")
 
     @app.exception_handler(HTTPException)

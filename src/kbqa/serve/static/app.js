@@ -10,6 +10,7 @@
   const history = []; // [question, answer] pairs of this conversation, oldest first
   let token = localStorage.getItem("kbqa_token") || "";
   let turns = 0;
+  let busy = false; // a question is being answered: no second one until it ends
 
   const el = (tag, attrs = {}, ...children) => {
     const node = document.createElement(tag);
@@ -47,6 +48,73 @@
     });
   }
 
+  // Formatted text (HTML rendered and sanitised by the server, render/page.py): each [n] in it
+  // becomes a button that shows the cited passage, each command gets a copy button.
+  function renderHtml(container, html, turn, span) {
+    container.innerHTML = html;
+    container.classList.add("formatted");
+    citeButtons(container, turn);
+    if (span) markIn(container, span, () => el("mark"));
+    copyButtons(container);
+  }
+
+  function textNodes(root) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    const nodes = [];
+    while (walker.nextNode()) nodes.push(walker.currentNode);
+    return nodes;
+  }
+
+  function citeButtons(root, turn) {
+    for (const node of textNodes(root)) {
+      if (!/\[\d+\]/.test(node.nodeValue) || node.parentElement.closest("code, pre")) continue;
+      const parts = node.nodeValue.split(/(\[\d+\])/);
+      node.replaceWith(...parts.map((part) => {
+        const m = /^\[(\d+)\]$/.exec(part);
+        return m ? citeButton(turn, Number(m[1])) : part;
+      }));
+    }
+  }
+
+  // Wraps the first occurrence of `text` that lies within one text node.
+  function markIn(root, text, make) {
+    for (const node of textNodes(root)) {
+      const at = node.nodeValue.indexOf(text);
+      if (at < 0) continue;
+      const rest = node.splitText(at);
+      rest.splitText(text.length);
+      const wrap = make();
+      rest.replaceWith(wrap);
+      wrap.append(rest);
+      return true;
+    }
+    return false;
+  }
+
+  // A unit that spans formatting (a step with its command): its whole block is highlighted.
+  function markBlock(root, text) {
+    const flat = (t) => t.replace(/[`*\s]+/g, " ").trim();
+    const wanted = flat(text);
+    const blocks = [...root.querySelectorAll("li, p, tr, pre")].filter((b) => flat(b.textContent).includes(wanted));
+    if (blocks.length) blocks[blocks.length - 1].classList.add("unit");
+  }
+
+  // A code block, or inline code that reads as a command (it has a space), can be copied.
+  function copyButtons(root) {
+    for (const code of root.querySelectorAll("pre, code")) {
+      if (code.tagName === "CODE" && (code.closest("pre") || !/\S\s+\S/.test(code.textContent))) continue;
+      const text = code.textContent.replace(/\n$/, "");
+      const button = el("button", { type: "button", class: "copy", "aria-label": "copy command", title: "Copy", text: "Copy" });
+      button.addEventListener("click", async () => {
+        try { await navigator.clipboard.writeText(text); button.textContent = "Copied"; }
+        catch (e) { button.textContent = "Select and copy"; }
+        setTimeout(() => { button.textContent = "Copy"; }, 1500);
+      });
+      code.classList.add("copyable");
+      code.after(button);
+    }
+  }
+
   // Each [n] in the text becomes a button that shows the cited passage.
   function renderText(container, text, turn) {
     container.textContent = "";
@@ -78,7 +146,12 @@
       const cited = turn.citations.get(unit.n);
       const caption = el("figcaption", {}, "Quote from ", citeButton(turn, unit.n),
         cited ? " " + cited.label : "");
-      const quote = el("blockquote", {}, ...marked(unit.text, unit.span));
+      const quote = el("blockquote");
+      if (unit.html) {
+        quote.innerHTML = unit.html;
+        if (unit.span) markIn(quote, unit.span, () => el("strong", { class: "span" }));
+        copyButtons(quote);
+      } else quote.append(...marked(unit.text, unit.span));
       turn.quotes.append(el("figure", { class: "quote" }, quote, caption));
     }
     turn.quotes.hidden = !units.length;
@@ -125,10 +198,20 @@
     if (open || !cited) { turn.passage.hidden = true; return; }
     button.setAttribute("aria-expanded", "true");
     turn.passage.textContent = "";
-    turn.passage.append(
-      el("p", { class: "passage-label" }, "[" + n + "] ", sourceLink(cited)),
-      el("blockquote", {}, ...highlighted(cited.text, turn.evidence.filter((u) => u.n === n))),
-    );
+    const units = turn.evidence.filter((u) => u.n === n);
+    const body = el("blockquote", { class: "formatted" });
+    if (cited.html) {
+      body.innerHTML = cited.html;
+      for (const unit of units) {
+        if (markIn(body, unit.text, () => el("mark", { class: "unit" }))) {
+          const mark = body.querySelector("mark.unit:not(.done)");
+          if (mark && unit.span) markIn(mark, unit.span, () => el("strong", { class: "span" }));
+          if (mark) mark.classList.add("done");
+        } else markBlock(body, unit.text);
+      }
+      copyButtons(body);
+    } else body.append(...highlighted(cited.text, units));
+    turn.passage.append(el("p", { class: "passage-label" }, "[" + n + "] ", sourceLink(cited)), body);
     turn.passage.hidden = false;
   }
 
@@ -138,10 +221,21 @@
       : el("span", { text: source.label });
   }
 
+  // Two chunks of one section are one source, listed once with both numbers: "[1][3] Label".
+  function onePerSection(citations) {
+    const first = new Map();
+    for (const c of citations) {
+      const key = c.uri + "\u0000" + c.label;
+      if (first.has(key)) first.get(key).marks += "[" + c.n + "]";
+      else first.set(key, { ...c, marks: "[" + c.n + "]" });
+    }
+    return [...first.values()];
+  }
+
   function sourceItem(source) {
     const bits = [source.link ? "" : source.where, source.channel ? "#" + source.channel : "", source.age]
       .filter(Boolean);
-    return el("li", {}, source.n ? "[" + source.n + "] " : "", sourceLink(source),
+    return el("li", {}, source.n ? (source.marks || "[" + source.n + "]") + " " : "", sourceLink(source),
       bits.length ? el("span", { class: "meta", text: " — " + bits.join(" · ") }) : "");
   }
 
@@ -170,7 +264,14 @@
     for (const c of (sources && sources.citations) || []) turn.citations.set(c.n, c);
     turn.evidence = answer.abstained ? [] : answer.evidence || [];
     if (turn.evidence.length) renderEvidence(turn);
-    else { turn.quotes.hidden = true; renderText(turn.text, answer.answer, turn); }
+    else if (answer.html) {
+      turn.quotes.hidden = true;
+      renderHtml(turn.text, answer.html, turn, answer.mode === "extracted" ? answer.span : "");
+      // Quoted sentences (the fallback) are the sources' words, not an answer written for you.
+      if (answer.mode === "extracted") turn.text.prepend(el("span", { class: "lead", text: "Quoted from the sources:" }));
+    } else { turn.quotes.hidden = true; renderText(turn.text, answer.answer, turn); }
+    if (answer.searched) turn.node.querySelector(".question").after(el("p", { class: "searched", text: "searched for: " + answer.searched }));
+    if (answer.note) turn.text.before(el("p", { class: "note", role: "note", text: "Note: " + answer.note }));
     if (answer.abstained) {
       const why = el("details", { class: "why", open: "" },
         el("summary", { text: "Why no answer?" }),
@@ -182,7 +283,7 @@
     } else {
       // Where a newer source changed a value: one line each, what it replaced, cited.
       if (answer.updated) turn.node.append(el("p", { class: "updated", text: answer.updated }));
-      const list = el("ol", { class: "sources", "aria-label": "sources" }, ...((sources && sources.citations) || []).map(sourceItem));
+      const list = el("ul", { class: "sources", "aria-label": "sources" }, ...onePerSection((sources && sources.citations) || []).map(sourceItem));
       turn.node.append(list);
       history.push([turn.question, answer.answer]);
     }
@@ -279,14 +380,17 @@
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const question = box.value.trim();
-    if (!question) return;
+    if (!question || busy) return;
     box.value = "";
+    busy = true;
     send.disabled = true;
+    form.setAttribute("aria-busy", "true");
     try { await ask(question); } catch (err) { console.error(err); }
-    finally { send.disabled = false; box.focus(); }
+    finally { busy = false; send.disabled = false; form.removeAttribute("aria-busy"); box.focus(); }
   });
   box.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }
+    // While an answer streams, Enter adds nothing: the question typed waits for it to end.
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); if (!busy) form.requestSubmit(); }
   });
   document.addEventListener("keydown", (e) => {
     if (e.key !== "Escape") return;

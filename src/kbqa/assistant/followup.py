@@ -1,0 +1,137 @@
+"""A follow-up ("and how do I check it worked?") searched with its conversation: rewritten into
+a standalone question from the last turns. The generator writes the rewrite, short, and it is
+kept only when it keeps the new question's words and adds only words from the conversation;
+otherwise (or with no generator that can write one) the question is searched with the previous
+question's key words after it. A question that stands on its own is searched as asked."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+
+from kbqa.assistant.language import note_for
+from kbqa.assistant.text import STOPWORDS, content_words, words
+from kbqa.types import Answer
+
+log = logging.getLogger(__name__)
+
+Turn = tuple[str, str]  # (question, answer)
+TURNS = 2  # the turns a rewrite reads
+MAX_WORDS = 40  # a rewrite longer than this is a reply, not a question
+_REFERRING_WORDS = (
+    "it its that this these those them they their there then one ones he she him same"
+)
+_REFERRING = frozenset(_REFERRING_WORDS.split())
+_OPENERS = re.compile(r"^\s*(and|also|but|so|then|what about|how about|or)\b", re.I)
+_NAME = re.compile(r"\w[-_.]\w|\d|(?<!^)(?<![.?!] )\b(?!I\b)[A-Z]")  # billing-svc, v2, Kafka
+_KEY_WORDS = 6  # the previous questions' words added to a follow-up
+# Words of a question that say how it is asked, not what about: no use as key words.
+_ASKING_WORDS = (
+    "many much often long quickly get gets getting see seems have has need want know "
+    "tell happen happens way ok okay please"
+)
+_ASKING = frozenset(_ASKING_WORDS.split())
+
+REWRITE_PROMPT = (
+    "Rewrite the user's last question so that it can be understood without the conversation. "
+    "Keep all of its words and add only words from the conversation. Reply with the one "
+    "question and nothing else.\n"
+    "Example: after 'How do I restart the api pods?', the question 'and how long does it "
+    "take?' becomes 'how long does it take to restart the api pods?'"
+)
+
+
+def is_followup(question: str) -> bool:
+    """Leans on the conversation: opens with "and", "what about"…, refers back ("it", "that",
+    "them"), or has one word of its own that names nothing ("when should I escalate?", not
+    "what does billing-svc do?")."""
+    if _OPENERS.match(question) or _REFERRING & set(words(question)):
+        return True
+    own = content_words(question)
+    return not own or (len(own) == 1 and not _NAME.search(question))
+
+
+def standalone(question: str, history: Sequence[Turn] = (), generator=None) -> str:
+    """The question to search for: `question` itself unless it is a follow-up of `history`."""
+    turns = [t for t in history if t and t[0]][-TURNS:]
+    if not turns or not is_followup(question):
+        return question
+    if generator is not None and getattr(generator, "name", "") != "echo":
+        rewrite = _generated(question, turns, generator)
+        if rewrite and checked(rewrite, question, turns):
+            return rewrite
+        log.info("follow-up rewrite %r failed the check; searching with key words", rewrite)
+    return with_key_words(question, turns)
+
+
+def checked(rewrite: str, question: str, turns: Sequence[Turn]) -> bool:
+    """The rewrite is a question that keeps every word of the question that carries meaning and
+    adds only words of the conversation (or words that carry none), within MAX_WORDS."""
+    said = words(rewrite)
+    if not said or len(said) > MAX_WORDS or rewrite.strip() == question.strip():
+        return False
+    if not rewrite.rstrip().endswith("?"):  # an answer copied from the history, not a question
+        return False
+    history = words(" ".join(f"{q} {a}" for q, a in turns))
+    allowed = _stems([*history, *words(question), *STOPWORDS])
+    kept = _stems(said)
+    # Words that say how it is asked ("happen", "get") may go: the rewrite says what about.
+    required = _stems(content_words(question) - _ASKING)
+    return required <= kept and kept <= allowed
+
+
+def _stems(found) -> set[str]:
+    # "rotating" is "rotate" said another way: words compare by their first five letters.
+    return {w[:5] for w in found}
+
+
+def with_key_words(question: str, turns: Sequence[Turn]) -> str:
+    """The question, then the words of the previous questions that it does not say itself
+    (the last question's first)."""
+    own, keys = content_words(question), []
+    for asked, _ in reversed(turns):
+        for word in words(asked):
+            if word in STOPWORDS or word in _ASKING or len(word) < 2 or word in own:
+                continue
+            if word in keys:
+                continue
+            keys.append(word)
+    return f"{question.strip()} ({' '.join(keys[:_KEY_WORDS])})" if keys else question
+
+
+def _generated(question: str, turns: Sequence[Turn], generator) -> str:
+    lines = []
+    for asked, answered in turns:
+        lines += [f"User: {asked}", f"Assistant: {' '.join(answered.split()[:60])}"]
+    prompt = "\n".join([*lines, f"User: {question}", "", "Standalone question:"])
+    messages = [{"role": "system", "content": REWRITE_PROMPT}, {"role": "user", "content": prompt}]
+    try:
+        reply = generator.generate(messages, max_new_tokens=MAX_WORDS + 8)
+    except Exception:  # a rewrite is an improvement: without one the question still goes on
+        log.warning("the follow-up rewrite failed", exc_info=True)
+        return ""
+    first = (reply or "").strip().splitlines()[0] if (reply or "").strip() else ""
+    return first.removeprefix("Standalone question:").strip().strip('"').strip()
+
+
+def told(answer: Answer, question: str, sources: Sequence[str] = (), embedder: str = "") -> Answer:
+    """`answer` (made for the searched question) as the asker is told it: the asked question
+    back in `question` and the searched one in `searched`, a note when the question is not in
+    the embedder's language, and, when `sources` matched nothing, that."""
+    changes: dict = {"note": note_for(question, embedder)}
+    if answer.question != question:
+        changes.update(question=question, searched=answer.question)
+    if sources and answer.abstained and not answer.hits:
+        named = ", ".join(repr(s) for s in sources)
+        changes["reason"] = f"no document you may see matches the source {named}"
+    return replace(answer, **changes)
+
+
+def told_stream(
+    items: Iterator, question: str, sources: Sequence[str] = (), embedder: str = ""
+) -> Iterator:
+    """told() on the last item (the Answer) of a streamed answer."""
+    for item in items:
+        yield told(item, question, sources, embedder) if isinstance(item, Answer) else item

@@ -1,0 +1,43 @@
+"""A cheap check that a question is in the packaged embedder's language (English): a question
+in another language is searched all the same, but the asker is told why it may find little."""
+
+from __future__ import annotations
+
+import re
+
+from kbqa.assistant.text import STOPWORDS
+
+# Words common in questions in languages other than English, which English does not use.
+_FOREIGN_WORDS = (  # Dutch, German, French, Spanish, Portuguese, Italian
+    "hoe wat waar wanneer waarom wie welke het een de van ik je jij mijn niet voor naar ook "
+    "wie was wo wann warum welche ich nicht und ist der die das ein eine mein kann "
+    "comment quoi quand pourquoi quel quelle je le la les des est une mon pas pour avec "
+    "cómo como qué que cuándo dónde por cuál yo el los las una es mi para con "
+    "quando onde porque qual eu não um uma meu com come cosa dove perché il di non sono"
+)
+_FOREIGN = frozenset(_FOREIGN_WORDS.split()) - STOPWORDS
+_LATIN = re.compile(r"[A-Za-z]")
+_LETTER = re.compile(r"[^\W\d_]")
+NOTE = (
+    "this question does not look like English: the embedder (the packaged all-MiniLM-L6-v2) "
+    "reads English only, so ask in English for the best results"
+)
+
+
+_MULTILINGUAL = ("multilingual", "labse", "bge-m3", "e5-", "xlm", "mpnet-base-v2-multi")
+
+
+def note_for(question: str, embedder_name: str = "") -> str:
+    """A note when `question` looks written in another language (or script); "" otherwise,
+    and always "" for an embedder known to read many languages."""
+    if any(tag in embedder_name.lower() for tag in _MULTILINGUAL):
+        return ""
+    letters = _LETTER.findall(question)
+    if not letters:
+        return ""
+    if sum(1 for c in letters if _LATIN.match(c)) < 0.6 * len(letters):
+        return NOTE  # mostly another script: Cyrillic, CJK, Arabic…
+    tokens = re.findall(r"[^\W\d_]+", question.lower())
+    foreign = sum(1 for t in tokens if t in _FOREIGN)
+    english = sum(1 for t in tokens if t in STOPWORDS)
+    return NOTE if foreign >= 2 and foreign > english else ""

@@ -1,0 +1,36 @@
+"""`kbqa chat`: questions in a loop, each follow-up searched with the conversation so far."""
+
+from __future__ import annotations
+
+import click
+
+from kbqa.render import terminal
+from kbqa.settings import Settings
+
+TURNS = 3  # the earlier turns a question is asked with
+
+
+@click.command()
+@click.option("--extractive", is_flag=True, help="Quote the best sentences; no generator.")
+@click.option("--source", "sources", multiple=True, help="Only these sources (as `kbqa ask`).")
+@click.pass_obj
+def chat(settings: Settings, extractive: bool, sources: tuple[str, ...]) -> None:
+    """Ask, then ask follow-ups ("and how do I check it worked?"); an empty line or Ctrl-D ends."""
+    from kbqa.app import KnowledgeBase
+
+    kb = KnowledgeBase(settings)
+    kb.require_content()
+    history: list[tuple[str, str]] = []
+    while True:
+        try:
+            question = click.prompt("?", prompt_suffix=" ", default="", show_default=False)
+        except (EOFError, click.exceptions.Abort):
+            break
+        if not question.strip():
+            break
+        answer = kb.ask(question, extractive=extractive, history=history, sources=list(sources))
+        if answer.searched:
+            click.echo(click.style(f"searched for: {answer.searched}", dim=True))
+        click.echo(terminal.answer(answer, bold=lambda t: click.style(t, bold=True)) + "\n")
+        if not answer.abstained:
+            history = [*history, (question, answer.text)][-TURNS:]

@@ -1,0 +1,30 @@
+"""A table row as ingest writes it ("Service: route-planner; Language: Rust; Port: 7200; …")
+read as what it means: the first cell names the thing, the others say what it has."""
+
+from __future__ import annotations
+
+import re
+
+_ROW = re.compile(r"^[^:;\n]{1,40}: [^;\n]+(?:; [^:;\n]{1,40}: [^;\n]+)+\.?$")
+
+
+def cells(text: str) -> list[tuple[str, str]] | None:
+    """[(header, value), …] of a row, or None for anything else."""
+    text = text.strip()
+    if not _ROW.match(text):
+        return None
+    pairs = []
+    for part in text.rstrip(".").split("; "):
+        header, _, value = part.partition(": ")
+        pairs.append((header.strip(), value.strip()))
+    return pairs
+
+
+def sentence(text: str) -> str:
+    """A row as a sentence ("route-planner: port 7200, language Rust, …"); other text as is."""
+    pairs = cells(text)
+    if not pairs:
+        return text
+    (_, subject), rest = pairs[0], pairs[1:]
+    said = ", ".join(f"{header[:1].lower() + header[1:]} {value}" for header, value in rest)
+    return f"{subject}: {said}."

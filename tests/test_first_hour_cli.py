@@ -1,0 +1,86 @@
+"""A newcomer's first hour on the command line (issue 36): --version, a busy port, an unknown
+model, `kbqa chat` with follow-ups."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import kbqa.cli
+from kbqa.app import KnowledgeBase
+from kbqa.errors import ModelError
+from kbqa.retrieval.embedder import HashEmbedder
+
+FAKES = {
+    "KBQA_EMBEDDING_MODEL": "hash",
+    "KBQA_GENERATOR_MODEL": "echo",
+    "KBQA_ANSWER_STYLE": "free",
+    "KBQA_MIN_HIT_SCORE": "0.05",
+    "KBQA_MIN_CONFIDENCE": "0.0",
+}
+
+
+def test_version():
+    result = CliRunner().invoke(kbqa.cli.cli, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("kbqa 0.")
+
+
+def test_serve_on_a_busy_port_is_one_line_and_rc_2_before_serving(tmp_path: Path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, **FAKES, "KBQA_HOME": str(tmp_path / "home")}
+        result = subprocess.run(
+            [sys.executable, "-m", "kbqa", "serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert "serving" not in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "--port" in lines[0]
+
+
+def test_an_unknown_model_offline_is_one_line_at_once(settings, docs, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    kb = KnowledgeBase(settings.replace(generator_model="no-such/model"), HashEmbedder())
+    kb.ingest([docs])
+    started = time.perf_counter()
+    with pytest.raises(ModelError, match=r"'no-such/model' is not a model here .*offline"):
+        kb.ask("which port does the tracker service listen on?")
+    assert time.perf_counter() - started < 5
+
+
+def test_chat_asks_follow_ups_with_the_conversation(settings, docs, monkeypatch):
+    for name, value in FAKES.items():
+        monkeypatch.setenv(name, value)
+    home = ["--home", str(settings.home)]
+    CliRunner().invoke(kbqa.cli.cli, [*home, "ingest", str(docs)])
+    questions = "How do I rotate the staging database password?\nand how do I check it worked?\n\n"
+    result = CliRunner().invoke(kbqa.cli.cli, [*home, "chat"], input=questions)
+    assert result.exit_code == 0, result.output
+    assert "searched for: and how do I check it worked? (rotate staging database password)" in (
+        result.output
+    )
+    assert result.output.count("runbooks/db.md") >= 2  # both answers cite the runbook
+
+
+def test_the_repositorys_settings_do_not_point_permalinks_at_the_examples_workspace():
+    from kbqa.settings import Settings
+
+    root = Path(__file__).resolve().parents[1]
+    # A user ingesting their own export from the clone gets no "larkspur" links.
+    assert Settings.load(config_file=root / "kbqa.toml", environ={}).slack_workspace in ("", None)
+    example = Settings.load(config_file=root / "examples/slack-export/kbqa.toml", environ={})
+    assert example.slack_workspace == "larkspur"
+    assert "demo: export KBQA_SLACK_WORKSPACE ?= larkspur" in (root / "Makefile").read_text()
