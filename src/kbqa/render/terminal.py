@@ -60,11 +60,12 @@ def answer(
 
 
 def line(source: Source) -> str:
-    """'[n] Label — where', a file as a file:// link (terminals open it on a click)."""
+    """'[n] Label — where · age', a file as a file:// link (terminals open it on a click)."""
     uri = source.hit.uri
     if "://" in uri or not Path(uri).is_absolute():
         return source.line()
     text = f"{source.label} — {Path(uri).as_uri()}"
+    text += f" · {source.age()}" if source.age() else ""
     return f"{source.marks} {text}" if source.n else text
 
 
