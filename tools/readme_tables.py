@@ -1,9 +1,9 @@
-"""Rewrite the README's generated tables from the code: the commands (from the click CLI), the
+"""Rewrite the generated tables from the code: the README's commands (from the click CLI) and
 settings (names and defaults from `Settings`, one line of description each from SETTINGS
-below) and the benchmarks (each script's first docstring line).
+below), and docs/benchmarks.md's benchmarks (each script's first docstring line).
 
-    python tools/readme_tables.py           # rewrite README.md (`make docs`)
-    python tools/readme_tables.py --check   # exit 1 if README.md is out of date (CI's test)
+    python tools/readme_tables.py           # rewrite README.md and docs/benchmarks.md (`make docs`)
+    python tools/readme_tables.py --check   # exit 1 if either is out of date (CI's test)
 
 A table lies between `<!-- BEGIN GENERATED: NAME -->` and `<!-- END GENERATED: NAME -->`.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+BENCHMARKS = ROOT / "docs" / "benchmarks.md"
 
 # One line a setting, for a user; the name and the default come from kbqa.settings.Settings.
 # A field missing here (or a name here that is no field) is an error, so the table cannot
@@ -164,38 +165,40 @@ def benchmarks_table() -> list[str]:
         first = re.split(r"(?<=[.?!])\s", " ".join(doc.split("\n\n")[0].split()))[0]
         if not first:
             raise SystemExit(f"{path.relative_to(ROOT)}: no docstring to describe it")
-        rows.append(f"| [`{path.stem}`](benchmarks/{path.name}) | {first} |")
+        rows.append(f"| [`{path.stem}`](../benchmarks/{path.name}) | {first} |")
     return rows
 
 
 TABLES = {"commands": commands_table, "settings": settings_table, "benchmarks": benchmarks_table}
+# Which page holds which tables.
+PAGES = {README: ("commands", "settings"), BENCHMARKS: ("benchmarks",)}
 
 
-def render(text: str) -> str:
-    """`text` with every generated table rewritten."""
-    for name, build in TABLES.items():
+def render(text: str, page: Path = README) -> str:
+    """`text` (the page `page`) with every generated table of that page rewritten."""
+    for name in PAGES[page]:
         pattern = re.compile(
             rf"(<!-- BEGIN GENERATED: {name} [^>]*-->\n).*?(<!-- END GENERATED: {name} -->)", re.S
         )
         if not pattern.search(text):
-            raise SystemExit(f"README.md has no generated {name} table")
-        body = "\n".join(build()) + "\n"
+            raise SystemExit(f"{page.name} has no generated {name} table")
+        body = "\n".join(TABLES[name]()) + "\n"
         text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
     return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if README.md is out of date")
+    parser.add_argument("--check", action="store_true", help="fail if a page is out of date")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    old = README.read_text()
-    new = render(old)
-    if args.check:
-        if new != old:
-            raise SystemExit("README.md is out of date: run `make docs`")
-        return
-    README.write_text(new)
+    for page in PAGES:
+        old = page.read_text()
+        new = render(old, page)
+        if args.check and new != old:
+            raise SystemExit(f"{page.relative_to(ROOT)} is out of date: run `make docs`")
+        if not args.check:
+            page.write_text(new)
 
 
 if __name__ == "__main__":
