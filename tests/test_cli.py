@@ -67,7 +67,7 @@ def test_ask_json_has_the_documented_shape(ingested):
     data = json.loads(result.stdout)
     assert set(data) >= {"question", "answer", "abstained", "citations", "hits", "timings"}
     assert len(data["hits"]) == 2
-    assert set(data["hits"][0]) == {"chunk_id", "uri", "title", "heading", "text", "score"}
+    assert set(data["hits"][0]) == {"chunk_id", "uri", "title", "heading", "link", "text", "score"}
     assert {"retrieve_ms", "generate_ms"} <= set(data["timings"])
     if data["citations"]:
         assert set(data["citations"][0]) == {"n", *data["hits"][0]}

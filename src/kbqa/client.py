@@ -72,4 +72,5 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
 
 
 def _hit(d: dict[str, Any]) -> Hit:
-    return Hit(d["chunk_id"], d["score"], d["text"], d["heading"], d["uri"], d["title"])
+    link = {"url": d["link"]} if d.get("link") else {}  # a server's link, shown as its own
+    return Hit(d["chunk_id"], d["score"], d["text"], d["heading"], d["uri"], d["title"], link)
