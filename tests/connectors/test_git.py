@@ -376,3 +376,23 @@ def test_a_citation_links_to_the_lines_of_its_section(ckb, tmp_path, kb_repo, mo
     other = [h["link"] for h in data["hits"] if h["heading"] != "Runbook › Rotation"]
     assert other and want not in other
     assert all("/blob/" in link for link in other)
+
+
+def test_each_knowledge_base_keeps_its_mirror_under_its_own_home(tmp_path, kb_repo, monkeypatch):
+    from kbqa.app import KnowledgeBase
+    from kbqa.assistant.generator import EchoGenerator
+    from kbqa.ingest.connect import sync_sources
+    from kbqa.retrieval.embedder import HashEmbedder
+    from kbqa.settings import Settings
+
+    monkeypatch.setenv("KBQA_HOME", str(tmp_path / "environment"))
+    source = SourceConfig(name="widget", kind="git", url=str(kb_repo.path))
+    for home in (tmp_path / "one", tmp_path / "two"):
+        settings = Settings(home=home, sources=(source,))
+        kb = KnowledgeBase(settings, embedder=HashEmbedder(), generator=EchoGenerator())
+        [result] = sync_sources(["widget"], settings, kb.store, kb.index_sources)
+        assert result.error == "" and uris(kb) == kb_uris(*KB_FILES)
+        assert (home / "connectors" / "widget" / "repo.git" / "HEAD").is_file()
+    assert not (tmp_path / "environment").exists()
+    with pytest.raises(KbqaError, match="source 'widget': no KBQA_HOME"):
+        build(source)

@@ -104,7 +104,7 @@ def sync_one(
         result.error = str(exc)
         return result
     try:
-        connector = connector or build_connector(config)
+        connector = connector or build_connector(config, settings.home)
         source = connector_source(
             connector, cursor, parser, settings.chunk_max_chars, settings.chunk_soft_max_chars
         )

@@ -241,12 +241,13 @@ class GitConnector:
 
 
 def cache_dir(config: SourceConfig) -> Path:
-    """Where a source's mirror lives: `options.cache_dir`, else KBQA_HOME/connectors/<name>."""
+    """Where a source's mirror lives: `options.cache_dir`, else the knowledge base's
+    KBQA_HOME/connectors/<name>."""
     if config.options.get("cache_dir"):
         return Path(str(config.options["cache_dir"]))
-    from kbqa.settings import Settings
-
-    return Settings.load().home / "connectors" / config.name
+    if config.home is None:  # never the environment's home: it may be another knowledge base's
+        raise ConfigError(f"source '{config.name}': no KBQA_HOME to keep its mirror under")
+    return config.home / "connectors" / config.name
 
 
 def build(config: SourceConfig) -> GitConnector:
