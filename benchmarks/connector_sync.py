@@ -185,7 +185,8 @@ def web(rng: random.Random, pages: int, tmp: Path) -> Iterator[Setup]:
             body = "".join(f"<h2>Section {s}</h2><p>{words(rng)}.</p>" for s in range(2))
             site.pages[path] = ("text/html; charset=utf-8", web_page(f"Page {n}", body))
             site.modified[path] = EPOCH
-        config = SourceConfig(name="docs", kind="web", url=site.url + "/docs/")
+        options = {"max_pages": pages + 100}  # the fixture's own pages besides
+        config = SourceConfig(name="docs", kind="web", url=site.url + "/docs/", options=options)
         yield Setup(config, lambda: len(site.calls), site.clear_calls)
 
 
