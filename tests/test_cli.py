@@ -71,7 +71,7 @@ def test_ask_json_has_the_documented_shape(ingested):
     assert set(data) >= {"question", "answer", "abstained", "citations", "hits", "timings"}
     assert len(data["hits"]) == 2
     assert set(data["hits"][0]) == {
-        *("chunk_id", "uri", "title", "heading", "text", "score", "updated_at", "author")
+        *("chunk_id", "uri", "title", "heading", "link", "text", "score", "updated_at", "author")
     }
     assert {"retrieve_ms", "generate_ms"} <= set(data["timings"])
     if data["citations"]:

@@ -169,3 +169,23 @@ def test_switching_embedding_model_is_refused(kb: KnowledgeBase, docs: Path):
     other = KnowledgeBase(kb.settings, embedder=HashEmbedder(dim=128))
     with pytest.raises(KbqaError, match="embedded with 'hash-256'"):
         other.ingest([docs])
+
+
+def test_an_unchanged_file_costs_no_database_query_of_its_own(kb: KnowledgeBase, tmp_path: Path):
+    from sqlalchemy import event
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for n in range(30):
+        (folder / f"note{n}.md").write_text(f"# Note {n}\n\nNote {n} says {n * 7}.\n")
+    kb.ingest([folder])
+    statements: list[str] = []
+    record = lambda conn, cursor, sql, *rest: statements.append(sql)  # noqa: E731
+    event.listen(kb.store.engine, "before_cursor_execute", record)
+    try:
+        report = kb.ingest([folder])
+    finally:
+        event.remove(kb.store.engine, "before_cursor_execute", record)
+    assert (report.added, report.updated, report.unchanged) == (0, 0, 30)
+    # The source's fingerprints in one query, not one per file.
+    assert sum("FROM documents" in sql for sql in statements) < 5

@@ -75,6 +75,7 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
 
 
 def _hit(d: dict[str, Any]) -> Hit:
-    # The server's time and author, so that a remote answer shows its sources' ages too.
+    # The server's time, author and link, so that a remote answer shows its sources as its own.
     meta = {k: d[k] for k in ("updated_at", "author") if d.get(k)}
+    meta |= {"url": d["link"]} if d.get("link") else {}
     return Hit(d["chunk_id"], d["score"], d["text"], d["heading"], d["uri"], d["title"], meta)

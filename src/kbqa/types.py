@@ -65,6 +65,17 @@ class Hit:
         """Who last changed the source, where it is known; ""."""
         return str(self.metadata.get("author") or "")
 
+    @property
+    def link(self) -> str | None:
+        """A web link to the passage: a connector's link to the lines of its section (git's
+        `section_urls`), else to its page, issue or file (`url`), else an http(s) uri."""
+        sections = self.metadata.get("section_urls")
+        section = sections.get(self.heading) if isinstance(sections, dict) else None
+        for uri in (section, self.metadata.get("url"), self.uri):
+            if isinstance(uri, str) and uri.startswith(("https://", "http://")):
+                return uri
+        return None
+
 
 @dataclass(frozen=True)
 class Citation:
@@ -151,6 +162,7 @@ class Answer:
                 "uri": hit.uri,
                 "title": hit.title,
                 "heading": hit.heading,
+                "link": hit.link,
                 "text": hit.text,
                 "score": round(hit.score, 4),
                 "updated_at": iso(hit.updated_at) if hit.updated_at else None,

@@ -182,3 +182,46 @@ def test_a_sources_credential_is_a_secret_masked_in_logs(tmp_path):
     toml.write_text('[[sources]]\nname = "w"\nkind = "jira"\nurl = "u"\ntoken_env = "T"\n')
     settings = Settings.load(toml, environ={"T": "jira-secret-token-42"})
     assert "jira-secret-token-42" in settings.secrets()
+
+
+class Closing(FakeConnector):
+    """A fake connector that records its close() and can fail its listing or be killed."""
+
+    def __init__(self, how: str = "") -> None:
+        super().__init__()
+        self.put("1", RUNBOOK)
+        self.how, self.closed = how, 0
+
+    def list(self, cursor):
+        if self.how == "error":
+            raise KbqaError("the service said no")
+        if self.how == "bug":
+            raise ValueError("a connector's bug")
+        return super().list(cursor)
+
+    def fetch(self, item):
+        if self.how == "kill":
+            raise KeyboardInterrupt
+        return super().fetch(item)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+@pytest.mark.parametrize("how", ["", "error", "bug", "kill"])
+def test_a_connector_built_for_a_sync_is_closed_after_it(ckb, monkeypatch, how):
+    from kbqa.ingest import connect
+
+    built = Closing(how)
+    monkeypatch.setattr(connect, "build_connector", lambda config, home: built)
+    config = SourceConfig(name="fake", kind="fake", url="")
+    if how == "kill":
+        with pytest.raises(KeyboardInterrupt):
+            connect.sync_one(config, ckb.settings, ckb.store, ckb.index_sources)
+    else:
+        result = connect.sync_one(config, ckb.settings, ckb.store, ckb.index_sources)
+        assert bool(result.error) == bool(how)
+    assert built.closed == 1
+    # One the caller hands in stays open: the caller syncs with it again.
+    given = Closing()
+    assert sync(ckb, given).error == "" and given.closed == 0

@@ -345,3 +345,19 @@ def test_a_deleted_subfolder_takes_its_files_and_a_renamed_scope_folder_changes_
     assert result.error == "" and uris(ckb) == {
         uri(f) for f in ("doc-onboard", "sheet-rota", "slides-q3")
     }
+
+
+def test_a_download_is_streamed_and_capped_at_the_file_limit(ckb, drive, monkeypatch, tmp_path):
+    import kbqa.ingest.connectors.gdrive as gdrive
+
+    temporary = tmp_path / "temporary"
+    temporary.mkdir()
+    monkeypatch.setattr(gdrive.tempfile, "tempdir", str(temporary))
+    monkeypatch.setattr(gdrive, "MAX_BYTES", 1000)
+    drive.files["pdf-exp"]["size"] = "10"  # the listing says small; the body is not
+    connector, config = connect(drive)
+    result = sync(ckb, connector, config)
+    assert [name for name, _ in result.failed] == ["drive: expenses.pdf"]
+    assert "over 1000 bytes" in result.failed[0][1]
+    assert uri("pdf-exp") not in uris(ckb) and uri("doc-onboard") in uris(ckb)
+    assert list(temporary.iterdir()) == []  # no partial download left behind

@@ -334,3 +334,65 @@ def test_a_private_repository_is_cloned_with_the_token(tmp_path, fixture):
         assert "wrong-token-22" not in message and "\n" not in message
     finally:
         served.close()
+
+
+LONG_DOC = (
+    "# Runbook\n\nThe runbook for the widget.\n\n"
+    + "".join(f"Filler line {n}.\n\n" for n in range(4))
+    + "## Rotation\n\nRotate the widget keys every ninety days with the keyring tool.\n\n"
+    + "## Paging\n\nPage the on-call engineer through the pager bridge.\n"
+)
+
+
+def test_a_citation_links_to_the_lines_of_its_section(ckb, tmp_path, kb_repo, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    import kbqa.cli
+
+    kb_repo.commit({"docs/runbook.md": LONG_DOC})
+    served = GitHttpServer(kb_repo.repo)
+    try:
+        git = connector(tmp_path, served.url)
+        assert sync(ckb, git).error == ""
+        git.close()
+    finally:
+        served.close()
+    start = LONG_DOC.splitlines().index("## Rotation") + 1
+    sha = kb_repo.repo.head().decode()
+    want = f"{served.url[:-4]}/blob/{sha}/docs/runbook.md#L{start}-L{start + 3}"
+    monkeypatch.setattr(kbqa.cli, "_kb", lambda settings: ckb)
+    home = ["--home", str(ckb.settings.home)]
+    question = "How often are the widget keys rotated with the keyring tool?"
+    result = CliRunner().invoke(kbqa.cli.cli, [*home, "ask", "--json", question])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    cited = {c["heading"]: c["link"] for c in data["citations"]}
+    assert cited["Runbook › Rotation"] == want
+    text = CliRunner().invoke(kbqa.cli.cli, [*home, "ask", question]).output
+    assert f"Runbook › Rotation — {want}" in text
+    # Any other passage links to its own lines or file, never to this section.
+    other = [h["link"] for h in data["hits"] if h["heading"] != "Runbook › Rotation"]
+    assert other and want not in other
+    assert all("/blob/" in link for link in other)
+
+
+def test_each_knowledge_base_keeps_its_mirror_under_its_own_home(tmp_path, kb_repo, monkeypatch):
+    from kbqa.app import KnowledgeBase
+    from kbqa.assistant.generator import EchoGenerator
+    from kbqa.ingest.connect import sync_sources
+    from kbqa.retrieval.embedder import HashEmbedder
+    from kbqa.settings import Settings
+
+    monkeypatch.setenv("KBQA_HOME", str(tmp_path / "environment"))
+    source = SourceConfig(name="widget", kind="git", url=str(kb_repo.path))
+    for home in (tmp_path / "one", tmp_path / "two"):
+        settings = Settings(home=home, sources=(source,))
+        kb = KnowledgeBase(settings, embedder=HashEmbedder(), generator=EchoGenerator())
+        [result] = sync_sources(["widget"], settings, kb.store, kb.index_sources)
+        assert result.error == "" and uris(kb) == kb_uris(*KB_FILES)
+        assert (home / "connectors" / "widget" / "repo.git" / "HEAD").is_file()
+    assert not (tmp_path / "environment").exists()
+    with pytest.raises(KbqaError, match="source 'widget': no KBQA_HOME"):
+        build(source)

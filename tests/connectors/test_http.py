@@ -147,3 +147,34 @@ def test_paginate_follows_next_links(httpserver):
     http = client(httpserver, [])
     pages = list(http.paginate("/p", None, lambda page: page.get("next")))
     assert [p["results"] for p in pages] == [[1], [2]] and http.calls == 2
+
+
+def test_a_download_streams_to_a_file_after_a_retry(httpserver, tmp_path):
+    waits = []
+    body = bytes(range(256)) * 4096  # 1 MiB
+    replies(
+        httpserver,
+        "/file",
+        Response("slow down", status=429, headers={"Retry-After": "1"}),
+        Response(body, content_type="application/octet-stream"),
+    )
+    dest = tmp_path / "file.bin"
+    assert client(httpserver, waits).download("/file", dest, max_bytes=len(body)) == len(body)
+    assert dest.read_bytes() == body and waits == [1.0]
+
+
+def test_a_download_over_the_cap_or_refused_leaves_no_file(httpserver, tmp_path):
+    replies(
+        httpserver,
+        "/big",
+        Response(b"x" * 300_000, content_type="application/octet-stream"),
+        Response("no such file", status=404),
+    )
+    http, dest = client(httpserver, []), tmp_path / "big.bin"
+    with pytest.raises(RemoteError, match="over 100000 bytes"):
+        http.download("/big", dest, max_bytes=100_000)
+    assert not dest.exists()
+    dest.write_bytes(b"stale")
+    with pytest.raises(RemoteError, match="HTTP 404") as refused:
+        http.download("/big", dest, {"access_token": TOKEN})
+    assert not dest.exists() and TOKEN not in str(refused.value)

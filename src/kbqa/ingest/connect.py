@@ -103,8 +103,10 @@ def sync_one(
     except KbqaError as exc:
         result.error = str(exc)
         return result
+    built: Connector | None = None
     try:
-        connector = connector or build_connector(config)
+        if connector is None:
+            connector = built = build_connector(config, settings.home)
         source = connector_source(
             connector, cursor, parser, settings.chunk_max_chars, settings.chunk_soft_max_chars
         )
@@ -124,10 +126,26 @@ def sync_one(
     except BaseException:  # Ctrl-C (or a test's kill): the source is free again, cursor kept
         _release(store, config)
         raise
+    finally:
+        _close(built)
     result.seconds = time.perf_counter() - started
     if not result.complete and not result.error:
         log.info("%s: the listing was not complete; nothing was pruned", config.name)
     return result
+
+
+def _close(connector: Connector | None) -> None:
+    """Close what a connector built here holds (HTTP clients, a mirror's pack files); one
+    given by the caller is the caller's to close."""
+    close = getattr(connector, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except Exception:  # the sync's outcome stands; only its resources leak
+        log.warning(
+            "closing the %s connector failed", getattr(connector, "name", "?"), exc_info=True
+        )
 
 
 def _begin(store: Store, config: SourceConfig) -> str | None:

@@ -24,7 +24,7 @@ from kbqa import faults
 from kbqa.errors import KbqaError, ParseError
 from kbqa.ingest.partition import HEADING_SEPARATOR
 from kbqa.ingest.sources import Item, Source
-from kbqa.ingest.writes import delete_documents, store_documents, stored_vectors
+from kbqa.ingest.writes import Fingerprints, delete_documents, store_documents, stored_vectors
 from kbqa.settings import Settings
 from kbqa.store import ChunkRow, DocumentRow, RunRow, SourceRow, Store
 from kbqa.store.db import process_identity
@@ -155,6 +155,7 @@ class Indexer:
         (Ctrl-C)."""
         started = time.perf_counter()
         report = IngestReport(stages=dict.fromkeys(STAGES, 0.0))
+        self._known = Fingerprints(self.store)  # as this run finds them
         try:
             with self.store.session() as s:
                 run = RunRow(roots=[source.root for source in sources], owner=process_identity())
@@ -283,6 +284,9 @@ class Indexer:
             return
         finally:
             report.stages["hash"] += time.perf_counter() - t
+        if self._known.unchanged(source_id, item.uri, digest):
+            report.unchanged += 1
+            return
         with self.store.session() as s:
             existing = s.execute(
                 select(DocumentRow.id, DocumentRow.content_hash, DocumentRow.source_id).where(

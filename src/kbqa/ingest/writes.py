@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from kbqa.clock import parse_time
-from kbqa.store import ChunkRow, DocumentRow
+from kbqa.store import ChunkRow, DocumentRow, Store
 from kbqa.types import Document
 
 
@@ -89,3 +89,24 @@ def store_documents(
 def delete_documents(session: Session, ids: list[int]) -> None:
     session.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(ids)))
     session.execute(delete(DocumentRow).where(DocumentRow.id.in_(ids)))
+
+
+class Fingerprints:
+    """The stored fingerprint of each document of a source, read in one query the first time
+    the source is asked about: an unchanged item then costs no database round trip of its own.
+    One per ingest run; a miss (new, changed, or stored under another source) says nothing."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.by_source: dict[int, dict[str, str]] = {}
+
+    def unchanged(self, source_id: int, uri: str, digest: str) -> bool:
+        if source_id not in self.by_source:
+            with self.store.session() as s:
+                rows = s.execute(
+                    select(DocumentRow.uri, DocumentRow.content_hash).where(
+                        DocumentRow.source_id == source_id
+                    )
+                )
+                self.by_source[source_id] = {uri: fingerprint for uri, fingerprint in rows}
+        return self.by_source[source_id].get(uri) == digest

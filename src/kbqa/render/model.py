@@ -55,11 +55,7 @@ class Source:
 
     @property
     def link(self) -> str | None:
-        # A connector's document links back to its page, issue or line (its `url`).
-        for uri in (self.hit.metadata.get("url"), self.hit.uri):
-            if isinstance(uri, str) and uri.startswith(("https://", "http://")):
-                return uri
-        return None
+        return self.hit.link
 
     @property
     def channel(self) -> str | None:

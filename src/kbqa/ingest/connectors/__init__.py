@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kbqa.errors import ConfigError, MissingDependencyError
@@ -23,8 +25,10 @@ BUILDERS = {
 }
 
 
-def build_connector(config: SourceConfig) -> Connector:
-    """The connector for one `[[sources]]` entry."""
+def build_connector(config: SourceConfig, home: Path | None = None) -> Connector:
+    """The connector for one `[[sources]]` entry of the knowledge base under `home`."""
+    if home is not None:
+        config = replace(config, home=home)
     target = BUILDERS.get(config.kind)
     if target is None:
         raise ConfigError(f"source '{config.name}': no connector of kind {config.kind!r}")

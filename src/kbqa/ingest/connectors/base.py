@@ -64,6 +64,8 @@ class Content:
     markdown: str = ""
     file: Path | None = None  # a temporary file the caller deletes after parsing
     filename: str = ""  # its name, for typing by extension
+    # Merged into the document's metadata, e.g. git's `section_urls` {heading path: link}.
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ItemError(KbqaError):
@@ -160,20 +162,28 @@ def load_item(
         else:
             if not content.markdown.strip():
                 raise ParseError("no text found")
-            text = content.markdown
-            if not text.lstrip().startswith("# "):
-                text = f"# {remote.title}\n\n{text}"
+            text = titled(content.markdown, remote.title)
             path = Path(tmp) / "item.md"
             path.write_text(text, encoding="utf-8")
         document = parse(path, digest, timings)
-    return remote_document(connector, remote, document, digest)
+    return remote_document(connector, remote, document, digest, content.metadata)
+
+
+def titled(markdown: str, title: str) -> str:
+    """The Markdown as parsed: headed by the item's title unless it begins with a title."""
+    return markdown if markdown.lstrip().startswith("# ") else f"# {title}\n\n{markdown}"
 
 
 def remote_document(
-    connector: Connector, remote: RemoteItem, document: Document, digest: str
+    connector: Connector,
+    remote: RemoteItem,
+    document: Document,
+    digest: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> Document:
-    """`document` (parsed from a temporary file) under the item's uri, title and metadata."""
-    metadata = dict(document.metadata)
+    """`document` (parsed from a temporary file) under the item's uri, title and metadata
+    (the connector's `extra` first, so that it never overrides the link or the access)."""
+    metadata = {**document.metadata, **(extra or {})}
     metadata.update(
         source=connector.kind,
         connector=connector.name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kbqa.errors import ConfigError
@@ -25,6 +26,9 @@ class SourceConfig:
     # The credential's values, read from token_env / user_env by Settings.load; never shown.
     token: str = field(default="", repr=False, compare=False)
     user: str = field(default="", repr=False, compare=False)
+    # The knowledge base's KBQA_HOME, set by build_connector: where a connector keeps its own
+    # state (git's mirror), so two knowledge bases never share one.
+    home: Path | None = field(default=None, compare=False)
 
 
 def parse_sources(tables: Any, environ: Mapping[str, str]) -> tuple[SourceConfig, ...]:

@@ -98,10 +98,10 @@ class DriveGateway:
     def export(self, file_id: str, mime: str) -> bytes:
         return self.http.get_bytes(f"{API}/files/{file_id}/export", {"mimeType": mime})
 
-    def download(self, file_id: str) -> bytes:
-        return self.http.get_bytes(
-            f"{API}/files/{file_id}", {"alt": "media", "supportsAllDrives": "true"}
-        )
+    def download(self, file_id: str, dest: Path) -> None:
+        """The file's bytes streamed into `dest`; a file over MAX_BYTES is a RemoteError."""
+        params = {"alt": "media", "supportsAllDrives": "true"}
+        self.http.download(f"{API}/files/{file_id}", dest, params, MAX_BYTES)
 
 
 class DriveConnector:
@@ -229,12 +229,12 @@ class DriveConnector:
                 export, _suffix = EXPORTS[mime]
                 text = self.gateway.export(item.id, export).decode("utf-8", "replace")
                 return Content(markdown=csv_markdown(text) if export == "text/csv" else text)
-            data = self.gateway.download(item.id)
+            name = item.extra.get("name", "") or item.id
+            with tempfile.NamedTemporaryFile(suffix=Path(name).suffix, delete=False) as tmp:
+                pass  # the caller deletes it after parsing; a failed download deletes it
+            self.gateway.download(item.id, Path(tmp.name))
         except RemoteError as exc:
             raise ItemError(f"{item.title}: {exc.reason or exc}") from None
-        name = item.extra.get("name", "") or item.id
-        with tempfile.NamedTemporaryFile(suffix=Path(name).suffix, delete=False) as tmp:
-            tmp.write(data)
         return Content(file=Path(tmp.name), filename=name)
 
 

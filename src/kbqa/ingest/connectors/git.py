@@ -18,7 +18,14 @@ from urllib.parse import quote, urlsplit
 
 from kbqa.errors import ConfigError
 from kbqa.ingest.connectors import git_repo
-from kbqa.ingest.connectors.base import Access, Content, ItemError, Listing, RemoteItem
+from kbqa.ingest.connectors.base import (
+    Access,
+    Content,
+    ItemError,
+    Listing,
+    RemoteItem,
+    titled,
+)
 from kbqa.ingest.connectors.config import SourceConfig
 from kbqa.ingest.partition import HEADING_SEPARATOR
 
@@ -209,6 +216,13 @@ class GitConnector:
             for h, a, b in markdown_sections(text)
         ]
 
+    def section_urls(self, item: RemoteItem, text: str) -> dict[str, str]:
+        """{heading path as the chunks carry it: permalink to the section's lines}."""
+        # A file without a title is parsed under the item's title (base.titled): its chunks'
+        # heading paths begin with it, while the lines stay those of the file itself.
+        prefix = "" if titled(text, item.title) == text else item.title + HEADING_SEPARATOR
+        return {prefix + s["heading"]: s["url"] for s in self.sections(item, text)}
+
     def fetch(self, item: RemoteItem) -> Content:
         try:
             blob = item.extra["blob"]
@@ -219,19 +233,21 @@ class GitConnector:
             raise ItemError(f"{item.id}: {len(data)} bytes, over max_file_bytes")
         suffix = PurePosixPath(item.id).suffix.lower()
         if suffix in MARKDOWN_SUFFIXES:
-            return Content(markdown=data.decode("utf-8", "replace"))
+            text = data.decode("utf-8", "replace")
+            return Content(markdown=text, metadata={"section_urls": self.section_urls(item, text)})
         with tempfile.NamedTemporaryFile(prefix="kbqa-git-", suffix=suffix, delete=False) as f:
             f.write(data)
         return Content(file=Path(f.name), filename=PurePosixPath(item.id).name)
 
 
 def cache_dir(config: SourceConfig) -> Path:
-    """Where a source's mirror lives: `options.cache_dir`, else KBQA_HOME/connectors/<name>."""
+    """Where a source's mirror lives: `options.cache_dir`, else the knowledge base's
+    KBQA_HOME/connectors/<name>."""
     if config.options.get("cache_dir"):
         return Path(str(config.options["cache_dir"]))
-    from kbqa.settings import Settings
-
-    return Settings.load().home / "connectors" / config.name
+    if config.home is None:  # never the environment's home: it may be another knowledge base's
+        raise ConfigError(f"source '{config.name}': no KBQA_HOME to keep its mirror under")
+    return config.home / "connectors" / config.name
 
 
 def build(config: SourceConfig) -> GitConnector:

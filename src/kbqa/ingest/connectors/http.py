@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 from kbqa.errors import KbqaError
@@ -88,6 +89,40 @@ class Http:
     def get_bytes(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
         return self.request("GET", path, params=params).content
 
+    def download(
+        self,
+        path: str,
+        dest: Path,
+        params: Mapping[str, Any] | None = None,
+        max_bytes: int | None = None,
+    ) -> int:
+        """Stream the body into `dest` (a large file is never held in memory); its size. A
+        body over `max_bytes`, or one cut off, is a RemoteError and leaves no file."""
+        import httpx
+
+        try:
+            response = self.request("GET", path, params=params, stream=True)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        shown, size = self._safe(self.url(path).split("?")[0]), 0
+        try:
+            with open(dest, "wb") as out:
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise RemoteError(shown, response.status_code, f"over {max_bytes} bytes")
+                    out.write(chunk)
+        except httpx.HTTPError as exc:
+            dest.unlink(missing_ok=True)
+            raise RemoteError(shown, 0, f"the download broke off ({type(exc).__name__})") from None
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        finally:
+            response.close()
+        return size
+
     def paginate(
         self,
         path: str,
@@ -101,8 +136,9 @@ class Http:
             page = self.get_json(nxt)
             yield page
 
-    def request(self, method: str, path: str, **kwargs: Any):
-        """The response to a request, retried as the policy says; RemoteError otherwise."""
+    def request(self, method: str, path: str, stream: bool = False, **kwargs: Any):
+        """The response to a request, retried as the policy says; RemoteError otherwise.
+        `stream`: the body is left unread for the caller, who closes the response."""
         import httpx
 
         url = self.url(path)
@@ -112,7 +148,11 @@ class Http:
             try:
                 self.calls += 1
                 try:
-                    response = self.client.request(method, url, **kwargs)
+                    request = self.client.build_request(method, url, **kwargs)
+                    response = self.client.send(request, stream=stream)
+                    if stream and response.status_code >= 400:  # its reason is in the body
+                        response.read()
+                        response.close()
                 except httpx.HTTPError as exc:  # connection refused, reset, timed out
                     raise _Retry(delay, f"{type(exc).__name__}") from None
                 self._check(response, shown, delay)
