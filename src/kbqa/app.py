@@ -1,12 +1,11 @@
-"""The core: one object per process that owns the settings and what is built from them (the
-store, the models, the vector backend, the current search snapshot: services.py), and offers
-the verbs every interface uses: `ask`, `ask_stream`, `ingest` (ingest/driver.py, Spark too),
-`sync` (ingest/sync.py), `status`, `feedback`, and the admin page's tokens and listings.
+"""The core: one object per process that owns the settings and what is built from them (the store,
+the models, the vector backend, the current search snapshot: services.py), and offers the verbs
+every interface uses: `ask`, `ask_stream`, `ingest` (ingest/driver.py, Spark too), `sync`
+(ingest/sync.py), `status`, `feedback`, and the admin page's tokens and listings.
 
-Thread-safety by construction: the snapshot is immutable and swapped by one reference
-assignment (retrieval/snapshot.py); each question pins the snapshot it started with; the models
-are called through a lock; ingests in this process are serialized and never touch the
-published snapshot."""
+Thread-safety by construction: the snapshot is immutable and swapped by one reference assignment
+(retrieval/snapshot.py); each question pins the snapshot it started with; the models are called
+through a lock; ingests in this process are serialized and never touch the published snapshot."""
 
 from __future__ import annotations
 
@@ -134,7 +133,8 @@ class KnowledgeBase:
         services, scope = self._services, self.scope(audience, sources)
         generator = None if extractive else services.models.locked(services.models.generator)
         # Pinned: retrieval, the support check and the confidence all read one snapshot.
-        return Answerer(services.retriever.pinned(), generator, services.settings), scope
+        answerer = Answerer(services.retriever.pinned(), generator, services.settings)
+        return services.answers.wrap(answerer, audience), scope
 
     def scope(
         self, audience: Audience | None, sources: list[str] | tuple[str, ...] = ()

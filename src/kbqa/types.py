@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -98,6 +99,10 @@ class Answer:
     span: str = ""
     # The units the answer rests on, in order: each quoted as evidence under its citation.
     evidence: tuple[Evidence, ...] = ()
+    # Served again from the answer cache (assistant/cache.py): when it was first answered (a
+    # Unix time; 0: answered now) and the question it was answered for (a near-duplicate's).
+    cached_at: float = 0.0
+    cached_question: str = ""
 
     def explanation(self) -> str:
         """One line on how the answer was made: why it abstained or quoted, what was dropped."""
@@ -141,4 +146,14 @@ class Answer:
             "citations": [hit_dict(c.hit, c.n) for c in self.citations],
             "hits": [hit_dict(h) for h in self.hits],
             "timings": {k: round(v, 1) for k, v in self.timings.items()},
+            "cached": bool(self.cached_at),
+            **(
+                {"cached_at": _iso(self.cached_at), "cached_question": self.cached_question}
+                if self.cached_at
+                else {}
+            ),
         }
+
+
+def _iso(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
