@@ -119,7 +119,7 @@ def test_abstentions_and_conversations_are_not_cached(counted):
 
 
 def test_new_settings_start_a_new_cache(counted):
-    kb, generator = counted
+    kb, _ = counted
     kb.ask(QUESTION)
     kb.settings = kb.settings.replace(max_new_tokens=64)
     assert not kb.ask(QUESTION).cached_at
