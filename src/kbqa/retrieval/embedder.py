@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from kbqa.errors import ConfigError, MissingDependencyError, ModelError
-from kbqa.retrieval.device import cpu_has_bf16, torch_device
+from kbqa.retrieval.device import cpu_has_bf16, require_torch, torch_device
 from kbqa.settings import PACKAGED_EMBEDDER
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
         precision: str = "fp32",
     ):
+        require_torch("sentence_transformers")
         from sentence_transformers import SentenceTransformer
 
         location: str = model
