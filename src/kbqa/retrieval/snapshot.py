@@ -200,7 +200,7 @@ def build_snapshot(
 
     if index is None:
         # Memory-mapped: read-only, as a published snapshot's index is (a repair reloads it).
-        index = VectorIndex.load(index_path, dim, use_gpu, choice, mmap=not use_gpu)
+        index = VectorIndex.load(index_path, dim, use_gpu, choice, mmap=True)
         ids = np.array(list(chunks), dtype=np.int64)
         indexed = index.ids()
         stale, missing = np.setdiff1d(indexed, ids), np.setdiff1d(ids, indexed)
