@@ -64,6 +64,9 @@ class Settings:
     max_unpacked_bytes: int = 256 * 1024 * 1024
     max_file_seconds: float = 60.0
     max_parse_memory_bytes: int = 2 * 1024 * 1024 * 1024
+    # Parse worker processes an ingest runs at once (each within the limits above); 0: one
+    # per core this process may use.
+    ingest_workers: int = 0
     # SQLite: how long a write waits for another process's write lock before giving up.
     database_busy_seconds: float = 30.0
     # The vector index: "flat" (exact), "ivf" (approximate, trained on the stored vectors), or
@@ -290,6 +293,8 @@ class Settings:
                 raise ConfigError(f"setting '{key}' must be at least 1")
         if not 0 <= self.pointer_min_probability <= 1:
             raise ConfigError("setting 'pointer_min_probability' must be between 0 and 1")
+        if self.ingest_workers < 0:
+            raise ConfigError("setting 'ingest_workers' must be 0 (one per core) or more")
         for key in ("max_question_chars", "max_request_bytes", "pointer_max_tokens"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"setting '{key}' must be at least 1")
