@@ -196,3 +196,12 @@ def test_the_same_words_in_another_order_are_never_a_near_duplicate():
     cache.put(("s",), _answer("How do I convert a string to a number?"))
     assert cache.get(("s",), "How do I convert a number to a string?", embed) is None
     assert cache.get(("s",), "How can I convert a string to a number?", embed) is not None
+
+
+def test_the_page_gets_the_cached_line(counted):
+    from kbqa.render import page
+
+    kb, _ = counted
+    assert "cached_line" not in page.answer_data(kb.ask(QUESTION))
+    data = page.answer_data(kb.ask(QUESTION))
+    assert data["cached"] and data["cached_line"] == "(answered just now from the same sources)"

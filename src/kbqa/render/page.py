@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kbqa.render.model import Source, why_no_answer
+from kbqa.render.model import Source, cached_line, why_no_answer
 from kbqa.types import Answer, Evidence
 
 
@@ -18,8 +18,11 @@ def sources(answer: Answer) -> dict[str, list[dict[str, Any]]]:
 
 
 def answer_data(answer: Answer) -> dict[str, Any]:
-    """The answer's JSON (as `kbqa ask --json` prints it), with `why` when it abstained."""
+    """The answer's JSON (as `kbqa ask --json` prints it), with `why` when it abstained and
+    `cached_line` when it was served from the answer cache."""
     data = answer.to_dict()
+    if answer.cached_at:
+        data["cached_line"] = cached_line(answer)
     return {**data, "why": why_no_answer(answer)} if answer.abstained else data
 
 

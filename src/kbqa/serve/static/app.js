@@ -182,6 +182,7 @@
     } else {
       const list = el("ol", { class: "sources", "aria-label": "sources" }, ...((sources && sources.citations) || []).map(sourceItem));
       turn.node.append(list);
+      if (answer.cached_line) turn.node.append(el("p", { class: "cached", text: answer.cached_line }));
       history.push([turn.question, answer.answer]);
     }
     turn.node.append(feedbackButtons(turn));
