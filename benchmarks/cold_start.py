@@ -1,6 +1,7 @@
-"""Cold starts: `kbqa ask` as a user runs it (a new process), beside the same command at git
-revision --before, in one run, on examples/handbook with the packaged models:
+"""Cold starts: `kbqa ask` as a user runs it (a new process), cold in-process and through a
+`kbqa serve` on the same home, beside git revision --before, in one run (examples/handbook).
 
+With the packaged models:
 - a cold in-process `kbqa ask --extractive` (--local now; the revision before had no server
   discovery), with whether the torch stack was imported;
 - `kbqa ask --extractive` with a `kbqa serve` running on the same home (found through its file
