@@ -54,6 +54,7 @@ def test_a_repeated_question_is_served_from_the_cache_and_marked(counted):
     assert data["cached"] is True and data["cached_question"] == QUESTION
     assert data["cached_at"].endswith("+00:00")
     assert first.to_dict()["cached"] is False and "cached_at" not in first.to_dict()
+    assert set(again.timings) == {"cache_ms"}  # not the first answer's generate_ms
     assert "answered just now" in terminal.answer(again)
     assert "(answered" not in terminal.answer(first)
 

@@ -78,6 +78,7 @@ class AnswerCache:
         self, scope: tuple, question: str, embed: Callable[[list[str]], np.ndarray] | None = None
     ) -> Answer | None:
         """The cached answer for `question` in `scope` (marked as cached), or None."""
+        started = time.perf_counter()
         key = (scope, normalised(question))
         with self._lock:
             entry = self._entries.get(key)
@@ -92,8 +93,14 @@ class AnswerCache:
                 return None
             self.hits += 1
         answer = entry.answer
+        # The first answer's timings would read as this one's: only the lookup's are kept.
+        timings = {"cache_ms": (time.perf_counter() - started) * 1000}
         return replace(
-            answer, question=question, cached_at=entry.at, cached_question=answer.question
+            answer,
+            question=question,
+            timings=timings,
+            cached_at=entry.at,
+            cached_question=answer.question,
         )
 
     def _nearest(
