@@ -184,7 +184,7 @@ class Settings:
     # Answers kept for the same question again (assistant/cache.py; 0: none), and the cosine
     # above which another wording is the same question (docs/serving-speed-cache.md; >1: never).
     answer_cache_size: int = 512
-    answer_cache_similarity: float = 0.99
+    answer_cache_similarity: float = 0.97
     # How often a long-running process checks the database for another process's ingest.
     snapshot_check_seconds: float = 1.0
     # KBQA_SERVER: `kbqa ask` sends its question to this running server (http://host:port);
