@@ -183,7 +183,7 @@ def main() -> None:
         threshold(kb.embedder.embed, args.faq)
         if args.threshold_only:
             return
-        print(f"the latency below with answer_cache_similarity {kb.settings.answer_cache_similarity}")
+        print(f"latency, answer_cache_similarity {kb.settings.answer_cache_similarity}:")
         kb.ingest([ROOT / "examples" / "handbook"])
         latency(kb, args.rounds)
 
