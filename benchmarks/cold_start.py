@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,13 +30,19 @@ QUESTION = "How do I rotate the staging database password?"
 PROBE = "import sys, runpy; sys.argv = ['kbqa', *sys.argv[1:]]\ntry:\n    runpy.run_module('kbqa', run_name='__main__')\nfinally:\n    print('TORCH', 'torch' in sys.modules, file=sys.stderr)\n"  # noqa: E501
 
 
+CPU: list[float] = []  # each run's CPU seconds (user + system): steadier than wall on a busy host
+
+
 def kbqa(args: list[str], env: dict[str, str], probe: bool = False) -> tuple[float, str]:
     command = [sys.executable, "-c", PROBE, *args] if probe else [sys.executable, "-m", "kbqa"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
         command + ([] if probe else args), env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return time.perf_counter() - started, result.stderr
 
 
@@ -56,16 +63,19 @@ def main() -> None:
     subprocess.run(["cp", "-r", str(tmp / "home"), str(tmp / "before-home")], check=True)
     old = {**env, "PYTHONPATH": str(tmp / "before" / "src"), "KBQA_HOME": str(tmp / "before-home")}
     cold: dict[str, list[float]] = {"now": [], "before": []}
+    cpu: dict[str, list[float]] = {"now": [], "before": []}
     torch: dict[str, str] = {}
     for _ in range(opts.runs):
         for name, environ, extra in (("now", env, ["--local"]), ("before", old, [])):
             seconds, stderr = kbqa(["ask", "--extractive", *extra, QUESTION], environ, True)
             cold[name].append(seconds)
+            cpu[name].append(CPU[-1])
             torch[name] = stderr.strip().splitlines()[-1]
     now, before = statistics.median(cold["now"]), statistics.median(cold["before"])
     print(
         f"cold in-process `kbqa ask --extractive`: {now:.2f} s ({torch['now']}); at "
-        f"{opts.before}: {before:.2f} s ({torch['before']}): ratio {now / before:.2f}"
+        f"{opts.before}: {before:.2f} s ({torch['before']}): ratio {now / before:.2f}; CPU "
+        f"{statistics.median(cpu['now']):.2f} s against {statistics.median(cpu['before']):.2f} s"
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "kbqa", "serve", "--port", str(19500 + os.getpid() % 400)],
@@ -79,10 +89,11 @@ def main() -> None:
             time.sleep(0.2)
         time.sleep(1)
         kbqa(["ask", "--extractive", "warm up"], env)
-        served, answers = [], set()
+        served, served_cpu, answers = [], [], set()
         for _ in range(opts.runs):
             seconds, _ = kbqa(["ask", "--extractive", "--json", QUESTION], env)
             served.append(seconds)
+            served_cpu.append(CPU[-1])
         out = subprocess.run(
             [sys.executable, "-m", "kbqa", "ask", "--extractive", "--json", QUESTION],
             env=env,
@@ -95,6 +106,7 @@ def main() -> None:
         print(
             f"`kbqa ask --extractive` with a server on the same home: {median:.2f} s "
             f"(ratio {median / before:.3f} of the cold run at {opts.before}; "
+            f"the command's CPU {statistics.median(served_cpu):.2f} s; "
             f"served from its cache: {answers == {True}})"
         )
     finally:
