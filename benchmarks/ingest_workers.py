@@ -3,7 +3,7 @@ with one per core (ingest_workers = 0), alternated in one run, on the held-in co
 examples/handbook and the Python docs' FAQ, how-tos and tutorial (what the python-faq eval is
 built from; Debian's python3.11-doc). Checks that both give the same documents and chunks.
 
-    python benchmarks/ingest_workers.py [--rounds 2] [--fakes]
+    python benchmarks/ingest_workers.py [--rounds 2] [--fakes] [--corpus handbook|python-docs]
 
 Default: the packaged embedder (the whole ingest, as a user waits for it); --fakes embeds with
 the hash embedder, so the figure is mostly parsing.
@@ -68,12 +68,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--fakes", action="store_true")
+    parser.add_argument("--corpus", choices=["handbook", "python-docs"], help="only this one")
     args = parser.parse_args()
     n = cores()
     print(f"cores: {n}; embedder: {'hash (fakes)' if args.fakes else 'packaged'}")
     cache = Settings().model_cache
     with tempfile.TemporaryDirectory() as tmp:
         for name, paths in corpora(Path(tmp)).items():
+            if args.corpus and name != args.corpus:
+                continue
             times: dict[int, list[float]] = {1: [], n: []}
             seen: dict[int, list] = {}
             for _ in range(args.rounds):
