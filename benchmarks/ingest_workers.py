@@ -85,9 +85,9 @@ def main() -> None:
                 for workers in (1, n):
                     seconds, rows, added = ingest(paths, workers, args.fakes, cache)
                     times[workers].append(seconds)
+                    seen[workers] = rows
                 if len(times[1]) == 1:
                     times = {1: [], n: []}
-                    seen[workers] = rows
             assert seen[1] == seen[n], f"{name}: other documents or chunks with {n} workers"
             one, many = statistics.median(times[1]), statistics.median(times[n])
             print(
