@@ -81,12 +81,12 @@ def main() -> None:
             seen: dict[int, list] = {}
             # A first, untimed round: the parsers' imports (in this process, then in the fork
             # server that later rounds' workers come from, once threads run) cost once.
-            for _ in range(args.rounds + 1):
+            for round_ in range(args.rounds + 1):
                 for workers in (1, n):
                     seconds, rows, added = ingest(paths, workers, args.fakes, cache)
                     times[workers].append(seconds)
                     seen[workers] = rows
-                if len(times[1]) == 1:
+                if round_ == 0:
                     times = {1: [], n: []}
             assert seen[1] == seen[n], f"{name}: other documents or chunks with {n} workers"
             one, many = statistics.median(times[1]), statistics.median(times[n])
