@@ -54,8 +54,10 @@ def _serve(home: Path, cwd: Path, port: int) -> subprocess.Popen:
     )
     deadline = time.monotonic() + 60
     while running_server(home) is None:
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.monotonic() < deadline, "the server did not announce itself"
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()  # never left running past the test
+            process.wait(timeout=10)
+            pytest.fail(f"the server did not announce itself: {process.stderr.read().decode()}")
         time.sleep(0.2)
     return process
 
