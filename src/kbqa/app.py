@@ -134,7 +134,8 @@ class KnowledgeBase:
         services, scope = self._services, self.scope(audience, sources)
         generator = None if extractive else services.models.locked(services.models.generator)
         # Pinned: retrieval, the support check and the confidence all read one snapshot.
-        return Answerer(services.retriever.pinned(), generator, services.settings), scope
+        answerer = Answerer(services.retriever.pinned(), generator, services.settings)
+        return services.answers.wrap(answerer, audience), scope
 
     def scope(
         self, audience: Audience | None, sources: list[str] | tuple[str, ...] = ()

@@ -133,6 +133,7 @@ def ingest(settings: Settings, paths: tuple[Path, ...], master: str) -> None:
     metavar="URL",
     help="Ask a running `kbqa serve` at URL (KBQA_SERVER; token from KBQA_SERVER_TOKEN).",
 )
+@click.option("--local", is_flag=True, help="Answer in this process, not through a `kbqa serve`.")
 @click.pass_obj
 def ask(
     settings: Settings,
@@ -144,21 +145,36 @@ def ask(
     retriever: str | None,
     as_json: bool,
     server: str | None,
+    local: bool,
 ) -> None:
-    """Answer a question from the knowledge base, with sources."""
+    """Answer a question from the knowledge base, with sources (through a `kbqa serve` running
+    on the same home when there is one, unless --local, --model or --retriever)."""
+    from kbqa import client
+
     if server:
         settings = settings.replace(server=server)
-    if settings.server:
-        if model or retriever:
-            raise KbqaError("--model and --retriever apply in-process only: leave out --server")
-        from kbqa.client import answer_from_dict, ask_server
-
-        data = ask_server(settings.server, settings.server_token, question, k, extractive, sources)
-        if as_json:
-            click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    if settings.server and (model or retriever):
+        raise KbqaError("--model and --retriever apply in-process only: leave out --server")
+    found = (
+        None
+        if settings.server or local or model or retriever
+        else client.running_server(settings.home)
+    )
+    if settings.server or found:
+        url, token = found or (settings.server, settings.server_token)
+        try:
+            data = client.ask_server(url, token, question, k, extractive, sources)
+        except client.ServerUnreachable:
+            if not found:
+                raise
         else:
-            click.echo(terminal.answer(answer_from_dict(data), bold=_bold))
-        return
+            answer = client.answer_from_dict(data)
+            click.echo(
+                json.dumps(data, ensure_ascii=False, indent=2)
+                if as_json
+                else terminal.answer(answer, bold=_bold)
+            )
+            return
     if model:
         from kbqa.assistant.generator import split_backend
 
@@ -287,9 +303,8 @@ def serve(settings: Settings, host: str | None, port: int | None, slack: bool) -
     if port:
         settings = settings.replace(serve_port=port)
     try:
-        import uvicorn
-
         from kbqa.serve import create_app
+        from kbqa.serve.app import run
     except ImportError:
         raise KbqaError("the server's packages are missing: pip install 'kbqa[serve]'") from None
     _check_port(settings.serve_host, settings.serve_port)
@@ -306,13 +321,7 @@ def serve(settings: Settings, host: str | None, port: int | None, slack: bool) -
         socket_mode.connect()  # in its own threads: the web server runs beside it
     where = f"http://{settings.serve_host}:{settings.serve_port}/"
     click.echo(f"kbqa is serving {where}{' and answering in Slack' if slack else ''}")
-    uvicorn.run(
-        app,
-        host=settings.serve_host,
-        port=settings.serve_port,
-        log_level="warning",
-        access_log=False,
-    )
+    run(app, settings.serve_host, settings.serve_port, settings.home)
 
 
 def _slack_for_serve(kb, settings: Settings):

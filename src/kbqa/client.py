@@ -1,15 +1,96 @@
 """Asking a running `kbqa serve` from the command line: plain urllib, so that `kbqa ask` with
-KBQA_SERVER starts in a fraction of a second (no models, no index)."""
+KBQA_SERVER starts in a fraction of a second (no models, no index).
+
+Without KBQA_SERVER, `kbqa ask` finds a server on the same home through the file `kbqa serve`
+writes there (SERVER_FILE: its address, pid and a secret that makes the command line a local
+caller, as it is in-process; readable by the home's owner only), once its pid is alive and it
+answers a health call within half a second. A stale file (its process gone) is removed."""
 
 from __future__ import annotations
 
+import hmac
 import json
+import os
+import secrets
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from kbqa.errors import KbqaError
 from kbqa.types import Answer, Citation, Evidence, Hit
+
+SERVER_FILE = "server.json"
+
+
+class ServerUnreachable(KbqaError):
+    """The server could not be reached (the command line then answers in-process)."""
+
+
+def announce(home: Path, host: str, port: int) -> tuple[Path, str]:
+    """Write the server file for a server on host:port in this process: (its path, the
+    secret a local command line sends)."""
+    secret = secrets.token_urlsafe(32)
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    data = {"url": f"http://{shown}:{port}", "pid": os.getpid(), "secret": secret}
+    path = home / SERVER_FILE
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({**data, "started_at": time.time()}, f)
+    os.replace(tmp, path)
+    return path, secret
+
+
+def withdraw(path: Path, secret: str) -> None:
+    """Remove the server file, unless another server has written its own since."""
+    try:
+        if hmac.compare_digest(json.loads(path.read_text()).get("secret", ""), secret):
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def is_local_secret(given: str, secret: str) -> bool:
+    return bool(secret) and hmac.compare_digest(given.encode(), secret.encode())
+
+
+def running_server(home: Path, timeout: float = 0.5) -> tuple[str, str] | None:
+    """(url, secret) of the live server announced under `home`, or None."""
+    path = home / SERVER_FILE
+    try:
+        data = json.loads(path.read_text())
+        url, pid, secret = str(data["url"]), int(data["pid"]), str(data["secret"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _alive(pid):
+        path.unlink(missing_ok=True)  # its server is gone; the next `kbqa serve` writes anew
+        return None
+    request = urllib.request.Request(
+        url + "/api/health", headers={"Authorization": f"Bearer {secret}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            if json.loads(response.read()).get("local") is True:
+                return url, secret
+    except (OSError, ValueError, AttributeError):
+        pass  # starting, stopping, or another program on that port
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    except OSError:
+        return False
+    return True
 
 
 def ask_server(
@@ -45,7 +126,7 @@ def ask_server(
         raise KbqaError(f"{server}: {exc.code}: {message}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise KbqaError(f"cannot reach the kbqa server at {server}: {reason}") from None
+        raise ServerUnreachable(f"cannot reach the kbqa server at {server}: {reason}") from None
 
 
 def answer_from_dict(data: dict[str, Any]) -> Answer:
@@ -69,9 +150,17 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
             ),
             searched=data.get("searched", ""),
             note=data.get("note", ""),
+            cached_at=_stamp(data.get("cached_at")),
+            cached_question=data.get("cached_question", ""),
         )
     except (KeyError, TypeError) as exc:
         raise KbqaError(f"the server's answer lacks a field: {exc}") from None
+
+
+def _stamp(iso: str | None) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp() if iso else 0.0
 
 
 def _hit(d: dict[str, Any]) -> Hit:

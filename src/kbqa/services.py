@@ -8,6 +8,7 @@ from dataclasses import fields
 from functools import cached_property
 from typing import Any
 
+from kbqa.assistant.cache import AnswerCache
 from kbqa.assistant.generator import Generator
 from kbqa.ingest.pipeline import check_embedder
 from kbqa.models import READS as MODEL_READS
@@ -98,6 +99,12 @@ class Services:
             rerank_depth=s.rerank_depth,
             recency_tie=s.recency_tie,
         )
+
+    @cached_property
+    def answers(self) -> AnswerCache:
+        """Answers kept for the same question again. Never carried over by renewed(): any
+        new setting (a generator, an answer style) may change the answers."""
+        return AnswerCache.for_settings(self.settings)
 
     def publish(self, index: Any) -> None:
         """Build a snapshot over `index` (filled by the write path) and make it current."""

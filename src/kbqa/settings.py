@@ -75,6 +75,9 @@ class Settings:
     max_unpacked_bytes: int = 256 * 1024 * 1024
     max_file_seconds: float = 60.0
     max_parse_memory_bytes: int = 2 * 1024 * 1024 * 1024
+    # Parse worker processes an ingest runs at once (each within the limits above); 0: one
+    # per core this process may use.
+    ingest_workers: int = 0
     # SQLite: how long a write waits for another process's write lock before giving up.
     database_busy_seconds: float = 30.0
     # The vector index: "flat" (exact), "ivf" (approximate, trained on the stored vectors), or
@@ -194,6 +197,10 @@ class Settings:
     allow_loopback_without_token: bool = True
     max_question_chars: int = 2000
     max_request_bytes: int = 65536
+    # Answers kept for the same question again (assistant/cache.py; 0: none), and the cosine
+    # above which another wording is the same question (docs/serving-speed-cache.md; >1: never).
+    answer_cache_size: int = 512
+    answer_cache_similarity: float = 0.97
     # How often a long-running process checks the database for another process's ingest.
     snapshot_check_seconds: float = 1.0
     # KBQA_SERVER: `kbqa ask` sends its question to this running server (http://host:port);
@@ -314,6 +321,8 @@ class Settings:
             raise ConfigError("settings 'recency_tie' must be >= 0, 'stale_after_days' >= 1")
         if not 0 <= self.pointer_min_probability <= 1:
             raise ConfigError("setting 'pointer_min_probability' must be between 0 and 1")
+        if self.ingest_workers < 0:
+            raise ConfigError("setting 'ingest_workers' must be 0 (one per core) or more")
         for key in ("max_question_chars", "max_request_bytes", "pointer_max_tokens", *QUEUE):
             if getattr(self, key) < 1:
                 raise ConfigError(f"setting '{key}' must be at least 1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from kbqa.clock import iso, parse_time
@@ -135,6 +136,10 @@ class Answer:
     searched: str = ""
     # A note for the asker beside the answer (the question is not in the embedder's language).
     note: str = ""
+    # Served again from the answer cache (assistant/cache.py): when it was first answered (a
+    # Unix time; 0: answered now) and the question it was answered for (a near-duplicate's).
+    cached_at: float = 0.0
+    cached_question: str = ""
 
     def explanation(self) -> str:
         """How the answer was made, a line each: why it abstained or quoted, what was dropped,
@@ -189,4 +194,14 @@ class Answer:
             "citations": [hit_dict(c.hit, c.n) for c in self.citations],
             "hits": [hit_dict(h) for h in self.hits],
             "timings": {k: round(v, 1) for k, v in self.timings.items()},
+            "cached": bool(self.cached_at),
+            **(
+                {"cached_at": _iso(self.cached_at), "cached_question": self.cached_question}
+                if self.cached_at
+                else {}
+            ),
         }
+
+
+def _iso(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")

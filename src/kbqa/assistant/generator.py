@@ -21,7 +21,7 @@ from typing import Protocol
 
 from kbqa.assistant.models import PACKAGED, packaged_gguf
 from kbqa.errors import MissingDependencyError, ModelError
-from kbqa.retrieval.device import precision_dtype, torch_device
+from kbqa.retrieval.device import precision_dtype, require_torch, torch_device
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ def _converted(gguf: Path, target: Path) -> Path:
     for the 135M model), so it is done once."""
     if (target / "config.json").is_file():
         return target
+    require_torch("transformers")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.info("converting %s to a cached safetensors model (once)", gguf.name)
@@ -121,6 +122,7 @@ class TransformersGenerator:
         cache: Path = DEFAULT_CACHE,
         precision: str = "auto",
     ):
+        require_torch("transformers")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.name = model

@@ -5,6 +5,7 @@ parses, chunks and embeds on the executors."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -12,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from kbqa.ingest.files import FileLimits
 from kbqa.ingest.pipeline import IngestReport, Progress, Remote, RemoteRun, check_embedder
+from kbqa.ingest.prefetch import Prefetch
 from kbqa.ingest.sources import Source, open_source
-from kbqa.ingest.worker import ParseWorker
+from kbqa.ingest.worker import ParsePool
 from kbqa.settings import Settings
 
 if TYPE_CHECKING:
@@ -21,6 +23,13 @@ if TYPE_CHECKING:
 
 # The core's write path: index these sources (with this embedder, or stages run remotely).
 IndexSources = Callable[..., IngestReport]
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def file_limits(settings: Settings) -> FileLimits:
@@ -42,9 +51,12 @@ def ingest_paths(
     URL) the parse, chunk and embed stages run as a Spark job."""
     s = services.settings
     limits = file_limits(s)
-    # Files are parsed in a worker process, each within the limits (ingest/worker.py);
-    # with Spark the executors parse.
-    with ParseWorker(limits, s.chunk_max_chars, s.chunk_soft_max_chars) as worker:
+    # Files are parsed in worker processes, one per core (ingest_workers), each file within the
+    # limits (ingest/worker.py), ahead of the write path (ingest/prefetch.py); with Spark the
+    # executors parse.
+    workers = 1 if spark else (s.ingest_workers or cores())
+    pool = ParsePool(limits, s.chunk_max_chars, s.chunk_soft_max_chars, workers)
+    with pool, Prefetch(pool, services.store) as prefetch:
         sources = [
             open_source(
                 path,
@@ -53,12 +65,12 @@ def ingest_paths(
                 s.chunk_max_chars,
                 s.chunk_soft_max_chars,
                 limits,
-                worker.parse,
+                pool.parse,
             )
             for path in paths
         ]
         if not spark:
-            return index_sources(sources, progress)
+            return index_sources(prefetch.sources(sources), progress)
         return spark_ingest(spark, sources, progress, services, limits, index_sources)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import queue
 import resource
 import signal
 import sys
@@ -208,3 +209,50 @@ class ParseWorker:
         if code < 0:
             return f"the parser crashed ({signal.Signals(-code).name}): skipped"
         return f"the parser exited with status {code}: skipped"
+
+
+class ParsePool:
+    """`size` ParseWorkers, one per core by default: `parse` may be called from several threads
+    at once, each call on a worker of its own (ingest/prefetch.py drives them). Use as a context
+    manager."""
+
+    def __init__(
+        self, limits: FileLimits, max_chars: int = 1200, soft_max_chars: int = 800, size: int = 1
+    ):
+        self.size = max(1, size)
+        self._workers = [ParseWorker(limits, max_chars, soft_max_chars) for _ in range(self.size)]
+        self._idle: queue.SimpleQueue[ParseWorker] = queue.SimpleQueue()
+        for worker in self._workers:
+            self._idle.put(worker)
+
+    def __enter__(self) -> ParsePool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def start(self, n: int) -> None:
+        """Start up to n workers now, from this thread: while it is the process's only thread
+        they are forked, with no fork server to start (see _context)."""
+        for worker in self._workers[: max(0, n)]:
+            if worker._process is None:
+                worker._start()
+
+    def parse(self, path: Path, digest: str, timings: dict[str, float]) -> Document:
+        worker = self._idle.get()
+        try:
+            return worker.parse(path, digest, timings)
+        finally:
+            self._idle.put(worker)
+
+    @property
+    def restarts(self) -> int:
+        return sum(w.restarts for w in self._workers)
+
+    @property
+    def peak_rss(self) -> int:
+        return max(w.peak_rss for w in self._workers)
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.close()

@@ -36,6 +36,24 @@ def age(hit: Hit, now: float | None = None) -> str:
     return f"{days // 30} months ago" if days < 730 else f"{days // 365} years ago"
 
 
+def cached_line(answer: Answer, now: float | None = None) -> str:
+    """'(answered 3 days ago from the same sources)' for an answer served again from the cache
+    (with the question it was asked as, when another wording matched); "" otherwise."""
+    if not answer.cached_at:
+        return ""
+    seconds = max(0.0, (now or time.time()) - answer.cached_at)
+    if seconds < 3600:
+        when = f"{int(seconds // 60)} min ago" if seconds >= 60 else "just now"
+    elif seconds < 86400:
+        hours = int(seconds // 3600)
+        when = f"{hours} hour{'s' if hours > 1 else ''} ago"
+    else:
+        when = age(Hit(0, 0.0, "", "", "", "", {"mtime": answer.cached_at}), now)
+    asked = answer.cached_question
+    as_ = f' as "{asked}"' if asked and asked != answer.question else ""
+    return f"(answered {when}{as_} from the same sources)"
+
+
 @dataclass(frozen=True)
 class Source:
     """A passage as people see it: its citation number (None for a closest source), its label,
@@ -163,7 +181,9 @@ def shown(answer: Answer, closest: int = CLOSEST, cited: int | None = None) -> S
         evidence=answer.evidence if pointed else (),
         sources=sources,
         closest=answer.abstained,
-        why=f"({why_no_answer(answer)})" if answer.abstained else answer.explanation(),
+        why=f"({why_no_answer(answer)})"
+        if answer.abstained
+        else " ".join(filter(None, [answer.explanation(), cached_line(answer)])),
         searched=answer.searched,
         note=answer.note,
     )

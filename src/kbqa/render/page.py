@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kbqa.render import original, rows
-from kbqa.render.model import Source, why_no_answer
+from kbqa.render.model import Source, cached_line, why_no_answer
 from kbqa.types import Answer, Evidence, Hit
 
 _TAGS = {
@@ -112,12 +112,15 @@ def sources(answer: Answer) -> dict[str, list[dict[str, Any]]]:
 
 
 def answer_data(answer: Answer) -> dict[str, Any]:
-    """The answer's JSON (as `kbqa ask --json` prints it), with `why` when it abstained."""
+    """The answer's JSON (as `kbqa ask --json` prints it), with `why` when it abstained and
+    `cached_line` when it was served from the answer cache."""
     data = {**answer.to_dict(), "html": "" if answer.abstained else html(answer.text)}
     hits = {c.n: c.hit for c in answer.citations}
     data["evidence"] = [
         {**e, "html": unit_html(e["text"], hits.get(e["n"]))} for e in data["evidence"]
     ]
+    if answer.cached_at:
+        data["cached_line"] = cached_line(answer)
     return {**data, "why": why_no_answer(answer)} if answer.abstained else data
 
 

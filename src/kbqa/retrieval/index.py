@@ -116,17 +116,28 @@ class VectorIndex:
         # cost more than the search itself (benchmarks/index_scale.py, filtered rows).
         self._selectors: OrderedDict[int, tuple[np.ndarray, object, np.ndarray]] = OrderedDict()
         self._selectors_lock = threading.Lock()
+        # Memory-mapped (load(mmap=True)): faiss would write into the mapped file's pages and
+        # crash, so a change is refused instead.
+        self.read_only = False
 
     @classmethod
     def load(
-        cls, path: Path, dim: int, use_gpu: bool = False, choice: IndexChoice | None = None
+        cls,
+        path: Path,
+        dim: int,
+        use_gpu: bool = False,
+        choice: IndexChoice | None = None,
+        mmap: bool = False,
     ) -> VectorIndex:
-        """Open a saved index; a missing or unreadable file gives an empty one (to repair)."""
+        """Open a saved index; a missing or unreadable file gives an empty one (to repair).
+        `mmap`: a flat index's vectors stay in the file, paged in as searches read them (a
+        start reads none of them, processes share them); such an index is read-only."""
         index = cls(dim, use_gpu, choice)
         if path.exists():
             try:
                 _verify(path)
-                loaded = _faiss().read_index(str(path))
+                loaded = _read(path, mmap)
+                index.read_only = mmap and not _is_ivf(loaded)
             except (RuntimeError, OSError, ValueError) as exc:
                 log.warning("vector index %s is unreadable (%s); rebuilding it", path, exc)
             else:
@@ -170,17 +181,23 @@ class VectorIndex:
         return ids, self.cpu.reconstruct_batch(ids)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._writable()
         if len(ids):
             vectors = np.ascontiguousarray(vectors, dtype=np.float32)
             self.cpu.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
             self._gpu = None
 
     def remove(self, ids: np.ndarray) -> None:
+        self._writable()
         if len(ids):
             ids = np.ascontiguousarray(ids, dtype=np.int64)
             # IVF's id hash table removes only by an explicit array of ids.
             self.cpu.remove_ids(_faiss().IDSelectorArray(ids) if _is_ivf(self.cpu) else ids)
             self._gpu = None
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a memory-mapped vector index is read-only: load it with mmap=False")
 
     def search(
         self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
@@ -282,6 +299,17 @@ def _sha256(f) -> str:
     for block in iter(lambda: f.read(1 << 20), b""):
         digest.update(block)
     return digest.hexdigest()
+
+
+def _read(path: Path, mmap: bool):
+    faiss = _faiss()
+    if mmap:
+        try:
+            # IndexFlatCodes (the flat kind) map their vectors; IVF here reads as usual.
+            return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+        except RuntimeError:
+            pass
+    return faiss.read_index(str(path))
 
 
 def _verify(path: Path) -> None:

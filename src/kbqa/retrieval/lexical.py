@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -36,12 +37,27 @@ _WORD = re.compile(r"[^\W_]{2,}")
 _POINTER = "current.json"
 
 
+def bm25s_module():
+    """bm25s, imported on first use (a dense-only search never pays for it) and without numba:
+    bm25s imports numba whenever it is installed (unstructured brings it), ~0.4 s of a cold
+    `kbqa ask`, though kbqa runs its numpy backend."""
+    if "bm25s" not in sys.modules and "numba" not in sys.modules:
+        sys.modules["numba"] = None  # type: ignore[assignment] - `import numba` now fails
+        try:
+            import bm25s
+            import bm25s.stopwords
+        finally:
+            del sys.modules["numba"]
+    import bm25s
+    import bm25s.stopwords
+
+    return bm25s
+
+
 def make_tokenizer(stemmer: str = "english") -> Callable[[str], list[str]]:
     """Lower-cased words minus English stopwords, Snowball-stemmed in language `stemmer`
     ("" for none). Without PyStemmer it logs a warning and does not stem."""
-    from bm25s.stopwords import STOPWORDS_EN
-
-    stopwords = frozenset(STOPWORDS_EN)
+    stopwords = frozenset(bm25s_module().stopwords.STOPWORDS_EN)
     stem: Callable[[list[str]], list[str]] = list
     if stemmer:
         try:
@@ -102,7 +118,7 @@ class LexicalIndex:
         self._bm25 = None
         self._document_frequency: dict[str, int] = {}
         if len(texts):
-            import bm25s  # imported here: it costs a second that dense-only use never pays
+            bm25s = bm25s_module()
 
             tokens = [self.tokenize(text) for text in texts]
             self._document_frequency = dict(Counter(t for doc in tokens for t in set(doc)))
@@ -188,8 +204,7 @@ class LexicalIndex:
             index._document_frequency = meta["document_frequency"]
             index._bm25 = None
             if len(saved_ids):
-                import bm25s
-
+                bm25s = bm25s_module()
                 # Memory-mapped: the score arrays are paged in as queries touch them, so a
                 # start costs no read of the whole index (and processes share the pages).
                 index._bm25 = bm25s.BM25.load(str(saved), mmap=True, show_progress=False)

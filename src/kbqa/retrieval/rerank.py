@@ -9,7 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from kbqa.errors import ModelError
-from kbqa.retrieval.device import torch_device
+from kbqa.retrieval.device import require_torch, torch_device
 from kbqa.settings import PACKAGED_EMBEDDER
 
 
@@ -21,6 +21,7 @@ class CrossEncoderReranker:
     """Reads query and passage together: the strongest kind of reranker, when one is at hand."""
 
     def __init__(self, location: str, device: str = "auto"):
+        require_torch("sentence_transformers")
         from sentence_transformers import CrossEncoder
 
         self.model = CrossEncoder(location, device=torch_device(device))
@@ -36,6 +37,7 @@ class BiEncoderReranker:
     """Cosine similarity under another (larger) sentence-transformers model than the index's."""
 
     def __init__(self, location: str, device: str = "auto"):
+        require_torch("sentence_transformers")
         from sentence_transformers import SentenceTransformer
 
         self.model = SentenceTransformer(location, device=torch_device(device))
@@ -89,6 +91,7 @@ def load_reranker(model: str, device: str = "auto") -> Reranker:
 def is_cross_encoder(location: str) -> bool:
     """Whether the model is a cross-encoder: its transformers config says it classifies
     sequences (a bi-encoder's says it is a bare encoder such as BertModel)."""
+    require_torch("transformers")
     from transformers import AutoConfig
 
     architectures = AutoConfig.from_pretrained(location).architectures or []

@@ -199,11 +199,13 @@ def build_snapshot(
         chunks[chunk_id] = ChunkInfo(heading, text, doc)
 
     if index is None:
-        index = VectorIndex.load(index_path, dim, use_gpu, choice)
+        # Memory-mapped: read-only, as a published snapshot's index is (a repair reloads it).
+        index = VectorIndex.load(index_path, dim, use_gpu, choice, mmap=True)
         ids = np.array(list(chunks), dtype=np.int64)
         indexed = index.ids()
         stale, missing = np.setdiff1d(indexed, ids), np.setdiff1d(ids, indexed)
         if len(stale) or len(missing):
+            index = VectorIndex.load(index_path, dim, use_gpu, choice)
             log.warning(
                 "vector index %s out of step with the database (%d stale, %d missing): "
                 "repairing from stored embeddings",

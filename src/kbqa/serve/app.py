@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kbqa.client import announce, is_local_secret, withdraw
+from kbqa.errors import KbqaError
 from kbqa.serve import api, chat, errors, files, pages
 from kbqa.serve.schedule import SyncScheduler
 
@@ -20,11 +22,14 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 
 
-def create_app(core, slack: Any = None, ask_workers: int = 4, slack_workers: int = 8) -> FastAPI:
+def create_app(
+    core, slack: Any = None, ask_workers: int = 4, slack_workers: int = 8, local_secret: str = ""
+) -> FastAPI:
     """The service over `core`. `slack`, a Bolt App, is served at POST /slack/events.
     At most `ask_workers` questions are worked on at once (the rest wait their turn), and
     Slack's events are dispatched by workers of their own, so they are acknowledged at once
-    however many questions are queued."""
+    however many questions are queued. `local_secret`, sent as a bearer token, makes a caller
+    local (the command line on this home: see kbqa/client.py and `run`)."""
     app = FastAPI(
         title="kbqa",
         summary="Cited answers from your own docs and Slack threads",
@@ -33,6 +38,7 @@ def create_app(core, slack: Any = None, ask_workers: int = 4, slack_workers: int
         openapi_url="/api/openapi.json",
     )
     app.state.core = core
+    app.state.local_secret = local_secret
     app.state.ask_limiter = anyio.CapacityLimiter(ask_workers)
     app.state.slack_limiter = anyio.CapacityLimiter(slack_workers)
     # Connector syncs on their schedules (started by `kbqa serve`) and the admin's "sync now".
@@ -47,7 +53,47 @@ def create_app(core, slack: Any = None, ask_workers: int = 4, slack_workers: int
     app.add_middleware(RequestLog)
     if slack is not None:
         _mount_slack(app, slack)
+
+    @app.get("/api/health", include_in_schema=False)
+    async def health(request: Request):
+        # Answered at once, by no worker: `kbqa ask` checks it before asking (0.5 s at most).
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return {"ok": True, "local": is_local_secret(given, request.app.state.local_secret)}
+
     return app
+
+
+def run(app: FastAPI, host: str, port: int, home: Path) -> None:
+    """Serve `app` on host:port, announced under `home` (kbqa/client.py) while it runs: the
+    socket is bound first, so the file never names a port this process does not hold."""
+    import signal
+    import socket
+    import sys
+    import threading
+
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise KbqaError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    path, secret = announce(home, host, sock.getsockname()[1])
+    app.state.local_secret = secret
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down on SIGTERM, then raises it again with this handler back in place:
+        # exit through `finally`, so the file goes too.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        withdraw(path, secret)
+        sock.close()
 
 
 def _mount_slack(app: FastAPI, bolt) -> None:

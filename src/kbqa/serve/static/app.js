@@ -285,6 +285,7 @@
       if (answer.updated) turn.node.append(el("p", { class: "updated", text: answer.updated }));
       const list = el("ul", { class: "sources", "aria-label": "sources" }, ...onePerSection((sources && sources.citations) || []).map(sourceItem));
       turn.node.append(list);
+      if (answer.cached_line) turn.node.append(el("p", { class: "cached", text: answer.cached_line }));
       history.push([turn.question, answer.answer]);
     }
     turn.node.append(feedbackButtons(turn));

@@ -1,0 +1,136 @@
+"""Parsing on every core: the files an ingest will load are parsed ahead, several at once (a
+ParsePool's workers, one per core), while the write path takes them one by one in its own
+order, so the documents, their chunks and their ids come out as with one worker.
+
+Which files will be loaded is decided here the way the write path decides it (new, or its
+content hash changed), with one query per source; the write path still decides for itself, and
+a file it loads that was not parsed ahead is parsed then, as before."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+
+from sqlalchemy import select
+
+from kbqa.errors import ParseError
+from kbqa.ingest.sources import Item, Source
+from kbqa.ingest.worker import ParsePool
+from kbqa.store import DocumentRow, Store
+from kbqa.types import Document
+
+
+class Prefetch:
+    """Parses ahead for the sources handed to `sources`; use as a context manager."""
+
+    def __init__(self, pool: ParsePool, store: Store):
+        self.pool, self.store = pool, store
+        # Parsed documents held at most this far ahead of the write path (memory stays bounded).
+        self.ahead = 4 * pool.size
+        self._threads = ThreadPoolExecutor(pool.size, thread_name_prefix="kbqa-parse")
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        # Nothing is left in flight after a complete ingest; after an error or Ctrl-C the
+        # pool's close, next, stops the parses still running.
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def sources(self, sources: list[Source]) -> list[Source]:
+        """The sources, their files' loads parsed ahead (in the order they are listed)."""
+        if self.pool.size < 2:
+            return sources
+        return [self._source(source) for source in sources]
+
+    def _source(self, source: Source) -> Source:
+        digests = {item.uri: _fingerprint(item) for item in source.items}
+        stored = self._stored_hashes([uri for uri, d in digests.items() if isinstance(d, str)])
+        wanted = [
+            item
+            for item in source.items
+            if isinstance(digests[item.uri], str) and stored.get(item.uri) != digests[item.uri]
+        ]
+        if not wanted:
+            return source
+        self.pool.start(min(len(wanted), self.pool.size))
+        ahead = _Ahead(wanted, digests, self._threads, self.ahead)
+        items = [
+            replace(item, fingerprint=ahead.fingerprint(item), load=ahead.load(item))
+            for item in source.items
+        ]
+        return replace(source, items=items)
+
+    def _stored_hashes(self, uris: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self.store.session() as s:
+            for start in range(0, len(uris), 500):  # SQLite's bound on parameters
+                rows = s.execute(
+                    select(DocumentRow.uri, DocumentRow.content_hash).where(
+                        DocumentRow.uri.in_(uris[start : start + 500])
+                    )
+                )
+                found.update({uri: digest for uri, digest in rows})
+        return found
+
+
+def _fingerprint(item: Item) -> str | ParseError:
+    try:
+        return item.fingerprint()
+    except ParseError as exc:
+        return exc
+
+
+class _Ahead:
+    """The loads of `wanted` (in order), submitted at most `ahead` beyond the last taken."""
+
+    def __init__(self, wanted: list[Item], digests: dict, threads: ThreadPoolExecutor, ahead: int):
+        self.wanted, self.digests, self.threads, self.ahead = wanted, digests, threads, ahead
+        self.position = {item.uri: n for n, item in enumerate(wanted)}
+        self.futures: dict[str, Future] = {}
+        self.submitted = 0
+        self.lock = threading.Lock()
+        self._submit(ahead)
+
+    def _submit(self, upto: int) -> None:
+        with self.lock:
+            while self.submitted < min(upto, len(self.wanted)):
+                item = self.wanted[self.submitted]
+                self.futures[item.uri] = self.threads.submit(_parse, item, self.digests[item.uri])
+                self.submitted += 1
+
+    def fingerprint(self, item: Item):
+        digest = self.digests[item.uri]
+
+        def fingerprint() -> str:
+            if isinstance(digest, ParseError):
+                raise digest
+            return digest
+
+        return fingerprint
+
+    def load(self, item: Item):
+        def load(digest: str, timings: dict[str, float]) -> Document:
+            future = self.futures.pop(item.uri, None)
+            n = self.position.get(item.uri)
+            if n is not None:
+                self._submit(n + 1 + self.ahead)
+            if future is None or digest != self.digests[item.uri]:
+                return item.load(digest, timings)  # not parsed ahead: parse it now
+            doc, times, error = future.result()
+            for stage, seconds in times.items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
+            if error is not None:
+                raise error
+            return doc
+
+        return load
+
+
+def _parse(item: Item, digest: str) -> tuple[Document | None, dict[str, float], Exception | None]:
+    times: dict[str, float] = {}
+    try:
+        return item.load(digest, times), times, None
+    except Exception as exc:  # handed to the write path, which reports it as it always did
+        return None, times, exc
