@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from kbqa.errors import ConfigError
-from kbqa.faults import check_spec
+from kbqa.settings_check import check
 
 PACKAGED_EMBEDDER = "all-MiniLM-L6-v2"
-QUEUE = ("generator_slots", "queue_limit", "queue_retry_seconds")
 # The default generator (benchmarks/generators.py picked it; docs/generators.md).
 PACKAGED_GENERATOR = "Qwen2.5-Coder-1.5B-Instruct"
 # The small one `kbqa tune train` fine-tunes by default: fully fine-tuning 1.5B parameters
@@ -296,69 +295,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        choices = {
-            "on_unsupported": ("abstain", "extract"),
-            "on_idk": ("abstain", "extract"),
-            "answer_style": ("pointed", "free"),
-            "generator_backend": ("auto", "llama.cpp", "transformers"),
-            "generator_precision": ("auto", "fp32", "bf16"),
-            "device": ("auto", "cpu", "cuda"),
-            "retrieval_mode": ("dense", "bm25", "hybrid"),
-            "fusion": ("rrf", "convex", "zscore"),
-            "embedding_backend": ("auto", "torch-fp32", "torch-bf16", "onnx-int8", "onnx-qint8"),
-            "vector_index": ("auto", "flat", "ivf"),
-            "vector_backend": ("faiss", "pgvector"),
-            "lexical_backend": ("bm25", "postgres-fts"),
-            "spark_writes": ("auto", "driver", "executors"),
-        }
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise ConfigError(f"setting '{key}' must be one of {', '.join(allowed)}")
-        for key in ("top_k", "rrf_k", "rerank_depth", "vector_index_flat_max", "prompt_passages"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"setting '{key}' must be at least 1")
-        if self.recency_tie < 0 or self.stale_after_days < 1:
-            raise ConfigError("settings 'recency_tie' must be >= 0, 'stale_after_days' >= 1")
-        if not 0 <= self.pointer_min_probability <= 1:
-            raise ConfigError("setting 'pointer_min_probability' must be between 0 and 1")
-        if self.ingest_workers < 0:
-            raise ConfigError("setting 'ingest_workers' must be 0 (one per core) or more")
-        for key in ("max_question_chars", "max_request_bytes", "pointer_max_tokens", *QUEUE):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"setting '{key}' must be at least 1")
-        if not 0 < self.serve_port < 65536:
-            raise ConfigError("setting 'serve_port' must be a port number (1-65535)")
-        if self.server and not self.server.startswith(("http://", "https://")):
-            raise ConfigError(
-                "setting 'server' (KBQA_SERVER) must be a URL like http://127.0.0.1:8080"
-            )
-        for key in ("max_file_bytes", "max_unpacked_bytes", "max_parse_memory_bytes"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"setting '{key}' must be at least 1")
-        for key in ("max_file_seconds", "database_busy_seconds"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"setting '{key}' must be more than 0")
-        check_spec(self.fault_at)
-        if self.vector_backend == "pgvector" and not self.db_url.startswith("postgresql"):
-            raise ConfigError(
-                "setting 'vector_backend' pgvector needs database_url to be a PostgreSQL URL "
-                "(postgresql+psycopg://user@host/db)"
-            )
-        if self.lexical_backend == "postgres-fts" and self.vector_backend != "pgvector":
-            raise ConfigError(
-                "setting 'lexical_backend' postgres-fts needs vector_backend pgvector"
-            )
-        if not 0.0 <= self.fusion_alpha <= 1.0:
-            raise ConfigError("setting 'fusion_alpha' must be between 0 and 1")
-        # A threshold past 1 (on a probability, or a cosine, which is at most 1) would abstain on
-        # every question without saying why. -inf switches a gate off (the ungated evaluation).
-        bounds = {"min_confidence": 0.0, "min_quote_confidence": 0.0, "min_hit_score": -1.0}
-        for key, low in bounds.items():
-            value = getattr(self, key)
-            if value != float("-inf") and not low <= value <= 1.0:
-                raise ConfigError(
-                    f"setting '{key}' must be between {low:g} and 1 (it is {value:g})"
-                )
+        check(self)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
