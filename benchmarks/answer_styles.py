@@ -94,7 +94,8 @@ def record(item: dict, style: str, answer: Answer, first: float | None, total: f
     return {
         **item, "style": style, "mode": "abstained" if answer.abstained else answer.mode,
         "answer": answer.text, "span": answer.span, "reason": answer.reason,
-        "evidence": [{"n": e.n, "text": e.text, "span": e.span, "p": e.probability}
+        "evidence": [{"n": e.n, "text": e.text, "span": e.span, "p": e.probability,
+                      "margin": e.margin}
                      for e in answer.evidence],
         "has_reference": bool(found) and not answer.abstained
         and (all(found) if item["match"] == "all" else any(found)),

@@ -108,8 +108,30 @@ def test_number_probabilities_are_renormalised_over_the_valid_numbers():
     assert pointer.number_probabilities(tokens, 3) == pytest.approx([0.4 / 0.6, 0.5])
 
 
-def pointed(question: str, text: str, label: str = "Architecture › Services", p: float = 1.0):
-    return signals.Pointed(question, pointer.Pick(1, "", p), Unit(1, text), label)
+def test_number_margins_are_between_the_two_likeliest_first_digits():
+    tokens = [
+        token("[", 0.99),
+        token("2", 0.4, {"2": 0.4, "1": 0.2, "The": 0.3, "9": 0.1}),
+        token("]", 0.9),
+        token("\n", 0.9),
+        token("[", 0.9),
+        token("1", 0.5, {"1": 0.5, "3": 0.5}),  # a tie: no margin
+        token("]", 0.9),
+        token("\n", 0.9),
+        token("[", 0.9),
+        token("1", 0.9),  # no alternatives reported: all of it
+    ]
+    # Three units: first digits 0..3, so "The" and "9" do not count.
+    margins = pointer.number_margins(tokens, 3)
+    assert margins == pytest.approx([(0.4 - 0.2) / 0.6, 0.0, 1.0])
+    picks = pointer.parse("[2] a\n[1] b", [Unit(1, "a b"), Unit(1, "b a")], [], margins)
+    assert [p.margin for p in picks] == pytest.approx(margins[:2])
+
+
+def pointed(
+    question: str, text: str, label: str = "Architecture › Services", p: float = 1.0, m=1.0
+):
+    return signals.Pointed(question, pointer.Pick(1, "", p, m), Unit(1, text), label)
 
 
 def test_the_subject_check_rejects_a_unit_about_another_service():
@@ -128,6 +150,12 @@ def test_the_probability_check_has_its_threshold():
     check = signals.PointerProbability(0.5)
     assert check(pointed("q", "Port 7300.", p=0.4)).signal == "pointer_probability"
     assert check(pointed("q", "Port 7300.", p=0.6)) is None
+
+
+def test_the_margin_check_has_its_threshold():
+    check = signals.build(Settings(pointer_checks=("pointer_margin",), pointer_min_margin=0.3))[0]
+    assert check(pointed("q", "Port 7300.", m=0.1)).signal == "pointer_margin"
+    assert check(pointed("q", "Port 7300.", m=0.5)) is None
 
 
 def test_checks_are_switched_by_settings():

@@ -76,8 +76,10 @@ SETTINGS = {
     "support_min_similarity": "the support check: cosine of a sentence to its passage",
     "max_new_tokens": "tokens per answer",
     "answer_style": "`pointed` (the model names sentences, kbqa quotes them) or `free`",
-    "pointer_checks": "checks on a pointed answer: `subject`, `pointer_probability`",
+    "pointer_checks": "checks on a pointed answer: `subject`, `pointer_probability`, "
+    "`pointer_margin`",
     "pointer_min_probability": "the model's least probability for a unit it points at",
+    "pointer_min_margin": "the least margin of that unit's number over the next likeliest",
     "pointer_max_tokens": "tokens per pointed reply",
     "prompt_passage_chars": "each passage is cut to its lines closest to the question (0: whole)",
     "prompt_passages": "the generator sees at most this many of the `top_k` passages",

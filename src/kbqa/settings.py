@@ -160,6 +160,10 @@ class Settings:
     # 90 % of answerable ones answered (88 % at 0); 0.3 loses none of them and abstains on one
     # more unanswerable question (4 -> 5 of 7); 0.5 would lose 6 answerable for 2 more.
     pointer_min_probability: float = 0.3
+    # The least margin of the chosen unit's number over the next likeliest ("pointer_margin"
+    # in pointer_checks). 0.2 was chosen on blind read 2 (docs/pointer.md): it kept 76 of 106
+    # delivered answers, 6 of them unsupported against 18.
+    pointer_min_margin: float = 0.2
     pointer_max_tokens: int = 48
     # Each passage is shown to the generator cut to its lines closest to the question, at most
     # this many characters (0: whole passages); the support check always reads whole passages.

@@ -37,8 +37,9 @@ def check(s: Any) -> None:
             raise ConfigError(f"setting '{key}' must be at least 1")
     if s.recency_tie < 0 or s.stale_after_days < 1:
         raise ConfigError("settings 'recency_tie' must be >= 0, 'stale_after_days' >= 1")
-    if not 0 <= s.pointer_min_probability <= 1:
-        raise ConfigError("setting 'pointer_min_probability' must be between 0 and 1")
+    for key in ("pointer_min_probability", "pointer_min_margin"):
+        if not 0 <= getattr(s, key) <= 1:
+            raise ConfigError(f"setting '{key}' must be between 0 and 1")
     if s.ingest_workers < 0:
         raise ConfigError("setting 'ingest_workers' must be 0 (one per core) or more")
     for key in ("max_question_chars", "max_request_bytes", "pointer_max_tokens", *QUEUE):

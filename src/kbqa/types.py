@@ -97,6 +97,8 @@ class Evidence:
     span: str = ""
     # The model's probability for naming this unit (renormalised over the valid numbers).
     probability: float = 1.0
+    # How far that number stood above the next likeliest (pointer.number_margins).
+    margin: float = 1.0
 
 
 class Quoted(str):

@@ -68,9 +68,10 @@ def answer_stream(
             lines = reply.split("\n")
             finished = lines if piece is None else lines[:-1]
             probabilities = pointer.number_probabilities(tokens, len(found))
+            margins = pointer.number_margins(tokens, len(found))
             for i in range(done, len(finished)):
-                p = probabilities[i : i + 1] or [1.0]
-                for pick in pointer.parse(finished[i], found, p):
+                p, m = probabilities[i : i + 1] or [1.0], margins[i : i + 1] or [1.0]
+                for pick in pointer.parse(finished[i], found, p, m):
                     if any(pick.k == k.k for k, _ in kept):
                         continue
                     unit = found[pick.k - 1]
@@ -84,7 +85,7 @@ def answer_stream(
                     kept.append((pick, unit))
                     c = numbers.setdefault(unit.n, len(numbers) + 1)
                     span = _span(pick.span, unit.text)
-                    evidence.append(Evidence(c, unit.text, span, pick.probability))
+                    evidence.append(Evidence(c, unit.text, span, pick.probability, pick.margin))
                     timings.setdefault("first_evidence_ms", _ms(started))
                     yield evidence[-1]
             done = len(finished)

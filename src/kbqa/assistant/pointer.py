@@ -36,11 +36,13 @@ SYSTEM = (
 @dataclass(frozen=True)
 class Pick:
     """One line of the reply: unit number k (1-based into the units), the copied words as the
-    passage writes them ("" when none), and the model's probability for the number."""
+    passage writes them ("" when none), the model's probability for the number, and its margin
+    over the next likeliest (signals.PointerMargin)."""
 
     k: int
     span: str
     probability: float = 1.0
+    margin: float = 1.0
 
 
 def messages(
@@ -81,7 +83,9 @@ def grammar(units: list[Unit]) -> str:
 _LINE = re.compile(r"^\s*\[(\d{1,3})\]\s*(.*?)\s*$")
 
 
-def parse(reply: str, units: list[Unit], probabilities: list[float] = ()) -> list[Pick]:
+def parse(
+    reply: str, units: list[Unit], probabilities: list[float] = (), margins: list[float] = ()
+) -> list[Pick]:
     """The picks of a reply, in order: each a known unit, once, with its copied words found in
     the unit's own text (or "" when they are not there). `[0]` or nothing valid: []."""
     picks: list[Pick] = []
@@ -93,7 +97,8 @@ def parse(reply: str, units: list[Unit], probabilities: list[float] = ()) -> lis
         if not 1 <= k <= len(units) or any(p.k == k for p in picks):
             continue
         p = probabilities[i] if i < len(probabilities) else 1.0
-        picks.append(Pick(k, locate(match.group(2), units[k - 1].text), p))
+        margin = margins[i] if i < len(margins) else 1.0
+        picks.append(Pick(k, locate(match.group(2), units[k - 1].text), p, margin))
         if len(picks) == MAX_ITEMS:
             break
     return picks
@@ -136,10 +141,40 @@ def number_probabilities(tokens: list[dict], count: int) -> list[float]:
     return out
 
 
+def number_margins(tokens: list[dict], count: int) -> list[float]:
+    """For each number the reply wrote after "[", how far the likeliest first digit stands
+    above the next (renormalised over the first digits of the numbers 0..count): a pick the
+    model hesitated over is more often the wrong unit. Numbers of two digits share their first
+    digit, so 1 and 12 are not told apart here."""
+    allowed = {str(k)[0] for k in range(count + 1)}
+    out = []
+    for i, token in enumerate(tokens[:-1]):
+        if not token["token"].endswith("[") or not tokens[i + 1]["token"].isdigit():
+            continue
+        written = tokens[i + 1]
+        mass = {
+            t["token"]: math.exp(t["logprob"])
+            for t in written.get("top_logprobs", [])
+            if t["token"] in allowed
+        }
+        mass.setdefault(written["token"][0], math.exp(written["logprob"]))
+        ranked = sorted((v / sum(mass.values()) for v in mass.values()), reverse=True)
+        out.append(ranked[0] - (ranked[1] if len(ranked) > 1 else 0.0))
+    return out
+
+
 def _continues(prefix: str, token: str, valid: list[str]) -> bool:
     if token.isdigit():
         return any(v.startswith(prefix + token) for v in valid)
     return token.startswith("]") and prefix in valid
 
 
-__all__ = ["MAX_ITEMS", "Pick", "grammar", "messages", "number_probabilities", "parse"]
+__all__ = [
+    "MAX_ITEMS",
+    "Pick",
+    "grammar",
+    "messages",
+    "number_margins",
+    "number_probabilities",
+    "parse",
+]

@@ -62,6 +62,23 @@ class PointerProbability:
         return None
 
 
+class PointerMargin:
+    """How far the model's chosen number stood above the next likeliest: a pick it hesitated
+    between two units over is more often the wrong one (AUROC 0.80 for supported on blind read
+    2, against 0.76 for the probability: docs/pointer.md)."""
+
+    name = "pointer_margin"
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+
+    def __call__(self, pointed: Pointed) -> Finding | None:
+        m = pointed.pick.margin
+        if m < self.threshold:
+            return Finding(self.name, f"the model's margin {m:.2f} < {self.threshold}")
+        return None
+
+
 # Identifiers a question names: route-planner, lk-breakglass, staging_app, SEV2, v1.29, `x`.
 _IDENTIFIER = re.compile(r"`[^`]+`|\b\w+(?:[-_./]\w+)+\b|\b(?=\w*\d)(?=\w*[A-Za-z])\w{2,}\b")
 
@@ -87,6 +104,7 @@ class Subject:
 
 SIGNALS = {
     "pointer_probability": lambda settings: PointerProbability(settings.pointer_min_probability),
+    "pointer_margin": lambda settings: PointerMargin(settings.pointer_min_margin),
     "subject": lambda settings: Subject(),
 }
 
@@ -102,4 +120,13 @@ def build(settings) -> list[Signal]:
     return [SIGNALS[name](settings) for name in settings.pointer_checks]
 
 
-__all__ = ["SIGNALS", "Finding", "Pointed", "PointerProbability", "Signal", "Subject", "build"]
+__all__ = [
+    "SIGNALS",
+    "Finding",
+    "Pointed",
+    "PointerMargin",
+    "PointerProbability",
+    "Signal",
+    "Subject",
+    "build",
+]
