@@ -30,7 +30,7 @@ def test_ask_returns_the_json_of_kbqa_ask(local):
     assert "02:00 UTC" in data["answer"] and "[1]" in data["answer"]
     assert len(data["hits"]) == 2 and data["citations"][0]["n"] == 1
     assert set(data["hits"][0]) == {
-        *("chunk_id", "uri", "title", "heading", "text", "score", "updated_at", "author")
+        *("chunk_id", "uri", "title", "heading", "link", "text", "score", "updated_at", "author")
     }
     assert data["hits"][0]["updated_at"].endswith("+00:00")  # ISO 8601, in UTC
 
