@@ -117,7 +117,7 @@ def ask_server(
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+            return _as_cli(json.loads(response.read()))
     except urllib.error.HTTPError as exc:
         try:
             message = json.loads(exc.read())["error"]["message"]
@@ -127,6 +127,16 @@ def ask_server(
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ServerUnreachable(f"cannot reach the kbqa server at {server}: {reason}") from None
+
+
+# What the page's JSON (render/page.py) adds to `kbqa ask --json`'s.
+_PAGE_ONLY = ("html", "why", "cached_line")
+
+
+def _as_cli(data: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in data.items() if k not in _PAGE_ONLY}
+    out["evidence"] = [{k: v for k, v in e.items() if k != "html"} for e in out.get("evidence", [])]
+    return out
 
 
 def answer_from_dict(data: dict[str, Any]) -> Answer:

@@ -4,12 +4,13 @@ write their own batches. Each Python worker keeps its embedder, stores and parse
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import pickle
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from kbqa.ingest.pipeline import (
     embedding_text,
     text_hash,
 )
+from kbqa.ingest.times import GitTimes, file_time
 from kbqa.ingest.worker import ParseWorker
 from kbqa.ingest.writes import store_documents, stored_vectors
 from kbqa.store import DocumentRow, Store
@@ -111,8 +113,25 @@ def _task(
             out["status"] = "failed"
             out["error"] = f"unexpected error: {type(exc).__name__}: {exc}"
             return out
+        doc = _dated(doc, path)
     out["status"], out["document"], out["timings"] = "loaded", pickle.dumps(doc), timings
     return out
+
+
+def _dated(doc: Document, path: Path) -> Document:
+    """The file's own time and author, as the local ingest dates it (ingest/times.py)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return doc
+    times = file_time(path, data, doc.mtime, _git_times(path.parent))
+    return replace(doc, metadata={**doc.metadata, **times})
+
+
+@functools.lru_cache(maxsize=32)
+def _git_times(folder: Path) -> GitTimes | None:
+    # One history walk per folder an executor parses files of, not one per file.
+    return GitTimes.open(folder)
 
 
 def _partition(
