@@ -156,14 +156,16 @@ class Settings:
     # reference in 59 % of answerable questions against the free style's 55 % (2026-12-05).
     answer_style: str = "pointed"
     # The checks a pointed answer's units must pass (assistant/signals.py), and their settings.
-    pointer_checks: tuple = ("subject", "pointer_probability")
+    # pointer_margin joined by the rule in docs/pointer.md: on blind read 3 (fresh questions)
+    # answers it keeps were unsupported in 3 of 61 against 10 of all 82 delivered (0.40x).
+    pointer_checks: tuple = ("subject", "pointer_probability", "pointer_margin")
     # Fitted on halueval-qa dev (50 questions, 2026-12-05, docs/pointer.md): no threshold keeps
     # 90 % of answerable ones answered (88 % at 0); 0.3 loses none of them and abstains on one
     # more unanswerable question (4 -> 5 of 7); 0.5 would lose 6 answerable for 2 more.
     pointer_min_probability: float = 0.3
     # The least margin of the chosen unit's number over the next likeliest ("pointer_margin"
-    # in pointer_checks). 0.2 was chosen on blind read 2 (docs/pointer.md): it kept 76 of 106
-    # delivered answers, 6 of them unsupported against 18.
+    # in pointer_checks). 0.2 was chosen on blind read 2 (docs/pointer.md: 76 of 106 kept, 6
+    # unsupported against 18) and held on read 3 (61 of 82 kept, 3 unsupported against 10).
     pointer_min_margin: float = 0.2
     pointer_max_tokens: int = 48
     # Each passage is shown to the generator cut to its lines closest to the question, at most
