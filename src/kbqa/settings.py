@@ -49,10 +49,10 @@ class Settings:
     generator_precision: str = "auto"
     # -- serving many questions (docs/serving-speed.md) --
     # Replies llama.cpp writes at once: a question arriving at an idle model is answered
-    # alone, those that queued meanwhile together, up to this many. 2 on 2 cores: as fast in
-    # total as 4, a shorter wait in a group, answers identical to one by one
-    # (benchmarks/concurrent_generation.py, docs/serving-speed.md).
-    generator_slots: int = 2
+    # alone, those that queued meanwhile together, up to this many. 1 on 2 cores: on a quiet
+    # machine 2 slots took 1.11x as long in total as one by one (prompt reading is compute-
+    # bound); measure yours with benchmarks/concurrent_generation.py (docs/serving-speed.md).
+    generator_slots: int = 1
     # Questions waiting for or being answered by the generator; beyond it, "busy" (HTTP 503
     # with Retry-After: queue_retry_seconds).
     queue_limit: int = 16
