@@ -157,7 +157,9 @@ class Answer:
         if self.dropped:
             reasons = "; ".join(sorted({why.split(" (")[0] for _, why in self.dropped}))
             noun = "sentence" if len(self.dropped) == 1 else "sentences"
-            return f"({len(self.dropped)} generated {noun} dropped: {reasons})"
+            # A pointed answer's dropped lines are units of the passages, never the model's.
+            made = "pointed" if self.mode == "pointed" else "generated"
+            return f"({len(self.dropped)} {made} {noun} left out: {reasons})"
         return ""
 
     def to_dict(self) -> dict[str, Any]:

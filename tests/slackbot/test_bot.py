@@ -331,7 +331,7 @@ def test_an_abstention_and_dropped_sentences_are_explained_in_one_line():
     )
     _, blocks = answer_blocks(kept)
     lines = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
-    assert "(1 generated sentence dropped: not supported by any source)" in lines
+    assert "(1 generated sentence left out: not supported by any source)" in lines
 
 
 def test_a_quoted_answer_shows_the_words_that_answer_in_bold():
