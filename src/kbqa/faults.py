@@ -23,8 +23,10 @@ POINTS = (
     "bm25-save",  # the BM25 index's temporary folder is written, not yet renamed
     "bm25-pointer",  # the BM25 folder is renamed, current.json not yet pointing at it
     "run-end",  # everything saved, the run not yet marked finished
-    "sync-cursor",  # a connector's items stored, its cursor not yet
 )
+# Points a connector's sync passes besides its ingest's (ingest/connect.py).
+SYNC_POINTS = ("sync-cursor",)  # a connector's items stored, its cursor not yet
+ALL_POINTS = POINTS + SYNC_POINTS
 
 _armed: tuple[str, int] | None = None
 _trace = False
@@ -40,10 +42,10 @@ def _parse(spec: str) -> tuple[str, int] | None:
     if spec in ("", "trace"):
         return None
     stage, _, count = spec.partition(":")
-    if stage not in POINTS or not count.isdigit() or int(count) < 1:
+    if stage not in ALL_POINTS or not count.isdigit() or int(count) < 1:
         raise ConfigError(
             f"setting 'fault_at' must be 'trace' or STAGE:N (N >= 1) with STAGE one of "
-            f"{', '.join(POINTS)}; got {spec!r}"
+            f"{', '.join(ALL_POINTS)}; got {spec!r}"
         )
     return stage, int(count)
 
