@@ -151,3 +151,20 @@ def test_slots_and_the_queue_limit_must_be_at_least_one():
     for key in ("generator_slots", "queue_limit", "queue_retry_seconds"):
         with pytest.raises(ConfigError, match=key):
             Settings.load(environ={}, **{key: 0})
+
+
+def test_the_queue_says_whether_its_model_holds_replies_to_a_grammar():
+    # The wrapper has `point` for every model; the pointer path must still know that a
+    # transformers model (no grammars) writes the format freely rather than treat it as a
+    # llama.cpp reply that ignored its grammar.
+    from kbqa.assistant.generator import EchoGenerator
+
+    class Plain:
+        name = "plain"
+
+        def generate(self, messages, max_new_tokens=96):
+            return "[1] x"
+
+    queue = GenerationQueue()
+    assert Queued(EchoGenerator(), queue).takes_grammar
+    assert not Queued(Plain(), queue).takes_grammar

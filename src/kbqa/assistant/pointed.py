@@ -48,7 +48,9 @@ def answer_stream(
     evidence: list[Evidence] = []
     reply, tokens, done = "", [], 0
     # A generator with `point` holds its reply to the grammar; others write the format freely.
-    held = hasattr(answerer.generator, "point")
+    # (The queue's wrapper has `point` for every model: it says whether its model does.)
+    generator = answerer.generator
+    held = getattr(generator, "takes_grammar", hasattr(generator, "point"))
     if found:
         pieces = point(
             answerer.generator,

@@ -256,6 +256,11 @@ class Queued:
 
         yield from self._run(pieces)
 
+    @property
+    def takes_grammar(self) -> bool:
+        """Whether the model under the queue holds its replies to a grammar (llama.cpp)."""
+        return hasattr(self._model, "point")
+
     def point(
         self, messages: list, grammar: str, max_new_tokens: int = 64
     ) -> Iterator[tuple[str, list[dict]]]:
