@@ -17,6 +17,9 @@ from test_cli import run
 
 from kbqa.client import SERVER_FILE, announce, running_server, withdraw
 
+# A real `kbqa serve` process and CLI processes: left out of `make check`.
+pytestmark = pytest.mark.slow
+
 QUESTION = "when do the larkdb backups run nightly?"
 
 

@@ -260,6 +260,7 @@ def in_scope(drive) -> set[str]:
     }
 
 
+@pytest.mark.slow
 def test_ten_kills_of_a_changes_sync_lose_and_duplicate_nothing(ckb, drive, monkeypatch):
     import random
 

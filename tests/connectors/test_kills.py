@@ -22,6 +22,9 @@ from .mock_confluence import MockConfluence, MockPage
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import faults as bench  # benchmarks/ is not a package
 
+# Twenty kills and re-runs of a sync: left out of `make check`.
+pytestmark = pytest.mark.slow
+
 STAGES = ["parse", "embed", "commit", "committed", "remove", "sync-cursor"]
 
 

@@ -22,6 +22,9 @@ from support import Server
 from web.test_browser import SHOTS, wait
 from web.test_browser import browser as browser  # the fixture
 
+# Headless Chromium at two widths: left out of `make check`.
+pytestmark = pytest.mark.slow
+
 STEPS = "How do I rotate the staging database password?"
 COMMAND = "vault write -f database/rotate-role/staging-app"
 WIDTHS = {"desktop": 1280, "phone": 390}
