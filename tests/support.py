@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
+
+from loopback import Loopback
 
 SECRET = "test-signing-secret"  # the Slack signing secret the tests' apps are built with
 PUBLIC, PRIVATE = "C05ENGHELP", "G05SECPRIV"  # a public and a private channel of the fixtures
@@ -40,14 +42,13 @@ class MockSlackApi:
         self._served: dict[str, tuple[int, int]] = {}  # method -> (id of its list, responses used)
         self._changed = threading.Condition()
         self._ts = itertools.count(1)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback: Loopback | None = None
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._loopback is None:
             raise RuntimeError("MockSlackApi is not running: use it as a context manager")
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+        return f"http://127.0.0.1:{self._loopback.port}/api/"
 
     @property
     def calls(self) -> list[tuple[str, dict[str, Any]]]:
@@ -71,23 +72,13 @@ class MockSlackApi:
 
     def start(self) -> MockSlackApi:
         handler = type("Handler", (_Handler,), {"api": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        # A short poll keeps shutdown (and so each test's teardown) quick.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._loopback = Loopback(handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._loopback is not None:
+            self._loopback.stop()
+            self._loopback = None
 
     def __enter__(self) -> MockSlackApi:
         return self.start()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from loopback import Loopback
 
 
 @dataclass
@@ -42,17 +44,16 @@ class MockService:
         self._calls: list[Call] = []
         self._faults: list[Fault] = []
         self.lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback: Loopback | None = None
 
     def serve(self, call: Call) -> Reply:
         raise NotImplementedError
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._loopback is None:
             raise RuntimeError("the mock is not running: use it as a context manager")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._loopback.port}"
 
     @property
     def calls(self) -> list[Call]:
@@ -99,22 +100,13 @@ class MockService:
 
     def start(self) -> MockService:
         handler = type("Handler", (_Handler,), {"service": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._loopback = Loopback(handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._loopback is not None:
+            self._loopback.stop()
+            self._loopback = None
 
     def __enter__(self):
         return self.start()
