@@ -2,7 +2,7 @@
 
 import pytest
 
-from kbqa.assistant.span import answer_span, span_bounds
+from kbqa.assistant.span import answer_span, marks_answer, span_bounds
 
 
 @pytest.mark.parametrize(
@@ -114,3 +114,19 @@ def test_a_sentence_that_only_restates_the_question_has_no_span():
         span_bounds("Does the tracker listen on a port?", "The tracker listens on a port.") is None
     )
     assert answer_span("Does the tracker listen on a port?", "") == ""
+
+
+@pytest.mark.parametrize(
+    ("question", "span", "marked"),
+    [
+        ("Von Freyend was adjutant to which field marshal?", "Ernst John von Freyend", True),
+        ("Ernst John von Freyend was adjutant to whom?", "Ernst John von Freyend", False),
+        ("Dressed to Kill Tour was by Cher in support of what album?", "2014", False),
+        ("When did the Dressed to Kill Tour start?", "March 22, 2014", True),
+        ("what port is route-planner listening on?", "port 7200", True),
+        ("Which country is the Gävle goat in?", "Sweden", True),
+        ("How many partitions does telemetry.pings.v2 have?", "48", True),
+    ],
+)
+def test_a_pointer_span_is_marked_only_when_it_adds_what_was_asked(question, span, marked):
+    assert marks_answer(question, span) is marked

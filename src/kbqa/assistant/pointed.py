@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from kbqa.assistant import pointer, signals
 from kbqa.assistant.generator import point
 from kbqa.assistant.prompt import ABSTAIN_TEXT
+from kbqa.assistant.span import marks_answer
 from kbqa.assistant.text import content_words
 from kbqa.assistant.units import Unit, units
 from kbqa.errors import ModelError
@@ -86,7 +87,7 @@ def answer_stream(
                         continue
                     kept.append((pick, unit))
                     c = numbers.setdefault(unit.n, len(numbers) + 1)
-                    span = _span(pick.span, unit.text)
+                    span = _span(pick.span, unit.text, question)
                     evidence.append(Evidence(c, unit.text, span, pick.probability, pick.margin))
                     timings.setdefault("first_evidence_ms", _ms(started))
                     yield evidence[-1]
@@ -116,9 +117,12 @@ def _before(found: list[Unit], k: int) -> str:
     return ""
 
 
-def _span(span: str, text: str) -> str:
-    """The copied words worth marking: not stopwords alone, not (nearly) the whole unit."""
+def _span(span: str, text: str, question: str) -> str:
+    """The copied words worth marking: not stopwords alone, not (nearly) the whole unit, not
+    the question's own words or a figure it did not ask for (span.marks_answer)."""
     if not content_words(span) and not any(ch.isdigit() for ch in span):
+        return ""
+    if not marks_answer(question, span):
         return ""
     return "" if len(span) >= 0.9 * len(text.strip()) else span
 

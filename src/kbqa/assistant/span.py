@@ -229,6 +229,24 @@ def _in_brackets(sentence: str, at: int) -> bool:
     return before.count("(") > before.count(")")
 
 
+_ASKS_FIGURE = re.compile(
+    r"\b(when|what year|which year|how (many|much|long|old|often|big|large|fast)|(birth)?date|"
+    r"birthday|port|version|number|size|limit|timeout|percent(age)?)\b",
+    re.I,
+)
+
+
+def marks_answer(question: str, span: str) -> bool:
+    """Whether the words a pointer copied are worth marking as the answer: they add a word the
+    question did not say (not its own subject copied back), and they are not only figures when
+    the question asks for no figure (a year or a birth date marked for "which album?")."""
+    asked = {_stem(w) for w in _TOKEN.findall(question)}
+    added = [t for t in _TOKEN.findall(span) if _content(t) and _stem(t) not in asked]
+    if not added:
+        return False
+    return not all(_FIGURE.search(t) for t in added) or bool(_ASKS_FIGURE.search(question))
+
+
 def answer_span(question: str, text: str) -> str:
     """The answering span of an answer's first sentence, citations removed; '' when none."""
     sentence = strip_citations(text)
