@@ -298,6 +298,30 @@ def test_docset_errors_say_what_to_do(tmp_path: Path):
         build_docset("borg-docs", tmp_path / "out", source=source, questions=tmp_path / "none")
 
 
+def test_docset_keeps_the_title_of_a_page_whose_h1_has_no_text(tmp_path: Path):
+    # Flask's installation.html: an <h2> right after the <h1>. Its sections are still titled by
+    # the page; Sphinx's 404 page and a page that is only a table of contents are left out.
+    root = _manual(tmp_path / "html")
+    (root / "404.html").write_text("<h1>Page Not Found</h1><p>Go to the overview.</p>")
+    (root / "toc.html").write_text('<h1>Contents</h1><div class="toctree-wrapper"><p>x</p></div>')
+    (root / "install.html").write_text(
+        "<h1>Installation</h1><section><h2>Python Version</h2><p>Python 3.7 and newer.</p>"
+        "</section><section><h2>Dependencies</h2><p>Werkzeug implements WSGI.</p></section>"
+    )
+    pages = docset_pages(root)
+    assert list(pages) == ["index.html", "install.html", "usage/widget.html"]
+    assert pages["install.html"][0] == ("Installation", "")
+    questions = _questions(tmp_path / "q.jsonl", _question("q1", ["3.7"], ["install.html"]))
+    data = load_beir(build_docset("flask-docs", tmp_path / "out", source=root, questions=questions))
+    assert "install.html#0" not in data.corpus  # no document without text
+    assert data.corpus["install.html#1"] == (
+        "Installation › Python Version",
+        "Python 3.7 and newer.",
+    )
+    assert data.corpus["install.html#2"][0] == "Installation › Dependencies"
+    assert data.qrels == {"test": {"q1": {"install.html#1": 1}}}
+
+
 def test_committed_borg_questions_are_well_formed():
     questions = read_questions(QUESTIONS / "borg-docs" / "questions.jsonl")
     answerable = [q for q in questions if q["answers"]]
