@@ -26,7 +26,7 @@ _SKIP_CLASSES = {
 }
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _BLOCKS = {"p", "div", "li", "tr", "pre", "br", "dt", "dd", "table", "section", "blockquote"}
-_NOT_PAGES = {"search.html", "genindex.html", "py-modindex.html"}
+_NOT_PAGES = {"search.html", "genindex.html", "py-modindex.html", "404.html"}
 _FIELDS = {"id": str, "question": str, "answers": list, "gold": list, "kind": str}
 
 
@@ -39,6 +39,9 @@ class DocSet:
 
 DOCSETS = {
     "borg-docs": DocSet("borgbackup-doc", Path("/usr/share/doc/borgbackup/html"), "1.2.4-1"),
+    "flask-docs": DocSet(
+        "python-flask-doc", Path("/usr/share/doc/python-flask-doc/html"), "2.2.2-3"
+    ),
 }
 
 
@@ -112,28 +115,30 @@ def _squash(text: str) -> str:
 
 def page_sections(html: str) -> list[tuple[str, str]]:
     """(heading, text) of each section of a Sphinx HTML page, in order; sections with no text
-    are left out. The first is the page's <h1> and the text under it."""
+    are left out, except the first: the page's <h1> (its heading is the page's title) and the
+    text under it, which is empty where an <h2> follows the <h1> at once."""
     parser = _PageText()
     parser.feed(html)
     parser.close()
     sections = []
-    for heading, parts in parser.sections:
+    for n, (heading, parts) in enumerate(parser.sections):
         lines = (line.rstrip() for line in "".join(parts).splitlines())
         text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-        if text:
+        if text or n == 0:
             sections.append((heading, text))
     return sections
 
 
 def docset_pages(root: Path) -> dict[str, list[tuple[str, str]]]:
-    """Every page of the manual under root (path relative to it -> its sections)."""
+    """Every page of the manual under root (path relative to it -> its sections), without
+    Sphinx's search, index and not-found pages."""
     pages = {}
     for path in sorted(root.rglob("*.html")):
         rel = path.relative_to(root)
         if rel.name in _NOT_PAGES or any(part.startswith("_") for part in rel.parts):
-            continue  # Sphinx's search page and indexes, its _static and _sources folders
+            continue  # Sphinx's search, index and 404 pages, its _static and _sources folders
         sections = page_sections(path.read_text(encoding="utf-8", errors="replace"))
-        if sections:
+        if any(text for _, text in sections):  # not a page that is only a table of contents
             pages[rel.as_posix()] = sections
     return pages
 
@@ -199,6 +204,7 @@ def build_docset(
         f"{page}#{n}": (sections[0][0] if n == 0 else f"{sections[0][0]} › {heading}", text)
         for page, sections in pages.items()
         for n, (heading, text) in enumerate(sections)
+        if text
     }
     queries, answers, qrels = {}, {}, {}
     for q in read_questions(path):
