@@ -1,13 +1,14 @@
-"""Is the gold page among the passages the answerer is shown? borg-docs, default settings.
+"""Is the gold page among the passages the answerer is shown? A documentation set
+(tests/data/docset/NAME), default settings.
 
 Two knowledge bases of the same manual: "sections", the BEIR corpus of `kbqa eval retrieval`
 (one document per section, one chunk each), and "ingest", the manual's HTML pages ingested as a
-user would (`kbqa ingest` of the same 45 pages: kbqa's own parsing and chunking). For each
+user would (`kbqa ingest` of the same pages: kbqa's own parsing and chunking). For each
 answerable question: the gold page among the top_k hits, first, and among those shown to the
 generator (answerer.shown: prompt_passages within prompt_score_gap of the best). For "ingest"
 it also counts the chunks that carry raw HTML tags (issue 31 §0).
 
-    PYTHONPATH=src python tests/data/docset/borg-docs/retrieval_baseline.py /tmp/kbqa-borg
+    python benchmarks/docset_retrieval.py flask-docs /tmp/kbqa-flask
 """
 
 from __future__ import annotations
@@ -67,16 +68,16 @@ def measure(kb: KnowledgeBase, questions: dict[str, str], gold, answers, page_of
     }
 
 
-def main(home: Path) -> None:
-    root = DOCSETS["borg-docs"].root
+def main(name: str, home: Path) -> None:
+    root = DOCSETS[name].root
     settings = Settings.load(home=home)
-    data = load_beir(prepare("borg-docs", home / "datasets"))
+    data = load_beir(prepare(name, home / "datasets"))
     answerable = {q: data.queries[q] for q, a in data.answers.items() if a["answerable"]}
     gold = {q: set(data.answers[q]["gold"]) for q in answerable}
     answers = {q: [" ".join(a.split()) for a in data.answers[q]["answers"]] for q in answerable}
 
-    sections = KnowledgeBase(settings.replace(home=home / "evals" / "borg-docs"))
-    sections.index_sources([corpus_source(data, "borg-docs")])
+    sections = KnowledgeBase(settings.replace(home=home / "evals" / name))
+    sections.index_sources([corpus_source(data, name)])
     by_section = measure(
         sections, answerable, gold, answers, lambda h: h.metadata["doc_id"].split("#")[0]
     )
@@ -101,7 +102,7 @@ def main(home: Path) -> None:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
     s = settings
-    print(f"borg-docs retrieval, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}")
+    print(f"{name} retrieval, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}")
     print(
         f"{len(answerable)} answerable questions; retrieval_mode {s.retrieval_mode}, fusion "
         f"{s.fusion} {s.fusion_alpha}, top_k {s.top_k}, prompt_passages {s.prompt_passages}, "
@@ -125,4 +126,4 @@ def main(home: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/tmp/kbqa-borg"))
+    main(sys.argv[1], Path(sys.argv[2]))
