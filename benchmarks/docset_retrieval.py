@@ -1,5 +1,5 @@
-"""Is the gold page among the passages the answerer is shown? A documentation set
-(tests/data/docset/NAME), default settings.
+"""Is the gold page among the passages the answerer is shown? A documentation set, default
+settings.
 
 Two knowledge bases of the same manual: "sections", the BEIR corpus of `kbqa eval retrieval`
 (one document per section, one chunk each), and "ingest", the manual's HTML pages ingested as a
@@ -13,10 +13,10 @@ it also counts the chunks that carry raw HTML tags (issue 31 §0).
 
 from __future__ import annotations
 
+import argparse
 import re
 import sqlite3
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,4 +126,8 @@ def main(name: str, home: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("name", choices=sorted(DOCSETS), help="the documentation set")
+    parser.add_argument("home", type=Path, help="a scratch KBQA_HOME")
+    args = parser.parse_args()
+    main(args.name, args.home)
