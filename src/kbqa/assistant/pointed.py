@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from kbqa.assistant import pointer, signals
+from kbqa.assistant import pointer, signals, steps
 from kbqa.assistant.generator import point
 from kbqa.assistant.prompt import ABSTAIN_TEXT
 from kbqa.assistant.span import marks_answer
@@ -40,8 +40,8 @@ def answer_stream(
 ) -> Iterator[Evidence | Answer]:
     """Each checked Evidence as soon as its line of the reply is finished, then the Answer."""
     started = time.perf_counter()
-    shown = answerer.focus(question, answerer.shown(hits))
-    found = units(shown)
+    passages = answerer.shown(hits)
+    found = steps.with_procedures(question, passages, units(answerer.focus(question, passages)))
     checks = signals.build(answerer.settings)
     kept: list[tuple[pointer.Pick, Unit]] = []
     dropped: list[tuple[str, str]] = []
@@ -55,7 +55,7 @@ def answer_stream(
     if found:
         pieces = point(
             answerer.generator,
-            pointer.messages(question, shown, found, history),
+            pointer.messages(question, passages, found, history),
             pointer.grammar(found),
             answerer.settings.pointer_max_tokens,
         )

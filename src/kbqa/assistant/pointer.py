@@ -62,7 +62,11 @@ def messages(
 
 
 def shown(unit: Unit) -> str:
-    """A unit as the model sees it: fenced, on one line."""
+    """A unit as the model sees it: fenced, on one line; a procedure (steps.py: a paragraph a
+    step) with its steps numbered, so that it reads as the steps it is."""
+    steps = [" ".join(fence(p).split()) for p in unit.text.split("\n\n") if p.strip()]
+    if len(steps) > 1:
+        return "Steps: " + " ".join(f"({i}) {step}" for i, step in enumerate(steps, 1))
     return " ".join(fence(unit.text).split())
 
 

@@ -13,7 +13,7 @@ CLOSEST_HEADING = "\n\nClosest sources:\n"
 
 def quote(evidence: Evidence) -> str:
     """A unit as a `>` quote, its copied words in bold (where Markdown's `*` can enclose them)."""
-    text, span = rows.sentence(evidence.text), evidence.span
+    text, span = rows.readable(evidence.text), evidence.span
     before = text.partition(span)[0] if span else ""
     if (
         span

@@ -127,7 +127,7 @@ def answer_data(answer: Answer) -> dict[str, Any]:
 def unit_html(text: str, hit: Hit | None) -> str:
     """A quoted unit as its source file writes it (a numbered step, a command as code), when
     that can be found; else its text as Markdown."""
-    return html((original.unit(hit, text) if hit is not None else None) or text)
+    return html((original.unit(hit, text) if hit is not None else None) or rows.readable(text))
 
 
 def evidence_data(evidence: Evidence) -> dict[str, Any]:
@@ -138,7 +138,7 @@ def evidence_data(evidence: Evidence) -> dict[str, Any]:
         "span": evidence.span,
         "probability": round(evidence.probability, 4),
         "quote": True,
-        "html": html(evidence.text),
+        "html": html(rows.readable(evidence.text)),
     }
 
 

@@ -1,5 +1,6 @@
-"""A table row as ingest writes it ("Service: route-planner; Language: Rust; Port: 7200; …")
-read as what it means: the first cell names the thing, the others say what it has."""
+"""A unit as a reader takes it in: a table row as ingest writes it ("Service: route-planner;
+Language: Rust; Port: 7200; …") read as what it means (the first cell names the thing, the
+others say what it has), and a procedure as numbered steps."""
 
 from __future__ import annotations
 
@@ -28,3 +29,12 @@ def sentence(text: str) -> str:
     (_, subject), rest = pairs[0], pairs[1:]
     said = ", ".join(f"{header[:1].lower() + header[1:]} {value}" for header, value in rest)
     return f"{subject}: {said}."
+
+
+def readable(text: str) -> str:
+    """A unit as a reader takes it in: a procedure (assistant/steps.py: one paragraph a step)
+    as numbered steps, a table row as a sentence, anything else as it is."""
+    steps = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+    if len(steps) > 1:
+        return "\n".join(f"{i}. {step}" for i, step in enumerate(steps, 1))
+    return sentence(text)

@@ -53,7 +53,7 @@ def bold(text: str, span: str) -> str:
 
 def quote(evidence: Evidence) -> str:
     """A unit as a Slack quote, its span in bold, its citation after it."""
-    text = rows.sentence(evidence.text)  # a table row as what it means
+    text = rows.readable(evidence.text)  # a row as what it means, steps numbered
     lines = f"{bold(text, evidence.span)} [{evidence.n}]".splitlines()
     return "\n".join(f">{line}" for line in lines)
 

@@ -1,0 +1,90 @@
+"""The blocks of a Markdown source file as written: headings, list items with their
+continuation lines, fenced code, tables, paragraphs. Ingest keeps a chunk's text plain (list
+numbers and backticks gone: `plain` is that form), so what a chunk held as structure (a
+numbered procedure, a command) is read back from its file here — by the page, to show a passage
+formatted, and by the answer path, to quote a procedure whole. When the file is gone or
+changed, nothing is found and callers fall back to the plain text."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from kbqa.types import Hit
+
+_SUFFIXES = {".md", ".markdown"}
+ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_MAX_BYTES = 2_000_000
+
+
+def plain(markdown: str) -> str:
+    """Markdown as ingest reads it: no list marks, emphasis, backticks or link targets."""
+    text = _LINK.sub(r"\1", markdown)
+    text = re.sub(r"^\s*#{1,6}\s+", "", text, flags=re.M)
+    text = ITEM.sub("", text)
+    text = text.replace("`", "").replace("**", "").replace("__", "")
+    return " ".join(text.split())
+
+
+def blocks(markdown: str) -> list[str]:
+    """Headings, list items (with their continuation lines), fenced code, tables, paragraphs."""
+    out: list[str] = []
+    current: list[str] = []
+    fenced = False
+
+    def close() -> None:
+        if current:
+            out.append("\n".join(current))
+            current.clear()
+
+    for line in markdown.splitlines():
+        if fenced:
+            current.append(line)
+            if _FENCE.match(line):
+                fenced = False
+                close()
+            continue
+        if _FENCE.match(line):
+            close()
+            current.append(line)
+            fenced = True
+        elif not line.strip():
+            close()
+        elif line.lstrip().startswith("#") or ITEM.match(line):
+            close()
+            current.append(line)
+            if line.lstrip().startswith("#"):
+                close()
+        elif line.lstrip().startswith("|") and current and not current[-1].lstrip().startswith("|"):
+            close()
+            current.append(line)
+        else:
+            current.append(line)
+    close()
+    return out
+
+
+@lru_cache(maxsize=64)
+def _file_blocks(path: str, mtime: float) -> tuple[tuple[str, str], ...]:
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    return tuple((b, plain(b)) for b in blocks(text))
+
+
+def source_blocks(hit: Hit) -> list[tuple[str, str]]:
+    """(markdown, plain) of each block of the hit's file; [] for other files."""
+    path = Path(hit.uri)
+    if "://" in hit.uri or path.suffix.lower() not in _SUFFIXES:
+        return []
+    try:
+        stat = path.stat()
+        if stat.st_size > _MAX_BYTES:
+            return []
+        return list(_file_blocks(str(path), stat.st_mtime))
+    except OSError:
+        return []
+
+
+__all__ = ["ITEM", "blocks", "plain", "source_blocks"]

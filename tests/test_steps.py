@@ -1,0 +1,73 @@
+"""A procedure quoted whole (assistant/steps.py): for a how-to question, a numbered list of a
+Markdown source is one unit, and every interface shows it as numbered steps."""
+
+import json
+from pathlib import Path
+
+from kbqa.assistant.answerer import Answerer
+from kbqa.assistant.steps import procedure, with_procedures
+from kbqa.assistant.units import units
+from kbqa.render import markdown, slack, terminal
+from kbqa.types import Hit
+
+STEPS = [
+    "Post a heads-up in #staging-env: the API will blip for two minutes.",
+    "Log in to Vault: vault login -method=oidc role=sre",
+    "Rotate the password: vault write -f database/rotate-role/staging-app",
+]
+
+
+def _runbook(tmp_path: Path) -> Path:
+    path = tmp_path / "runbook.md"
+    path.write_text(
+        "# Rotating the password\n\nVault rotates it every 30 days.\n\n"
+        + "".join(f"{i}. {s.replace('vault ', '`vault ', 1)}`\n" for i, s in enumerate(STEPS, 1))
+        + "\nDone.\n"
+    )
+    return path
+
+
+def _hit(path: Path) -> Hit:
+    # As ingest writes the chunk: plain text, one paragraph a step, the numbers gone.
+    text = "Vault rotates it every 30 days.\n\n" + "\n\n".join(STEPS) + "\n\nDone."
+    return Hit(1, 1.0, text, "Rotating the password", str(path), "Runbook")
+
+
+def test_a_how_to_question_gets_the_numbered_list_as_one_unit(tmp_path):
+    hit = _hit(_runbook(tmp_path))
+    found = units([hit])
+    assert len([u for u in found if "vault" in u.text]) == 2  # one unit a step
+    joined = with_procedures("How do I rotate the password?", [hit], found)
+    (whole,) = [u for u in joined if "vault" in u.text]
+    assert whole.text == procedure(hit) and whole.text in hit.text
+    assert [" ".join(p.split()) for p in whole.text.split("\n\n")] == STEPS
+    assert any("30 days" in u.text for u in joined)  # the rest of the passage is kept
+    # Another kind of question keeps one unit a step.
+    assert with_procedures("Which role logs in to Vault?", [hit], found) == found
+
+
+def test_no_procedure_without_the_source_list_or_with_a_list_cut_by_a_chunk(tmp_path):
+    path = _runbook(tmp_path)
+    cut = Hit(1, 1.0, "\n\n".join(STEPS[:2]), "Rotating", str(path), "Runbook")
+    assert procedure(cut) == ""
+    path.unlink()  # the file gone: the plain units stay
+    assert procedure(_hit(path)) == ""
+
+
+def test_a_pointed_procedure_reads_as_numbered_steps_everywhere(kb, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "rotate.md").write_text(
+        "# Rotating the password\n\n" + "".join(f"{i}. {s}\n" for i, s in enumerate(STEPS, 1))
+    )
+    kb.ingest([folder])
+    kb.settings = kb.settings.replace(answer_style="pointed")
+    answerer = Answerer(kb.retriever, kb.generator, kb.settings)
+    *_, answer = answerer.answer_stream("How do I rotate the password?")
+    assert answer.mode == "pointed", answer.reason
+    (evidence,) = answer.evidence  # the fake points at the first unit: the whole procedure
+    assert [" ".join(p.split()) for p in evidence.text.split("\n\n")] == STEPS
+    shown = terminal.answer(answer)
+    assert "> 1. Post a heads-up" in shown and "> 3. Rotate the password" in shown
+    assert "> 2. Log in to Vault" in markdown.markdown(answer)
+    assert ">2. Log in to Vault" in json.dumps(slack.answer_blocks(answer)[1])
