@@ -1,6 +1,7 @@
 """A newcomer's first hour on the command line (issue 36): --version, a busy port, an unknown
-model, `kbqa chat` with follow-ups."""
+model, `kbqa chat` and `kbqa ask --follow-up` with follow-ups."""
 
+import json
 import os
 import socket
 import subprocess
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 import kbqa.cli
 from kbqa.app import KnowledgeBase
-from kbqa.errors import ModelError
+from kbqa.errors import KbqaError, ModelError
 from kbqa.retrieval.embedder import HashEmbedder
 
 FAKES = {
@@ -73,6 +74,41 @@ def test_chat_asks_follow_ups_with_the_conversation(settings, docs, monkeypatch)
         result.output
     )
     assert result.output.count("runbooks/db.md") >= 2  # both answers cite the runbook
+
+
+def test_ask_follow_up_goes_on_from_the_last_question(settings, docs, monkeypatch):
+    for name, value in FAKES.items():
+        monkeypatch.setenv(name, value)
+    home = ["--home", str(settings.home)]
+    ask = [*home, "ask", "--local"]
+    # Nothing asked yet: one line that says what to do.
+    nothing = CliRunner().invoke(kbqa.cli.cli, [*ask, "--follow-up", "and on staging?"])
+    assert isinstance(nothing.exception, KbqaError)
+    assert "ask a question first" in str(nothing.exception)
+    CliRunner().invoke(kbqa.cli.cli, [*home, "ingest", str(docs)])
+    first = CliRunner().invoke(
+        kbqa.cli.cli, [*ask, "How do I rotate the staging database password?"]
+    )
+    assert first.exit_code == 0, first.output
+    assert "searched for" not in first.output
+    result = CliRunner().invoke(
+        kbqa.cli.cli, [*ask, "--follow-up", "and how do I check it worked?"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "searched for: and how do I check it worked? (rotate staging database password)" in (
+        result.output
+    )
+    assert "runbooks/db.md" in result.output
+    kept = json.loads((settings.home / "conversation.json").read_text())["turns"]
+    assert [q for q, _ in kept] == [
+        "How do I rotate the staging database password?",
+        "and how do I check it worked?",
+    ]
+    # The same follow-up asked anew, without --follow-up, is searched as asked: a new conversation.
+    again = CliRunner().invoke(kbqa.cli.cli, [*ask, "and how do I check it worked?"])
+    assert "searched for" not in again.output
+    kept = json.loads((settings.home / "conversation.json").read_text())["turns"]
+    assert len(kept) <= 1
 
 
 def test_the_repositorys_settings_do_not_point_permalinks_at_the_examples_workspace():
