@@ -62,6 +62,59 @@ def test_an_unknown_model_offline_is_one_line_at_once(settings, docs, monkeypatc
     assert time.perf_counter() - started < 5
 
 
+# `kbqa ask --model NAME` run as a user runs it, timed from the command's start (not the imports).
+# The first argument says whether the hub's host answers: when it does (patched here: a network
+# whose proxy accepts the connection), the hub client's real requests fail and it retries
+# (its sleeps skipped, to keep the test short) and warns at each try.
+_ASK_UNKNOWN_MODEL = """
+import sys, time, types
+import kbqa.models
+from kbqa.cli import main
+
+def reachable(timeout=2.0):
+    # Imported here, as the command imports it: after the CLI has set the hub's environment.
+    import huggingface_hub.utils._http as http
+    http.time = types.SimpleNamespace(sleep=lambda seconds: None, time=time.time)
+    return True
+
+if sys.argv[1] == "answers":
+    kbqa.models._hub_reachable = reachable
+sys.argv = ["kbqa", "ask", "--local", "--model", "no-such/model", "which port?"]
+started = time.perf_counter()
+try:
+    main()
+finally:
+    print(f"seconds {time.perf_counter() - started:.1f}")
+"""
+
+
+@pytest.mark.parametrize("hub_host", ["refuses", "answers"])
+def test_an_unknown_model_is_one_line_and_the_hubs_warnings_are_not_doubled(
+    settings, docs, tmp_path, hub_host
+):
+    KnowledgeBase(settings, HashEmbedder()).ingest([docs])
+    env = {**os.environ, **FAKES, "KBQA_HOME": str(settings.home)}
+    env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf"))
+    for name in ("HF_HUB_OFFLINE", "HF_HUB_VERBOSITY", "TRANSFORMERS_OFFLINE"):
+        env.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, "-c", _ASK_UNKNOWN_MODEL, hub_host],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    # The hub client warns through a handler of its own, and its records reach kbqa's stderr
+    # handler too: each retry was shown twice (issue 36). Now the error is the one line.
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("kbqa: error: generator_model 'no-such/model'")
+    if hub_host == "refuses":  # nothing to retry: at once
+        assert "offline" in lines[0]
+        assert float(result.stdout.split()[-1]) < 5
+
+
 def test_chat_asks_follow_ups_with_the_conversation(settings, docs, monkeypatch):
     for name, value in FAKES.items():
         monkeypatch.setenv(name, value)
