@@ -190,15 +190,16 @@ def ask(
     if retriever:
         settings = settings.replace(retrieval_mode=retriever)
     kb = _kb(settings)
+    asked = {"k": k, "extractive": extractive, "history": history, "sources": list(sources)}
     if as_json:
-        answer = kb.ask(question, k, extractive, history=history, sources=list(sources))
+        answer = kb.ask(question, **asked)
         conversation.keep(settings.home, history, question, answer)
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
     # Each sentence is shown as soon as it has passed the support check, each unit of evidence
     # as soon as it is pointed at.
     shown, units = False, 0
-    for event in kb.ask_stream(question, k, extractive, history=history, sources=list(sources)):
+    for event in kb.ask_stream(question, **asked):
         if isinstance(event, Evidence):
             click.echo(
                 ("\n" if shown and not units else "")
