@@ -66,6 +66,8 @@ def test_and_x_is_the_previous_question_with_x_for_the_word_it_stands_in_for():
     assert standalone("what about production?", [shell], None, alike) == (
         "How do I open a database shell on production?"
     )
+    # A word the previous question said itself replaces nothing.
+    assert standalone("and the SEV1?", [sev1], None, alike) == "and the SEV1? (page acknowledged)"
     # Without an embedder, or a word that stands in for none, the key words as before.
     assert standalone("and a SEV2?", [sev1]) == "and a SEV2? (sev1 page acknowledged)"
     ports = ("what port is route-planner listening on?", "7200 [1]")
