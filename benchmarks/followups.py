@@ -1,15 +1,16 @@
 """Follow-ups on the bundled handbook: today's behaviour (the follow-up searched as asked) against
 the follow-up searched with its conversation (assistant/followup.py), in one run.
 
-    python benchmarks/followups.py [--home DIR] [--generator N] [--verbose]
+    python benchmarks/followups.py [--pairs FILE ...] [--home DIR] [--generator N] [--verbose]
 
 Ingests examples/handbook with the packaged embedder (once; later runs reuse it), then for each
-pair of tests/data/followups.json asks the first question, then the follow-up with the first
-turn as history. Quoted (extractive) answers by default, so no generator runs and the figure is
-retrieval's: the right document first, and an answer citing it with the expected words. With
-`--generator N`, the first N pairs again with the configured generator (it writes the rewrite
-and the answer). Also counts how often a standalone question asked after an unrelated turn is
-rewritten (target 0).
+pair of each set (`--pairs`; by default tests/data/followups.json, the set studied, and
+tests/data/followups_heldout.json, the blind one) asks the first question, then the follow-up
+with the first turn as history. Quoted (extractive) answers by default, so no generator runs
+and the figure is retrieval's: the right document first, and an answer citing it with the
+expected words. With `--generator N`, the first N pairs again with the configured generator
+(it writes the rewrite and the answer). Also counts how often a standalone question asked
+after an unrelated turn is rewritten (target 0).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kbqa.app import KnowledgeBase
 from kbqa.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+SETS = [ROOT / "tests/data/followups.json", ROOT / "tests/data/followups_heldout.json"]
 
 
 def judged(answer, pair) -> tuple[bool, bool]:
@@ -73,12 +75,18 @@ def main() -> None:
     parser.add_argument("--generator", type=int, default=0, metavar="N")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--generator-only", action="store_true", help="skip the quoted run")
+    parser.add_argument("--pairs", type=Path, nargs="+", default=SETS, metavar="FILE")
     args = parser.parse_args()
-    pairs = json.loads((ROOT / "tests/data/followups.json").read_text())["pairs"]
     kb = KnowledgeBase(Settings.load(home=args.home, slack_workspace="larkspur"))
     kb.ingest([ROOT / "examples/handbook"])
+    for path in args.pairs:
+        measure(kb, path, args)
+
+
+def measure(kb: KnowledgeBase, path: Path, args: argparse.Namespace) -> None:
+    pairs = json.loads(path.read_text())["pairs"]
     n = len(pairs)
-    print(f"{n} follow-up pairs (tests/data/followups.json), embedder {kb.embedder.name}")
+    print(f"\n{n} follow-up pairs ({path.name}), embedder {kb.embedder.name}")
     print(f"{'run':34} {'right doc first':>16} {'answered+right':>15} {'s/pair':>7}")
 
     def show(label: str, counts: dict, total: int) -> None:

@@ -1,6 +1,7 @@
 """A newcomer's first hour on the command line (issue 36): --version, a busy port, an unknown
-model, `kbqa chat` with follow-ups."""
+model, `kbqa chat` and `kbqa ask --follow-up` with follow-ups."""
 
+import json
 import os
 import socket
 import subprocess
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 import kbqa.cli
 from kbqa.app import KnowledgeBase
-from kbqa.errors import ModelError
+from kbqa.errors import KbqaError, ModelError
 from kbqa.retrieval.embedder import HashEmbedder
 
 FAKES = {
@@ -61,6 +62,59 @@ def test_an_unknown_model_offline_is_one_line_at_once(settings, docs, monkeypatc
     assert time.perf_counter() - started < 5
 
 
+# `kbqa ask --model NAME` run as a user runs it, timed from the command's start (not the imports).
+# The first argument says whether the hub's host answers: when it does (patched here: a network
+# whose proxy accepts the connection), the hub client's real requests fail and it retries
+# (its sleeps skipped, to keep the test short) and warns at each try.
+_ASK_UNKNOWN_MODEL = """
+import sys, time, types
+import kbqa.models
+from kbqa.cli import main
+
+def reachable(timeout=2.0):
+    # Imported here, as the command imports it: after the CLI has set the hub's environment.
+    import huggingface_hub.utils._http as http
+    http.time = types.SimpleNamespace(sleep=lambda seconds: None, time=time.time)
+    return True
+
+if sys.argv[1] == "answers":
+    kbqa.models._hub_reachable = reachable
+sys.argv = ["kbqa", "ask", "--local", "--model", "no-such/model", "which port?"]
+started = time.perf_counter()
+try:
+    main()
+finally:
+    print(f"seconds {time.perf_counter() - started:.1f}")
+"""
+
+
+@pytest.mark.parametrize("hub_host", ["refuses", "answers"])
+def test_an_unknown_model_is_one_line_and_the_hubs_warnings_are_not_doubled(
+    settings, docs, tmp_path, hub_host
+):
+    KnowledgeBase(settings, HashEmbedder()).ingest([docs])
+    env = {**os.environ, **FAKES, "KBQA_HOME": str(settings.home)}
+    env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf"))
+    for name in ("HF_HUB_OFFLINE", "HF_HUB_VERBOSITY", "TRANSFORMERS_OFFLINE"):
+        env.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, "-c", _ASK_UNKNOWN_MODEL, hub_host],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    # The hub client warns through a handler of its own, and its records reach kbqa's stderr
+    # handler too: each retry was shown twice (issue 36). Now the error is the one line.
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("kbqa: error: generator_model 'no-such/model'")
+    if hub_host == "refuses":  # nothing to retry: at once
+        assert "offline" in lines[0]
+        assert float(result.stdout.split()[-1]) < 5
+
+
 def test_chat_asks_follow_ups_with_the_conversation(settings, docs, monkeypatch):
     for name, value in FAKES.items():
         monkeypatch.setenv(name, value)
@@ -73,6 +127,41 @@ def test_chat_asks_follow_ups_with_the_conversation(settings, docs, monkeypatch)
         result.output
     )
     assert result.output.count("runbooks/db.md") >= 2  # both answers cite the runbook
+
+
+def test_ask_follow_up_goes_on_from_the_last_question(settings, docs, monkeypatch):
+    for name, value in FAKES.items():
+        monkeypatch.setenv(name, value)
+    home = ["--home", str(settings.home)]
+    ask = [*home, "ask", "--local"]
+    # Nothing asked yet: one line that says what to do.
+    nothing = CliRunner().invoke(kbqa.cli.cli, [*ask, "--follow-up", "and on staging?"])
+    assert isinstance(nothing.exception, KbqaError)
+    assert "ask a question first" in str(nothing.exception)
+    CliRunner().invoke(kbqa.cli.cli, [*home, "ingest", str(docs)])
+    first = CliRunner().invoke(
+        kbqa.cli.cli, [*ask, "How do I rotate the staging database password?"]
+    )
+    assert first.exit_code == 0, first.output
+    assert "searched for" not in first.output
+    result = CliRunner().invoke(
+        kbqa.cli.cli, [*ask, "--follow-up", "and how do I check it worked?"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "searched for: and how do I check it worked? (rotate staging database password)" in (
+        result.output
+    )
+    assert "runbooks/db.md" in result.output
+    kept = json.loads((settings.home / "conversation.json").read_text())["turns"]
+    assert [q for q, _ in kept] == [
+        "How do I rotate the staging database password?",
+        "and how do I check it worked?",
+    ]
+    # The same follow-up asked anew, without --follow-up, is searched as asked: a new conversation.
+    again = CliRunner().invoke(kbqa.cli.cli, [*ask, "and how do I check it worked?"])
+    assert "searched for" not in again.output
+    kept = json.loads((settings.home / "conversation.json").read_text())["turns"]
+    assert len(kept) <= 1
 
 
 def test_the_repositorys_settings_do_not_point_permalinks_at_the_examples_workspace():

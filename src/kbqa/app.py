@@ -158,7 +158,7 @@ class KnowledgeBase:
         """Answer a question (a follow-up of `history` made standalone: assistant/followup.py);
         `audience` limits the sources to those it may see, `sources` (patterns) to those named."""
         answerer, allow = self._answerer(extractive, audience, sources)
-        search = followup.standalone(question, history, answerer.generator)
+        search = followup.standalone(question, history, answerer.generator, self.embedder)
         answer = answerer.answer(search, k, extractive, history, allow, context)
         return followup.told(answer, question, sources, self.embedder.name)
 
@@ -174,7 +174,7 @@ class KnowledgeBase:
     ) -> Iterator[str | Answer]:
         """ask(), streamed: each checked sentence or unit as it passes, then the Answer."""
         answerer, allow = self._answerer(extractive, audience, sources)
-        search = followup.standalone(question, history, answerer.generator)
+        search = followup.standalone(question, history, answerer.generator, self.embedder)
         items = answerer.answer_stream(search, k, extractive, history, allow, context)
         return followup.told_stream(items, question, sources, self.embedder.name)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from kbqa.commands import conversation
 from kbqa.commands.chat import chat
 from kbqa.commands.evaluate import eval_group
 from kbqa.commands.stale import stale
@@ -134,6 +135,7 @@ def ingest(settings: Settings, paths: tuple[Path, ...], master: str) -> None:
     help="Ask a running `kbqa serve` at URL (KBQA_SERVER; token from KBQA_SERVER_TOKEN).",
 )
 @click.option("--local", is_flag=True, help="Answer in this process, not through a `kbqa serve`.")
+@click.option("--follow-up", is_flag=True, help="Go on from the last `kbqa ask`: 'and on staging?'")
 @click.pass_obj
 def ask(
     settings: Settings,
@@ -146,11 +148,13 @@ def ask(
     as_json: bool,
     server: str | None,
     local: bool,
+    follow_up: bool,
 ) -> None:
     """Answer a question from the knowledge base, with sources (through a `kbqa serve` running
     on the same home when there is one, unless --local, --model or --retriever)."""
     from kbqa import client
 
+    history = conversation.earlier(settings.home) if follow_up else []
     if server:
         settings = settings.replace(server=server)
     if settings.server and (model or retriever):
@@ -163,12 +167,13 @@ def ask(
     if settings.server or found:
         url, token = found or (settings.server, settings.server_token)
         try:
-            data = client.ask_server(url, token, question, k, extractive, sources)
+            data = client.ask_server(url, token, question, k, extractive, sources, history)
         except client.ServerUnreachable:
             if not found:
                 raise
         else:
             answer = client.answer_from_dict(data)
+            conversation.keep(settings.home, history, question, answer)
             click.echo(
                 json.dumps(data, ensure_ascii=False, indent=2)
                 if as_json
@@ -185,14 +190,16 @@ def ask(
     if retriever:
         settings = settings.replace(retrieval_mode=retriever)
     kb = _kb(settings)
+    asked = {"k": k, "extractive": extractive, "history": history, "sources": list(sources)}
     if as_json:
-        answer = kb.ask(question, k=k, extractive=extractive, sources=list(sources))
+        answer = kb.ask(question, **asked)
+        conversation.keep(settings.home, history, question, answer)
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
     # Each sentence is shown as soon as it has passed the support check, each unit of evidence
     # as soon as it is pointed at.
     shown, units = False, 0
-    for event in kb.ask_stream(question, k=k, extractive=extractive, sources=list(sources)):
+    for event in kb.ask_stream(question, **asked):
         if isinstance(event, Evidence):
             click.echo(
                 ("\n" if shown and not units else "")
@@ -204,8 +211,8 @@ def ask(
             # the answer and their joined text would repeat them.
             click.echo(("" if not shown else " ") + event, nl=False)
             shown = True
-    answer = event
-    click.echo(terminal.answer(answer, text_shown=shown, evidence_shown=units > 0, bold=_bold))
+    conversation.keep(settings.home, history, question, event)
+    click.echo(terminal.answer(event, text_shown=shown, evidence_shown=units > 0, bold=_bold))
 
 
 def _bold(text: str) -> str:

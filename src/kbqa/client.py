@@ -100,10 +100,13 @@ def ask_server(
     k: int | None = None,
     extractive: bool = False,
     sources: tuple[str, ...] | list[str] = (),
+    history: list[tuple[str, str]] = (),
     timeout: float = 300.0,
 ) -> dict[str, Any]:
-    """The server's answer JSON (the same as `kbqa ask --json`)."""
+    """The server's answer JSON (the same as `kbqa ask --json`); `history`: earlier turns."""
     payload: dict[str, Any] = {"question": question, "extractive": extractive}
+    if history:
+        payload["history"] = [list(turn) for turn in history]
     if k:
         payload["k"] = k
     if sources:

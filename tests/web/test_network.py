@@ -113,3 +113,14 @@ def test_kbqa_ask_server_errors_are_one_line(server, core):
     assert result.returncode == 0, result.stderr
     down = run_cli(["ask", QUESTION], core, KBQA_SERVER="http://127.0.0.1:9")
     assert down.returncode == 1 and "cannot reach the kbqa server" in down.stderr
+
+
+def test_kbqa_ask_follow_up_goes_on_through_a_running_server(server, core):
+    first = run_cli(["ask", "--extractive", QUESTION], core, KBQA_SERVER=server.url)
+    assert first.returncode == 0, first.stderr
+    follow_up = ["ask", "--extractive", "--follow-up", "and how long are they kept?"]
+    result = run_cli(follow_up, core, KBQA_SERVER=server.url)
+    assert result.returncode == 0, result.stderr
+    # The server got the first turn as `history`: it searched the follow-up with it.
+    assert "searched for: and how long are they kept? (larkdb backups nightly)" in result.stdout
+    assert "35 days" in result.stdout

@@ -1,8 +1,9 @@
 """A follow-up ("and how do I check it worked?") searched with its conversation: rewritten into
 a standalone question from the last turns. The generator writes the rewrite, short, and it is
 kept only when it keeps the new question's words and adds only words from the conversation;
-otherwise (or with no generator that can write one) the question is searched with the previous
-question's key words after it. A question that stands on its own is searched as asked."""
+otherwise (or with no generator that can write one) "and X?" is the previous question with X
+for the word X stands in for, and any other follow-up is searched with the previous question's
+key words after it. A question that stands on its own is searched as asked."""
 
 from __future__ import annotations
 
@@ -27,10 +28,14 @@ _REFERRING = frozenset(_REFERRING_WORDS.split())
 _OPENERS = re.compile(r"^\s*(and|also|but|so|then|what about|how about|or)\b", re.I)
 _NAME = re.compile(r"\w[-_.]\w|\d|(?<!^)(?<![.?!] )\b(?!I\b)[A-Z]")  # billing-svc, v2, Kafka
 _KEY_WORDS = 6  # the previous questions' words added to a follow-up
+# A follow-up's word stands in for a previous question's word this alike (cosine, the
+# packaged embedder): SEV2/SEV1 0.87, v2/v1 0.83, production/staging 0.54; a word and the
+# topic it asks about are further apart (escalate/alert 0.42, language/listening 0.41).
+STANDS_IN = 0.5
 # Words of a question that say how it is asked, not what about: no use as key words.
 _ASKING_WORDS = (
     "many much often long quickly get gets getting see seems have has need want know "
-    "tell happen happens way ok okay please"
+    "tell happen happens way ok okay please mean means"
 )
 _ASKING = frozenset(_ASKING_WORDS.split())
 
@@ -53,8 +58,10 @@ def is_followup(question: str) -> bool:
     return not own or (len(own) == 1 and not _NAME.search(question))
 
 
-def standalone(question: str, history: Sequence[Turn] = (), generator=None) -> str:
-    """The question to search for: `question` itself unless it is a follow-up of `history`."""
+def standalone(question: str, history: Sequence[Turn] = (), generator=None, embedder=None) -> str:
+    """The question to search for: `question` itself unless it is a follow-up of `history`.
+    `embedder` finds the word of the previous question that a follow-up's word stands in for
+    ("and a SEV2?": SEV1), see elliptic() and with_key_words()."""
     turns = [t for t in history if t and t[0]][-TURNS:]
     if not turns or not is_followup(question):
         return question
@@ -63,7 +70,30 @@ def standalone(question: str, history: Sequence[Turn] = (), generator=None) -> s
         if rewrite and checked(rewrite, question, turns):
             return rewrite
         log.info("follow-up rewrite %r failed the check; searching with key words", rewrite)
-    return with_key_words(question, turns)
+    return elliptic(question, turns, embedder) or with_key_words(question, turns, embedder)
+
+
+def elliptic(question: str, turns: Sequence[Turn], embedder=None) -> str:
+    """The previous question again with the follow-up's one word for the word it stands in for
+    (see STANDS_IN): "and a SEV2?" after "How quickly must a SEV1 page be acknowledged?" is
+    "How quickly must a SEV2 page be acknowledged?". Only for a follow-up that opens with
+    "and", "what about"… and says one word of its own; "" otherwise."""
+    own = sorted(content_words(question) - _ASKING)
+    if embedder is None or not turns or len(own) != 1 or not _OPENERS.match(question):
+        return ""
+    asked = turns[-1][0]
+    theirs = [w for w in dict.fromkeys(words(asked)) if w not in STOPWORDS and len(w) > 1]
+    theirs = [w for w in theirs if w != own[0]]  # a word said again stands in for nothing
+    if not theirs:
+        return ""
+    vectors = embedder.embed(own + theirs)
+    alike = vectors[1:] @ vectors[0]
+    best = int(alike.argmax())
+    said = re.search(rf"(?<![\w-]){re.escape(own[0])}(?![\w-])", question, re.I)
+    if alike[best] < STANDS_IN or said is None:
+        return ""
+    word = re.compile(rf"(?<![\w-]){re.escape(theirs[best])}(?![\w-])", re.I)
+    return word.sub(lambda _: said.group(0), asked.strip(), count=1)
 
 
 def checked(rewrite: str, question: str, turns: Sequence[Turn]) -> bool:
@@ -87,9 +117,11 @@ def _stems(found) -> set[str]:
     return {w[:5] for w in found}
 
 
-def with_key_words(question: str, turns: Sequence[Turn]) -> str:
+def with_key_words(question: str, turns: Sequence[Turn], embedder=None) -> str:
     """The question, then the words of the previous questions that it does not say itself
-    (the last question's first)."""
+    (the last question's first). With `embedder`, less any that a word of the question stands
+    in for: "and a SEV2?" after "How quickly must a SEV1 page be acknowledged?" asks about a
+    SEV2 page, not a SEV1 one."""
     own, keys = content_words(question), []
     for asked, _ in reversed(turns):
         for word in words(asked):
@@ -98,7 +130,21 @@ def with_key_words(question: str, turns: Sequence[Turn]) -> str:
             if word in keys:
                 continue
             keys.append(word)
-    return f"{question.strip()} ({' '.join(keys[:_KEY_WORDS])})" if keys else question
+    keys = keys[:_KEY_WORDS]
+    if embedder is not None:
+        keys = _not_replaced(sorted(own - _ASKING), keys, embedder)
+    return f"{question.strip()} ({' '.join(keys)})" if keys else question
+
+
+def _not_replaced(own: list[str], keys: list[str], embedder) -> list[str]:
+    """`keys` less each one that a word of `own` stands in for: the key word nearest to it,
+    when they are at least STANDS_IN alike (SEV2 for SEV1, production for staging)."""
+    if not own or not keys:
+        return keys
+    vectors = embedder.embed(own + keys)
+    alike = vectors[: len(own)] @ vectors[len(own) :].T
+    replaced = {int(row.argmax()) for row in alike if row.max() >= STANDS_IN}
+    return [key for n, key in enumerate(keys) if n not in replaced]
 
 
 def _generated(question: str, turns: Sequence[Turn], generator) -> str:

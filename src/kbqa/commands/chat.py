@@ -29,8 +29,7 @@ def chat(settings: Settings, extractive: bool, sources: tuple[str, ...]) -> None
         if not question.strip():
             break
         answer = kb.ask(question, extractive=extractive, history=history, sources=list(sources))
-        if answer.searched:
-            click.echo(click.style(f"searched for: {answer.searched}", dim=True))
+        # terminal.answer says what was searched for, when a follow-up was made standalone.
         click.echo(terminal.answer(answer, bold=lambda t: click.style(t, bold=True)) + "\n")
         if not answer.abstained:
             history = [*history, (question, answer.text)][-TURNS:]
