@@ -8,9 +8,10 @@ answer was made, then join the labels back and count.
 (not abstentions), shuffles them and writes DIR/packet-N.json (what a reader sees: the question,
 a reference answer, the answer as shown, its cited passages; never the style or dataset) and
 DIR/key.json (which record each item is). A reader fills in each item's `verdict`
-("supported" / "unsupported"), `responsive` (true / false), `kind` (the failure, if any) and
-`why`, and saves it as DIR/read-N.json. `score` joins the reads to the key and prints, per
-dataset and style, the delivered answers read, unsupported, and responsive.
+("supported" / "unsupported"), `responsive` (true / false), `kind` (the failure, if any),
+`why` and `highlight` (the bold inside a quote: "right", "wrong" or "" for none), and saves
+it as DIR/read-N.json. `score` joins the reads to the key and prints, per dataset and style,
+the delivered answers read, unsupported, and responsive.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def packets(paths: list[Path], out: Path, readers: int, seed: int) -> None:
                 "responsive": None,
                 "kind": "",
                 "why": "",
+                "highlight": "",
             }
             for i, r in enumerate(records)
             if i % readers == reader
@@ -78,6 +80,7 @@ def score(folder: Path) -> None:
     key = json.loads((folder / "key.json").read_text())
     counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
     kinds: dict[str, int] = defaultdict(int)
+    highlights: dict[str, int] = defaultdict(int)
     for read in sorted(folder.glob("read-*.json")):
         for item in json.loads(read.read_text()):
             k = key[item["rid"]]
@@ -88,6 +91,7 @@ def score(folder: Path) -> None:
             c[2] += bool(item["responsive"])
             if item["verdict"] == "unsupported":
                 kinds[item["kind"]] += 1
+            highlights[item.get("highlight") or "none"] += 1
     total = [sum(c[i] for c in counts.values()) for i in range(3)]
     for (where, style), (n, bad, good) in sorted(counts.items()):
         print(f"{where:24} {style:8} read {n:4}  unsupported {bad:3}  responsive {good:4}")
@@ -96,6 +100,7 @@ def score(folder: Path) -> None:
           f"responsive {good:4} ({good / max(n, 1):.1%})")  # fmt: skip
     for kind, number in sorted(kinds.items(), key=lambda x: -x[1]):
         print(f"  {number:3}  {kind}")
+    print("highlights: " + ", ".join(f"{k} {v}" for k, v in sorted(highlights.items())))
 
 
 def main() -> None:
