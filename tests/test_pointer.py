@@ -3,6 +3,7 @@ the named checks, and answers made of quoted units (with the echo generator)."""
 
 import json
 import math
+import re
 
 import pytest
 
@@ -260,3 +261,36 @@ def test_bad_pointer_settings_are_one_line_errors(tmp_path, env, message):
 
     with pytest.raises(ConfigError, match=message):
         Settings.load(environ=env, home=tmp_path)
+
+
+class Slow:
+    """Writes its reply a piece at a time and counts what it has written: the number of the
+    tracker's unit first, then the copied words."""
+
+    name = "slow"
+
+    def __init__(self):
+        self.written = 0
+
+    def point(self, messages, grammar, max_new_tokens=64):
+        k = next(
+            m.group(1)
+            for m in re.finditer(r"^\[(\d+)\] (.+)$", messages[-1]["content"], re.M)
+            if "7300" in m.group(2)
+        )
+        for piece in [f"[{k}", "] ", "port", " 7300"]:
+            self.written += 1
+            yield piece, []
+
+
+def test_a_unit_is_quoted_as_soon_as_its_number_is_written_and_marked_when_its_line_ends(
+    pointing,
+):
+    slow = Slow()
+    answerer = Answerer(pointing.retriever, slow, pointing.settings)
+    stream = answerer.answer_stream("which port does the tracker service listen on?")
+    first = next(stream)
+    assert isinstance(first, Evidence) and "7300" in first.text
+    assert slow.written == 2 and first.span == ""  # before the copied words were written
+    *_, answer = stream
+    assert answer.evidence[0].text == first.text and answer.evidence[0].span == "port 7300"

@@ -8,8 +8,10 @@ citation; nothing the model wrote in its own words is delivered.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A reply line whose unit number is complete ("[4] " and on): its unit is known.
+_NAMED = re.compile(r"^\s*\[[1-9]\d{0,2}\] ")
+
 DECLINED = "the model found no sentence in the sources that answers the question"
 
 
@@ -38,7 +43,8 @@ def answer_stream(
     timings: dict[str, float],
     history: list[tuple[str, str]] = (),
 ) -> Iterator[Evidence | Answer]:
-    """Each checked Evidence as soon as its line of the reply is finished, then the Answer."""
+    """Each checked Evidence as soon as its line of the reply names its unit, then the Answer
+    (whose evidence carries the copied words of each line)."""
     started = time.perf_counter()
     passages = answerer.shown(hits)
     found = steps.with_procedures(question, passages, units(answerer.focus(question, passages)))
@@ -48,6 +54,7 @@ def answer_stream(
     numbers: dict[int, int] = {}  # passage n -> its citation number, in order of first use
     evidence: list[Evidence] = []
     reply, tokens, done = "", [], 0
+    early: dict[int, int | None] = {}  # a line quoted before it ended -> its evidence index
     # A generator with `point` holds its reply to the grammar; others write the format freely.
     # (The queue's wrapper has `point` for every model: it says whether its model does.)
     generator = answerer.generator
@@ -72,9 +79,25 @@ def answer_stream(
             finished = lines if piece is None else lines[:-1]
             probabilities = pointer.number_probabilities(tokens, len(found))
             margins = pointer.number_margins(tokens, len(found))
-            for i in range(done, len(finished)):
+            todo = [(i, finished[i]) for i in range(done, len(finished))]
+            # A line's unit is known once its number is written: quote it then, without
+            # waiting for the copied words (they only mark the answer inside the quote and
+            # are filled in when the line is finished).
+            named = _NAMED.match(lines[-1]) if piece is not None else None
+            if named and len(lines) - 1 not in early:
+                todo.append((len(lines) - 1, named.group(0)))
+            for i, line in todo:
+                if i in early:
+                    if (at := early[i]) is not None and (picks := pointer.parse(line, found)):
+                        unit_text = evidence[at].text
+                        span = _span(picks[0].span, unit_text, question)
+                        evidence[at] = dataclasses.replace(evidence[at], span=span)
+                    continue
                 p, m = probabilities[i : i + 1] or [1.0], margins[i : i + 1] or [1.0]
-                for pick in pointer.parse(finished[i], found, p, m):
+                complete = i < len(finished)
+                if not complete:
+                    early[i] = None
+                for pick in pointer.parse(line, found, p, m):
                     if any(pick.k == k.k for k, _ in kept):
                         continue
                     unit = found[pick.k - 1]
@@ -87,8 +110,10 @@ def answer_stream(
                         continue
                     kept.append((pick, unit))
                     c = numbers.setdefault(unit.n, len(numbers) + 1)
-                    span = _span(pick.span, unit.text, question)
+                    span = _span(pick.span, unit.text, question) if complete else ""
                     evidence.append(Evidence(c, unit.text, span, pick.probability, pick.margin))
+                    if not complete:
+                        early[i] = len(evidence) - 1
                     timings.setdefault("first_evidence_ms", _ms(started))
                     yield evidence[-1]
             done = len(finished)
