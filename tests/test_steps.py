@@ -41,7 +41,9 @@ def test_a_how_to_question_gets_the_numbered_list_as_one_unit(tmp_path):
     (whole,) = [u for u in joined if "vault" in u.text]
     assert whole.text == procedure(hit) and whole.text in hit.text
     assert [" ".join(p.split()) for p in whole.text.split("\n\n")] == STEPS
-    assert any("30 days" in u.text for u in joined)  # the rest of the passage is kept
+    # The rest of the passage is kept, after the steps: asked how, the steps come first.
+    assert [u.text for u in joined].index(whole.text) == 0
+    assert any("30 days" in u.text for u in joined[1:])
     # Another kind of question keeps one unit a step.
     assert with_procedures("Which role logs in to Vault?", [hit], found) == found
 

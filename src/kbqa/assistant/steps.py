@@ -51,7 +51,9 @@ def with_procedures(question: str, hits: list[Hit], found: list[Unit]) -> list[U
             continue
         flat = " ".join(steps.split())
         inside = [i for i, u in enumerate(out) if u.n == n and " ".join(u.text.split()) in flat]
-        at = inside[0] if inside else max((i + 1 for i, u in enumerate(out) if u.n <= n), default=0)
+        # First among its passage's units: asked how, the steps are the answer the passage
+        # offers, and the sentences around them (when, why) come after.
+        at = next((i for i, u in enumerate(out) if u.n >= n), len(out))
         out = [u for i, u in enumerate(out) if i not in inside]
         out.insert(at, Unit(n, steps))
     return out
