@@ -4,9 +4,13 @@ examples/handbook and the Python docs' FAQ, how-tos and tutorial (what the pytho
 built from; Debian's python3.11-doc). Checks that both give the same documents and chunks.
 
     python benchmarks/ingest_workers.py [--rounds 2] [--fakes] [--corpus handbook|python-docs]
+        [--embed-threads N]
 
 Default: the packaged embedder (the whole ingest, as a user waits for it); --fakes embeds with
-the hash embedder, so the figure is mostly parsing.
+the hash embedder, so the figure is mostly parsing. --embed-threads N runs the packaged ONNX
+embedder on N threads (onnxruntime's default is one per core, and its threads spin while they
+wait): with 1, the parse workers have the other core while the ingest process embeds. Each run
+prints where its time went (the ingest's stages; with several workers `parse` is their sum).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from sqlalchemy import select
 
 from kbqa.app import KnowledgeBase
 from kbqa.ingest.driver import cores
-from kbqa.retrieval.embedder import HashEmbedder
+from kbqa.retrieval.embedder import Embedder, HashEmbedder, OnnxEmbedder, default_backend
 from kbqa.settings import Settings
 from kbqa.store import ChunkRow, DocumentRow
 
@@ -51,17 +55,33 @@ def contents(kb: KnowledgeBase) -> list[tuple]:
     return [tuple(r) for r in rows]
 
 
-def ingest(paths: list[Path], workers: int, fakes: bool, cache: Path) -> tuple[float, list, int]:
+def embedder(settings: Settings, fakes: bool, threads: int | None) -> Embedder | None:
+    """The hash embedder, the packaged one as the settings make it (None), or the packaged ONNX
+    one on `threads` threads."""
+    if fakes:
+        return HashEmbedder()
+    if threads is None:
+        return None
+    s = settings
+    backend = default_backend(s.embedding_model, s.device)
+    if not backend.startswith("onnx-"):
+        raise SystemExit(f"--embed-threads runs the packaged ONNX embedder; here it is {backend}")
+    return OnnxEmbedder(backend, s.model_cache, s.embed_batch_size, threads=threads)
+
+
+def ingest(
+    paths: list[Path], workers: int, fakes: bool, cache: Path, threads: int | None = None
+) -> tuple[float, list, int, dict[str, float]]:
     with tempfile.TemporaryDirectory() as home:
         settings = Settings.load(home=Path(home)).replace(ingest_workers=workers)
         if not fakes:
             settings = settings.replace(model_cache=cache)
-        kb = KnowledgeBase(settings, embedder=HashEmbedder() if fakes else None)
+        kb = KnowledgeBase(settings, embedder=embedder(settings, fakes, threads))
         kb.embedder.embed(["load the embedder before the clock starts"])
         started = time.perf_counter()
         report = kb.ingest(paths)
         seconds = time.perf_counter() - started
-        return seconds, contents(kb), report.added
+        return seconds, contents(kb), report.added, report.stages
 
 
 def main() -> None:
@@ -69,9 +89,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--fakes", action="store_true")
     parser.add_argument("--corpus", choices=["handbook", "python-docs"], help="only this one")
+    parser.add_argument("--embed-threads", type=int, help="the packaged embedder's threads")
     args = parser.parse_args()
     n = cores()
-    print(f"cores: {n}; embedder: {'hash (fakes)' if args.fakes else 'packaged'}")
+    threads = f", {args.embed_threads} thread(s)" if args.embed_threads else ""
+    print(f"cores: {n}; embedder: {'hash (fakes)' if args.fakes else 'packaged'}{threads}")
     cache = Settings().model_cache
     with tempfile.TemporaryDirectory() as tmp:
         for name, paths in corpora(Path(tmp)).items():
@@ -83,7 +105,11 @@ def main() -> None:
             # server that later rounds' workers come from, once threads run) cost once.
             for round_ in range(args.rounds + 1):
                 for workers in (1, n):
-                    seconds, rows, added = ingest(paths, workers, args.fakes, cache)
+                    seconds, rows, added, stages = ingest(
+                        paths, workers, args.fakes, cache, args.embed_threads
+                    )
+                    where = ", ".join(f"{k} {v:.1f}" for k, v in stages.items() if v >= 0.05)
+                    print(f"  {name}, {workers} worker(s): {seconds:.1f} s ({where})", flush=True)
                     times[workers].append(seconds)
                     seen[workers] = rows
                 if round_ == 0:

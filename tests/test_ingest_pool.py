@@ -3,6 +3,8 @@ documents and chunks, in the same order, as one worker; failures and skips are a
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,8 @@ from sqlalchemy import select
 
 from kbqa.app import KnowledgeBase
 from kbqa.errors import ConfigError
+from kbqa.ingest import worker as parse_worker
+from kbqa.ingest.files import FileLimits
 from kbqa.retrieval.embedder import HashEmbedder
 from kbqa.settings import Settings
 from kbqa.store import ChunkRow, DocumentRow
@@ -59,6 +63,82 @@ def test_two_workers_give_the_same_documents_and_chunks_as_one(settings, tmp_pat
     for again in (again_one, again_two):
         assert (again.updated, again.removed, again.unchanged) == (1, 1, 9)
     assert _contents(one) == _contents(two)
+
+
+def test_no_worker_is_used_by_two_threads_at_once(settings, tmp_path: Path, monkeypatch):
+    """The hang: several sources, the first ones a file each. A parse thread started the idle,
+    never-started second worker for the second file while the ingest thread started it too for
+    the folder; the thread sent its request on one process's pipe and read the other's. Starts
+    are slowed here (as under load, or from a fork server) so that the overlap always happens
+    where the design allows it."""
+    users: dict[int, set[int]] = {}
+    shared: list[str] = []
+    lock = threading.Lock()
+
+    def watched(method):
+        def wrapper(self, *args):
+            me = threading.get_ident()
+            with lock:
+                inside = users.setdefault(id(self), set())
+                if inside - {me}:
+                    shared.append(f"{method.__name__} while another thread used the worker")
+                nested = me in inside
+                inside.add(me)
+            try:
+                if method.__name__ == "_start":
+                    time.sleep(0.2)
+                return method(self, *args)
+            finally:
+                if not nested:
+                    with lock:
+                        inside.discard(me)
+
+        return wrapper
+
+    for name in ("_start", "parse", "close"):
+        monkeypatch.setattr(
+            parse_worker.ParseWorker, name, watched(getattr(parse_worker.ParseWorker, name))
+        )
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    singles = []
+    for n in range(3):
+        singles.append(docs / f"single{n}.md")
+        singles[-1].write_text(f"# Single {n}\n\nService {n} listens on port {8000 + n}.\n")
+    folder = _corpus(tmp_path / "folder")
+    two = _kb(settings, tmp_path / "two", 2)
+    done: list = []
+    # A daemon thread: on the old code this ingest never returned.
+    runner = threading.Thread(
+        target=lambda: done.append(two.ingest([*singles, folder])), daemon=True
+    )
+    runner.start()
+    for _ in range(600):
+        runner.join(0.1)
+        if done or shared:
+            break
+    assert shared == []
+    assert done, "the ingest with two workers hung"
+    one = _kb(settings, tmp_path / "one", 1)
+    report = one.ingest([*singles, folder])
+    assert (done[0].added, done[0].failed) == (report.added, report.failed)
+    assert report.added == 14
+    assert _contents(one) == _contents(two)
+
+
+def test_a_forked_worker_keeps_no_other_workers_pipe_open(monkeypatch):
+    """A worker forked after another closes its copy of the ingest's end of that one's pipe:
+    held, the first worker would not see its pipe end while the second lives."""
+    monkeypatch.setattr(
+        parse_worker, "_context", lambda: parse_worker.multiprocessing.get_context("fork")
+    )
+    with parse_worker.ParsePool(FileLimits(), size=2) as pool:
+        pool.start(2)
+        first, second = pool._workers
+        assert first._process.pid != second._process.pid and second._process.is_alive()
+        first._conn.close()  # as if the ingest had gone, for this worker
+        first._process.join(10)
+        assert first._process.exitcode == 0
 
 
 def test_ingest_workers_must_not_be_negative():

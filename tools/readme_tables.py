@@ -48,8 +48,7 @@ SETTINGS = {
     "max_unpacked_bytes": "a DOCX whose zip members declare more is skipped as a zip bomb",
     "max_file_seconds": "a parse that takes longer is stopped and the file skipped",
     "max_parse_memory_bytes": "a parse that needs more memory is stopped and the file skipped",
-    "ingest_workers": "files parsed at once, each in a worker process; 0: one per core (a hang "
-    "seen with 2 is not yet found)",
+    "ingest_workers": "files parsed at once, each in a worker process; 0: one per core",
     "database_busy_seconds": "SQLite: how long a write waits for another process's lock",
     "vector_index": "`flat` (exact), `ivf`; auto is flat up to `vector_index_flat_max`, then IVF",
     "vector_index_flat_max": "vectors up to which auto uses a flat index",

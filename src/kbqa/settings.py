@@ -74,10 +74,9 @@ class Settings:
     max_unpacked_bytes: int = 256 * 1024 * 1024
     max_file_seconds: float = 60.0
     max_parse_memory_bytes: int = 2 * 1024 * 1024 * 1024
-    # Parse worker processes an ingest runs at once (each within the limits above); 0: one
-    # per core this process may use. 1 by default: with 2, an ingest hung once in the test
-    # suite (a parse thread waiting for a reply its worker never sent; docs/serving-speed-cache.md).
-    ingest_workers: int = 1
+    # Parse worker processes an ingest runs at once (each within the limits above, so at worst
+    # this many times max_parse_memory_bytes); 0: one per core this process may use.
+    ingest_workers: int = 0
     # SQLite: how long a write waits for another process's write lock before giving up.
     database_busy_seconds: float = 30.0
     # The vector index: "flat" (exact), "ivf" (approximate, trained on the stored vectors), or

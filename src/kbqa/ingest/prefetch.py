@@ -42,9 +42,17 @@ class Prefetch:
         """The sources, their files' loads parsed ahead (in the order they are listed)."""
         if self.pool.size < 2:
             return sources
-        return [self._source(source) for source in sources]
+        plans = [self._plan(source) for source in sources]
+        # Every worker this ingest needs is started here, before the first parse is handed to
+        # a thread: forked while the ingest has no other thread, and never started twice.
+        self.pool.start(min(sum(len(wanted) for _, wanted in plans), self.pool.size))
+        return [
+            self._source(source, digests, wanted)
+            for source, (digests, wanted) in zip(sources, plans, strict=True)
+        ]
 
-    def _source(self, source: Source) -> Source:
+    def _plan(self, source: Source) -> tuple[dict[str, str | ParseError], list[Item]]:
+        """The fingerprints of the source's items, and the items the write path will load."""
         digests = {item.uri: _fingerprint(item) for item in source.items}
         stored = self._stored_hashes([uri for uri, d in digests.items() if isinstance(d, str)])
         wanted = [
@@ -52,9 +60,11 @@ class Prefetch:
             for item in source.items
             if isinstance(digests[item.uri], str) and stored.get(item.uri) != digests[item.uri]
         ]
+        return digests, wanted
+
+    def _source(self, source: Source, digests: dict, wanted: list[Item]) -> Source:
         if not wanted:
             return source
-        self.pool.start(min(len(wanted), self.pool.size))
         ahead = _Ahead(wanted, digests, self._threads, self.ahead)
         items = [
             replace(item, fingerprint=ahead.fingerprint(item), load=ahead.load(item))

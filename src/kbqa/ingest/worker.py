@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,12 @@ from kbqa.ingest.partition import load_parsers
 from kbqa.types import Document
 
 log = logging.getLogger(__name__)
+
+# The ingest's ends of every worker's pipe. A forked worker closes its copies of them all: held
+# open there, a sibling's pipe would not end when the ingest closes it or dies, and that
+# sibling would wait for requests forever. Weak: a worker dropped unclosed still closes its end.
+_INGEST_ENDS: weakref.WeakSet[Any] = weakref.WeakSet()
+_INGEST_ENDS_LOCK = threading.Lock()
 
 
 def _vm_bytes(pid: int | str = "self", field: str = "VmSize") -> int:
@@ -49,13 +56,13 @@ def _vm_bytes(pid: int | str = "self", field: str = "VmSize") -> int:
 
 
 def _serve(
-    conn: Any, other_end: Any, limits: FileLimits, max_chars: int, soft_max_chars: int
+    conn: Any, inherited: list[Any], limits: FileLimits, max_chars: int, soft_max_chars: int
 ) -> None:
     """The worker's loop: (path, digest) in, ("ok", Document | "error", reason, …) out."""
-    # A worker forked from the ingest inherits its end of the pipe too; holding it, the worker
-    # would never see the end of the pipe when the ingest dies.
-    if other_end is not None:
-        other_end.close()
+    # A worker forked from the ingest inherits the ingest's end of its own pipe and of its
+    # siblings' (see _INGEST_ENDS); holding its own, it would never see the ingest die.
+    for end in inherited:
+        end.close()
     load_parsers()  # a no-op when forked from a process that loaded them
     # Parsers' own complaints about a broken file would reach the terminal; the reason is
     # reported with the file instead.
@@ -135,7 +142,8 @@ class ParseWorker:
         if fork:
             load_parsers()
         parent, child = ctx.Pipe()
-        inherited = parent if fork else None  # a forked worker must close its copy
+        with _INGEST_ENDS_LOCK:
+            inherited = [parent, *_INGEST_ENDS] if fork else []  # a forked worker's copies
         process = ctx.Process(
             target=_serve,
             args=(child, inherited, self.limits, self.max_chars, self.soft_max_chars),
@@ -144,6 +152,8 @@ class ParseWorker:
         )
         process.start()
         child.close()
+        with _INGEST_ENDS_LOCK:
+            _INGEST_ENDS.add(parent)
         self._process, self._conn = process, parent
         self.restarts += 1 if self._started else 0
         self._started += 1
@@ -152,6 +162,8 @@ class ParseWorker:
         """Kill the worker; its exit code."""
         process, self._process = self._process, None
         if self._conn is not None:
+            with _INGEST_ENDS_LOCK:
+                _INGEST_ENDS.discard(self._conn)
             self._conn.close()
             self._conn = None
         if process is None:
@@ -214,7 +226,12 @@ class ParseWorker:
 class ParsePool:
     """`size` ParseWorkers, one per core by default: `parse` may be called from several threads
     at once, each call on a worker of its own (ingest/prefetch.py drives them). Use as a context
-    manager."""
+    manager.
+
+    A worker belongs to one thread at a time: every use (`parse`, `start`, `close`) takes it
+    from the idle queue and gives it back. Two threads once used one worker at once — a parse
+    thread restarting it while the ingest thread's `start` started it too — and the thread,
+    its request sent on one process's pipe, waited for the reply on the other's, forever."""
 
     def __init__(
         self, limits: FileLimits, max_chars: int = 1200, soft_max_chars: int = 800, size: int = 1
@@ -224,6 +241,8 @@ class ParsePool:
         self._idle: queue.SimpleQueue[ParseWorker] = queue.SimpleQueue()
         for worker in self._workers:
             self._idle.put(worker)
+        self._closed = False
+        self._lock = threading.Lock()  # between giving a worker back and closing the pool
 
     def __enter__(self) -> ParsePool:
         return self
@@ -232,18 +251,50 @@ class ParsePool:
         self.close()
 
     def start(self, n: int) -> None:
-        """Start up to n workers now, from this thread: while it is the process's only thread
-        they are forked, with no fork server to start (see _context)."""
-        for worker in self._workers[: max(0, n)]:
-            if worker._process is None:
-                worker._start()
+        """Have up to n of the idle workers running, started from this thread: call it before
+        any other thread runs, and they are forked, with no fork server to start (_context)."""
+        idle = self._take_idle()
+        try:
+            running = sum(w._process is not None for w in idle)
+            for worker in idle:
+                if running >= n:
+                    break
+                if worker._process is None:
+                    worker._start()
+                    running += 1
+        finally:
+            for worker in idle:
+                self._give_back(worker)
 
     def parse(self, path: Path, digest: str, timings: dict[str, float]) -> Document:
-        worker = self._idle.get()
+        worker = self._take()
         try:
             return worker.parse(path, digest, timings)
         finally:
-            self._idle.put(worker)
+            self._give_back(worker)
+
+    def _take(self) -> ParseWorker:
+        while True:
+            try:
+                return self._idle.get(timeout=1)
+            except queue.Empty:
+                if self._closed:
+                    raise ParseError("the ingest stopped before it was parsed: skipped") from None
+
+    def _take_idle(self) -> list[ParseWorker]:
+        idle = []
+        while True:
+            try:
+                idle.append(self._idle.get_nowait())
+            except queue.Empty:
+                return idle
+
+    def _give_back(self, worker: ParseWorker) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.put(worker)
+                return
+        worker.close()
 
     @property
     def restarts(self) -> int:
@@ -254,5 +305,9 @@ class ParsePool:
         return max(w.peak_rss for w in self._workers)
 
     def close(self) -> None:
-        for worker in self._workers:
+        """Stop the idle workers now; one still parsing for a thread (an ingest stopped by an
+        error or Ctrl-C) is stopped by that thread as it gives it back."""
+        with self._lock:
+            self._closed = True
+        for worker in self._take_idle():
             worker.close()
