@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from kbqa.assistant.prompt import CLOSE, OPEN, _label, fence
+from kbqa.assistant.text import paragraphs, spaced
 from kbqa.assistant.units import Unit
 from kbqa.types import Hit
 
@@ -64,9 +65,9 @@ def messages(
 def shown(unit: Unit) -> str:
     """A unit as the model sees it: fenced, on one line; a procedure (steps.py: a paragraph a
     step) with its steps numbered, so that it reads as the steps it is."""
-    steps = [" ".join(fence(p).split()) for p in unit.text.split("\n\n") if p.strip()]
+    steps = paragraphs(unit.text)
     if len(steps) > 1:
-        return "Steps: " + " ".join(f"({i}) {step}" for i, step in enumerate(steps, 1))
+        return "Steps: " + " ".join(f"({i}) {fence(step)}" for i, step in enumerate(steps, 1))
     return " ".join(fence(unit.text).split())
 
 
@@ -110,11 +111,9 @@ def parse(
 
 def locate(copied: str, text: str) -> str:
     """`copied` as `text` writes it (whitespace and case aside), or "" when text lacks it."""
-    words = copied.split()
-    if not words:
+    if not copied.split():
         return ""
-    pattern = r"\s+".join(re.escape(w) for w in words)
-    found = re.search(pattern, text, re.I)
+    found = re.search(spaced(copied), text, re.I)
     return found.group(0) if found else ""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from kbqa.assistant.text import spaced
 from kbqa.assistant.units import Unit
 from kbqa.ingest.markdown_blocks import source_blocks
 from kbqa.types import Hit
@@ -62,11 +63,8 @@ def with_procedures(question: str, hits: list[Hit], found: list[Unit]) -> list[U
 def _span_of(steps: list[str], text: str) -> str:
     """The stretch of `text` from the first step to the end of the last, whitespace aside."""
 
-    def pattern(step: str) -> str:
-        return r"\s+".join(re.escape(w) for w in step.split())
-
-    first = re.search(pattern(steps[0]), text)
-    last = re.search(pattern(steps[-1]), text[first.end() :]) if first else None
+    first = re.search(spaced(steps[0]), text)
+    last = re.search(spaced(steps[-1]), text[first.end() :]) if first else None
     if not first or not last:
         return ""
     stretch = text[first.start() : first.end() + last.end()]

@@ -29,6 +29,17 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+(?:[._/:-][a-z0-9]+)*", text.lower())
 
 
+def spaced(text: str) -> str:
+    """A regex for `text`'s words in order, any whitespace between them (a copy of a passage's
+    words is found in it however its lines were broken)."""
+    return r"\s+".join(re.escape(w) for w in text.split())
+
+
+def paragraphs(text: str) -> list[str]:
+    """`text`'s paragraphs, each on one line: a procedure unit (steps.py) has one a step."""
+    return [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+
+
 def content_words(text: str) -> set[str]:
     return {w for w in words(text) if w not in STOPWORDS and len(w) > 1}
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from kbqa.assistant.text import paragraphs
+
 _ROW = re.compile(r"^[^:;\n]{1,40}: [^;\n]+(?:; [^:;\n]{1,40}: [^;\n]+)+\.?$")
 
 
@@ -34,7 +36,7 @@ def sentence(text: str) -> str:
 def readable(text: str) -> str:
     """A unit as a reader takes it in: a procedure (assistant/steps.py: one paragraph a step)
     as numbered steps, a table row as a sentence, anything else as it is."""
-    steps = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+    steps = paragraphs(text)
     if len(steps) > 1:
         return "\n".join(f"{i}. {step}" for i, step in enumerate(steps, 1))
     return sentence(text)
