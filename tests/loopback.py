@@ -27,3 +27,35 @@ class Loopback:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+class Served:
+    """A mock served on a Loopback: `start`/`stop`, a context manager, and `base_url` while
+    running. A subclass names its request handler class (`handler`) and the attribute under
+    which that handler finds the mock (`handler_attr`)."""
+
+    handler: type[BaseHTTPRequestHandler]
+    handler_attr = "mock"
+    _loopback: Loopback | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._loopback is None:
+            raise RuntimeError(f"{type(self).__name__} is not running: use it as a context manager")
+        return f"http://127.0.0.1:{self._loopback.port}"
+
+    def start(self):
+        handler = type("Handler", (self.handler,), {self.handler_attr: self})
+        self._loopback = Loopback(handler)
+        return self
+
+    def stop(self) -> None:
+        if self._loopback is not None:
+            self._loopback.stop()
+            self._loopback = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from loopback import Loopback
+from loopback import Served
 
 SECRET = "test-signing-secret"  # the Slack signing secret the tests' apps are built with
 PUBLIC, PRIVATE = "C05ENGHELP", "G05SECPRIV"  # a public and a private channel of the fixtures
@@ -31,7 +31,7 @@ Responder = list[Response] | Callable[[dict[str, Any]], Response]
 _FIRST_TS = 1_700_000_000_000_000  # microseconds: the first ts handed out is 1700000000.000100
 
 
-class MockSlackApi:
+class MockSlackApi(Served):
     """The Slack Web API on 127.0.0.1, with canned answers and a record of every call."""
 
     def __init__(self) -> None:
@@ -42,13 +42,10 @@ class MockSlackApi:
         self._served: dict[str, tuple[int, int]] = {}  # method -> (id of its list, responses used)
         self._changed = threading.Condition()
         self._ts = itertools.count(1)
-        self._loopback: Loopback | None = None
 
     @property
     def url(self) -> str:
-        if self._loopback is None:
-            raise RuntimeError("MockSlackApi is not running: use it as a context manager")
-        return f"http://127.0.0.1:{self._loopback.port}/api/"
+        return self.base_url + "/api/"
 
     @property
     def calls(self) -> list[tuple[str, dict[str, Any]]]:
@@ -69,22 +66,6 @@ class MockSlackApi:
             return self._changed.wait_for(
                 lambda: sum(1 for name, _ in self._calls if name == method) >= n, timeout
             )
-
-    def start(self) -> MockSlackApi:
-        handler = type("Handler", (_Handler,), {"api": self})
-        self._loopback = Loopback(handler)
-        return self
-
-    def stop(self) -> None:
-        if self._loopback is not None:
-            self._loopback.stop()
-            self._loopback = None
-
-    def __enter__(self) -> MockSlackApi:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def answer(self, method: str, params: dict[str, Any]) -> Response:
         """Record the call and pick its response (a copy, still with any _status/_headers)."""
@@ -141,6 +122,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep the test output clean
+
+
+# The handler is defined after the mock it serves.
+MockSlackApi.handler, MockSlackApi.handler_attr = _Handler, "api"
 
 
 def _parse_body(content_type: str, body: bytes) -> dict[str, Any]:

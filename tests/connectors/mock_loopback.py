@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from loopback import Loopback
+from loopback import Served
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Fault:
     skip: int = 0  # matching requests answered normally before the fault starts
 
 
-class MockService:
+class MockService(Served):
     """Subclasses answer `serve(call) -> Reply`; tests read `.calls` and add faults with
     `fail(prefix, status, headers, times)`."""
 
@@ -44,16 +44,13 @@ class MockService:
         self._calls: list[Call] = []
         self._faults: list[Fault] = []
         self.lock = threading.RLock()
-        self._loopback: Loopback | None = None
 
     def serve(self, call: Call) -> Reply:
         raise NotImplementedError
 
     @property
     def url(self) -> str:
-        if self._loopback is None:
-            raise RuntimeError("the mock is not running: use it as a context manager")
-        return f"http://127.0.0.1:{self._loopback.port}"
+        return self.base_url
 
     @property
     def calls(self) -> list[Call]:
@@ -98,22 +95,6 @@ class MockService:
                     return fault.reply
             return self.serve(call)
 
-    def start(self) -> MockService:
-        handler = type("Handler", (_Handler,), {"service": self})
-        self._loopback = Loopback(handler)
-        return self
-
-    def stop(self) -> None:
-        if self._loopback is not None:
-            self._loopback.stop()
-            self._loopback = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
 
 class _Handler(BaseHTTPRequestHandler):
     service: MockService
@@ -148,3 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep the test output clean
+
+
+# The handler is defined after the mock it serves.
+MockService.handler, MockService.handler_attr = _Handler, "service"

@@ -10,9 +10,11 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from loopback import Served
 
 
 @dataclass
@@ -33,7 +35,7 @@ class Call:
 Route = Callable[..., Reply]
 
 
-class MockServer:
+class MockServer(Served):
     """Subclasses register routes with `route(method, pattern, handler)`; a handler gets the
     regex groups and the query params and returns a Reply."""
 
@@ -43,7 +45,6 @@ class MockServer:
         self.faults: list[tuple[str, Reply]] = []  # (path regex, reply): served once each
         self.lock = threading.RLock()
         self._calls: list[Call] = []
-        self._server: ThreadingHTTPServer | None = None
 
     # -- the fixture side -----------------------------------------------------------------
     def route(self, method: str, pattern: str, handler: Route) -> None:
@@ -69,29 +70,7 @@ class MockServer:
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start the mock first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self):
-        handler = type("Handler", (_Handler,), {"mock": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.base_url
 
     # -- the server side ------------------------------------------------------------------
     def authorized(self, header: str) -> bool:
@@ -161,6 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+# The handler is defined after the mock it serves.
+MockServer.handler = _Handler
 
 
 def page_of(items: list, params: dict[str, str], max_page: int = 25) -> tuple[list, str | None]:
