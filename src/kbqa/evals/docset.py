@@ -42,6 +42,7 @@ DOCSETS = {
     "flask-docs": DocSet(
         "python-flask-doc", Path("/usr/share/doc/python-flask-doc/html"), "2.2.2-3"
     ),
+    "supervisor-docs": DocSet("supervisor-doc", Path("/usr/share/doc/supervisor/html"), "4.2.5-1"),
 }
 
 
