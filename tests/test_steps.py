@@ -73,3 +73,32 @@ def test_a_pointed_procedure_reads_as_numbered_steps_everywhere(kb, tmp_path):
     assert "> 1. Post a heads-up" in shown and "> 3. Rotate the password" in shown
     assert "> 2. Log in to Vault" in markdown.markdown(answer)
     assert ">2. Log in to Vault" in json.dumps(slack.answer_blocks(answer)[1])
+
+
+def test_a_numbered_list_of_an_html_page_is_a_procedure_too(kb, tmp_path):
+    """A Sphinx-built page (the docs of most Python projects) writes its steps as an <ol>:
+    ingest keeps them as plain paragraphs, and the page's numbers are read back from it."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    items = "".join(f"<li><p>{s}</p></li>\n" for s in STEPS)
+    (folder / "rotate.html").write_text(
+        "\n<!DOCTYPE html>\n<html><head><title>Rotating the password</title></head><body>"
+        '<div role="navigation"><ul><li>Home</li><li>Index</li></ul></div>'
+        '<div role="main"><h1>Rotating the password</h1><p>Vault rotates it every 30 days.</p>'
+        f"<ol>\n{items}</ol><ul><li>Ask in #sre if it fails.</li></ul></div></body></html>"
+    )
+    kb.ingest([folder])
+    kb.settings = kb.settings.replace(answer_style="pointed")
+    answerer = Answerer(kb.retriever, kb.generator, kb.settings)
+    *_, answer = answerer.answer_stream("How do I rotate the password?")
+    assert answer.mode == "pointed", answer.reason
+    (evidence,) = answer.evidence  # the fake points at the first unit: the whole procedure
+    assert [" ".join(p.split()) for p in evidence.text.split("\n\n")] == STEPS
+    assert "> 2. Log in to Vault" in terminal.answer(answer)
+    # A bulleted list is not a procedure.
+    (folder / "rotate.html").write_text(
+        (folder / "rotate.html").read_text().replace("<ol>", "<ul>").replace("</ol>", "</ul>")
+    )
+    kb.ingest([folder])
+    *_, answer = answerer.answer_stream("How do I rotate the password?")
+    assert len(answer.evidence[0].text.split("\n\n")) == 1

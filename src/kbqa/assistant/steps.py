@@ -2,8 +2,8 @@
 numbered list cut into one unit per step let the model quote one step of six (issue 36). So,
 for a how-to question, a passage that holds a whole numbered list from its source file offers
 that list as one unit: the passage's own text from the first step to the last, each step a
-paragraph of it. Lists are read from Markdown sources (ingest/markdown_blocks.py); other files
-keep one unit per step."""
+paragraph of it. Lists are read from Markdown and HTML sources (ingest/markdown_blocks.py,
+ingest/html_blocks.py: a Sphinx page's `<ol>`); other files keep one unit per step."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import re
 
 from kbqa.assistant.text import spaced
 from kbqa.assistant.units import Unit
-from kbqa.ingest.markdown_blocks import source_blocks
+from kbqa.ingest import html_blocks, markdown_blocks
 from kbqa.types import Hit
 
 _HOW_TO = re.compile(
@@ -30,7 +30,8 @@ def procedure(hit: Hit) -> str:
     """The hit's text from the first step of a numbered list of its source to the last (the
     first such list the hit holds whole, of two steps or more), or "" when there is none."""
     run: list[str] = []
-    for md, text in [*source_blocks(hit), ("", "")]:
+    blocks = markdown_blocks.source_blocks(hit) or html_blocks.source_blocks(hit)
+    for md, text in [*blocks, ("", "")]:
         if _NUMBERED.match(md) and text:
             run.append(text)
             continue
