@@ -294,33 +294,3 @@ def test_a_unit_is_quoted_as_soon_as_its_number_is_written_and_marked_when_its_l
     assert slow.written == 2 and first.span == ""  # before the copied words were written
     *_, answer = stream
     assert answer.evidence[0].text == first.text and answer.evidence[0].span == "port 7300"
-
-
-class Copying:
-    """Points at the unit that holds `marker` and copies `words` from it."""
-
-    name = "copying"
-
-    def __init__(self, marker: str, words: str):
-        self.marker, self.words = marker, words
-
-    def point(self, messages, grammar, max_new_tokens=64):
-        k = next(
-            m.group(1)
-            for m in re.finditer(r"^\[(\d+)\] (.+)$", messages[-1]["content"], re.M)
-            if self.marker in m.group(2)
-        )
-        yield f"[{k}] {self.words}", []
-
-
-@pytest.mark.parametrize(
-    ("words", "marked"),
-    [("Backups of larkdb run nightly", ""), ("35 days", "35 days")],
-)
-def test_words_copied_from_where_the_unit_begins_are_not_marked(pointing, words, marked):
-    """The model's habit is to copy a unit's first words whatever they say, so a mark there
-    says nothing; words it chose from inside the unit are marked."""
-    answerer = Answerer(pointing.retriever, Copying("35 days", words), pointing.settings)
-    *_, answer = answerer.answer_stream("how long are the larkdb backups kept for?")
-    assert answer.mode == "pointed" and "35 days" in answer.evidence[0].text
-    assert answer.evidence[0].span == marked

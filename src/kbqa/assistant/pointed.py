@@ -144,21 +144,12 @@ def _before(found: list[Unit], k: int) -> str:
 
 def _span(span: str, text: str, question: str) -> str:
     """The copied words worth marking: not stopwords alone, not (nearly) the whole unit, not
-    the unit's opening words, not the question's own words or a figure it did not ask for
-    (span.marks_answer)."""
+    the question's own words or a figure it did not ask for (span.marks_answer)."""
     if not content_words(span) and not any(ch.isdigit() for ch in span):
         return ""
-    if not marks_answer(question, span) or _opens(span, text):
+    if not marks_answer(question, span):
         return ""
     return "" if len(span) >= 0.9 * len(text.strip()) else span
-
-
-def _opens(span: str, text: str) -> bool:
-    """Whether the copied words are where the unit begins. Asked to copy the answer from the
-    unit it named, the model most often copies its first words whatever they say: on blind
-    reads 4 and 5 such marks were wrong 35 times and right 15, marks inside a unit right 28
-    times and wrong 21 (docs/pointer.md). A mark there says nothing the quote does not."""
-    return " ".join(text.split()).casefold().startswith(" ".join(span.split()).casefold())
 
 
 def _cited(text: str, c: int) -> str:
