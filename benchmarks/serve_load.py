@@ -5,10 +5,15 @@ files; prints p50/p95 latency beside a single-question baseline, then the start-
 `kbqa ask` against the running server and a cold in-process `kbqa ask --extractive`, the latter
 beside the same command from git revision --before (default: the revision before this work).
 
-    python benchmarks/serve_load.py [--fakes] [--before REV] [--questions 50] [--events 50]
+    python benchmarks/serve_load.py [--fakes] [--generated] [--before REV] [--questions 50]
+        [--events 50]
 
-Default: the packaged models, extractive answers (on a 2-core CPU the generator would make this
-take many minutes); --fakes uses the hash embedder and echo generator. Bounded: a few minutes.
+Default: the packaged models, extractive answers over the HTTP API (the Slack bot's answers are
+generated); --fakes uses the hash embedder and echo generator. Bounded: a few minutes.
+--generated: every HTTP question is generated too, each a different handbook question (so no
+answer comes from the cache), through the generation queue with its default limit: what does
+not fit is told "busy" (HTTP 503, Retry-After; the busy text in Slack), counted apart from
+errors; the baseline is a lone generated question. It skips the start-up figures.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +37,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support import SECRET, MockSlackApi, event  # noqa: E402 - tests/support.py, as the tests send
 
+# --generated: different questions, so that none is answered from the answer cache.
+DATA = ROOT / "tests" / "data"
 QUESTIONS = [
     "How do I rotate the staging database password?",
     "what port is route-planner listening on?",
@@ -37,6 +46,19 @@ QUESTIONS = [
     "how many days of PTO do we get?",
     "who owns the billing service?",
 ]
+
+
+def handbook_questions() -> list[str]:
+    """Every distinct handbook question in tests/data, in a fixed order."""
+    qa = json.loads((DATA / "handbook_qa.json").read_text())
+    found = [q["question"] for q in qa["answerable"] + qa["unanswerable"]]
+    for name in ("followups.json", "followups_heldout.json"):
+        found += [p["first"] for p in json.loads((DATA / name).read_text())["pairs"]]
+    return list(dict.fromkeys(found))
+
+
+class Busy(Exception):
+    """The server said busy (HTTP 503 with Retry-After): by design, not an error."""
 
 
 def pct(values: list[float], p: float) -> float:
@@ -52,9 +74,16 @@ def post(url: str, payload: bytes, headers: dict[str, str], timeout: float = 300
         return response.status, body, time.perf_counter() - started
 
 
-def ask(base: str, question: str) -> tuple[float, dict]:
-    payload = json.dumps({"question": question, "extractive": True}).encode()
-    status, body, seconds = post(base + "/api/ask", payload, {"Content-Type": "application/json"})
+def ask(base: str, question: str, extractive: bool = True) -> tuple[float, dict]:
+    payload = json.dumps({"question": question, "extractive": extractive}).encode()
+    try:
+        status, body, seconds = post(
+            base + "/api/ask", payload, {"Content-Type": "application/json"}
+        )
+    except urllib.error.HTTPError as exc:
+        if exc.code == 503 and exc.headers.get("Retry-After"):
+            raise Busy() from None
+        raise
     assert status == 200, status
     return seconds, json.loads(body)
 
@@ -85,6 +114,7 @@ def timed(args: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fakes", action="store_true")
+    parser.add_argument("--generated", action="store_true", help="generated HTTP answers too")
     parser.add_argument("--questions", type=int, default=50)
     parser.add_argument("--events", type=int, default=50)
     parser.add_argument("--before", default="3170e0f", help="git revision to compare start-up with")
@@ -144,13 +174,23 @@ def main() -> None:
                 server.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 server.kill()
-    startup(env, tmp, opts, base)
+    if not opts.generated:
+        startup(env, tmp, opts, base)
 
 
 def measure(base: str, slack: MockSlackApi, env: dict, tmp: Path, opts) -> None:
-    for q in QUESTIONS:  # warm up
-        ask(base, q)
-    baseline = [ask(base, QUESTIONS[i % len(QUESTIONS)])[0] for i in range(10)]
+    extractive = not opts.generated
+    if opts.generated:
+        # Lone questions (the baseline) and the burst's: all different, none cached.
+        pool_ = handbook_questions()
+        lone, asked = pool_[:3], pool_[3:]
+        ask(base, "warm the model up: what is kbqa?", False)
+        baseline = [ask(base, q, False)[0] for q in lone]
+    else:
+        asked = QUESTIONS
+        for q in QUESTIONS:  # warm up
+            ask(base, q)
+        baseline = [ask(base, QUESTIONS[i % len(QUESTIONS)])[0] for i in range(10)]
     ingest = subprocess.Popen(
         [sys.executable, "-m", "kbqa", "ingest", str(new_files(tmp / "new", 30))],
         env={**env, "KBQA_EMBED_BATCH_SIZE": "2"},
@@ -160,18 +200,22 @@ def measure(base: str, slack: MockSlackApi, env: dict, tmp: Path, opts) -> None:
     )
     errors: list[str] = []
     acks: list[float] = []
+    busy: list[int] = []
 
     def one_question(i: int) -> float:
         try:
-            return ask(base, QUESTIONS[i % len(QUESTIONS)])[0]
+            return ask(base, asked[i % len(asked)], extractive)[0]
+        except Busy:
+            busy.append(i)
+            return float("nan")
         except Exception as exc:  # every failure is counted and shown
             errors.append(f"http: {exc}")
             return float("nan")
 
     def one_event(i: int) -> None:
-        request = event(
-            "app_mention", f"<@UBOT> {QUESTIONS[i % len(QUESTIONS)]}", ts=f"1794700000.{i:06}"
-        )
+        # Another question than the HTTP one of the same number, where there are enough.
+        question = asked[(opts.questions + i) % len(asked)]
+        request = event("app_mention", f"<@UBOT> {question}", ts=f"1794700000.{i:06}")
         headers = {k: v[0] for k, v in request.headers.items()}
         try:
             status, _, seconds = post(
@@ -191,25 +235,29 @@ def measure(base: str, slack: MockSlackApi, env: dict, tmp: Path, opts) -> None:
         for f in futures[opts.questions :]:
             f.result()
     wall = time.perf_counter() - started
-    answered = slack.wait_for("chat.update", opts.events, timeout=300)
-    updates = slack.params("chat.update")
-    errors += [f"slack answer: {u['text'][:80]}" for u in updates if u["text"].startswith("Sorry")]
-    if not answered:
+    updates, slack_busy = slack_answers(slack, opts.events, timeout=900)
+    errors += [f"slack answer: {u[:80]}" for u in updates if u.startswith("Sorry")]
+    if len(updates) < opts.events:
         errors.append(f"slack: only {len(updates)} of {opts.events} answered")
     out, err = ingest.communicate(timeout=600)
     ingest_ok = ingest.returncode == 0
     # After the ingest: the new files answer, without a restart.
     deadline, fresh = time.monotonic() + 15, False
     while time.monotonic() < deadline and not fresh:
-        _, data = ask(base, "which port does the quokka-17 service listen on?")
+        _, data = ask(base, "which port does the quokka-17 service listen on?", True)
         fresh = any("9117" in h["text"] for h in data["hits"])
         time.sleep(0.2)
     good = [x for x in latencies if x == x]
     print()
-    print(f"single question (sequential, {len(baseline)}): p50 {statistics.median(baseline):.3f} s")
+    kind = "generated" if opts.generated else "extractive"
     print(
-        f"{opts.questions} concurrent HTTP questions + {opts.events} Slack events during an "
-        f"ingest: {wall:.1f} s wall"
+        f"single {kind} question (sequential, {len(baseline)}): "
+        f"p50 {statistics.median(baseline):.3f} s"
+    )
+    print(
+        f"{opts.questions} concurrent {kind} HTTP questions + {opts.events} Slack events during "
+        f"an ingest: {wall:.1f} s wall; told busy (503, Retry-After): {len(busy)} HTTP, "
+        f"{slack_busy} Slack"
     )
     one, p50, p95 = statistics.median(baseline), pct(good, 50), pct(good, 95)
     print(
@@ -218,7 +266,8 @@ def measure(base: str, slack: MockSlackApi, env: dict, tmp: Path, opts) -> None:
     )
     print(
         f"  Slack acks: max {max(acks):.3f} s, p95 {pct(acks, 95):.3f} s "
-        f"({sum(a < 3 for a in acks)}/{len(acks)} under 3 s); answered {len(updates)}"
+        f"({sum(a < 3 for a in acks)}/{len(acks)} under 3 s); answered {len(updates)} "
+        f"(busy among them: {slack_busy})"
     )
     print(
         f"  ingest in another process: {'ok' if ingest_ok else 'FAILED ' + err[-300:]} "
@@ -228,6 +277,25 @@ def measure(base: str, slack: MockSlackApi, env: dict, tmp: Path, opts) -> None:
     print(f"  errors: {len(errors)}" + (f" — {errors[:5]}" if errors else ""))
     if errors or not fresh or not ingest_ok or max(acks) >= 3:
         raise SystemExit(1)
+
+
+def slack_answers(slack: MockSlackApi, n: int, timeout: float) -> tuple[list[str], int]:
+    """The last text of each of the n placeholders once it is final (not a progress text), and
+    how many of them said busy."""
+    from kbqa.assistant.queue import BUSY_TEXT, STAGES
+    from kbqa.integrations.slack.bot import WORKING_TEXT
+
+    stages = [re.escape(t).replace(r"\{position\}", r"\d+") for t in STAGES.values()]
+    progress = re.compile("|".join(stages))
+    deadline = time.monotonic() + timeout
+    while True:
+        last: dict[str, str] = {}
+        for update in slack.params("chat.update"):
+            last[update["ts"]] = update["text"]
+        final = [t for t in last.values() if t != WORKING_TEXT and not progress.fullmatch(t)]
+        if len(final) >= n or time.monotonic() > deadline:
+            return final, sum(t == BUSY_TEXT for t in final)
+        time.sleep(1)
 
 
 def startup(env: dict, tmp: Path, opts, base: str) -> None:

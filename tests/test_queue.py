@@ -25,6 +25,24 @@ def test_beyond_its_limit_the_queue_is_busy_and_says_when_to_retry():
     assert queue.size() == 0
 
 
+def test_a_burst_from_one_channel_leaves_half_the_queue_to_the_others():
+    queue = GenerationQueue(slots=1, limit=4)
+    burst = [queue.take("A"), queue.take("A")]
+    with pytest.raises(Busy):
+        queue.take("A")  # A holds its share: half the queue
+    others = [queue.take("B"), queue.take("C")]  # so the others still find room
+    with pytest.raises(Busy):
+        queue.take("D")  # the queue itself is full
+    queue.give_back(burst.pop())
+    burst.append(queue.take("A"))  # A's own place came free
+    for ticket in burst + others:
+        queue.give_back(ticket)
+    assert queue.size() == 0
+    # A queue of one is all one channel's.
+    single = GenerationQueue(slots=1, limit=1)
+    single.give_back(single.take("A"))
+
+
 def test_a_burst_from_one_channel_does_not_starve_another():
     queue = GenerationQueue(slots=1, limit=10)
     holder = Holder(queue)

@@ -39,11 +39,13 @@ SETTINGS = {
     "fp32 elsewhere; `fp32` or `bf16` force one",
     "generator_slots": "replies llama.cpp writes at once: queued questions are answered together "
     "([Serving speed](docs/serving-speed.md))",
-    "queue_limit": "generated questions waiting or answered at once; beyond it, busy (HTTP 503)",
+    "queue_limit": "generated questions waiting or answered at once, one channel at most half; "
+    "beyond it, busy (HTTP 503)",
     "queue_retry_seconds": "the Retry-After of that 503",
     "model_cache": "where a packaged model split over several packages is joined (once)",
     "device": "`cpu`, `cuda`; auto uses a GPU when torch and faiss see one",
     "embed_batch_size": "texts per embedder pass (higher on a GPU)",
+    "embed_threads": "the packaged ONNX embedder's threads (0: one per core)",
     "max_file_bytes": "a larger file is skipped and reported before it is read",
     "max_unpacked_bytes": "a DOCX whose zip members declare more is skipped as a zip bomb",
     "max_file_seconds": "a parse that takes longer is stopped and the file skipped",

@@ -81,7 +81,7 @@ def test_the_placeholder_shows_the_progress_then_the_answer(app, api):
 
 
 def test_a_full_queue_is_said_in_the_thread(app, api, kb):
-    held = [kb.queue.take("another") for _ in range(kb.settings.queue_limit)]
+    held = [kb.queue.take(f"another-{i}") for i in range(kb.settings.queue_limit)]
     app.dispatch(event("app_mention", "<@UBOT> what batch size does the tracker use?"))
     update = answers(api)[0]
     assert update["text"] == BUSY_TEXT  # "busy: try again in a minute"

@@ -48,7 +48,7 @@ def events(response: httpx.Response):
 
 def test_beyond_the_queue_a_generated_question_gets_503_with_retry_after(slow):
     client = TestClient(create_app(slow), base_url="http://127.0.0.1:8080", client=LOCAL)
-    held = [slow.queue.take("someone") for _ in range(3)]
+    held = [slow.queue.take(f"someone-{i}") for i in range(3)]  # a channel holds half at most
     busy = client.post("/api/ask", json=QUESTION)
     assert busy.status_code == 503
     assert busy.headers["retry-after"] == "45"

@@ -112,13 +112,16 @@ _END = object()
 
 
 class GenerationQueue:
-    """At most `limit` tickets at once (waiting or answered); the model takes at most `slots`
-    requests at a time, a group chosen round-robin over channels whenever it is idle."""
+    """At most `limit` tickets at once (waiting or answered), and at most half of them from one
+    channel, so that a burst from one channel leaves room for the others' questions; the model
+    takes at most `slots` requests at a time, a group chosen round-robin over channels whenever
+    it is idle."""
 
     def __init__(self, slots: int = 1, limit: int = 16, retry_after: int = 60):
         self.slots, self.limit, self.retry_after = max(1, slots), max(1, limit), retry_after
+        self.share = max(1, self.limit // 2)  # the most one channel may hold
         self._lock = threading.Condition()
-        self._tickets: set[int] = set()
+        self._tickets: dict[int, str | None] = {}  # ticket id -> its channel (None: unbounded)
         # channel -> its waiting tickets in arrival order; the order of the keys is the turn.
         self._waiting: OrderedDict[str, deque[Ticket]] = OrderedDict()
         self._running: set[int] = set()
@@ -128,19 +131,22 @@ class GenerationQueue:
         self, channel: str = "", listener: Listener | None = None, bounded: bool = True
     ) -> Ticket:
         """A ticket for one question, to `give_back` when its answer is done; `Busy` when
-        `limit` are out already (`bounded=False`, for the CLI and evaluations: never)."""
+        `limit` are out already or its channel holds its share (`bounded=False`, for the CLI
+        and evaluations: never)."""
         ticket = Ticket(channel, listener)
         with self._lock:
-            if bounded and len(self._tickets) >= self.limit:
-                raise Busy(self.retry_after)
-            self._tickets.add(ticket.id)
+            if bounded:
+                held = sum(1 for c in self._tickets.values() if c == channel)
+                if len(self._tickets) >= self.limit or held >= self.share:
+                    raise Busy(self.retry_after)
+            self._tickets[ticket.id] = channel if bounded else None
         return ticket
 
     def give_back(self, ticket: Ticket) -> None:
         """The question is done or abandoned (again: nothing happens)."""
         ticket.cancel()  # whatever it still waits for is dropped
         with self._lock:
-            self._tickets.discard(ticket.id)
+            self._tickets.pop(ticket.id, None)
             self._changed()
 
     @contextmanager
