@@ -1,16 +1,17 @@
-"""Ingest on every core: the wall time of a fresh ingest with one parse worker (today's) and
-with one per core (ingest_workers = 0), alternated in one run, on the held-in corpora:
-examples/handbook and the Python docs' FAQ, how-tos and tutorial (what the python-faq eval is
-built from; Debian's python3.11-doc). Checks that both give the same documents and chunks.
+"""Ingest on every core: the wall time of a fresh ingest as before issue 34 (one parse worker,
+the packaged ONNX embedder on onnxruntime's default threads: one per core) and with today's
+defaults (`ingest_workers` = 0: one parse worker per core; `embed_threads` as set), alternated in
+one run, on the held-in corpora: examples/handbook and the Python docs' FAQ, how-tos and
+tutorial (what the python-faq eval is built from; Debian's python3.11-doc). Checks that both
+give the same documents and chunks, and vectors within 1e-3.
 
     python benchmarks/ingest_workers.py [--rounds 2] [--fakes] [--corpus handbook|python-docs]
         [--embed-threads N]
 
 Default: the packaged embedder (the whole ingest, as a user waits for it); --fakes embeds with
-the hash embedder, so the figure is mostly parsing. --embed-threads N runs the packaged ONNX
-embedder on N threads (onnxruntime's default is one per core, and its threads spin while they
-wait): with 1, the parse workers have the other core while the ingest process embeds. Each run
-prints where its time went (the ingest's stages; with several workers `parse` is their sum).
+the hash embedder, so the figure is parsing alone. --embed-threads N runs the "now" arm's
+embedder on N threads instead of the setting's. Each run prints where its time went
+(the ingest's stages; with several workers `parse` is their sum).
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import select
 
 from kbqa.app import KnowledgeBase
 from kbqa.ingest.driver import cores
-from kbqa.retrieval.embedder import Embedder, HashEmbedder, OnnxEmbedder, default_backend
+from kbqa.retrieval.embedder import Embedder, HashEmbedder, default_backend
 from kbqa.settings import Settings
 from kbqa.store import ChunkRow, DocumentRow
 
@@ -55,33 +57,33 @@ def contents(kb: KnowledgeBase) -> list[tuple]:
     return [tuple(r) for r in rows]
 
 
-def embedder(settings: Settings, fakes: bool, threads: int | None) -> Embedder | None:
-    """The hash embedder, the packaged one as the settings make it (None), or the packaged ONNX
-    one on `threads` threads."""
+def embedder(settings: Settings, fakes: bool) -> Embedder | None:
+    """The hash embedder, or the packaged one as the settings make it (None)."""
     if fakes:
         return HashEmbedder()
-    if threads is None:
-        return None
-    s = settings
-    backend = default_backend(s.embedding_model, s.device)
+    backend = default_backend(settings.embedding_model, settings.device)
     if not backend.startswith("onnx-"):
-        raise SystemExit(f"--embed-threads runs the packaged ONNX embedder; here it is {backend}")
-    return OnnxEmbedder(backend, s.model_cache, s.embed_batch_size, threads=threads)
+        raise SystemExit(f"this compares the packaged ONNX embedder's threads; here: {backend}")
+    return None
+
+
+def vectors(kb: KnowledgeBase) -> np.ndarray:
+    return kb.store.embeddings()[1]
 
 
 def ingest(
-    paths: list[Path], workers: int, fakes: bool, cache: Path, threads: int | None = None
-) -> tuple[float, list, int, dict[str, float]]:
+    paths: list[Path], workers: int, threads: int, fakes: bool, cache: Path
+) -> tuple[float, list, np.ndarray, int, dict[str, float]]:
     with tempfile.TemporaryDirectory() as home:
-        settings = Settings.load(home=Path(home)).replace(ingest_workers=workers)
-        if not fakes:
-            settings = settings.replace(model_cache=cache)
-        kb = KnowledgeBase(settings, embedder=embedder(settings, fakes, threads))
+        settings = Settings.load(home=Path(home)).replace(
+            ingest_workers=workers, embed_threads=threads, model_cache=cache
+        )
+        kb = KnowledgeBase(settings, embedder=embedder(settings, fakes))
         kb.embedder.embed(["load the embedder before the clock starts"])
         started = time.perf_counter()
         report = kb.ingest(paths)
         seconds = time.perf_counter() - started
-        return seconds, contents(kb), report.added, report.stages
+        return seconds, contents(kb), vectors(kb), report.added, report.stages
 
 
 def main() -> None:
@@ -89,38 +91,44 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--fakes", action="store_true")
     parser.add_argument("--corpus", choices=["handbook", "python-docs"], help="only this one")
-    parser.add_argument("--embed-threads", type=int, help="the packaged embedder's threads")
+    parser.add_argument("--embed-threads", type=int, help='the "now" arm\'s embedder threads')
     args = parser.parse_args()
-    n = cores()
-    threads = f", {args.embed_threads} thread(s)" if args.embed_threads else ""
-    print(f"cores: {n}; embedder: {'hash (fakes)' if args.fakes else 'packaged'}{threads}")
-    cache = Settings().model_cache
+    n, defaults = cores(), Settings()
+    now = defaults.embed_threads if args.embed_threads is None else args.embed_threads
+    arms = {"before": (1, 0), "now": (n, now)}
+    print(
+        f"cores: {n}; embedder: {'hash (fakes)' if args.fakes else 'packaged'}; "
+        + "; ".join(f"{k}: {w} worker(s), embed_threads {t}" for k, (w, t) in arms.items())
+    )
+    cache = defaults.model_cache
     with tempfile.TemporaryDirectory() as tmp:
         for name, paths in corpora(Path(tmp)).items():
             if args.corpus and name != args.corpus:
                 continue
-            times: dict[int, list[float]] = {1: [], n: []}
-            seen: dict[int, list] = {}
+            times: dict[str, list[float]] = {arm: [] for arm in arms}
+            seen: dict[str, tuple[list, np.ndarray]] = {}
             # A first, untimed round: the parsers' imports (in this process, then in the fork
             # server that later rounds' workers come from, once threads run) cost once.
             for round_ in range(args.rounds + 1):
-                for workers in (1, n):
-                    seconds, rows, added, stages = ingest(
-                        paths, workers, args.fakes, cache, args.embed_threads
+                for arm, (workers, threads) in arms.items():
+                    seconds, rows, vecs, added, stages = ingest(
+                        paths, workers, threads, args.fakes, cache
                     )
                     where = ", ".join(f"{k} {v:.1f}" for k, v in stages.items() if v >= 0.05)
-                    print(f"  {name}, {workers} worker(s): {seconds:.1f} s ({where})", flush=True)
-                    times[workers].append(seconds)
-                    seen[workers] = rows
-                if round_ == 0:
-                    times = {1: [], n: []}
-            assert seen[1] == seen[n], f"{name}: other documents or chunks with {n} workers"
-            one, many = statistics.median(times[1]), statistics.median(times[n])
+                    print(f"  {name}, {arm}: {seconds:.1f} s ({where})", flush=True)
+                    if round_:
+                        times[arm].append(seconds)
+                    seen[arm] = rows, vecs
+            (rows_a, vecs_a), (rows_b, vecs_b) = seen["before"], seen["now"]
+            assert rows_a == rows_b, f"{name}: other documents or chunks"
+            drift = float(np.abs(vecs_a - vecs_b).max())
+            assert drift < 1e-3, f"{name}: vectors differ by {drift:.2g}"
+            old, new = statistics.median(times["before"]), statistics.median(times["now"])
             print(
-                f"{name}: {added} documents, {len(seen[n])} chunks; 1 worker {one:.1f} s, "
-                f"{n} workers {many:.1f} s (medians of {args.rounds}): {one / many:.2f}× "
-                f"[runs 1: {', '.join(f'{t:.1f}' for t in times[1])}; "
-                f"{n}: {', '.join(f'{t:.1f}' for t in times[n])}]"
+                f"{name}: {added} documents, {len(rows_b)} chunks, vectors within {drift:.1g}; "
+                f"before {old:.1f} s, now {new:.1f} s (medians of {args.rounds}): "
+                f"{old / new:.2f}x [before: {', '.join(f'{t:.1f}' for t in times['before'])}; "
+                f"now: {', '.join(f'{t:.1f}' for t in times['now'])}]"
             )
 
 

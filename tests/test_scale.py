@@ -8,6 +8,7 @@ import pytest
 
 from kbqa.app import KnowledgeBase
 from kbqa.errors import ConfigError, KbqaError
+from kbqa.models import Models
 from kbqa.retrieval.embedder import (
     HashEmbedder,
     make_embedder,
@@ -17,6 +18,7 @@ from kbqa.retrieval.embedder import (
 )
 from kbqa.retrieval.index import IndexChoice, VectorIndex, make_vector_index
 from kbqa.settings import Settings
+from kbqa.settings_check import check
 
 
 def clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -185,6 +187,21 @@ def test_onnx_backends_pool_like_sentence_transformers(tmp_path: Path):
     assert np.allclose(int8.embed(TEXTS[1:2]), int8.embed(TEXTS)[1:2], atol=1e-5)
     qint8.batch_size = 4
     assert np.allclose(qint8.embed(TEXTS[1:2]), qint8.embed(TEXTS)[1:2], atol=1e-5)
+
+
+@pytest.mark.slow
+@needs_models
+def test_embed_threads_reach_onnxruntime_and_keep_the_vectors(tmp_path: Path):
+    settings = Settings.load(home=tmp_path).replace(
+        model_cache=tmp_path / "models", embedding_backend="onnx-qint8"
+    )
+    one = Models(settings.replace(embed_threads=1), lambda: None).embedder
+    default = Models(settings, lambda: None).embedder
+    assert one.session.get_session_options().intra_op_num_threads == 1
+    assert default.session.get_session_options().intra_op_num_threads == 0
+    assert np.allclose(one.embed(TEXTS), default.embed(TEXTS), atol=1e-5)
+    with pytest.raises(ConfigError, match="embed_threads"):
+        check(settings.replace(embed_threads=-1))
 
 
 @pytest.mark.slow

@@ -21,7 +21,14 @@ from kbqa.settings import Settings
 # The settings each model is built from: a change to one of them needs that model rebuilt.
 READS = {
     "embedder": frozenset(
-        {"embedding_model", "device", "embed_batch_size", "embedding_backend", "model_cache"}
+        {
+            "embedding_model",
+            "device",
+            "embed_batch_size",
+            "embed_threads",
+            "embedding_backend",
+            "model_cache",
+        }
     ),
     "generator": frozenset(
         {
@@ -80,6 +87,7 @@ class Models:
             s.embedding_backend,
             backend_name,
             s.model_cache,
+            s.embed_threads,
         )
 
     @cached_property

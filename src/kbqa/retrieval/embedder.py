@@ -255,9 +255,11 @@ def make_embedder(
     backend: str = "auto",
     stored: str | None = None,
     cache: Path | None = None,
+    threads: int = 0,
 ) -> Embedder:
     """Pick the embedder for the settings ("hash" or "hash-N" gives the test fake). With
-    backend "auto", a knowledge base keeps the backend it was embedded with (`stored`)."""
+    backend "auto", a knowledge base keeps the backend it was embedded with (`stored`).
+    `threads` is the ONNX backends' (0: onnxruntime's default)."""
     if model == "hash" or re.fullmatch(r"hash-\d+", model):
         return HashEmbedder(int(model.split("-")[1]) if "-" in model else 256)
     if backend not in BACKENDS:
@@ -271,7 +273,7 @@ def make_embedder(
                 f"embedding_backend {backend!r} runs only {PACKAGED_EMBEDDER}, not {model!r}: "
                 "set embedding_backend to torch-fp32 or auto"
             )
-        return OnnxEmbedder(backend, cache, batch_size)
+        return OnnxEmbedder(backend, cache, batch_size, threads)
     precision = backend.removeprefix("torch-")
     if precision == "bf16" and torch_device(device) == "cpu" and not cpu_has_bf16():
         log.warning(
