@@ -216,3 +216,40 @@ def test_what_a_follow_up_searched_for_is_shown_in_every_medium():
     _, blocks = slack.answer_blocks(answer)
     assert blocks[0]["type"] == "context" and "searched for:" in blocks[0]["elements"][0]["text"]
     assert page.answer_data(answer)["searched"] == searched
+
+
+def test_an_html_passage_is_shown_with_its_steps_and_code_and_none_of_its_markup(kb, tmp_path):
+    """A Sphinx-style page: the page shows the passage's numbered steps, inline commands as code
+    and its code block, written as Markdown from the page's text; markup in the text, comments
+    and scripts never reach the page as HTML."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "restart.html").write_text(
+        "\n<!DOCTYPE html>\n<html><head><title>Restarting a program</title></head><body>"
+        '<div role="main"><h1>Restarting a program</h1>'
+        '<p>Run <code class="docutils literal"><span class="pre">supervisorctl</span> '
+        '<span class="pre">reread</span></code> after an edit; &lt;img src=x onerror=alert(1)&gt;'
+        " stays text.</p><!-- an editor's note -->"
+        "<ol><li><p>Stop it with <code>supervisorctl stop web</code>.</p></li>"
+        "<li><p>Edit the program's section.</p></li>"
+        "<li><p>Start it again with <code>supervisorctl start web</code>.</p></li></ol>"
+        "<dl><dt><code>-n, --nodaemon</code></dt><dd><p>Run in the foreground.</p></dd></dl>"
+        '<div class="highlight"><pre>[program:web]\ncommand=/usr/bin/web --port 8000\n</pre></div>'
+        "<script>document.title = 'pwned'</script></div></body></html>"
+    )
+    kb.ingest([folder])
+    (hit,) = kb.retriever.search("restart supervisorctl stop web", k=1)
+    shown = page.source_data(render.Source(1, hit))["html"]
+    assert "<code>supervisorctl reread</code>" in shown
+    assert "<ol>" in shown and shown.count("<li>") == 3
+    assert "<code>supervisorctl stop web</code>" in shown
+    assert "<pre><code>[program:web]\ncommand=/usr/bin/web --port 8000\n</code></pre>" in shown
+    assert "&lt;img src=x onerror=alert(1)&gt;" in shown and "<img" not in shown
+    assert "<script" not in shown and "pwned" not in shown and "editor" not in shown
+    assert "<code>-n, --nodaemon</code>" in shown and shown.count("Run in the foreground") == 1
+    # A step quoted alone is shown as the numbered item it is.
+    step = page.unit_html("Start it again with supervisorctl start web.", hit)
+    assert '<ol start="3">' in step and "<code>supervisorctl start web</code>" in step
+    # The file gone: the passage's plain text, as before.
+    (folder / "restart.html").unlink()
+    assert "<ol>" not in page.source_data(render.Source(1, hit))["html"]

@@ -1,11 +1,15 @@
-"""The blocks of an HTML source file, for the answer path's procedures: each item of a numbered
-list (`<ol>`) as "1. text", every other block (a paragraph, a heading, a bullet, code) as its
-text, in page order. Ingest keeps a chunk's text plain, so a Sphinx page's numbered steps reach
-the index as paragraphs without their numbers; this reads the numbers back from the file, as
-markdown_blocks does for Markdown. Not for showing a page: an HTML paragraph is not Markdown."""
+"""The blocks of an HTML source file as Markdown, with their plain text: each item of a numbered
+list (`<ol>`) as "1. text", of a bulleted one as "- text", a heading as "## text", preformatted
+text as a fenced code block, every other block (a paragraph, a definition, a table cell) as its
+text, with inline code in backticks and the rest of its text escaped, in page order. Ingest
+keeps a chunk's text plain, so a Sphinx page's numbered steps and commands reach the index as
+plain paragraphs; this reads them back from the file, as markdown_blocks does for Markdown: for
+the answer path's procedures and for showing a passage formatted (render/original.py). Nothing
+of the page's markup passes through: the Markdown is written from the text, never copied."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,11 +18,63 @@ from kbqa.types import Hit
 
 _SUFFIXES = {".html", ".htm", ".xhtml"}
 _BLOCKS = {"p", "pre", "li", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th"}
+_CELLS = {"dt", "dd", "td", "th"}
+_CODE = {"code", "tt", "kbd", "samp"}
+_SKIP = {"script", "style", "template"}
+# A paragraph that opens like a list item or a heading would be read as one.
+_OPENS_AS_MARKUP = re.compile(r"^(\d{1,9})([.)])(?=\s)|^([-+])(?=\s)")
 _MAX_BYTES = 2_000_000
+# What Markdown would read as markup in a page's plain text.
+_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
+
+
+def _escaped(text: str) -> str:
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def _inline(element) -> str:
+    """The element's text as one line of Markdown: inline code in backticks, the rest escaped."""
+    parts: list[str] = []
+
+    def walk(node) -> None:
+        if not isinstance(node.tag, str) or node.tag in _SKIP:  # a comment, a script
+            pass
+        elif node.tag in _CODE:
+            code = " ".join(node.text_content().split())
+            if code:
+                fence = "``" if "`" in code else "`"
+                parts.append(f"{fence}{code}{fence}")
+        else:
+            parts.append(_escaped(node.text or ""))
+            for child in node:
+                walk(child)
+        if node is not element:
+            parts.append(_escaped(node.tail or ""))
+
+    walk(element)
+    return " ".join("".join(parts).split())
+
+
+def _markdown(element, text: str) -> str:
+    parent = element.getparent()
+    if element.tag == "li" and parent is not None and parent.tag == "ol":
+        number = [c for c in parent if c.tag == "li"].index(element) + 1
+        return f"{number}. {_inline(element)}"
+    if element.tag == "li":
+        return f"- {_inline(element)}"
+    if element.tag == "pre":
+        code = element.text_content().strip("\n")
+        fence = "~~~~" if "```" in code else "```"
+        return f"{fence}\n{code}\n{fence}"
+    if element.tag[0] == "h" and element.tag[1:].isdigit():
+        return f"{'#' * int(element.tag[1:])} {_escaped(text)}"
+    return _OPENS_AS_MARKUP.sub(
+        lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", _inline(element)
+    )
 
 
 def blocks(data: bytes) -> list[tuple[str, str]]:
-    """(numbered or plain text, plain text) of each block of the page's content."""
+    """(Markdown, plain text) of each block of the page's content."""
     import lxml.html
     from lxml import etree
 
@@ -32,15 +88,13 @@ def blocks(data: bytes) -> list[tuple[str, str]]:
         # A block inside a list item is the item's own text, read with it.
         if any(a.tag == "li" for a in element.iterancestors()):
             continue
+        # A definition or table cell that holds paragraphs is read as those paragraphs.
+        if element.tag in _CELLS and any(True for _ in element.iter(*_BLOCKS - {element.tag})):
+            continue
         text = " ".join(element.text_content().split())
         if not text:
             continue
-        parent = element.getparent()
-        if element.tag == "li" and parent is not None and parent.tag == "ol":
-            number = [c for c in parent if c.tag == "li"].index(element) + 1
-            out.append((f"{number}. {text}", text))
-        else:
-            out.append((text, text))
+        out.append((_markdown(element, text), text))
     return out
 
 
