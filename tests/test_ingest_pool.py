@@ -65,6 +65,52 @@ def test_two_workers_give_the_same_documents_and_chunks_as_one(settings, tmp_pat
     assert _contents(one) == _contents(two)
 
 
+class _Watched(HashEmbedder):
+    """The hash embedder, noting the threads it embeds on and how many embed at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.threads: list[str] = []
+        self.at_once = self.most = 0
+        self._lock = threading.Lock()
+
+    def embed(self, texts):
+        with self._lock:
+            self.threads.append(threading.current_thread().name)
+            self.at_once += 1
+            self.most = max(self.most, self.at_once)
+        time.sleep(0.05)  # long enough for the other thread's embedding to overlap
+        try:
+            return super().embed(texts)
+        finally:
+            with self._lock:
+                self.at_once -= 1
+
+
+def test_two_workers_embed_ahead_on_their_threads_with_the_vectors_of_one(settings, tmp_path: Path):
+    docs = _corpus(tmp_path / "docs")
+    one = _kb(settings, tmp_path / "one", 1)
+    watched = _Watched()
+    two = KnowledgeBase(settings.replace(home=tmp_path / "two", ingest_workers=2), embedder=watched)
+    one.ingest([docs])
+    report = two.ingest([docs])
+    assert _contents(one) == _contents(two)
+    ids_one, vectors_one = one.store.embeddings()
+    ids_two, vectors_two = two.store.embeddings()
+    assert (ids_one == ids_two).all() and (vectors_one == vectors_two).all()
+    # Every chunk was embedded ahead, beside the parses, two at once; none on the write path.
+    assert watched.threads and all(t.startswith("kbqa-parse") for t in watched.threads)
+    assert watched.most == 2
+    assert report.embedded == len(ids_two)
+    # Unchanged chunks of a changed file keep their stored vectors; only new text is embedded.
+    (docs / "page3.md").write_text(
+        (docs / "page3.md").read_text().replace("port 7003", "port 9003")
+    )
+    watched.threads.clear()
+    again = two.ingest([docs])
+    assert again.updated == 1 and again.embedded == 1
+
+
 def test_no_worker_is_used_by_two_threads_at_once(settings, tmp_path: Path, monkeypatch):
     """The hang: several sources, the first ones a file each. A parse thread started the idle,
     never-started second worker for the second file while the ingest thread started it too for

@@ -1,6 +1,7 @@
 """The vector index chosen by size (flat, then IVF) and the embedding backends: real FAISS,
 real files, the packaged MiniLM on torch and on onnxruntime."""
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -195,11 +196,18 @@ def test_embed_threads_reach_onnxruntime_and_keep_the_vectors(tmp_path: Path):
     settings = Settings.load(home=tmp_path).replace(
         model_cache=tmp_path / "models", embedding_backend="onnx-qint8"
     )
-    one = Models(settings.replace(embed_threads=1), lambda: None).embedder
-    default = Models(settings, lambda: None).embedder
+    one = Models(settings, lambda: None).embedder  # the default: one thread
+    default = Models(settings.replace(embed_threads=0), lambda: None).embedder
     assert one.session.get_session_options().intra_op_num_threads == 1
     assert default.session.get_session_options().intra_op_num_threads == 0
     assert np.allclose(one.embed(TEXTS), default.embed(TEXTS), atol=1e-5)
+    # An ingest embeds on several threads at once (ingest/prefetch.py): not serialised, and
+    # each call gets the vectors it would get alone.
+    assert one.concurrent
+    alone = [one.embed([t]) for t in TEXTS * 4]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda t: one.embed([t]), TEXTS * 4))
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
     with pytest.raises(ConfigError, match="embed_threads"):
         check(settings.replace(embed_threads=-1))
 

@@ -188,8 +188,7 @@ def test_an_executor_parses_within_the_time_limit_and_goes_on(tmp_path):
 
 
 def test_precomputed_embedder_looks_vectors_up_and_embeds_what_is_missing():
-    from kbqa.ingest.pipeline import text_hash
-    from kbqa.ingest.spark import PrecomputedEmbedder
+    from kbqa.ingest.pipeline import PrecomputedEmbedder, text_hash
     from kbqa.retrieval.embedder import HashEmbedder
 
     local = HashEmbedder()

@@ -45,7 +45,8 @@ SETTINGS = {
     "model_cache": "where a packaged model split over several packages is joined (once)",
     "device": "`cpu`, `cuda`; auto uses a GPU when torch and faiss see one",
     "embed_batch_size": "texts per embedder pass (higher on a GPU)",
-    "embed_threads": "the packaged ONNX embedder's threads (0: one per core)",
+    "embed_threads": "threads of each packaged ONNX embedder call (0: one per core); an ingest "
+    "embeds on every core",
     "max_file_bytes": "a larger file is skipped and reported before it is read",
     "max_unpacked_bytes": "a DOCX whose zip members declare more is skipped as a zip bomb",
     "max_file_seconds": "a parse that takes longer is stopped and the file skipped",

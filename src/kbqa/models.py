@@ -219,6 +219,11 @@ class Locked:
             yield from iterator
 
     def embed(self, texts: list[str]):
+        # A model that says it may be called from several threads at once (the ONNX
+        # embedder: onnxruntime's sessions are) is not serialised: an ingest embeds ahead on
+        # every core (ingest/prefetch.py).
+        if getattr(self._model, "concurrent", False):
+            return self._model.embed(texts)
         with self._lock:
             return self._model.embed(texts)
 

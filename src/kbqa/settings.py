@@ -66,11 +66,12 @@ class Settings:
     # onnx-qint8 (benchmarks/embedders.py --batch-sizes 32,8). On a GPU, larger is faster.
     # onnx-qint8 ignores it: it runs one text at a time (retrieval/embedder.py OnnxEmbedder).
     embed_batch_size: int = 8
-    # Threads of the packaged ONNX embedder (0: onnxruntime's default, one per core). It
-    # embeds one text at a time, and onnxruntime's threads spin while they wait: one thread
-    # can be the better choice beside parse workers or other jobs (docs/serving-speed-cache.md,
-    # benchmarks/ingest_workers.py --embed-threads).
-    embed_threads: int = 0
+    # Threads of each call of the packaged ONNX embedder (0: onnxruntime's default, one per
+    # core, which spin while they wait). An ingest embeds ahead on every core, one call per
+    # parse thread (ingest/prefetch.py): one thread each used both cores fully (python-docs
+    # 1.62x the ingest before, against 1.12x with the default); a question's embedding is as
+    # fast either way (1.8 ms against 1.7). docs/serving-speed-cache.md.
+    embed_threads: int = 1
     # Limits on one file at ingest (docs/reliability.md): a file larger than
     # max_file_bytes, or a DOCX whose zip members unpack to more than max_unpacked_bytes, is
     # skipped before parsing; a parse that takes longer than max_file_seconds, or needs more

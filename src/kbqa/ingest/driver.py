@@ -56,7 +56,8 @@ def ingest_paths(
     # executors parse.
     workers = 1 if spark else (s.ingest_workers or cores())
     pool = ParsePool(limits, s.chunk_max_chars, s.chunk_soft_max_chars, workers)
-    with pool, Prefetch(pool, services.store) as prefetch:
+    own = services.models.embedder
+    with pool, Prefetch(pool, services.store, None if spark else own) as prefetch:
         sources = [
             open_source(
                 path,
@@ -70,7 +71,7 @@ def ingest_paths(
             for path in paths
         ]
         if not spark:
-            return index_sources(prefetch.sources(sources), progress)
+            return index_sources(prefetch.sources(sources), progress, prefetch.embedder(own))
         return spark_ingest(spark, sources, progress, services, limits, index_sources)
 
 

@@ -92,6 +92,33 @@ def embed_by_hash(embedder: Embedder, texts: dict[str, str]) -> dict[str, bytes]
     return {h: v.astype(np.float32).tobytes() for h, v in zip(order, vectors, strict=True)}
 
 
+class PrecomputedEmbedder:
+    """The Indexer's embedder when the vectors were computed elsewhere (a Spark job's
+    executors, or the prefetch threads of a local ingest): each text's vector by its hash. A
+    text not found (a stored vector deleted meanwhile, a text that came twice) is embedded
+    here. With `take`, a vector is removed once used, so the dict holds only what is ahead."""
+
+    def __init__(self, vectors: dict[str, np.ndarray], local: Embedder, take: bool = False):
+        self.vectors, self.local, self.take = vectors, local, take
+        self.name, self.dim = local.name, local.dim
+        self.embedded_here = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        missing = []
+        for n, text in enumerate(texts):
+            h = text_hash(text)
+            vector = self.vectors.pop(h, None) if self.take else self.vectors.get(h)
+            if vector is None:
+                missing.append(n)
+            else:
+                out[n] = vector
+        if missing:
+            self.embedded_here += len(missing)
+            out[missing] = self.local.embed([texts[n] for n in missing])
+        return out
+
+
 def check_embedder(store: Store, embedder: Embedder) -> None:
     """Refuse to mix vectors from two embedders in one index. The name includes the backend
     ("all-MiniLM-L6-v2@onnx-int8"): backends give close but different vectors."""

@@ -1,6 +1,9 @@
-"""Parsing on every core: the files an ingest will load are parsed ahead, several at once (a
-ParsePool's workers, one per core), while the write path takes them one by one in its own
-order, so the documents, their chunks and their ids come out as with one worker.
+"""Parsing and embedding on every core: the files an ingest will load are parsed ahead,
+several at once (a ParsePool's workers, one per core), and each parsed file's chunks are
+embedded by the thread that waited for its parse, while the write path takes them one by one
+in its own order, so the documents, their chunks, their ids and their vectors come out as with
+one worker. Embedding is half of an ingest with the packaged embedder: done ahead, beside the
+other threads' parses, it is no longer one process's work behind the parsing.
 
 Which files will be loaded is decided here the way the write path decides it (new, or its
 content hash changed), with one query per source; the write path still decides for itself, and
@@ -8,27 +11,37 @@ a file it loads that was not parsed ahead is parsed then, as before."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
+import numpy as np
 from sqlalchemy import select
 
 from kbqa.errors import ParseError
+from kbqa.ingest.pipeline import Embedder, PrecomputedEmbedder, embedding_text, text_hash
 from kbqa.ingest.sources import Item, Source
 from kbqa.ingest.worker import ParsePool
+from kbqa.ingest.writes import stored_vectors
 from kbqa.store import DocumentRow, Store
 from kbqa.types import Document
 
+log = logging.getLogger(__name__)
+
 
 class Prefetch:
-    """Parses ahead for the sources handed to `sources`; use as a context manager."""
+    """Parses (and, given an embedder, embeds) ahead for the sources handed to `sources`; use
+    as a context manager, and give the write path `embedder(…)`."""
 
-    def __init__(self, pool: ParsePool, store: Store):
-        self.pool, self.store = pool, store
+    def __init__(self, pool: ParsePool, store: Store, embedder: Embedder | None = None):
+        self.pool, self.store, self._embedder = pool, store, embedder
         # Parsed documents held at most this far ahead of the write path (memory stays bounded).
         self.ahead = 4 * pool.size
         self._threads = ThreadPoolExecutor(pool.size, thread_name_prefix="kbqa-parse")
+        # Vectors embedded ahead, by chunk text hash, until the write path takes them.
+        self.vectors: dict[str, np.ndarray] = {}
 
     def __enter__(self) -> Prefetch:
         return self
@@ -37,6 +50,10 @@ class Prefetch:
         # Nothing is left in flight after a complete ingest; after an error or Ctrl-C the
         # pool's close, next, stops the parses still running.
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def embedder(self, local: Embedder) -> Embedder:
+        """The write path's embedder: the vectors embedded ahead, the rest by `local`."""
+        return PrecomputedEmbedder(self.vectors, local, take=True)
 
     def sources(self, sources: list[Source]) -> list[Source]:
         """The sources, their files' loads parsed ahead (in the order they are listed)."""
@@ -65,12 +82,26 @@ class Prefetch:
     def _source(self, source: Source, digests: dict, wanted: list[Item]) -> Source:
         if not wanted:
             return source
-        ahead = _Ahead(wanted, digests, self._threads, self.ahead)
+        embed = self._embed if self._embedder is not None else None
+        ahead = _Ahead(wanted, digests, self._threads, self.ahead, embed)
         items = [
             replace(item, fingerprint=ahead.fingerprint(item), load=ahead.load(item))
             for item in source.items
         ]
         return replace(source, items=items)
+
+    def _embed(self, doc: Document, times: dict[str, float]) -> None:
+        """Embed the chunks of `doc` that have no stored vector, into `vectors`."""
+        chunks = [embedding_text(doc.title, c.heading, c.text) for c in doc.chunks]
+        texts = {text_hash(t): t for t in chunks}
+        started = time.perf_counter()
+        with self.store.session() as s:
+            known = stored_vectors(s, list(texts))
+        todo = [h for h in texts if h not in known]
+        if todo:
+            vectors = self._embedder.embed([texts[h] for h in todo])
+            self.vectors.update(zip(todo, vectors, strict=True))  # one step under the GIL
+        times["embed"] = times.get("embed", 0.0) + time.perf_counter() - started
 
     def _stored_hashes(self, uris: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -95,8 +126,11 @@ def _fingerprint(item: Item) -> str | ParseError:
 class _Ahead:
     """The loads of `wanted` (in order), submitted at most `ahead` beyond the last taken."""
 
-    def __init__(self, wanted: list[Item], digests: dict, threads: ThreadPoolExecutor, ahead: int):
+    def __init__(
+        self, wanted: list[Item], digests: dict, threads: ThreadPoolExecutor, ahead: int, embed
+    ):
         self.wanted, self.digests, self.threads, self.ahead = wanted, digests, threads, ahead
+        self.embed = embed
         self.position = {item.uri: n for n, item in enumerate(wanted)}
         self.futures: dict[str, Future] = {}
         self.submitted = 0
@@ -107,7 +141,8 @@ class _Ahead:
         with self.lock:
             while self.submitted < min(upto, len(self.wanted)):
                 item = self.wanted[self.submitted]
-                self.futures[item.uri] = self.threads.submit(_parse, item, self.digests[item.uri])
+                digest = self.digests[item.uri]
+                self.futures[item.uri] = self.threads.submit(_parse, item, digest, self.embed)
                 self.submitted += 1
 
     def fingerprint(self, item: Item):
@@ -138,9 +173,17 @@ class _Ahead:
         return load
 
 
-def _parse(item: Item, digest: str) -> tuple[Document | None, dict[str, float], Exception | None]:
+def _parse(
+    item: Item, digest: str, embed=None
+) -> tuple[Document | None, dict[str, float], Exception | None]:
     times: dict[str, float] = {}
     try:
-        return item.load(digest, times), times, None
+        doc = item.load(digest, times)
     except Exception as exc:  # handed to the write path, which reports it as it always did
         return None, times, exc
+    if embed is not None:
+        try:
+            embed(doc, times)
+        except Exception:  # the write path embeds what is missing, and reports its errors
+            log.debug("embedding %s ahead failed", item.name, exc_info=True)
+    return doc, times, None

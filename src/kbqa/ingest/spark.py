@@ -38,8 +38,8 @@ from kbqa.errors import KbqaError, MissingDependencyError, ParseError
 from kbqa.ingest.files import FileLimits
 from kbqa.ingest.pipeline import (
     Embedder,
+    PrecomputedEmbedder,
     Written,
-    text_hash,
 )
 from kbqa.ingest.sources import Item, Source
 from kbqa.ingest.spark_tasks import (
@@ -65,30 +65,6 @@ class SparkResult:
     tasks: int = 0
     written: dict[str, Written] = field(default_factory=dict)
     embedded: int = 0
-
-
-class PrecomputedEmbedder:
-    """The Indexer's embedder for a Spark ingest: the executors' vectors, by text hash. A text
-    the job did not embed (a stored vector deleted meanwhile) is embedded here."""
-
-    def __init__(self, vectors: dict[str, np.ndarray], local: Embedder):
-        self.vectors, self.local = vectors, local
-        self.name, self.dim = local.name, local.dim
-        self.embedded_here = 0
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        missing = []
-        for n, text in enumerate(texts):
-            vector = self.vectors.get(text_hash(text))
-            if vector is None:
-                missing.append(n)
-            else:
-                out[n] = vector
-        if missing:
-            self.embedded_here += len(missing)
-            out[missing] = self.local.embed([texts[n] for n in missing])
-        return out
 
 
 def _pyspark():

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -155,6 +156,10 @@ class OnnxEmbedder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest in a batch
+        # embed may be called from several threads at once: onnxruntime's `run` is safe so,
+        # the tokenizer is not ("Already borrowed"), so it is taken one call at a time.
+        self.concurrent = True
+        self._tokenizing = threading.Lock()
         model = _prepared_onnx(shipped, backend, Path(cache or "~/.cache/kbqa/models").expanduser())
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
@@ -170,7 +175,8 @@ class OnnxEmbedder:
         size = 1 if self.per_text else self.batch_size
         for start in range(0, len(order), size):
             rows = order[start : start + size]
-            encoded = self.tokenizer.encode_batch([texts[i] for i in rows])
+            with self._tokenizing:
+                encoded = self.tokenizer.encode_batch([texts[i] for i in rows])
             ids = np.array([e.ids for e in encoded], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
@@ -214,6 +220,8 @@ def _prepared_onnx(shipped: Path, backend: str, cache: Path) -> Path:
 
 class HashEmbedder:
     """A deterministic bag-of-words embedder for fast tests: texts sharing words are close."""
+
+    concurrent = True  # embed may be called from several threads at once
 
     def __init__(self, dim: int = 256):
         self.name = f"hash-{dim}"
