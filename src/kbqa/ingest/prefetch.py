@@ -99,8 +99,10 @@ class Prefetch:
             known = stored_vectors(s, list(texts))
         todo = [h for h in texts if h not in known]
         if todo:
-            vectors = self._embedder.embed([texts[h] for h in todo])
-            self.vectors.update(zip(todo, vectors, strict=True))  # one step under the GIL
+            found = dict(zip(todo, self._embedder.embed([texts[h] for h in todo]), strict=True))
+            # Threads add, the write path takes (`pop`): each is one atomic dict operation
+            # (D1.update(D2) and D.pop, Python's FAQ on thread safety), so no lock is needed.
+            self.vectors.update(found)
         times["embed"] = times.get("embed", 0.0) + time.perf_counter() - started
 
     def _stored_hashes(self, uris: list[str]) -> dict[str, str]:
