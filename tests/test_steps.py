@@ -102,3 +102,41 @@ def test_a_numbered_list_of_an_html_page_is_a_procedure_too(kb, tmp_path):
     kb.ingest([folder])
     *_, answer = answerer.answer_stream("How do I rotate the password?")
     assert len(answer.evidence[0].text.split("\n\n")) == 1
+
+
+def test_a_numbered_list_of_a_word_document_is_a_procedure_and_shows_as_one(kb, tmp_path):
+    """A DOCX writes its steps as "List Number" paragraphs: ingest keeps them as plain
+    paragraphs, and the numbers (and a command in a code font) are read back from the file."""
+    import docx
+
+    from kbqa.render import Source, page
+
+    document = docx.Document()
+    document.add_heading("Rotating the password", level=1)
+    document.add_paragraph("Vault rotates it every 30 days.")
+    for step in STEPS:
+        document.add_paragraph(step, style="List Number")
+    code = document.add_paragraph("Then check it: ")
+    code.add_run("vault read database/creds/staging-app").font.name = "Courier New"
+    document.add_paragraph("Ask in #sre if it fails.", style="List Bullet")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    document.save(folder / "rotate.docx")
+    kb.ingest([folder])
+    kb.settings = kb.settings.replace(answer_style="pointed")
+    answerer = Answerer(kb.retriever, kb.generator, kb.settings)
+    *_, answer = answerer.answer_stream("How do I rotate the password?")
+    assert answer.mode == "pointed", answer.reason
+    (evidence,) = answer.evidence  # the fake points at the first unit: the whole procedure
+    # Ingest keeps a DOCX list's numbers: the unit starts at the first one, and every
+    # interface numbers the steps once.
+    assert evidence.text.startswith("1. Post a heads-up")
+    assert [p.split(". ", 1)[1] for p in evidence.text.split("\n\n")] == STEPS
+    shown = terminal.answer(answer)
+    assert "> 1. Post a heads-up" in shown and "> 2. Log in to Vault" in shown
+    assert "2. 2." not in shown and "2. 2." not in markdown.markdown(answer)
+    # On the page the passage keeps its steps, its code and its bullet, escaped as text.
+    shown = page.source_data(Source(1, answer.citations[0].hit))["html"]
+    assert "<ol>" in shown and shown.count("<li>") == 4
+    assert "<code>vault read database/creds/staging-app</code>" in shown
+    assert "#sre" in shown and "<h1>" not in shown  # the heading is the label, not the text

@@ -2,8 +2,9 @@
 numbered list cut into one unit per step let the model quote one step of six (issue 36). So,
 for a how-to question, a passage that holds a whole numbered list from its source file offers
 that list as one unit: the passage's own text from the first step to the last, each step a
-paragraph of it. Lists are read from Markdown and HTML sources (ingest/markdown_blocks.py,
-ingest/html_blocks.py: a Sphinx page's `<ol>`); other files keep one unit per step."""
+paragraph of it. Lists are read from Markdown, HTML and DOCX sources (ingest/file_blocks.py: a
+Sphinx page's `<ol>`, a Word document's "List Number" paragraphs); other files keep one unit
+per step."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import re
 
 from kbqa.assistant.text import spaced
 from kbqa.assistant.units import Unit
-from kbqa.ingest import html_blocks, markdown_blocks
+from kbqa.ingest.file_blocks import source_blocks
 from kbqa.types import Hit
 
 _HOW_TO = re.compile(
@@ -20,6 +21,7 @@ _HOW_TO = re.compile(
     re.I,
 )
 _NUMBERED = re.compile(r"^\s*\d{1,3}[.)]\s+")
+_MARK_BEFORE = re.compile(r"(?:^|\n)(\d{1,3}[.)][ \t]+)$")
 
 
 def asks_how(question: str) -> bool:
@@ -30,7 +32,7 @@ def procedure(hit: Hit) -> str:
     """The hit's text from the first step of a numbered list of its source to the last (the
     first such list the hit holds whole, of two steps or more), or "" when there is none."""
     run: list[str] = []
-    blocks = markdown_blocks.source_blocks(hit) or html_blocks.source_blocks(hit)
+    blocks = source_blocks(hit)
     for md, text in [*blocks, ("", "")]:
         if _NUMBERED.match(md) and text:
             run.append(text)
@@ -68,7 +70,11 @@ def _span_of(steps: list[str], text: str) -> str:
     last = re.search(spaced(steps[-1]), text[first.end() :]) if first else None
     if not first or not last:
         return ""
-    stretch = text[first.start() : first.end() + last.end()]
+    # A first step written with its number (a DOCX's list, as ingest keeps it) starts there.
+    start = first.start()
+    if mark := _MARK_BEFORE.search(text[:start]):
+        start = mark.start(1)
+    stretch = text[start : first.end() + last.end()]
     # Every step in order inside it, and nothing much else (a list cut by a chunk break is
     # not quoted as the whole procedure).
     flat = " ".join(stretch.split())

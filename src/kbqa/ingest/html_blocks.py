@@ -9,10 +9,10 @@ of the page's markup passes through: the Markdown is written from the text, neve
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 
+from kbqa.ingest.markdown_blocks import escape, unlisted
 from kbqa.ingest.partition import html_content
 from kbqa.types import Hit
 
@@ -21,15 +21,7 @@ _BLOCKS = {"p", "pre", "li", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "td
 _CELLS = {"dt", "dd", "td", "th"}
 _CODE = {"code", "tt", "kbd", "samp"}
 _SKIP = {"script", "style", "template"}
-# A paragraph that opens like a list item or a heading would be read as one.
-_OPENS_AS_MARKUP = re.compile(r"^(\d{1,9})([.)])(?=\s)|^([-+])(?=\s)")
 _MAX_BYTES = 2_000_000
-# What Markdown would read as markup in a page's plain text.
-_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
-
-
-def _escaped(text: str) -> str:
-    return _SPECIAL.sub(r"\\\1", text)
 
 
 def _inline(element) -> str:
@@ -45,11 +37,11 @@ def _inline(element) -> str:
                 fence = "``" if "`" in code else "`"
                 parts.append(f"{fence}{code}{fence}")
         else:
-            parts.append(_escaped(node.text or ""))
+            parts.append(escape(node.text or ""))
             for child in node:
                 walk(child)
         if node is not element:
-            parts.append(_escaped(node.tail or ""))
+            parts.append(escape(node.tail or ""))
 
     walk(element)
     return " ".join("".join(parts).split())
@@ -67,10 +59,8 @@ def _markdown(element, text: str) -> str:
         fence = "~~~~" if "```" in code else "```"
         return f"{fence}\n{code}\n{fence}"
     if element.tag[0] == "h" and element.tag[1:].isdigit():
-        return f"{'#' * int(element.tag[1:])} {_escaped(text)}"
-    return _OPENS_AS_MARKUP.sub(
-        lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", _inline(element)
-    )
+        return f"{'#' * int(element.tag[1:])} {escape(text)}"
+    return unlisted(_inline(element))
 
 
 def blocks(data: bytes) -> list[tuple[str, str]]:

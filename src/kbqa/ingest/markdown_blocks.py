@@ -20,6 +20,22 @@ _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _MAX_BYTES = 2_000_000
 
 
+# What Markdown would read as markup in a document's plain text, and a line that opens like a
+# list item (a paragraph "2. Not a step." must not become one).
+_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
+_OPENS_AS_ITEM = re.compile(r"^(\d{1,9})([.)])(?=\s)|^([-+])(?=\s)")
+
+
+def escape(text: str) -> str:
+    """Plain text as Markdown that shows it as written."""
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def unlisted(line: str) -> str:
+    """A line of Markdown that does not open a list item by accident."""
+    return _OPENS_AS_ITEM.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", line)
+
+
 def plain(markdown: str) -> str:
     """Markdown as ingest reads it: no list marks, emphasis, backticks or link targets."""
     text = _LINK.sub(r"\1", markdown)
@@ -87,4 +103,4 @@ def source_blocks(hit: Hit) -> list[tuple[str, str]]:
         return []
 
 
-__all__ = ["ITEM", "blocks", "plain", "source_blocks"]
+__all__ = ["ITEM", "blocks", "escape", "plain", "source_blocks", "unlisted"]

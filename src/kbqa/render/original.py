@@ -1,23 +1,18 @@
 """A passage's own Markdown, for showing it formatted. Ingest keeps a chunk's text plain (the
-list numbers and backticks gone, which is what is embedded and quoted); for a Markdown or HTML
-file the page shows the blocks of the source file that the chunk holds, as written (an HTML
-page's blocks as Markdown written from its text: ingest/html_blocks.py): steps numbered,
-commands as code. Presentation only: when the file is gone or changed, the plain text is
-shown."""
+list numbers and backticks gone, which is what is embedded and quoted); for a Markdown, HTML or
+DOCX file the page shows the blocks of the source file that the chunk holds, as written (an
+HTML page's or a Word document's as Markdown written from its text: ingest/file_blocks.py):
+steps numbered, commands as code. Presentation only: when the file is gone or changed, the
+plain text is shown."""
 
 from __future__ import annotations
 
 import itertools
 
-from kbqa.ingest import html_blocks, markdown_blocks
+from kbqa.ingest.file_blocks import source_blocks
 from kbqa.ingest.markdown_blocks import ITEM as _ITEM
 from kbqa.ingest.markdown_blocks import plain
 from kbqa.types import Hit
-
-
-def source_blocks(hit: Hit) -> list[tuple[str, str]]:
-    """(Markdown, plain text) of each block of the hit's Markdown or HTML file; [] for others."""
-    return markdown_blocks.source_blocks(hit) or html_blocks.source_blocks(hit)
 
 
 def _key(text: str) -> str:

@@ -8,6 +8,7 @@ import re
 
 from kbqa.assistant.text import paragraphs
 
+_NUMBER = re.compile(r"^\d{1,3}[.)]\s+")  # a step's own number, as some sources keep it
 _ROW = re.compile(r"^[^:;\n]{1,40}: [^;\n]+(?:; [^:;\n]{1,40}: [^;\n]+)+\.?$")
 
 
@@ -36,7 +37,7 @@ def sentence(text: str) -> str:
 def readable(text: str) -> str:
     """A unit as a reader takes it in: a procedure (assistant/steps.py: one paragraph a step)
     as numbered steps, a table row as a sentence, anything else as it is."""
-    steps = paragraphs(text)
+    steps = [_NUMBER.sub("", step) for step in paragraphs(text)]
     if len(steps) > 1:
         return "\n".join(f"{i}. {step}" for i, step in enumerate(steps, 1))
     return sentence(text)
