@@ -9,15 +9,11 @@ procedures and for showing a passage formatted. Tables are left out (ingest writ
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
-from kbqa.errors import ParseError
 from kbqa.ingest.files import FileLimits, check_contents
 from kbqa.ingest.markdown_blocks import escape, unlisted
-from kbqa.types import Hit
 
-_MAX_BYTES = 2_000_000
 _CODE_FONTS = {"courier", "courier new", "consolas", "menlo", "monaco", "source code pro"}
 
 
@@ -65,28 +61,11 @@ def blocks(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-@lru_cache(maxsize=64)
-def _file_blocks(path: str, mtime: float) -> tuple[tuple[str, str], ...]:
-    file = Path(path)
-    # The same zip-bomb check as at ingest: the file may have changed since.
-    check_contents(file, b"", FileLimits(), ".docx")
-    return tuple(blocks(file))
+def read(path: Path) -> list[tuple[str, str]]:
+    """(Markdown, plain text) of each paragraph of a DOCX file, after the zip-bomb check
+    ingest makes (the file may have changed since it was ingested)."""
+    check_contents(path, b"", FileLimits(), ".docx")
+    return blocks(path)
 
 
-def source_blocks(hit: Hit) -> list[tuple[str, str]]:
-    """The blocks of the hit's DOCX file; [] for other files, or one gone, too large or broken."""
-    path = Path(hit.uri)
-    if "://" in hit.uri or path.suffix.lower() != ".docx":
-        return []
-    try:
-        stat = path.stat()
-        if stat.st_size > _MAX_BYTES:
-            return []
-        return list(_file_blocks(str(path), stat.st_mtime))
-    except (OSError, ParseError):
-        return []
-    except Exception:  # python-docx on a file it cannot read: the plain text is shown instead
-        return []
-
-
-__all__ = ["blocks", "source_blocks"]
+__all__ = ["blocks", "read"]

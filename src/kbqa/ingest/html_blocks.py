@@ -9,19 +9,15 @@ of the page's markup passes through: the Markdown is written from the text, neve
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from kbqa.ingest.markdown_blocks import escape, unlisted
 from kbqa.ingest.partition import html_content
-from kbqa.types import Hit
 
-_SUFFIXES = {".html", ".htm", ".xhtml"}
 _BLOCKS = {"p", "pre", "li", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th"}
 _CELLS = {"dt", "dd", "td", "th"}
 _CODE = {"code", "tt", "kbd", "samp"}
 _SKIP = {"script", "style", "template"}
-_MAX_BYTES = 2_000_000
 
 
 def _inline(element) -> str:
@@ -88,23 +84,9 @@ def blocks(data: bytes) -> list[tuple[str, str]]:
     return out
 
 
-@lru_cache(maxsize=64)
-def _file_blocks(path: str, mtime: float) -> tuple[tuple[str, str], ...]:
-    return tuple(blocks(Path(path).read_bytes()))
+def read(path: Path) -> list[tuple[str, str]]:
+    """(Markdown, plain text) of each block of an HTML file's content."""
+    return blocks(path.read_bytes())
 
 
-def source_blocks(hit: Hit) -> list[tuple[str, str]]:
-    """The blocks of the hit's HTML file; [] for other files, or one gone or too large."""
-    path = Path(hit.uri)
-    if "://" in hit.uri or path.suffix.lower() not in _SUFFIXES:
-        return []
-    try:
-        stat = path.stat()
-        if stat.st_size > _MAX_BYTES:
-            return []
-        return list(_file_blocks(str(path), stat.st_mtime))
-    except (OSError, ValueError):
-        return []
-
-
-__all__ = ["blocks", "source_blocks"]
+__all__ = ["blocks", "read"]

@@ -8,16 +8,11 @@ changed, nothing is found and callers fall back to the plain text."""
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
 
-from kbqa.types import Hit
-
-_SUFFIXES = {".md", ".markdown"}
 ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
-_MAX_BYTES = 2_000_000
 
 
 # What Markdown would read as markup in a document's plain text, and a line that opens like a
@@ -83,24 +78,10 @@ def blocks(markdown: str) -> list[str]:
     return out
 
 
-@lru_cache(maxsize=64)
-def _file_blocks(path: str, mtime: float) -> tuple[tuple[str, str], ...]:
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
-    return tuple((b, plain(b)) for b in blocks(text))
+def read(path: Path) -> list[tuple[str, str]]:
+    """(Markdown, plain text) of each block of a Markdown file."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return [(b, plain(b)) for b in blocks(text)]
 
 
-def source_blocks(hit: Hit) -> list[tuple[str, str]]:
-    """(markdown, plain) of each block of the hit's file; [] for other files."""
-    path = Path(hit.uri)
-    if "://" in hit.uri or path.suffix.lower() not in _SUFFIXES:
-        return []
-    try:
-        stat = path.stat()
-        if stat.st_size > _MAX_BYTES:
-            return []
-        return list(_file_blocks(str(path), stat.st_mtime))
-    except OSError:
-        return []
-
-
-__all__ = ["ITEM", "blocks", "escape", "plain", "source_blocks", "unlisted"]
+__all__ = ["ITEM", "blocks", "escape", "plain", "read", "unlisted"]
