@@ -275,3 +275,36 @@ def test_pgvector_needs_postgresql(tmp_path):
     with sqlite.engine.connect() as conn:
         columns = {r[1] for r in conn.execute(text("PRAGMA table_info(chunks)"))}
     assert "vec" not in columns and "embedding" in columns
+
+
+def test_two_writers_setting_the_same_fact_at_once_do_not_collide(pg_url):
+    """Spark executors writing their first batches at once each record the embedder: both find
+    no row, and a read-then-insert made the second fail on the key (seen in CI)."""
+    import contextlib
+    import threading
+
+    from kbqa.store import Store
+
+    store = Store(pg_url)
+    both_set = threading.Barrier(2, timeout=2)
+    errors: list[Exception] = []
+
+    def write(value: str) -> None:
+        try:
+            with store.session() as s:
+                store.set_meta(s, "embedding_model", value)
+                # A read-then-insert gets past here twice, each having seen no row; an upsert
+                # makes the other writer wait for this one's row (the barrier breaks).
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    both_set.wait()
+                s.commit()
+        except Exception as exc:  # counted, not raised in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(v,)) for v in ("model-a", "model-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert errors == []
+    assert store.get_meta("embedding_model") in ("model-a", "model-b")

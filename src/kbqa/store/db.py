@@ -82,7 +82,19 @@ class Store:
             return row.value if row else None
 
     def set_meta(self, session: Session, key: str, value: str) -> None:
-        session.merge(MetaRow(key=key, value=value))
+        """Insert or update one fact, as one statement: Spark executors writing their first
+        batches at once each set the embedder, and a read-then-insert (`merge`) of two of them
+        collided on the key (seen in CI: "duplicate key value violates meta_pkey")."""
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            session.merge(MetaRow(key=key, value=value))
+            return
+        upsert = insert(MetaRow).values(key=key, value=value)
+        session.execute(upsert.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
     def chunk_ids(self) -> np.ndarray:
         with self.session() as s:
