@@ -33,6 +33,17 @@ def _hit(path: Path) -> Hit:
     return Hit(1, 1.0, text, "Rotating the password", str(path), "Runbook")
 
 
+def _asked_how(kb, folder: Path):
+    """The pointed answer to a how-to question over `folder`, ingested (again) first."""
+    kb.ingest([folder])
+    kb.settings = kb.settings.replace(answer_style="pointed")
+    *_, answer = Answerer(kb.retriever, kb.generator, kb.settings).answer_stream(
+        "How do I rotate the password?"
+    )
+    assert answer.mode == "pointed", answer.reason
+    return answer
+
+
 def test_a_how_to_question_gets_the_numbered_list_as_one_unit(tmp_path):
     hit = _hit(_runbook(tmp_path))
     found = units([hit])
@@ -62,11 +73,7 @@ def test_a_pointed_procedure_reads_as_numbered_steps_everywhere(kb, tmp_path):
     (folder / "rotate.md").write_text(
         "# Rotating the password\n\n" + "".join(f"{i}. {s}\n" for i, s in enumerate(STEPS, 1))
     )
-    kb.ingest([folder])
-    kb.settings = kb.settings.replace(answer_style="pointed")
-    answerer = Answerer(kb.retriever, kb.generator, kb.settings)
-    *_, answer = answerer.answer_stream("How do I rotate the password?")
-    assert answer.mode == "pointed", answer.reason
+    answer = _asked_how(kb, folder)
     (evidence,) = answer.evidence  # the fake points at the first unit: the whole procedure
     assert [" ".join(p.split()) for p in evidence.text.split("\n\n")] == STEPS
     shown = terminal.answer(answer)
@@ -87,11 +94,7 @@ def test_a_numbered_list_of_an_html_page_is_a_procedure_too(kb, tmp_path):
         '<div role="main"><h1>Rotating the password</h1><p>Vault rotates it every 30 days.</p>'
         f"<ol>\n{items}</ol><ul><li>Ask in #sre if it fails.</li></ul></div></body></html>"
     )
-    kb.ingest([folder])
-    kb.settings = kb.settings.replace(answer_style="pointed")
-    answerer = Answerer(kb.retriever, kb.generator, kb.settings)
-    *_, answer = answerer.answer_stream("How do I rotate the password?")
-    assert answer.mode == "pointed", answer.reason
+    answer = _asked_how(kb, folder)
     (evidence,) = answer.evidence  # the fake points at the first unit: the whole procedure
     assert [" ".join(p.split()) for p in evidence.text.split("\n\n")] == STEPS
     assert "> 2. Log in to Vault" in terminal.answer(answer)
@@ -99,8 +102,7 @@ def test_a_numbered_list_of_an_html_page_is_a_procedure_too(kb, tmp_path):
     (folder / "rotate.html").write_text(
         (folder / "rotate.html").read_text().replace("<ol>", "<ul>").replace("</ol>", "</ul>")
     )
-    kb.ingest([folder])
-    *_, answer = answerer.answer_stream("How do I rotate the password?")
+    answer = _asked_how(kb, folder)
     assert len(answer.evidence[0].text.split("\n\n")) == 1
 
 
@@ -122,11 +124,7 @@ def test_a_numbered_list_of_a_word_document_is_a_procedure_and_shows_as_one(kb, 
     folder = tmp_path / "docs"
     folder.mkdir()
     document.save(folder / "rotate.docx")
-    kb.ingest([folder])
-    kb.settings = kb.settings.replace(answer_style="pointed")
-    answerer = Answerer(kb.retriever, kb.generator, kb.settings)
-    *_, answer = answerer.answer_stream("How do I rotate the password?")
-    assert answer.mode == "pointed", answer.reason
+    answer = _asked_how(kb, folder)
     (evidence,) = answer.evidence  # the fake points at the first unit: the whole procedure
     # Ingest keeps a DOCX list's numbers: the unit starts at the first one, and every
     # interface numbers the steps once.
