@@ -193,7 +193,8 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
 class Locked:
     """A model whose calls run one at a time. Hugging Face's fast tokenizers fail ("Already
     borrowed") when one is used by two threads at once, and on a CPU concurrent calls only
-    compete for the same cores. Other attributes pass through."""
+    compete for the same cores. An embedder that says it is `concurrent` embeds unserialised.
+    Other attributes pass through."""
 
     def __init__(self, model: Any):
         self._model = model

@@ -131,6 +131,10 @@ class OnnxEmbedder:
 
     max_tokens = 256  # the model's max_seq_length in sentence-transformers
 
+    # embed may be called from several threads at once: onnxruntime's `run` is safe so; the
+    # tokenizer is not ("Already borrowed"), so it is taken one call at a time.
+    concurrent = True
+
     def __init__(
         self,
         backend: str = "onnx-int8",
@@ -156,10 +160,7 @@ class OnnxEmbedder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest in a batch
-        # embed may be called from several threads at once: onnxruntime's `run` is safe so,
-        # the tokenizer is not ("Already borrowed"), so it is taken one call at a time.
-        self.concurrent = True
-        self._tokenizing = threading.Lock()
+        self._tokenizing = threading.Lock()  # see `concurrent`
         model = _prepared_onnx(shipped, backend, Path(cache or "~/.cache/kbqa/models").expanduser())
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
