@@ -87,18 +87,24 @@ def ask(kb: KnowledgeBase, question: str) -> tuple[Answer, float | None, float]:
     return event, first, time.perf_counter() - started
 
 
+def _holds(item: dict, text: str) -> bool:
+    found = [r.casefold() in text.casefold() for r in item["references"]]
+    return bool(found) and (all(found) if item["match"] == "all" else any(found))
+
+
 def record(item: dict, style: str, answer: Answer, first: float | None, total: float) -> dict:
-    text = answer.text.casefold()
-    found = [r.casefold() in text for r in item["references"]]
+    units = " ".join(e.text for e in answer.evidence) if answer.evidence else answer.text
     cited = [c.hit.metadata.get("doc_id", c.hit.uri) for c in answer.citations]
     return {
         **item, "style": style, "mode": "abstained" if answer.abstained else answer.mode,
         "answer": answer.text, "span": answer.span, "reason": answer.reason,
         "evidence": [{"n": e.n, "text": e.text, "span": e.span, "p": e.probability,
-                      "margin": e.margin}
+                      "margin": e.margin, "before": e.before, "after": e.after}
                      for e in answer.evidence],
-        "has_reference": bool(found) and not answer.abstained
-        and (all(found) if item["match"] == "all" else any(found)),
+        # The reference in what is shown, and in the units the model named alone (a quote
+        # shows a sentence with its neighbours: quote_context_chars).
+        "has_reference": not answer.abstained and _holds(item, answer.text),
+        "reference_in_units": not answer.abstained and _holds(item, units),
         "right_source": any(any(c.endswith(g) for g in item["gold"]) for c in cited),
         "citations": [{"n": c.n, "label": c.hit.label, "uri": c.hit.uri, "text": c.hit.text}
                       for c in answer.citations],
@@ -116,9 +122,8 @@ def gated(rows: list[dict], threshold: float) -> list[dict]:
         if r["mode"] == "pointed" and not kept:
             r = {**r, "mode": "abstained", "has_reference": False, "right_source": False}
         elif r["mode"] == "pointed":
-            text = " ".join(e["text"] for e in kept).casefold()
-            found = [ref.casefold() in text for ref in r["references"]]
-            has = bool(found) and (all(found) if r["match"] == "all" else any(found))
+            quotes = " ".join(" ".join([e["before"], e["text"], e["after"]]) for e in kept)
+            has = _holds(r, quotes)
             r = {**r, "evidence": kept, "has_reference": has}
         out.append(r)
     return out
@@ -140,6 +145,7 @@ def summary(label: str, rows: list[dict]) -> str:
         share([r for r in answerable if r["mode"] != "abstained"], answerable),
         share([r for r in other if r["mode"] == "abstained"], other),
         share([r for r in answerable if r["has_reference"]], answerable),
+        share([r for r in answerable if r.get("reference_in_units")], answerable),
         share([r for r in delivered if r["right_source"]], delivered),
         " ".join(f"{m} {n}" for m, n in modes.items() if n),
         f"{statistics.median(firsts):.1f}" if firsts else "-",
@@ -183,7 +189,7 @@ def main() -> None:
         results[f"pointed+gate {args.gate}"] = gated(results["pointed"], args.gate)
     print(f"{args.dataset} ({len(items)} questions), {time.strftime('%Y-%m-%d')}")
     print("style            | answerable answered | unanswerable abstained | has reference "
-          "| right source | made | p50 first s | p50 full s")  # fmt: skip
+          "| in the named units | right source | made | p50 first s | p50 full s")  # fmt: skip
     for label, rows in results.items():
         print(summary(label, rows))
     if args.save:

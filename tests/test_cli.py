@@ -158,5 +158,7 @@ def test_ask_quotes_each_unit_of_a_pointed_answer_under_its_span(kb, docs, monke
         "n": 1,
         "text": "The tracker service listens on port 7300.",
         "span": "port 7300",
+        "before": "",
+        "after": "",
         "probability": 1.0,
     }

@@ -294,3 +294,68 @@ def test_a_unit_is_quoted_as_soon_as_its_number_is_written_and_marked_when_its_l
     assert slow.written == 2 and first.span == ""  # before the copied words were written
     *_, answer = stream
     assert answer.evidence[0].text == first.text and answer.evidence[0].span == "port 7300"
+
+
+def test_a_quoted_sentence_comes_with_its_neighbours_from_its_own_paragraph():
+    from kbqa.assistant.units import around
+
+    paragraph = (
+        "Filip Novak joined the tracker team in 2019. He was picked by the platform group in "
+        "2015. The platform group plays its home games at the blue arena. It seats 900.\n"
+        "- He was picked first.\n"
+        "Service: tracker; Port: 7300; Owner: Tracking."
+    )
+    picked = "He was picked by the platform group in 2015."
+    assert around(picked, paragraph, 320) == (
+        "Filip Novak joined the tracker team in 2019.",
+        "The platform group plays its home games at the blue arena. It seats 900.",
+    )
+    # Only whole sentences within the budget; the paragraph's first sentence has none before.
+    assert around(picked, paragraph, 70)[1] == (
+        "The platform group plays its home games at the blue arena."
+    )
+    assert around("Filip Novak joined the tracker team in 2019.", paragraph, 0) == ("", "")
+    assert around("Filip Novak joined the tracker team in 2019.", paragraph, 320)[0] == ""
+    # A list item and a table row are quoted alone.
+    assert around("- He was picked first.", paragraph, 320) == ("", "")
+    assert around("Service: tracker; Port: 7300; Owner: Tracking.", paragraph, 320) == ("", "")
+
+
+class Naming:
+    """Points at the unit holding `word`, copying it."""
+
+    name = "naming"
+
+    def __init__(self, word):
+        self.word = word
+
+    def point(self, messages, grammar, max_new_tokens=64):
+        k = next(
+            m.group(1)
+            for m in re.finditer(r"^\[(\d+)\] (.+)$", messages[-1]["content"], re.M)
+            if self.word in m.group(2)
+        )
+        yield f"[{k}] {self.word}", []
+
+
+def test_a_pointed_answer_quotes_the_named_sentence_with_the_one_that_answers_beside_it(
+    pointing,
+):
+    from kbqa.assistant import pointed
+
+    text = (
+        "The billing export was moved to the reports service in May. Its files are written "
+        "every night by the exporter job. The exporter job keeps them for 30 days in the "
+        "archive bucket."
+    )
+    hits = [Hit(1, 0.9, text, "", "billing.md", "Billing")]
+    question = "how long are the billing export files kept?"
+    for chars, shown in [(320, True), (0, False)]:
+        settings = pointing.settings.replace(quote_context_chars=chars)
+        answerer = Answerer(pointing.retriever, Naming("every night"), settings)
+        *_, answer = pointed.answer_stream(answerer, question, hits, {})
+        (evidence,) = answer.evidence
+        assert evidence.text == "Its files are written every night by the exporter job."
+        assert ("30 days" in answer.text) is shown and ("30 days" in evidence.quote) is shown
+        assert ("moved to the reports service" in answer.text) is shown
+        assert answer.to_dict()["evidence"][0]["after"] == (evidence.after if shown else "")

@@ -151,6 +151,8 @@ def test_page_data_carries_sources_evidence_and_why():
         "n": 1,
         "text": UNITS[0].text,
         "span": "port 7300",
+        "before": "",
+        "after": "",
         "probability": 1.0,
     }
     assert "why" not in data
@@ -248,8 +250,22 @@ def test_an_html_passage_is_shown_with_its_steps_and_code_and_none_of_its_markup
     assert "<script" not in shown and "pwned" not in shown and "editor" not in shown
     assert "<code>-n, --nodaemon</code>" in shown and shown.count("Run in the foreground") == 1
     # A step quoted alone is shown as the numbered item it is.
-    step = page.unit_html("Start it again with supervisorctl start web.", hit)
+    step = page.unit_html(Evidence(1, "Start it again with supervisorctl start web."), hit)
     assert '<ol start="3">' in step and "<code>supervisorctl start web</code>" in step
     # The file gone: the passage's plain text, as before.
     (folder / "restart.html").unlink()
     assert "<ol>" not in page.source_data(render.Source(1, hit))["html"]
+
+
+def test_a_quote_shows_the_sentences_around_its_unit_everywhere():
+    unit = Evidence(
+        1, "Its files are written by the exporter job.", "exporter job",
+        before="The export moved in May.", after="The job keeps them for 30 days.",
+    )  # fmt: skip
+    want = "The export moved in May. Its files are written by the **exporter job**. The job"
+    assert want in markdown.quote(unit)
+    assert want.replace("**", "*") in slack.quote(unit)
+    assert "by the exporter job. The job keeps them for 30 days. [1]" in terminal.quote(unit)
+    data = page.evidence_data(unit)
+    assert data["before"] == unit.before and "30 days" in data["html"]
+    assert "moved in May" in page.unit_html(unit, None)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 def shown(record: dict) -> str:
     """The answer as an interface shows it: each quoted unit, its copied words in bold inside
-    it (render/markdown.py's quote), or the written answer as it is."""
+    it, with the sentences its quote shows around it (render/markdown.py's quote), or the
+    written answer as it is."""
     if not record["evidence"]:
         return record["answer"]
     lines = []
@@ -34,6 +35,7 @@ def shown(record: dict) -> str:
         if span and span in text:
             before, _, after = text.partition(span)
             text = f"{before}**{span}**{after}"
+        text = " ".join(p for p in (e.get("before", ""), text, e.get("after", "")) if p)
         lines.append(f"> {text} [{e['n']}]")
     return "\n".join(lines)
 

@@ -159,7 +159,8 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
             span=data.get("span", ""),
             updated=data.get("updated", ""),
             evidence=tuple(
-                Evidence(e["n"], e["text"], e.get("span", "")) for e in data.get("evidence", [])
+                Evidence(e["n"], e["text"], e.get("span", ""), 1.0, 1.0, *_around(e))
+                for e in data.get("evidence", [])
             ),
             searched=data.get("searched", ""),
             note=data.get("note", ""),
@@ -174,6 +175,11 @@ def _stamp(iso: str | None) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso).timestamp() if iso else 0.0
+
+
+def _around(evidence: dict[str, Any]) -> tuple[str, str]:
+    """The sentences a quoted unit is shown with (a server before them sends none)."""
+    return evidence.get("before", ""), evidence.get("after", "")
 
 
 def _hit(d: dict[str, Any]) -> Hit:

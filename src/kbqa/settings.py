@@ -173,6 +173,10 @@ class Settings:
     # unsupported against 18) and held on read 3 (61 of 82 kept, 3 unsupported against 10).
     pointer_min_margin: float = 0.2
     pointer_max_tokens: int = 48
+    # A quoted sentence comes with its paragraph's sentence before it and those after it up to
+    # this many characters (0: the unit alone): the answer a question needs is often the
+    # neighbour of the sentence the model names (docs/pointer.md, read 7).
+    quote_context_chars: int = 320
     # Each passage is shown to the generator cut to its lines closest to the question, at most
     # this many characters (0: whole passages); the support check always reads whole passages.
     prompt_passage_chars: int = 450

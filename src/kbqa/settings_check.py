@@ -40,6 +40,8 @@ def check(s: Any) -> None:
     for key in ("pointer_min_probability", "pointer_min_margin"):
         if not 0 <= getattr(s, key) <= 1:
             raise ConfigError(f"setting '{key}' must be between 0 and 1")
+    if s.quote_context_chars < 0:
+        raise ConfigError("setting 'quote_context_chars' must be 0 (the unit alone) or more")
     if s.embed_threads < 0:
         raise ConfigError("setting 'embed_threads' must be 0 (one per core) or more")
     if s.ingest_workers < 0:

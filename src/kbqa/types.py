@@ -99,6 +99,14 @@ class Evidence:
     probability: float = 1.0
     # How far that number stood above the next likeliest (pointer.number_margins).
     margin: float = 1.0
+    # The sentences of the unit's own paragraph that its quote shows with it (units.around).
+    before: str = ""
+    after: str = ""
+
+    @property
+    def quote(self) -> str:
+        """What is quoted: the unit with the sentences around it."""
+        return " ".join(part for part in (self.before, self.text, self.after) if part)
 
 
 class Quoted(str):
@@ -192,7 +200,14 @@ class Answer:
             "dropped": [{"sentence": s, "reason": why} for s, why in self.dropped],
             "updated": self.updated,
             "evidence": [
-                {"n": e.n, "text": e.text, "span": e.span, "probability": round(e.probability, 4)}
+                {
+                    "n": e.n,
+                    "text": e.text,
+                    "span": e.span,
+                    "before": e.before,
+                    "after": e.after,
+                    "probability": round(e.probability, 4),
+                }
                 for e in self.evidence
             ],
             "citations": [hit_dict(c.hit, c.n) for c in self.citations],

@@ -38,6 +38,8 @@ def test_the_stream_sends_an_evidence_event_per_unit_before_the_answer(client):
         "n": 1,
         "text": TRACKER,
         "span": "port 7300",
+        "before": "",
+        "after": "",
         "probability": 1.0,
         "quote": True,
         "html": f"<p>{TRACKER}</p>",  # for the page, rendered and sanitised (render/page.py)
@@ -46,6 +48,8 @@ def test_the_stream_sends_an_evidence_event_per_unit_before_the_answer(client):
         "n": 1,
         "text": BILLING,
         "span": "",
+        "before": "",
+        "after": "",
         "probability": 1.0,
         "quote": True,
         "html": f"<p>{BILLING}</p>",
@@ -91,6 +95,8 @@ def test_kbqa_ask_server_shows_the_evidence_it_gets_back(pointing, core, tmp_pat
         "n": 1,
         "text": BILLING,
         "span": "",
+        "before": "",
+        "after": "",
         "probability": 1.0,
     }
 

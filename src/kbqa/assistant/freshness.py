@@ -197,7 +197,7 @@ def annotate(answer: Answer, found: list[Disagreement]) -> Answer:
     newer sentence's values), the older source cited after the others."""
     if answer.abstained:
         return answer
-    said = " ".join([answer.text, *(e.text for e in answer.evidence)]).lower()
+    said = " ".join([answer.text, *(e.quote for e in answer.evidence)]).lower()
     citations, lines = list(answer.citations), []
     for d in found:
         if d.newer_sentence.lower().rstrip(".") not in said and not _gives_newer(d, said):

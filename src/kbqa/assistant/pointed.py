@@ -21,7 +21,7 @@ from kbqa.assistant.generator import point
 from kbqa.assistant.prompt import ABSTAIN_TEXT
 from kbqa.assistant.span import marks_answer
 from kbqa.assistant.text import content_words
-from kbqa.assistant.units import Unit, units
+from kbqa.assistant.units import Unit, around, units
 from kbqa.errors import ModelError
 from kbqa.types import Answer, Citation, Evidence, Hit
 
@@ -49,6 +49,7 @@ def answer_stream(
     passages = answerer.shown(hits)
     found = steps.with_procedures(question, passages, units(answerer.focus(question, passages)))
     checks = signals.build(answerer.settings)
+    context = answerer.settings.quote_context_chars
     kept: list[tuple[pointer.Pick, Unit]] = []
     dropped: list[tuple[str, str]] = []
     numbers: dict[int, int] = {}  # passage n -> its citation number, in order of first use
@@ -98,9 +99,9 @@ def answer_stream(
                 if not complete:
                     early[i] = None
                 for pick in pointer.parse(line, found, p, m):
-                    if any(pick.k == k.k for k, _ in kept):
-                        continue
                     unit = found[pick.k - 1]
+                    if any(pick.k == k.k for k, _ in kept) or _shown(unit, evidence, numbers):
+                        continue
                     pointed = signals.Pointed(
                         question, pick, unit, hits[unit.n - 1].label, _before(found, pick.k)
                     )
@@ -111,7 +112,12 @@ def answer_stream(
                     kept.append((pick, unit))
                     c = numbers.setdefault(unit.n, len(numbers) + 1)
                     span = _span(pick.span, unit.text, question) if complete else ""
-                    evidence.append(Evidence(c, unit.text, span, pick.probability, pick.margin))
+                    before, after = around(unit.text, passages[unit.n - 1].text, context)
+                    if any(before and before in e.quote for e in evidence if e.n == c):
+                        before = ""  # an earlier quote of this passage shows it already
+                    evidence.append(
+                        Evidence(c, unit.text, span, pick.probability, pick.margin, before, after)
+                    )
                     if not complete:
                         early[i] = len(evidence) - 1
                     timings.setdefault("first_evidence_ms", _ms(started))
@@ -128,11 +134,17 @@ def answer_stream(
         )  # fmt: skip
         return
     citations = tuple(Citation(c, hits[n - 1]) for n, c in numbers.items())
-    text = " ".join(_cited(e.text, e.n) for e in evidence)
+    text = " ".join(_cited(e.quote, e.n) for e in evidence)
     yield Answer(
         question, text, False, citations, tuple(hits), timings, confidence, "pointed",
         tuple(dropped), "", evidence[0].span, tuple(evidence),
     )  # fmt: skip
+
+
+def _shown(unit: Unit, evidence: list[Evidence], numbers: dict[int, int]) -> bool:
+    """Whether an earlier quote of the unit's passage shows the unit already (its context)."""
+    c = numbers.get(unit.n)
+    return any(e.n == c and (unit.text == e.before or unit.text in e.after) for e in evidence)
 
 
 def _before(found: list[Unit], k: int) -> str:

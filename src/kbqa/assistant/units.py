@@ -53,6 +53,39 @@ def units(hits: list[Hit]) -> list[Unit]:
     return out
 
 
+def around(unit: str, passage: str, after_chars: int) -> tuple[str, str]:
+    """(before, after): what a quote of a prose unit shows with it from its own paragraph of
+    `passage` — the sentence before it, and the sentences after it up to `after_chars`
+    characters. The sentence a question needs is often the unit's neighbour (the second hop
+    of a two-step question, the name a "He …" sentence leaves out), and the prompt's focus may
+    have cut it. A row, a command, a list item or a procedure is quoted alone ("", "")."""
+    if after_chars <= 0 or "\n" in unit:
+        return "", ""
+    for line in passage.split("\n"):
+        if unit not in line or _ROW.match(line.strip()) or _COMMAND.match(line):
+            continue
+        if _LIST_MARK.match(line):
+            return "", ""
+        sentences = [s.strip() for s in split_sentences(line) if s.strip()]
+        if unit not in sentences:
+            continue
+        i = sentences.index(unit)
+        before = sentences[i - 1] if i and _plain(sentences[i - 1]) else ""
+        after, used = [], 0
+        for sentence in sentences[i + 1 :]:
+            used += len(sentence) + 1
+            if used > after_chars or not _plain(sentence):
+                break
+            after.append(sentence)
+        return before, " ".join(after)
+    return "", ""
+
+
+def _plain(sentence: str) -> bool:
+    """A sentence fit to stand beside a quoted unit: prose, not markup or a question."""
+    return _quotable(sentence, set())
+
+
 def _pieces(line: str) -> list[str]:
     line = line.strip()
     if not line or line == _GAP:
@@ -78,4 +111,4 @@ def _quotable(piece: str, headings: set[str]) -> bool:
     return len(found) >= 3 and (len(found) > 6 or bool(re.search(r"[.!:;`\d]", bare)))
 
 
-__all__ = ["Unit", "units"]
+__all__ = ["Unit", "around", "units"]

@@ -219,7 +219,14 @@ def _record(qid: str, dataset: BeirDataset, gold: dict[str, set[str]], answer: A
         "dropped": [list(d) for d in answer.dropped],
         # The pointer style: the quoted units, and which named checks dropped a pick.
         "evidence": [
-            {"text": e.text, "span": e.span, "p": round(e.probability, 4)} for e in answer.evidence
+            {
+                "text": e.text,
+                "span": e.span,
+                "before": e.before,
+                "after": e.after,
+                "p": round(e.probability, 4),
+            }
+            for e in answer.evidence
         ],
         "findings": sorted({why.split(":")[0] for _, why in answer.dropped} & set(SIGNALS)),
         "timings": {k: round(v, 1) for k, v in answer.timings.items()},

@@ -117,16 +117,21 @@ def answer_data(answer: Answer) -> dict[str, Any]:
     data = {**answer.to_dict(), "html": "" if answer.abstained else html(answer.text)}
     hits = {c.n: c.hit for c in answer.citations}
     data["evidence"] = [
-        {**e, "html": unit_html(e["text"], hits.get(e["n"]))} for e in data["evidence"]
+        {**e, "html": unit_html(item, hits.get(item.n))}
+        for e, item in zip(data["evidence"], answer.evidence, strict=True)
     ]
     if answer.cached_at:
         data["cached_line"] = cached_line(answer)
     return {**data, "why": why_no_answer(answer)} if answer.abstained else data
 
 
-def unit_html(text: str, hit: Hit | None) -> str:
+def unit_html(evidence: Evidence, hit: Hit | None) -> str:
     """A quoted unit as its source file writes it (a numbered step, a command as code), when
-    that can be found; else its text as Markdown."""
+    that can be found; else its text as Markdown. A sentence quoted with its neighbours is
+    prose: the quote as Markdown."""
+    text = evidence.text
+    if evidence.before or evidence.after:
+        return html(evidence.quote)
     return html((original.unit(hit, text) if hit is not None else None) or rows.readable(text))
 
 
@@ -136,9 +141,11 @@ def evidence_data(evidence: Evidence) -> dict[str, Any]:
         "n": evidence.n,
         "text": evidence.text,
         "span": evidence.span,
+        "before": evidence.before,
+        "after": evidence.after,
         "probability": round(evidence.probability, 4),
         "quote": True,
-        "html": html(rows.readable(evidence.text)),
+        "html": html(rows.in_context(evidence, rows.readable(evidence.text))),
     }
 
 

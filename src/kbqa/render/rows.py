@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from kbqa.assistant.text import paragraphs
+from kbqa.types import Evidence
 
 _NUMBER = re.compile(r"^\d{1,3}[.)]\s+")  # a step's own number, as some sources keep it
 _ROW = re.compile(r"^[^:;\n]{1,40}: [^;\n]+(?:; [^:;\n]{1,40}: [^;\n]+)+\.?$")
@@ -41,3 +42,8 @@ def readable(text: str) -> str:
     if len(steps) > 1:
         return "\n".join(f"{i}. {step}" for i, step in enumerate(steps, 1))
     return sentence(text)
+
+
+def in_context(evidence: Evidence, unit: str) -> str:
+    """`unit` (the evidence's unit as rendered) between the sentences its quote shows with it."""
+    return " ".join(part for part in (evidence.before, unit, evidence.after) if part)

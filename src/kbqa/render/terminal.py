@@ -28,7 +28,7 @@ def marked(text: str, span: str, bold: Style = plain) -> str:
 def quote(evidence: Evidence, bold: Style = plain) -> str:
     """'> unit [n]', each line of a unit quoted, its span in bold; a table row as what it
     means ("route-planner: port 7200, …")."""
-    text = marked(rows.readable(evidence.text), evidence.span, bold)
+    text = rows.in_context(evidence, marked(rows.readable(evidence.text), evidence.span, bold))
     return "\n".join(f"> {line}" for line in f"{text} [{evidence.n}]".splitlines())
 
 
