@@ -138,3 +138,27 @@ def test_a_numbered_list_of_a_word_document_is_a_procedure_and_shows_as_one(kb, 
     assert "<ol>" in shown and shown.count("<li>") == 4
     assert "<code>vault read database/creds/staging-app</code>" in shown
     assert "#sre" in shown and "<h1>" not in shown  # the heading is the label, not the text
+
+
+def test_a_numbered_list_of_a_pdf_is_a_procedure_and_its_passage_keeps_its_lists(kb, tmp_path):
+    """A PDF's text layer gives its list items as lines ("1. Submit…", "• Travel…"): the
+    passage is shown with its numbered steps and its bullets (ingest/pdf_blocks.py)."""
+    import shutil
+
+    from kbqa.render import Source, page
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parents[1] / "examples/handbook/policies/expenses.pdf", folder)
+    kb.ingest([folder])
+    (hit,) = kb.retriever.search("Submit every claim in Ramp within 30 days", k=1)
+    shown = page.source_data(Source(1, hit))["html"]
+    assert "<ol>" in shown and "<li>Submit every claim in Ramp within 30 days" in shown
+    assert "<li>Attach an itemised receipt" in shown and "1. Submit" not in shown
+    assert "Receipts and reimbursement" not in shown  # the heading is the label, not the text
+    # Asked how, the four steps are one unit, from the first step to the last.
+    steps = procedure(hit)
+    assert steps.startswith("1. Submit every claim") and steps.endswith("that month's payroll.")
+    # The file gone: the passage's plain text, as before (its heading a line of text).
+    (folder / "expenses.pdf").unlink()
+    assert "<p>Receipts and reimbursement</p>" in page.source_data(Source(1, hit))["html"]

@@ -2,9 +2,9 @@
 numbered list cut into one unit per step let the model quote one step of six (issue 36). So,
 for a how-to question, a passage that holds a whole numbered list from its source file offers
 that list as one unit: the passage's own text from the first step to the last, each step a
-paragraph of it. Lists are read from Markdown, HTML and DOCX sources (ingest/file_blocks.py: a
-Sphinx page's `<ol>`, a Word document's "List Number" paragraphs); other files keep one unit
-per step."""
+paragraph of it. Lists are read from Markdown, HTML, DOCX and PDF sources (ingest/file_blocks.py:
+a Sphinx page's `<ol>`, a Word document's "List Number" paragraphs, a PDF's numbered lines);
+other files keep one unit per step."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""A source file's blocks as Markdown, with their plain text, for a Markdown, HTML or DOCX file
-(markdown_blocks, html_blocks, docx_blocks): the structure ingest's plain chunks lost, read
-back from the file for procedures (assistant/steps.py) and for showing a passage
-(render/original.py). [] for other files, and for a file gone, too large or unreadable: the
+"""A source file's blocks as Markdown, with their plain text, for a Markdown, HTML, DOCX or PDF
+file (markdown_blocks, html_blocks, docx_blocks, pdf_blocks): the structure ingest's plain
+chunks lost, read back from the file for procedures (assistant/steps.py) and for showing a
+passage (render/original.py). [] for other files, and for a file gone, too large or unreadable: the
 callers then use the chunk's plain text."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from kbqa.ingest import docx_blocks, html_blocks, markdown_blocks
+from kbqa.ingest import docx_blocks, html_blocks, markdown_blocks, pdf_blocks
 from kbqa.types import Hit
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ READERS: dict[str, Reader] = {
     ".htm": html_blocks.read,
     ".xhtml": html_blocks.read,
     ".docx": docx_blocks.read,
+    ".pdf": pdf_blocks.read,
 }
 _MAX_BYTES = 2_000_000
 

@@ -34,7 +34,8 @@ _TAG = re.compile(
 )
 
 
-def _unstructured():
+def parsers():
+    """unstructured's `partition` and `chunk_by_title`."""
     # unstructured phones home (telemetry, a notice) unless told not to; kbqa never does.
     for var in ("DO_NOT_TRACK", "SCARF_NO_ANALYTICS", "UNSTRUCTURED_DISABLE_NOTICE"):
         os.environ.setdefault(var, "1")
@@ -55,7 +56,7 @@ def load_parsers() -> None:
         return
     import importlib
 
-    _, chunk_by_title = _unstructured()
+    _, chunk_by_title = parsers()
     for name in ("md", "html", "text", "docx", "pdf", "rst"):
         try:
             importlib.import_module(f"unstructured.partition.{name}")
@@ -76,7 +77,7 @@ def partition_and_chunk(
 ) -> tuple[str, list[Chunk]]:
     """(document title, chunks). Each chunk starts at a heading and carries its heading path.
     `content_type` (a MIME type) says which parser reads the file; unstructured guesses without."""
-    partition, chunk_by_title = _unstructured()
+    partition, chunk_by_title = parsers()
     timings = {} if timings is None else timings
     started = time.perf_counter()
     page_title = ""

@@ -1,7 +1,8 @@
 """A passage's own Markdown, for showing it formatted. Ingest keeps a chunk's text plain (the
-list numbers and backticks gone, which is what is embedded and quoted); for a Markdown, HTML or
-DOCX file the page shows the blocks of the source file that the chunk holds, as written (an
-HTML page's or a Word document's as Markdown written from its text: ingest/file_blocks.py):
+list numbers and backticks gone, which is what is embedded and quoted); for a Markdown, HTML,
+DOCX or PDF file the page shows the blocks of the source file that the chunk holds, as written
+(an HTML page's, a Word document's or a PDF's as Markdown written from its text:
+ingest/file_blocks.py):
 steps numbered, commands as code. Presentation only: when the file is gone or changed, the
 plain text is shown."""
 
