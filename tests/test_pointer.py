@@ -359,3 +359,40 @@ def test_a_pointed_answer_quotes_the_named_sentence_with_the_one_that_answers_be
         assert ("30 days" in answer.text) is shown and ("30 days" in evidence.quote) is shown
         assert ("moved to the reports service" in answer.text) is shown
         assert answer.to_dict()["evidence"][0]["after"] == (evidence.after if shown else "")
+
+
+class Both:
+    """Names the route-planner's unit and then the tracker's."""
+
+    name = "both"
+
+    def point(self, messages, grammar, max_new_tokens=64):
+        numbers = {
+            word: m.group(1)
+            for m in re.finditer(r"^\[(\d+)\] (.+)$", messages[-1]["content"], re.M)
+            for word in ("7200", "7300")
+            if word in m.group(2)
+        }
+        yield f"[{numbers['7200']}] port 7200\n[{numbers['7300']}] port 7300", []
+
+
+def test_a_failed_pick_is_dropped_or_makes_the_whole_answer_abstain(pointing):
+    from kbqa.assistant import pointed
+
+    text = "The route-planner service listens on port 7200."
+    other = "Its dashboard shows the tracker service on port 7300."
+    hits = [Hit(1, 0.9, text, "", "a.md", "Routing"), Hit(2, 0.88, other, "", "b.md", "Tracking")]
+    question = "which port does route-planner listen on?"
+    # The tracker's unit names none of the question's names: the subject check rejects it.
+    dropped = pointing.settings.replace(on_failed_pick="drop")
+    *shown, answer = pointed.answer_stream(
+        Answerer(pointing.retriever, Both(), dropped), question, hits, {}
+    )
+    assert not answer.abstained and [e.text for e in shown] == [text]
+    assert "subject" in answer.dropped[0][1]
+    held = pointing.settings.replace(on_failed_pick="abstain")
+    *shown, answer = pointed.answer_stream(
+        Answerer(pointing.retriever, Both(), held), question, hits, {}
+    )
+    assert answer.abstained and shown == [] and "not sure" in answer.reason
+    assert "7200" not in answer.text

@@ -84,6 +84,7 @@ SETTINGS = {
     "pointer_min_probability": "the model's least probability for a unit it points at",
     "pointer_min_margin": "the least margin of that unit's number over the next likeliest",
     "pointer_max_tokens": "tokens per pointed reply",
+    "on_failed_pick": "a pick that fails a check: `drop` it (keep the others) or `abstain`",
     "quote_context_chars": "a quoted sentence shows the one before it and this much after it",
     "prompt_passage_chars": "each passage is cut to its lines closest to the question (0: whole)",
     "prompt_passages": "the generator sees at most this many of the `top_k` passages",

@@ -173,6 +173,10 @@ class Settings:
     # unsupported against 18) and held on read 3 (61 of 82 kept, 3 unsupported against 10).
     pointer_min_margin: float = 0.2
     pointer_max_tokens: int = 48
+    # A pick that fails a check: "drop" it and deliver the model's other picks, or "abstain"
+    # (the model was unsure of the answer; its quotes then wait for the reply's end, since a
+    # later pick can still fail). docs/pointer.md, version 8.
+    on_failed_pick: str = "drop"
     # A quoted sentence comes with its paragraph's sentence before it and those after it up to
     # this many characters (0: the unit alone; 320 was read blind in read 7 and not kept:
     # docs/pointer.md).

@@ -17,6 +17,7 @@ def check(s: Any) -> None:
     choices = {
         "on_unsupported": ("abstain", "extract"),
         "on_idk": ("abstain", "extract"),
+        "on_failed_pick": ("drop", "abstain"),
         "answer_style": ("pointed", "free"),
         "generator_backend": ("auto", "llama.cpp", "transformers"),
         "generator_precision": ("auto", "fp32", "bf16"),

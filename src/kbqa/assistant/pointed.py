@@ -50,6 +50,8 @@ def answer_stream(
     found = steps.with_procedures(question, passages, units(answerer.focus(question, passages)))
     checks = signals.build(answerer.settings)
     context = answerer.settings.quote_context_chars
+    # A failed pick abstains the whole answer: hold the quotes until the reply has ended.
+    hold = answerer.settings.on_failed_pick == "abstain"
     kept: list[tuple[pointer.Pick, Unit]] = []
     dropped: list[tuple[str, str]] = []
     numbers: dict[int, int] = {}  # passage n -> its citation number, in order of first use
@@ -120,14 +122,20 @@ def answer_stream(
                     )
                     if not complete:
                         early[i] = len(evidence) - 1
-                    timings.setdefault("first_evidence_ms", _ms(started))
-                    yield evidence[-1]
+                    if not hold:
+                        timings.setdefault("first_evidence_ms", _ms(started))
+                        yield evidence[-1]
             done = len(finished)
     log.debug("pointer reply: %r", reply)
     timings["generate_ms"] = _ms(started)
     confidence = answerer.confidence(question, hits)
+    if hold and dropped:
+        evidence = []  # the model was unsure of the answer: none of its picks is delivered
+    elif hold and evidence:
+        timings.setdefault("first_evidence_ms", _ms(started))
+        yield from evidence
     if not evidence:
-        why = _why_none(found, reply, dropped)
+        why = _why_none(found, reply, dropped, hold)
         yield Answer(
             question, ABSTAIN_TEXT, True, (), tuple(hits), timings, confidence,
             dropped=tuple(dropped), reason=why,
@@ -170,9 +178,13 @@ def _cited(text: str, c: int) -> str:
     return f"{body[: len(body) - len(end)] if end else body} [{c}]{end or '.'}"
 
 
-def _why_none(found: list[Unit], reply: str, dropped: list[tuple[str, str]]) -> str:
+def _why_none(
+    found: list[Unit], reply: str, dropped: list[tuple[str, str]], hold: bool = False
+) -> str:
     if not found:
         return "the passages hold no sentence that could be quoted as an answer"
+    if dropped and hold:
+        return f"a unit the model named was rejected, so its answer is not sure ({dropped[0][1]})"
     if dropped:
         return f"the unit the model named was rejected ({dropped[0][1]})"
     if reply.strip().startswith("[0]"):
