@@ -43,6 +43,9 @@ DOCSETS = {
         "python-flask-doc", Path("/usr/share/doc/python-flask-doc/html"), "2.2.2-3"
     ),
     "supervisor-docs": DocSet("supervisor-doc", Path("/usr/share/doc/supervisor/html"), "4.2.5-1"),
+    "click-docs": DocSet(
+        "python-click-doc", Path("/usr/share/doc/python-click-doc/html"), "8.1.3-2"
+    ),
     "requests-docs": DocSet(
         "python-requests-doc", Path("/usr/share/doc/python-requests-doc/html"), "2.28.1+dfsg-1"
     ),
