@@ -287,13 +287,21 @@ def test_a_unit_is_quoted_as_soon_as_its_number_is_written_and_marked_when_its_l
     pointing,
 ):
     slow = Slow()
-    answerer = Answerer(pointing.retriever, slow, pointing.settings)
+    dropping = pointing.settings.replace(on_failed_pick="drop")
+    answerer = Answerer(pointing.retriever, slow, dropping)
     stream = answerer.answer_stream("which port does the tracker service listen on?")
     first = next(stream)
     assert isinstance(first, Evidence) and "7300" in first.text
     assert slow.written == 2 and first.span == ""  # before the copied words were written
     *_, answer = stream
     assert answer.evidence[0].text == first.text and answer.evidence[0].span == "port 7300"
+    # When a failed pick abstains the whole answer, a unit waits for the reply's end.
+    slow = Slow()
+    held = pointing.settings.replace(on_failed_pick="abstain")
+    first = next(
+        Answerer(pointing.retriever, slow, held).answer_stream("which port does tracker use?")
+    )
+    assert slow.written == 4 and first.span == "port 7300"
 
 
 def test_a_quoted_sentence_comes_with_its_neighbours_from_its_own_paragraph():
