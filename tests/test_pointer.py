@@ -254,6 +254,8 @@ def test_the_passages_shown_keep_their_numbers_when_ranks_and_cosines_disagree(p
         ({"KBQA_ANSWER_STYLE": "verbose"}, "'answer_style' must be one of pointed, free"),
         ({"KBQA_POINTER_MIN_PROBABILITY": "1.5"}, "'pointer_min_probability' must be between"),
         ({"KBQA_POINTER_MAX_TOKENS": "0"}, "'pointer_max_tokens' must be at least 1"),
+        ({"KBQA_ON_FAILED_PICK": "keep"}, "'on_failed_pick' must be one of drop, abstain"),
+        ({"KBQA_QUOTE_CONTEXT_CHARS": "-1"}, "'quote_context_chars' must be 0"),
     ],
 )
 def test_bad_pointer_settings_are_one_line_errors(tmp_path, env, message):
