@@ -1,7 +1,6 @@
 """The pointer answer path: evidence units, the grammar, the reply's parse and probabilities,
 the named checks, and answers made of quoted units (with the echo generator)."""
 
-import json
 import math
 import re
 
@@ -61,13 +60,19 @@ def test_the_prompt_numbers_units_under_their_source():
 def test_the_grammar_allows_each_unit_once_and_zero():
     found = [Unit(1, 'Run "make" now.'), Unit(2, "Port 7300.")]
     text = pointer.grammar(found)
-    assert text.startswith("%llguidance {}")
-    assert '"[0]"' in text and '"[1] " u1 | "[2] " u2' in text
-    # Each unit is a JSON string inside the rule: quotes cannot break out of it.
-    assert (
-        f'u1: %regex {{"substring_words": {json.dumps(chr(34).join(["Run ", "make", " now."]))}}}'
-        in text
-    )
+    assert text.startswith('root ::= "[0]" | item ("\\n" item){0,2}')
+    assert 'item ::= "[1] " u1 | "[2] " u2' in text
+    # A copy may start at any word and runs on word by word; quotes cannot break out of a
+    # literal, and a word's closing punctuation may end the copy but not be skipped.
+    assert "u1 ::= u1-0 | u1-1 | u1-2" in text
+    assert 'u1-0 ::= "Run" (" " u1-1)?' in text
+    assert 'u1-1 ::= "\\"make" ("\\"" " " u1-2)?' in text
+    assert 'u1-2 ::= "now" (".")?' in text
+    assert 'u2-1 ::= "7300" (".")?' in text
+
+
+def test_a_unit_with_no_words_has_nothing_to_copy():
+    assert 'u1 ::= ""' in pointer.grammar([Unit(1, "   ")])
 
 
 def test_parse_keeps_known_units_once_with_spans_found_in_them():
@@ -219,7 +224,7 @@ def test_zero_abstains_and_free_text_is_never_delivered(pointing):
 
 
 class Ungoverned:
-    """Has grammars, but writes free text anyway (llama.cpp does when it cannot parse one)."""
+    """Has grammars, but writes free text anyway (a llama.cpp build that dropped the grammar)."""
 
     name = "ungoverned"
 

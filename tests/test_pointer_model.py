@@ -42,6 +42,19 @@ def test_every_delivered_span_is_copied_from_its_unit(settings, docs, qwen):
             assert 0 < evidence.probability <= 1
 
 
+def test_the_grammar_holds_units_with_quotes_backslashes_and_unicode(qwen):
+    found = [
+        Unit(1, 'Set KBQA_HOME="C:\\kbqa\\home" — then run `kbqa ingest`.'),
+        Unit(1, "Paths like /srv/larkdb/* are backed up at 02:00 UTC (nightly)."),
+    ]
+    hits = [pointer_hit("\n".join(u.text for u in found))]
+    messages = pointer.messages("What do I set KBQA_HOME to?", hits, found)
+    reply = "".join(text for text, _ in qwen.point(messages, pointer.grammar(found)))
+    picks = pointer.parse(reply, found)
+    assert picks and all(pick.span in found[pick.k - 1].text for pick in picks), reply
+    assert all(pick.span for pick in picks), reply
+
+
 def test_the_model_replies_zero_when_no_unit_answers(qwen):
     found = [
         Unit(1, "The office is closed from 24 December to 1 January every year."),
@@ -55,8 +68,7 @@ def test_the_model_replies_zero_when_no_unit_answers(qwen):
 
 
 def test_a_bad_grammar_is_an_error_not_free_text(settings, docs, qwen, monkeypatch):
-    # llama.cpp ignores an llguidance grammar it cannot parse and writes free text.
-    broken = '%llguidance {}\nstart: %regex {"substring_words": '
+    broken = 'root ::= "[1] '  # unterminated: llama.cpp cannot parse it
     monkeypatch.setattr(pointer, "grammar", lambda found: broken)
     # A prompt that does not ask for pointers, so the ungoverned reply is plain prose.
     say_hi = [{"role": "user", "content": "Say hello to the team in one sentence."}]
@@ -65,7 +77,7 @@ def test_a_bad_grammar_is_an_error_not_free_text(settings, docs, qwen, monkeypat
         settings.replace(answer_style="pointed"), embedder=HashEmbedder(), generator=qwen
     )
     kb.ingest([docs])
-    with pytest.raises(ModelError, match="did not follow the pointer grammar"):
+    with pytest.raises(ModelError, match="failed to parse grammar"):
         kb.ask("which port does the tracker service listen on?")
 
 

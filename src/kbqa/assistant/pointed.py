@@ -74,8 +74,8 @@ def answer_stream(
                 reply += piece[0]
                 tokens += piece[1]
                 if held and reply.strip() and not reply.lstrip().startswith("["):
-                    # llama.cpp ignores an llguidance grammar it cannot parse and writes free
-                    # text: that is kbqa's bug, and free text must never reach a user.
+                    # A llama.cpp that dropped the grammar (llguidance ignored one it could not
+                    # parse) writes free text: kbqa's bug, and it must never reach a user.
                     name = answerer.generator.name
                     raise ModelError(f"{name}: the reply did not follow the pointer grammar")
             lines = reply.split("\n")

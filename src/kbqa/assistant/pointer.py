@@ -1,9 +1,9 @@
 """Point, then copy: the model names the evidence units that answer and copies words from them.
 
 The prompt numbers every unit of the shown passages ([1], [2], … under each source's label).
-The reply is held to a grammar (llguidance, through llama.cpp's per-request `grammar`): one to
-three lines, each `[k] ` followed by words copied from unit k (`%regex {"substring_words": …}`
-accepts nothing else), or `[0]` when no unit answers. So a reply can be wrong about *which*
+The reply is held to a grammar (GBNF, through llama.cpp's per-request `grammar`): one to three
+lines, each `[k] ` followed by a run of unit k's own words (nothing else is accepted), or `[0]`
+when no unit answers. So a reply can be wrong about *which*
 unit answers, never about what a unit says: kbqa quotes the unit itself. A backend without
 grammars (transformers, a fake) writes the same format freely and `parse` keeps only what
 holds: a known unit, and a span found in it.
@@ -72,17 +72,38 @@ def shown(unit: Unit) -> str:
 
 
 def grammar(units: list[Unit]) -> str:
-    """The llguidance grammar of a valid reply for these units."""
+    """The grammar of a valid reply for these units, in llama.cpp's own GBNF (so that any
+    llama.cpp build holds it, one built without llguidance too): a unit's copied words are any
+    run of its whole words, one space apart. Rule `uK-I` is word I of unit K and, optionally, the
+    run from word I+1 on; a run may stop before a word's closing punctuation ("7200" of
+    "7200;"), and goes on only through it."""
     rules = [
-        "%llguidance {}",
-        f'start: "[0]" | item ("\\n" item){{0,{MAX_ITEMS - 1}}}',
-        "item: " + " | ".join(f'"[{k}] " u{k}' for k in range(1, len(units) + 1)),
+        f'root ::= "[0]" | item ("\\n" item){{0,{MAX_ITEMS - 1}}}',
+        "item ::= " + " | ".join(f'"[{k}] " u{k}' for k in range(1, len(units) + 1)),
     ]
-    rules += [
-        f'u{k}: %regex {{"substring_words": {json.dumps(shown(u))}}}'
-        for k, u in enumerate(units, 1)
-    ]
+    for k, unit in enumerate(units, 1):
+        words = shown(unit).split()
+        starts = " | ".join(f"u{k}-{i}" for i in range(len(words)))
+        rules.append(f"u{k} ::= " + (starts or '""'))  # a unit with no words: nothing to copy
+        for i, word in enumerate(words):
+            match = _PUNCTUATED.fullmatch(word)
+            core, closing = match.groups() if match else (word, "")
+            rest = f'" " u{k}-{i + 1}' if i + 1 < len(words) else ""
+            if closing:
+                rest = f"{_literal(closing)} {rest}".strip()
+                rule = f"{_literal(core)} ({rest})?"
+            else:
+                rule = f"{_literal(core)} ({rest})?" if rest else _literal(core)
+            rules.append(f"u{k}-{i} ::= {rule}")
     return "\n".join(rules)
+
+
+_PUNCTUATED = re.compile(r"(.*?\w)(\W*)", re.S)  # a word: its core, its closing punctuation
+
+
+def _literal(text: str) -> str:
+    """`text` as a GBNF string literal."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 _LINE = re.compile(r"^\s*\[(\d{1,3})\]\s*(.*?)\s*$")
