@@ -5,13 +5,18 @@ VENV ?= .venv
 BENCH ?= ingest_and_query handbook_qa generators
 PY := $(VENV)/bin/python
 
-.PHONY: setup setup-all demo test check lint docs bench
+.PHONY: setup setup-all native demo test check lint docs bench
 
 setup:
 	VENV=$(VENV) bash scripts/setup.sh
 
 setup-all:
 	VENV=$(VENV) bash scripts/setup.sh all
+
+# Optional: llama.cpp built for this CPU (docs/native-llama.md; about 6 minutes on 2 cores).
+# `bash scripts/native-llama.sh generic` puts the generic wheel back.
+native: setup
+	VENV=$(VENV) bash scripts/native-llama.sh
 
 # The bundled export's permalinks point at its made-up workspace (examples/slack-export/kbqa.toml).
 demo: export KBQA_SLACK_WORKSPACE ?= larkspur

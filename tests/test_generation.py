@@ -331,3 +331,16 @@ def test_a_model_label_may_name_its_runtime():
     # No suffix, or an "@" that is part of the name, leaves the label whole.
     assert gen.split_backend("Qwen2.5-Coder-1.5B-Instruct") == ("Qwen2.5-Coder-1.5B-Instruct", None)
     assert gen.split_backend("/data/team@corp/model") == ("/data/team@corp/model", None)
+
+
+def test_status_names_the_instructions_llama_cpp_was_built_for(monkeypatch):
+    xllamacpp = pytest.importorskip("xllamacpp")
+    generic = "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | FMA = 1 | LLAMAFILE = 1 | OPENMP = 1 | "
+    native = generic + "AVX512 = 1 | AVX512_VNNI = 1 | AMX_INT8 = 1 | REPACK = 1 | "
+    monkeypatch.setattr(xllamacpp, "get_system_info", lambda: generic)
+    assert gen.llama_cpp_build() == "SSE3 AVX AVX2 FMA"
+    monkeypatch.setattr(xllamacpp, "get_system_info", lambda: native)
+    assert gen.llama_cpp_build() == "SSE3 AVX AVX2 FMA AVX512 AVX512_VNNI AMX_INT8"
+    # Whatever the build, the installed one answers for itself.
+    monkeypatch.undo()
+    assert "AVX" in gen.llama_cpp_build()

@@ -240,6 +240,8 @@ def status(settings: Settings, as_json: bool) -> None:
     )
     click.echo(f"embedder    {info['embedding_model']}")
     click.echo(f"generator   {info['generator_model']}")
+    if info.get("llama_cpp"):
+        click.echo(f"llama.cpp   built for {info['llama_cpp']}")
     if run:
         click.echo(
             f"last run    {run['started_at']} {run['status']}: added {run.get('added', 0)}, "

@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from kbqa.assistant.cache import AnswerCache
-from kbqa.assistant.generator import Generator
+from kbqa.assistant.generator import Generator, llama_cpp_build
 from kbqa.ingest.pipeline import check_embedder
 from kbqa.models import READS as MODEL_READS
 from kbqa.models import Models
@@ -119,6 +119,8 @@ class Services:
             **store.counts(),
             "embedding_model": store.get_meta("embedding_model") or s.embedding_model,
             "generator_model": s.generator_model,
+            # What the installed llama.cpp was built for (scripts/native-llama.sh changes it).
+            "llama_cpp": llama_cpp_build(),
             **self.backend.describe(
                 current.index if current is not None else None,
                 int(store.get_meta("embedding_dim") or 1),

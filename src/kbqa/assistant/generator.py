@@ -255,7 +255,7 @@ class LlamaCppGenerator:
     def point(
         self, messages: Messages, grammar: str, max_new_tokens: int = 64
     ) -> Iterator[tuple[str, list[dict]]]:
-        """A reply held to `grammar` (llguidance or GBNF), streamed as (text, the pieces'
+        """A reply held to `grammar` (GBNF), streamed as (text, the pieces'
         tokens with their top log-probabilities) — what the pointer answer path reads."""
         request = self._request(messages, max_new_tokens, True) | {
             "grammar": grammar,
@@ -293,7 +293,7 @@ class LlamaCppGenerator:
             if isinstance(chunk, Exception):
                 raise ModelError(f"{self.name}: {_first_line(chunk)}") from chunk
             if "error" in chunk:
-                # A grammar llguidance cannot compile is the answerer's bug: say so plainly.
+                # A grammar llama.cpp cannot parse is the answerer's bug: say so plainly.
                 error = chunk["error"]
                 raise ModelError(f"{self.name}: {error.get('message', error)}")
             for choice in chunk.get("choices", []):
@@ -350,6 +350,21 @@ def _has_llama() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("xllamacpp") is not None
+
+
+def llama_cpp_build() -> str:
+    """The CPU instructions the installed llama.cpp was built for, as it reports them: "AVX2 …"
+    for the generic wheel, "… AVX512 … AMX_INT8" after scripts/native-llama.sh on such a CPU;
+    "" when xllamacpp is not installed."""
+    if not _has_llama():
+        return ""
+    import xllamacpp
+
+    found = re.findall(r"(\w+) = 1", xllamacpp.get_system_info())
+    return " ".join(name for name in found if name.startswith(_INSTRUCTIONS))
+
+
+_INSTRUCTIONS = ("SSE", "SSSE", "AVX", "F16C", "FMA", "BMI", "AMX")
 
 
 def make_generator(
