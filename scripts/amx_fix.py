@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 path = Path(sys.argv[1]) / "ggml/src/ggml-cpu/amx/mmq.cpp"
+if not path.is_file():
+    raise SystemExit(f"amx_fix: no {path}: is {sys.argv[1]} a llama.cpp source tree?")
 text = path.read_text()
 old = "    alignas(64) tile_config_t tc = {};\n"
 new = (
@@ -22,7 +24,7 @@ new = (
 if new in text:
     print("already patched")
 elif text.count(old) != 1:
-    raise SystemExit(f"{path}: the tile configuration is not where this patch expects it")
+    raise SystemExit(f"amx_fix: {path}: the tile configuration is not where this fix expects it")
 else:
     path.write_text(text.replace(old, new))
     print("patched", path)

@@ -344,3 +344,31 @@ def test_status_names_the_instructions_llama_cpp_was_built_for(monkeypatch):
     # Whatever the build, the installed one answers for itself.
     monkeypatch.undo()
     assert "AVX" in gen.llama_cpp_build()
+
+
+def test_the_amx_fix_patches_llama_cpp_once_and_refuses_a_source_it_does_not_know(tmp_path):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts/amx_fix.py"
+    mmq = tmp_path / "ggml/src/ggml-cpu/amx/mmq.cpp"
+    mmq.parent.mkdir(parents=True)
+    mmq.write_text("inline void f() {\n    alignas(64) tile_config_t tc = {};\n    use(&tc);\n}\n")
+
+    def fix():
+        return subprocess.run([sys.executable, script, tmp_path], capture_output=True, text=True)
+
+    assert fix().returncode == 0
+    patched = mmq.read_text()
+    assert "static thread_local tile_config_t tc" in patched
+    assert patched.index("ARCH_REQ_XCOMP_PERM") < patched.index("tile_config_t tc")
+    assert fix().stdout.strip() == "already patched" and mmq.read_text() == patched
+    mmq.write_text("// another version of llama.cpp\n")
+    refused = fix()
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith("is not where this fix expects it")
+    assert mmq.read_text() == "// another version of llama.cpp\n"  # left as it was
+    missing = subprocess.run(
+        [sys.executable, script, tmp_path / "nowhere"], capture_output=True, text=True
+    )
+    assert missing.returncode == 1 and "a llama.cpp source tree?" in missing.stderr
