@@ -47,9 +47,7 @@ def test_the_grammar_holds_units_with_quotes_backslashes_and_unicode(qwen):
         Unit(1, 'Set KBQA_HOME="C:\\kbqa\\home" — then run `kbqa ingest`.'),
         Unit(1, "Paths like /srv/larkdb/* are backed up at 02:00 UTC (nightly)."),
     ]
-    hits = [pointer_hit("\n".join(u.text for u in found))]
-    messages = pointer.messages("What do I set KBQA_HOME to?", hits, found)
-    reply = "".join(text for text, _ in qwen.point(messages, pointer.grammar(found)))
+    reply = point_at(qwen, "What do I set KBQA_HOME to?", found)
     picks = pointer.parse(reply, found)
     assert picks and all(pick.span in found[pick.k - 1].text for pick in picks), reply
     assert all(pick.span for pick in picks), reply
@@ -60,9 +58,7 @@ def test_the_model_replies_zero_when_no_unit_answers(qwen):
         Unit(1, "The office is closed from 24 December to 1 January every year."),
         Unit(1, "Backups of larkdb run nightly at 02:00 UTC."),
     ]
-    hits = [pointer_hit("\n".join(u.text for u in found))]
-    messages = pointer.messages("What is the CEO's favourite colour?", hits, found)
-    reply = "".join(text for text, _ in qwen.point(messages, pointer.grammar(found)))
+    reply = point_at(qwen, "What is the CEO's favourite colour?", found)
     assert reply.strip() == "[0]"
     assert pointer.parse(reply, found) == []
 
@@ -79,6 +75,13 @@ def test_a_bad_grammar_is_an_error_not_free_text(settings, docs, qwen, monkeypat
     kb.ingest([docs])
     with pytest.raises(ModelError, match="failed to parse grammar"):
         kb.ask("which port does the tracker service listen on?")
+
+
+def point_at(qwen, question: str, found: list[Unit]) -> str:
+    """The model's reply, under the pointer grammar, to `question` over one passage of `found`."""
+    hits = [pointer_hit("\n".join(u.text for u in found))]
+    messages = pointer.messages(question, hits, found)
+    return "".join(text for text, _ in qwen.point(messages, pointer.grammar(found)))
 
 
 def pointer_hit(text: str):
