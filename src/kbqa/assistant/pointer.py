@@ -3,10 +3,10 @@
 The prompt numbers every unit of the shown passages ([1], [2], … under each source's label).
 The reply is held to a grammar (GBNF, through llama.cpp's per-request `grammar`): one to three
 lines, each `[k] ` followed by a run of unit k's own words (nothing else is accepted), or `[0]`
-when no unit answers. So a reply can be wrong about *which*
-unit answers, never about what a unit says: kbqa quotes the unit itself. A backend without
-grammars (transformers, a fake) writes the same format freely and `parse` keeps only what
-holds: a known unit, and a span found in it.
+when no unit answers. So a reply can be wrong about *which* unit answers, never about what a
+unit says: kbqa quotes the unit itself. A backend without grammars (transformers, a fake)
+writes the same format freely and `parse` keeps only what holds: a known unit, and a span
+found in it.
 """
 
 from __future__ import annotations
@@ -88,13 +88,11 @@ def grammar(units: list[Unit]) -> str:
         for i, word in enumerate(words):
             match = _PUNCTUATED.fullmatch(word)
             core, closing = match.groups() if match else (word, "")
-            rest = f'" " u{k}-{i + 1}' if i + 1 < len(words) else ""
-            if closing:
-                rest = f"{_literal(closing)} {rest}".strip()
-                rule = f"{_literal(core)} ({rest})?"
-            else:
-                rule = f"{_literal(core)} ({rest})?" if rest else _literal(core)
-            rules.append(f"u{k}-{i} ::= {rule}")
+            # What may follow the word: its closing punctuation, then the run from the next word.
+            then = [_literal(closing)] if closing else []
+            then += [f'" " u{k}-{i + 1}'] if i + 1 < len(words) else []
+            optional = f" ({' '.join(then)})?" if then else ""
+            rules.append(f"u{k}-{i} ::= {_literal(core)}{optional}")
     return "\n".join(rules)
 
 
