@@ -1,5 +1,6 @@
 """The command line run as a user runs it (a subprocess), with fast fakes chosen by settings."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -126,6 +127,8 @@ def test_status_reports_counts_models_and_last_run(ingested):
     assert data["last_run"]["status"] == "ok" and data["last_run"]["added"] == 3
     text = run(["status"], *ingested).stdout
     assert "documents   3" in text and "last run" in text
+    if importlib.util.find_spec("xllamacpp"):  # what the installed llama.cpp was built for
+        assert "AVX" in data["llama_cpp"] and f"llama.cpp   built for {data['llama_cpp']}" in text
 
 
 def test_ask_quotes_each_unit_of_a_pointed_answer_under_its_span(kb, docs, monkeypatch):
