@@ -372,3 +372,55 @@ def test_the_amx_fix_patches_llama_cpp_once_and_refuses_a_source_it_does_not_kno
         [sys.executable, script, tmp_path / "nowhere"], capture_output=True, text=True
     )
     assert missing.returncode == 1 and "a llama.cpp source tree?" in missing.stderr
+
+
+class ScoringServer:
+    """llama.cpp's server as the drafting generator sees it when it scores a number again:
+    the reply so far arrives as the assistant's message, and one token comes back."""
+
+    def __init__(self):
+        self.asked: list[str] = []
+
+    def handle_chat_completions(self, request: dict) -> dict:
+        prefix = request["messages"][-1]["content"]
+        self.asked.append(prefix)
+        token = request["grammar"].split('"')[1]
+        top = [{"token": token, "logprob": -0.1}, {"token": "3", "logprob": -2.5}]
+        content = [{"token": token, "logprob": -0.1, "top_logprobs": top}]
+        return {"choices": [{"message": {"content": token}, "logprobs": {"content": content}}]}
+
+
+def test_only_drafted_unit_numbers_are_scored_again():
+    generator = gen.LlamaCppGenerator.__new__(gen.LlamaCppGenerator)
+    generator.name, generator._server = "fake", ScoringServer()
+    sampled = {"logprob": -0.2, "top_logprobs": [{"token": "1", "logprob": -0.2}]}
+    tokens = [
+        {"token": "[", **sampled},
+        {"token": "1", **sampled},
+        {"token": "]", **sampled},
+        {"token": " Up to 5 days.\n", "logprob": 0.0, "drafted": True},
+        {"token": "[", "logprob": 0.0, "drafted": True},
+        {"token": "2", "logprob": 0.0, "drafted": True},
+        {"token": "]", "logprob": 0.0, "drafted": True},
+        {"token": " 5", "logprob": 0.0, "drafted": True},  # a drafted digit, not a number
+    ]
+    scored = generator._numbers_scored([{"role": "user", "content": "q"}], tokens)
+    # Only the drafted number is asked for, after the reply up to its "[".
+    assert generator._server.asked == ["[1] Up to 5 days.\n["]
+    assert scored[5]["top_logprobs"][1]["token"] == "3"
+    assert scored[:5] + scored[6:] == tokens[:5] + tokens[6:]
+
+
+def test_a_number_that_scores_as_another_token_is_an_error():
+    class Wrong(ScoringServer):
+        def handle_chat_completions(self, request: dict) -> dict:
+            reply = super().handle_chat_completions(request)
+            reply["choices"][0]["logprobs"]["content"][0]["token"] = "7"
+            return reply
+
+    generator = gen.LlamaCppGenerator.__new__(gen.LlamaCppGenerator)
+    generator.name, generator._server = "fake", Wrong()
+    tokens = [{"token": "[", "logprob": 0.0, "drafted": True}]
+    tokens.append({"token": "2", "logprob": 0.0, "drafted": True})
+    with pytest.raises(ModelError, match="scoring '2'"):
+        generator._numbers_scored([], tokens)

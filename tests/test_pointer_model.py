@@ -88,3 +88,35 @@ def pointer_hit(text: str):
     from kbqa.types import Hit
 
     return Hit(1, 0.9, text, "", "notes.txt", "Notes")
+
+
+def test_drafted_unit_numbers_are_scored_as_without_drafting(qwen):
+    """With prompt lookup on, llama.cpp reports no probabilities for drafted tokens; kbqa
+    scores each drafted unit number again, so the pointer's checks read what they read
+    without drafting: the same reply, the same probability for each number."""
+    drafting = gen.make_generator(
+        MODEL, Path("/nonexistent"), backend="llama.cpp", threads=2, draft=True
+    )
+    found = [
+        Unit(1, "Up to 5 days of unused PTO can be carried over into the next calendar year."),
+        Unit(1, "Carried-over days must be used by 31 March, after which they expire."),
+        Unit(1, "The office is closed from 24 December to 1 January every year."),
+    ]
+    question = "How many PTO days carry over, and until when can I use them?"
+    hits = [pointer_hit("\n".join(u.text for u in found))]
+    messages = pointer.messages(question, hits, found)
+    replies = []
+    for model in (qwen, drafting):
+        pieces = list(model.point(messages, pointer.grammar(found)))
+        tokens = [t for _, written in pieces for t in written]
+        replies.append(("".join(text for text, _ in pieces), tokens))
+    (plain, plain_tokens), (drafted, drafted_tokens) = replies
+    assert drafted == plain
+    assert len(pointer.parse(plain, found)) >= 2, plain  # a later line's number is drafted
+    assert any(t.get("drafted") for t in drafted_tokens)  # drafting did happen
+    expected = pointer.number_probabilities(plain_tokens, len(found))
+    got = pointer.number_probabilities(drafted_tokens, len(found))
+    assert got == pytest.approx(expected, abs=0.02)
+    assert pointer.number_margins(drafted_tokens, len(found)) == pytest.approx(
+        pointer.number_margins(plain_tokens, len(found)), abs=0.02
+    )

@@ -40,6 +40,7 @@ READS = {
             "generator_threads",
             "generator_precision",
             "generator_slots",
+            "generator_draft",
         }
     ),
     "reranker": frozenset({"rerank_model", "device"}),
@@ -107,6 +108,7 @@ class Models:
             s.generator_threads,
             s.generator_precision,
             s.generator_slots,
+            s.generator_draft,
         )
 
     @cached_property

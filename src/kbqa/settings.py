@@ -47,6 +47,10 @@ class Settings:
     # The transformers backend's precision: "auto" is bf16 on a GPU that has it or a CPU with
     # bf16 units (AMX, AVX-512 BF16), fp32 elsewhere; "fp32" or "bf16" force one.
     generator_precision: str = "auto"
+    # llama.cpp drafts the words a reply copies from its prompt (prompt lookup) and checks
+    # them in one pass; the pointer's unit numbers are scored again where drafted
+    # (docs/pointer.md, version 11).
+    generator_draft: bool = False
     # -- serving many questions (docs/serving-speed.md) --
     # Replies llama.cpp writes at once: a question arriving at an idle model is answered
     # alone, those that queued meanwhile together, up to this many. 1 on 2 cores: on a quiet

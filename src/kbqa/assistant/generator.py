@@ -9,6 +9,7 @@ chat-formatted prompt, behind one protocol. Backends, chosen by `generator_backe
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -201,7 +202,15 @@ class LlamaCppGenerator:
     # Safe to call from several threads at once: models.py adds no lock around it.
     concurrent = True
 
-    def __init__(self, path: Path, name: str, threads: int = 0, n_ctx: int = 4096, slots: int = 1):
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        threads: int = 0,
+        n_ctx: int = 4096,
+        slots: int = 1,
+        draft: bool = False,
+    ):
         try:
             import xllamacpp
         except ImportError:
@@ -222,6 +231,12 @@ class LlamaCppGenerator:
         )
         params.warmup = False
         params.verbosity = -1
+        # Prompt lookup: words the reply copies from the prompt are drafted from it and checked
+        # in one pass, instead of written one by one (a pointer's copy is all such words).
+        self.draft = draft
+        if draft:
+            kind = xllamacpp.common_speculative_type.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE
+            params.speculative.types = [kind]
         try:
             self._server = xllamacpp.Server(params)
         except Exception as exc:  # a bad or truncated file
@@ -263,7 +278,52 @@ class LlamaCppGenerator:
             "top_logprobs": 10,
             "stop": [],  # the grammar ends the reply; a blank line cannot occur in it
         }
-        yield from self._stream(request)
+        if not self.draft:
+            yield from self._stream(request)
+            return
+        # llama.cpp reports no probabilities for drafted tokens (ggml-org/llama.cpp#27972),
+        # and the pointer's checks read the probability of each unit number: the reply is
+        # held whole, and each drafted digit of a number is scored again on its own.
+        reply, tokens = "", []
+        for text, written in self._stream(request):
+            tokens += written or [{"token": text, "logprob": 0.0, "drafted": True}]
+            reply += text
+        yield reply, self._numbers_scored(messages, tokens)
+
+    def _numbers_scored(self, messages: Messages, tokens: list[dict]) -> list[dict]:
+        """`tokens` with each drafted digit after "[" replaced by the same token scored alone:
+        the reply up to it is given as the start of the assistant's message, and one token is
+        asked for (the server's cache holds that prefix, so only the new tokens are read; a
+        single token is never drafted)."""
+        out, prefix, number, again = [], "", False, 0
+        for token in tokens:
+            text = token["token"]
+            if number and text.isdigit() and token.get("drafted"):
+                token, again = self._scored(messages, prefix, text), again + 1
+            out.append(token)
+            number = text.endswith("[") or (number and text.isdigit())
+            prefix += text
+        log.debug(
+            "%d of %d tokens drafted, %d digits scored again",
+            sum(bool(t.get("drafted")) for t in tokens),
+            len(tokens),
+            again,
+        )
+        return out
+
+    def _scored(self, messages: Messages, prefix: str, text: str) -> dict:
+        request = {
+            "messages": [*messages, {"role": "assistant", "content": prefix}],
+            "max_tokens": 1,
+            "temperature": 0,
+            "grammar": f"root ::= {json.dumps(text)}",
+            "logprobs": True,
+            "top_logprobs": 10,
+        }
+        content = (self._choice(request).get("logprobs") or {}).get("content") or []
+        if not content or content[0]["token"] != text:
+            raise ModelError(f"{self.name}: scoring {text!r} after {prefix[-40:]!r} failed")
+        return content[0]
 
     def _stream(self, request: dict) -> Iterator[tuple[str, list[dict]]]:
         pieces: queue.Queue = queue.Queue()
@@ -376,15 +436,16 @@ def make_generator(
     threads: int = 0,
     precision: str = "auto",
     slots: int = 1,
+    draft: bool = False,
 ) -> Generator:
     """The generator for a settings string, on the backend `backend_for` picks; `precision`
     ("auto", "fp32", "bf16") applies to the transformers backend, `slots` (replies written at
-    once) to llama.cpp."""
+    once) and `draft` (prompt lookup) to llama.cpp."""
     if model == "echo":
         return EchoGenerator()
     if backend_for(model, backend) == "llama.cpp":
         path = packaged_gguf(model, cache) if model in PACKAGED else Path(model).expanduser()
-        return LlamaCppGenerator(path, model, threads, slots=slots)
+        return LlamaCppGenerator(path, model, threads, slots=slots, draft=draft)
     return TransformersGenerator(model, models_dir, device, cache, precision)
 
 
