@@ -424,3 +424,24 @@ def test_a_number_that_scores_as_another_token_is_an_error():
     tokens.append({"token": "2", "logprob": 0.0, "drafted": True})
     with pytest.raises(ModelError, match="scoring '2'"):
         generator._numbers_scored([], tokens)
+
+
+def test_generator_draft_turns_on_prompt_lookup_in_llama_cpp(tmp_path, monkeypatch):
+    xllamacpp = pytest.importorskip("xllamacpp")
+    from kbqa.models import Models
+
+    built = []
+
+    class Server:
+        def __init__(self, params):
+            built.append(list(params.speculative.types))
+
+    monkeypatch.setattr(xllamacpp, "Server", Server)
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    for environ, drafting in (({}, False), ({"KBQA_GENERATOR_DRAFT": "true"}, True)):
+        settings = Settings.load(home=tmp_path, environ=environ, generator_model=str(model))
+        generator = Models(settings, lambda: None).generator
+        assert generator.draft is drafting
+    lookup = xllamacpp.common_speculative_type.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE
+    assert lookup not in built[0] and built[1] == [lookup]
