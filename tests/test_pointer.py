@@ -411,3 +411,9 @@ def test_a_failed_pick_is_dropped_or_makes_the_whole_answer_abstain(pointing):
     )
     assert answer.abstained and shown == [] and "not sure" in answer.reason
     assert "7200" not in answer.text
+
+
+def test_numbers_are_the_digits_written_right_after_a_bracket():
+    written = ["[", "1", "2", "]", " port", " ", "7", "2", ".\n[", "3", "]"]
+    tokens = [{"token": t, "logprob": 0.0} for t in written]
+    assert pointer.numbers(tokens) == [[1, 2], [9]]

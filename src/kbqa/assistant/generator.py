@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from kbqa.assistant import pointer
 from kbqa.assistant.models import PACKAGED, packaged_gguf
 from kbqa.errors import MissingDependencyError, ModelError
 from kbqa.retrieval.device import precision_dtype, require_torch, torch_device
@@ -295,19 +296,16 @@ class LlamaCppGenerator:
         the reply up to it is given as the start of the assistant's message, and one token is
         asked for (the server's cache holds that prefix, so only the new tokens are read; a
         single token is never drafted)."""
-        out, prefix, number, again = [], "", False, 0
-        for token in tokens:
-            text = token["token"]
-            if number and text.isdigit() and token.get("drafted"):
-                token, again = self._scored(messages, prefix, text), again + 1
-            out.append(token)
-            number = text.endswith("[") or (number and text.isdigit())
-            prefix += text
+        out = list(tokens)
+        again = [
+            i for digits in pointer.numbers(tokens) for i in digits if tokens[i].get("drafted")
+        ]
+        for i in again:
+            prefix = "".join(t["token"] for t in tokens[:i])
+            out[i] = self._scored(messages, prefix, tokens[i]["token"])
+        drafted = sum(bool(t.get("drafted")) for t in tokens)
         log.debug(
-            "%d of %d tokens drafted, %d digits scored again",
-            sum(bool(t.get("drafted")) for t in tokens),
-            len(tokens),
-            again,
+            "%d of %d tokens drafted, %d digits scored again", drafted, len(tokens), len(again)
         )
         return out
 

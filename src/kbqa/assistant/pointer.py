@@ -136,18 +136,29 @@ def locate(copied: str, text: str) -> str:
     return found.group(0) if found else ""
 
 
+def numbers(tokens: list[dict]) -> list[list[int]]:
+    """Where the reply wrote each unit number: per number, the indexes of its digit tokens
+    (those after a token ending in "["). `tokens` is the reply's logprobs content."""
+    out: list[list[int]] = []
+    for i in range(1, len(tokens)):
+        if not tokens[i]["token"].isdigit():
+            continue
+        if tokens[i - 1]["token"].endswith("["):
+            out.append([i])
+        elif out and out[-1][-1] == i - 1:
+            out[-1].append(i)
+    return out
+
+
 def number_probabilities(tokens: list[dict], count: int) -> list[float]:
     """The model's probability for each number it wrote after "[", renormalised over the
     numbers the grammar allowed (0..count): llama.cpp reports the probabilities before the
     grammar masks the invalid tokens. `tokens` is the reply's logprobs content."""
     valid = [str(k) for k in range(count + 1)]
-    out, i = [], 0
-    while i < len(tokens):
-        if not tokens[i]["token"].endswith("["):
-            i += 1
-            continue
-        i, prefix, p = i + 1, "", 1.0
-        while i < len(tokens) and tokens[i]["token"].isdigit():
+    out = []
+    for digits in numbers(tokens):
+        prefix, p = "", 1.0
+        for i in digits:
             written = tokens[i]["token"]
             allowed = {
                 t["token"]: math.exp(t["logprob"])
@@ -157,9 +168,7 @@ def number_probabilities(tokens: list[dict], count: int) -> list[float]:
             allowed.setdefault(written, math.exp(tokens[i]["logprob"]))
             p *= allowed[written] / sum(allowed.values())
             prefix += written
-            i += 1
-        if prefix:
-            out.append(p)
+        out.append(p)
     return out
 
 
@@ -170,10 +179,8 @@ def number_margins(tokens: list[dict], count: int) -> list[float]:
     digit, so 1 and 12 are not told apart here."""
     allowed = {str(k)[0] for k in range(count + 1)}
     out = []
-    for i, token in enumerate(tokens[:-1]):
-        if not token["token"].endswith("[") or not tokens[i + 1]["token"].isdigit():
-            continue
-        written = tokens[i + 1]
+    for digits in numbers(tokens):
+        written = tokens[digits[0]]
         mass = {
             t["token"]: math.exp(t["logprob"])
             for t in written.get("top_logprobs", [])
@@ -198,5 +205,6 @@ __all__ = [
     "messages",
     "number_margins",
     "number_probabilities",
+    "numbers",
     "parse",
 ]
