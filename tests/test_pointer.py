@@ -78,7 +78,8 @@ def test_a_unit_with_no_words_has_nothing_to_copy():
 def test_parse_keeps_known_units_once_with_spans_found_in_them():
     found = [Unit(1, "The tracker listens on port 7300."), Unit(1, "Billing uses 7400.")]
     reply = "[1] port 7300\n[9] invented\n[1] again\n[2] 7500"
-    picks = pointer.parse(reply, found, [0.9, 0.5, 0.4, 0.3])
+    scores = [pointer.Score(p) for p in (0.9, 0.5, 0.4, 0.3)]
+    picks = pointer.parse(reply, found, scores)
     # Probabilities go by line: the fourth line is the second pick.
     assert picks == [pointer.Pick(1, "port 7300", 0.9), pointer.Pick(2, "", 0.3)]
     assert pointer.parse("[0]", found) == []
@@ -111,7 +112,7 @@ def test_number_probabilities_are_renormalised_over_the_valid_numbers():
         token("1", 0.5, {"1": 0.5, "3": 0.5}),
     ]
     # Three units: 0..3 are valid, so "9" is masked too.
-    assert pointer.number_probabilities(tokens, 3) == pytest.approx([0.4 / 0.6, 0.5])
+    assert pointer.number_probabilities(tokens, [1, 2, 3]) == pytest.approx([0.4 / 0.6, 0.5])
 
 
 def test_number_margins_are_between_the_two_likeliest_first_digits():
@@ -128,10 +129,61 @@ def test_number_margins_are_between_the_two_likeliest_first_digits():
         token("1", 0.9),  # no alternatives reported: all of it
     ]
     # Three units: first digits 0..3, so "The" and "9" do not count.
-    margins = pointer.number_margins(tokens, 3)
+    margins = pointer.number_margins(tokens, [1, 2, 3])
     assert margins == pytest.approx([(0.4 - 0.2) / 0.6, 0.0, 1.0])
-    picks = pointer.parse("[2] a\n[1] b", [Unit(1, "a b"), Unit(1, "b a")], [], margins)
+    scores = [pointer.Score(margin=m) for m in margins]
+    picks = pointer.parse("[2] a\n[1] b", [Unit(1, "a b"), Unit(1, "b a")], scores)
     assert [p.margin for p in picks] == pytest.approx(margins[:2])
+
+
+def test_passage_labels_name_the_passage_in_their_first_digit():
+    found = [Unit(1, f"Step {i} of the backup is done.") for i in range(1, 12)]
+    found += [Unit(2, "The tracker listens on 7300.")]
+    shown, labels = pointer.numbered(found, "passage")
+    # At most nine units of a passage: 11..19, then the second passage's 21.
+    assert labels == [*range(11, 20), 21] and shown == found[:9] + found[11:]
+    assert pointer.numbered(found, "flat") == (found, list(range(1, 13)))
+    hits = [hit("\n".join(u.text for u in found[:11])), hit("The tracker listens on 7300.")]
+    content = pointer.messages("port?", hits, shown, (), labels)[-1]["content"]
+    assert "[19] Step 9 of the backup is done." in content and "[21] The tracker" in content
+    text = pointer.grammar(shown, labels)
+    assert '"[21] " u10' in text and '"[10] "' not in text
+    # [21] is the tracker's unit; a flat number is not a label here.
+    assert pointer.parse("[21] 7300\n[3] Step", shown, labels=labels) == [pointer.Pick(10, "7300")]
+
+
+def test_scores_give_each_number_its_passage_share_and_the_first_its_declined():
+    tokens = [
+        token("[", 0.99),
+        token("2", 0.5, {"2": 0.5, "1": 0.3, "0": 0.1, "7": 0.1}),  # "7" names no passage
+        token("1", 0.6, {"1": 0.6, "2": 0.4}),
+        token("]", 0.9),
+        token("\n", 0.9),
+        token("[", 0.9),
+        token("1", 0.8, {"1": 0.8, "0": 0.1, "2": 0.1}),
+        token("1", 0.9, {"1": 0.9, "5": 0.1}),  # there is no unit 15
+        token("]", 0.9),
+    ]
+    first, second = pointer.scores(tokens, [11, 12, 21, 22])
+    assert first.share == pytest.approx(0.5 / 0.9)
+    assert first.declined == pytest.approx(0.1 / 0.9)
+    assert first.margin == pytest.approx((0.5 - 0.3) / 0.9)
+    assert first.probability == pytest.approx(0.5 / 0.9 * 0.6)
+    assert second.share == pytest.approx(0.8) and second.probability == pytest.approx(0.8)
+    assert second.declined == 0.0  # only a reply's first number could have been [0]
+
+
+def test_the_share_and_declined_checks_have_their_thresholds():
+    share, declined = signals.build(
+        Settings(pointer_checks=("pointer_share", "pointer_declined"), pointer_min_share=0.5)
+    )
+    unit = Unit(1, "Port 7300.")
+    pick = pointer.Pick(1, "", share=0.4)
+    assert share(signals.Pointed("q", pick, unit, "Ports")).signal == "pointer_share"
+    assert share(signals.Pointed("q", pointer.Pick(1, "", share=0.6), unit, "Ports")) is None
+    unsure = pointer.Pick(1, "", declined=0.1)
+    assert declined(signals.Pointed("q", unsure, unit, "Ports")).signal == "pointer_declined"
+    assert declined(signals.Pointed("q", pointer.Pick(1, ""), unit, "Ports")) is None
 
 
 def pointed(
@@ -261,6 +313,8 @@ def test_the_passages_shown_keep_their_numbers_when_ranks_and_cosines_disagree(p
         ({"KBQA_POINTER_MAX_TOKENS": "0"}, "'pointer_max_tokens' must be at least 1"),
         ({"KBQA_ON_FAILED_PICK": "keep"}, "'on_failed_pick' must be one of drop, abstain"),
         ({"KBQA_QUOTE_CONTEXT_CHARS": "-1"}, "'quote_context_chars' must be 0"),
+        ({"KBQA_POINTER_LABELS": "letters"}, "'pointer_labels' must be one of flat, passage"),
+        ({"KBQA_POINTER_MAX_DECLINED": "2"}, "'pointer_max_declined' must be between"),
     ],
 )
 def test_bad_pointer_settings_are_one_line_errors(tmp_path, env, message):
@@ -280,6 +334,7 @@ class Slow:
         self.written = 0
 
     def point(self, messages, grammar, max_new_tokens=64):
+        self.asked = messages[-1]["content"]
         k = next(
             m.group(1)
             for m in re.finditer(r"^\[(\d+)\] (.+)$", messages[-1]["content"], re.M)
@@ -345,6 +400,7 @@ class Naming:
         self.word = word
 
     def point(self, messages, grammar, max_new_tokens=64):
+        self.asked = messages[-1]["content"]
         k = next(
             m.group(1)
             for m in re.finditer(r"^\[(\d+)\] (.+)$", messages[-1]["content"], re.M)
@@ -374,6 +430,23 @@ def test_a_pointed_answer_quotes_the_named_sentence_with_the_one_that_answers_be
         assert ("30 days" in answer.text) is shown and ("30 days" in evidence.quote) is shown
         assert ("moved to the reports service" in answer.text) is shown
         assert answer.to_dict()["evidence"][0]["after"] == (evidence.after if shown else "")
+
+
+def test_an_answer_under_passage_labels_quotes_the_unit_its_label_names(pointing):
+    from kbqa.assistant import pointed
+
+    hits = [
+        Hit(1, 0.9, "Backups run nightly at 02:00. They are kept for 30 days.", "", "b.md", "B"),
+        Hit(2, 0.8, "The tracker listens on port 7300.", "", "t.md", "Ports"),
+    ]
+    settings = pointing.settings.replace(pointer_labels="passage")
+    naming = Naming("7300")
+    answerer = Answerer(pointing.retriever, naming, settings)
+    *_, answer = pointed.answer_stream(answerer, "which port does the tracker use?", hits, {})
+    assert "[21] The tracker listens on port 7300." in naming.asked
+    (evidence,) = answer.evidence
+    assert evidence.text == "The tracker listens on port 7300." and evidence.span == "7300"
+    assert [c.hit.uri for c in answer.citations] == ["t.md"]
 
 
 class Both:

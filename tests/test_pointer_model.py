@@ -105,6 +105,7 @@ def test_drafted_unit_numbers_are_scored_as_without_drafting(qwen):
     question = "How many PTO days carry over, and until when can I use them?"
     hits = [pointer_hit("\n".join(u.text for u in found))]
     messages = pointer.messages(question, hits, found)
+    labels = [1, 2, 3]
     replies = []
     for model in (qwen, drafting):
         pieces = list(model.point(messages, pointer.grammar(found)))
@@ -114,9 +115,9 @@ def test_drafted_unit_numbers_are_scored_as_without_drafting(qwen):
     assert drafted == plain
     assert len(pointer.parse(plain, found)) >= 2, plain  # a later line's number is drafted
     assert any(t.get("drafted") for t in drafted_tokens)  # drafting did happen
-    expected = pointer.number_probabilities(plain_tokens, len(found))
-    got = pointer.number_probabilities(drafted_tokens, len(found))
+    expected = pointer.number_probabilities(plain_tokens, labels)
+    got = pointer.number_probabilities(drafted_tokens, labels)
     assert got == pytest.approx(expected, abs=0.02)
-    assert pointer.number_margins(drafted_tokens, len(found)) == pytest.approx(
-        pointer.number_margins(plain_tokens, len(found)), abs=0.02
+    assert pointer.number_margins(drafted_tokens, labels) == pytest.approx(
+        pointer.number_margins(plain_tokens, labels), abs=0.02
     )

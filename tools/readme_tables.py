@@ -83,9 +83,13 @@ SETTINGS = {
     "max_new_tokens": "tokens per answer",
     "answer_style": "`pointed` (the model names sentences, kbqa quotes them) or `free`",
     "pointer_checks": "checks on a pointed answer: `subject`, `pointer_probability`, "
-    "`pointer_margin`",
+    "`pointer_margin`, `pointer_share`, `pointer_declined`",
     "pointer_min_probability": "the model's least probability for a unit it points at",
     "pointer_min_margin": "the least margin of that unit's number over the next likeliest",
+    "pointer_labels": "unit numbers: `flat` (1, 2, …) or `passage` (11, 12, … 21: the first "
+    "digit names the passage)",
+    "pointer_min_share": "the least share of the pick's first digit (`pointer_share`)",
+    "pointer_max_declined": "the most probability of `[0]` at the first pick (`pointer_declined`)",
     "pointer_max_tokens": "tokens per pointed reply",
     "on_failed_pick": "a pick that fails a check: `drop` it (keep the others) or `abstain`",
     "quote_context_chars": "a quoted sentence shows the one before it and this much after it",

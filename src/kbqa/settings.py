@@ -176,6 +176,16 @@ class Settings:
     # in pointer_checks). 0.2 was chosen on blind read 2 (docs/pointer.md: 76 of 106 kept, 6
     # unsupported against 18) and held on read 3 (61 of 82 kept, 3 unsupported against 10).
     pointer_min_margin: float = 0.2
+    # How the units are numbered in the prompt: "flat" (1, 2, 3 … over all passages) or
+    # "passage" (11, 12 … in the first passage, 21 … in the second: a number's first digit
+    # names its passage, so pointer_share is the model's share for the passage).
+    pointer_labels: str = "flat"
+    # The least share of the pick's first digit ("pointer_share" in pointer_checks), and the
+    # most probability of [0] where the first number was written ("pointer_declined"): the
+    # passage gate of version 13 (docs/pointer.md), set on dev probes of click-docs,
+    # requests-docs and halueval-qa.
+    pointer_min_share: float = 0.5
+    pointer_max_declined: float = 0.05
     pointer_max_tokens: int = 48
     # A pick that fails a check: "drop" it and deliver the model's other picks, or "abstain"
     # (the model was unsure of the answer; its quotes then wait for the reply's end, since a

@@ -19,6 +19,7 @@ def check(s: Any) -> None:
         "on_idk": ("abstain", "extract"),
         "on_failed_pick": ("drop", "abstain"),
         "answer_style": ("pointed", "free"),
+        "pointer_labels": ("flat", "passage"),
         "generator_backend": ("auto", "llama.cpp", "transformers"),
         "generator_precision": ("auto", "fp32", "bf16"),
         "device": ("auto", "cpu", "cuda"),
@@ -38,7 +39,8 @@ def check(s: Any) -> None:
             raise ConfigError(f"setting '{key}' must be at least 1")
     if s.recency_tie < 0 or s.stale_after_days < 1:
         raise ConfigError("settings 'recency_tie' must be >= 0, 'stale_after_days' >= 1")
-    for key in ("pointer_min_probability", "pointer_min_margin"):
+    probabilities = ("pointer_min_probability", "pointer_min_margin", "pointer_min_share")
+    for key in (*probabilities, "pointer_max_declined"):
         if not 0 <= getattr(s, key) <= 1:
             raise ConfigError(f"setting '{key}' must be between 0 and 1")
     if s.quote_context_chars < 0:

@@ -48,6 +48,7 @@ def answer_stream(
     started = time.perf_counter()
     passages = answerer.shown(hits)
     found = steps.with_procedures(question, passages, units(answerer.focus(question, passages)))
+    found, labels = pointer.numbered(found, answerer.settings.pointer_labels)
     checks = signals.build(answerer.settings)
     context = answerer.settings.quote_context_chars
     # A failed pick abstains the whole answer: hold the quotes until the reply has ended.
@@ -65,8 +66,8 @@ def answer_stream(
     if found:
         pieces = point(
             answerer.generator,
-            pointer.messages(question, passages, found, history),
-            pointer.grammar(found),
+            pointer.messages(question, passages, found, history, labels),
+            pointer.grammar(found, labels),
             answerer.settings.pointer_max_tokens,
         )
         for piece in itertools.chain(pieces, [None]):  # None: the reply is complete
@@ -80,8 +81,7 @@ def answer_stream(
                     raise ModelError(f"{name}: the reply did not follow the pointer grammar")
             lines = reply.split("\n")
             finished = lines if piece is None else lines[:-1]
-            probabilities = pointer.number_probabilities(tokens, len(found))
-            margins = pointer.number_margins(tokens, len(found))
+            scores = pointer.scores(tokens, labels)
             todo = [(i, finished[i]) for i in range(done, len(finished))]
             # A line's unit is known once its number is written: quote it then, without
             # waiting for the copied words (they only mark the answer inside the quote and
@@ -91,16 +91,16 @@ def answer_stream(
                 todo.append((len(lines) - 1, named.group(0)))
             for i, line in todo:
                 if i in early:
-                    if (at := early[i]) is not None and (picks := pointer.parse(line, found)):
+                    picks = pointer.parse(line, found, labels=labels)
+                    if (at := early[i]) is not None and picks:
                         unit_text = evidence[at].text
                         span = _span(picks[0].span, unit_text, question)
                         evidence[at] = dataclasses.replace(evidence[at], span=span)
                     continue
-                p, m = probabilities[i : i + 1] or [1.0], margins[i : i + 1] or [1.0]
                 complete = i < len(finished)
                 if not complete:
                     early[i] = None
-                for pick in pointer.parse(line, found, p, m):
+                for pick in pointer.parse(line, found, scores[i : i + 1], labels):
                     unit = found[pick.k - 1]
                     if any(pick.k == k.k for k, _ in kept) or _shown(unit, evidence, numbers):
                         continue

@@ -1,6 +1,8 @@
 """Point, then copy: the model names the evidence units that answer and copies words from them.
 
-The prompt numbers every unit of the shown passages ([1], [2], … under each source's label).
+The prompt numbers every unit of the shown passages under each source's label: [1], [2], … on
+through all of them, or (`pointer_labels = "passage"`) [11], [12], … in the first passage,
+[21], … in the second, so that a number's first digit names its passage (`numbered`).
 The reply is held to a grammar (GBNF, through llama.cpp's per-request `grammar`): one to three
 lines, each `[k] ` followed by a run of unit k's own words (nothing else is accepted), or `[0]`
 when no unit answers. So a reply can be wrong about *which* unit answers, never about what a
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from kbqa.assistant.prompt import CLOSE, OPEN, _label, fence
@@ -35,24 +38,61 @@ SYSTEM = (
 
 
 @dataclass(frozen=True)
+class Score:
+    """What the model's probabilities say of one number it wrote (`scores`)."""
+
+    probability: float = 1.0  # of the whole number, renormalised over the valid numbers
+    margin: float = 1.0  # of its first digit over the next likeliest first digit
+    share: float = 1.0  # of its first digit: with passage labels, of the unit's passage
+    declined: float = 0.0  # of "0" ([0]: not in the sources) in its place; first line only
+
+
+@dataclass(frozen=True)
 class Pick:
-    """One line of the reply: unit number k (1-based into the units), the copied words as the
-    passage writes them ("" when none), the model's probability for the number, and its margin
-    over the next likeliest (signals.PointerMargin)."""
+    """One line of the reply: unit k (1-based into the units), the copied words as the
+    passage writes them ("" when none), and the model's scores for its number (`Score`)."""
 
     k: int
     span: str
     probability: float = 1.0
     margin: float = 1.0
+    share: float = 1.0
+    declined: float = 0.0
+
+
+PER_PASSAGE = 9  # units shown of a passage under passage labels (11..19 for the first)
+
+
+def numbered(found: list[Unit], scheme: str = "flat") -> tuple[list[Unit], list[int]]:
+    """The units shown and the number each is shown with. "flat": 1, 2, 3 … over all
+    passages. "passage": unit i of passage n is 10n + i, so the first digit the model writes
+    is its choice of passage and its probability that passage's share (the model often
+    hesitates between neighbouring sentences of the right passage: docs/pointer.md); a
+    passage's units past the ninth, and passages past the ninth, are not shown."""
+    if scheme == "flat":
+        return found, list(range(1, len(found) + 1))
+    seen: Counter[int] = Counter()
+    kept, labels = [], []
+    for unit in found:
+        seen[unit.n] += 1
+        if unit.n <= 9 and seen[unit.n] <= PER_PASSAGE:
+            kept.append(unit)
+            labels.append(10 * unit.n + seen[unit.n])
+    return kept, labels
 
 
 def messages(
-    question: str, hits: list[Hit], units: list[Unit], history: list[tuple[str, str]] = ()
+    question: str,
+    hits: list[Hit],
+    units: list[Unit],
+    history: list[tuple[str, str]] = (),
+    labels: list[int] | None = None,
 ) -> list[dict[str, str]]:
     """The pointer prompt: each passage's units numbered under its label."""
+    labels = labels or list(range(1, len(units) + 1))
     blocks = []
     for n, hit in enumerate(hits, 1):
-        lines = [f"[{k}] {shown(u)}" for k, u in enumerate(units, 1) if u.n == n]
+        lines = [f"[{k}] {shown(u)}" for k, u in zip(labels, units, strict=True) if u.n == n]
         if lines:
             blocks.append(f"Source: {_label(hit)}\n{OPEN}\n" + "\n".join(lines) + f"\n{CLOSE}")
     out = [{"role": "system", "content": SYSTEM}]
@@ -71,15 +111,16 @@ def shown(unit: Unit) -> str:
     return " ".join(fence(unit.text).split())
 
 
-def grammar(units: list[Unit]) -> str:
+def grammar(units: list[Unit], labels: list[int] | None = None) -> str:
     """The grammar of a valid reply for these units, in llama.cpp's own GBNF (so that any
     llama.cpp build holds it, one built without llguidance too): a unit's copied words are any
     run of its whole words, one space apart. Rule `uK-I` is word I of unit K and, optionally, the
     run from word I+1 on; a run may stop before a word's closing punctuation ("7200" of
     "7200;"), and goes on only through it."""
+    labels = labels or list(range(1, len(units) + 1))
     rules = [
         f'root ::= "[0]" | item ("\\n" item){{0,{MAX_ITEMS - 1}}}',
-        "item ::= " + " | ".join(f'"[{k}] " u{k}' for k in range(1, len(units) + 1)),
+        "item ::= " + " | ".join(f'"[{x}] " u{k}' for k, x in enumerate(labels, 1)),
     ]
     for k, unit in enumerate(units, 1):
         words = shown(unit).split()
@@ -108,21 +149,24 @@ _LINE = re.compile(r"^\s*\[(\d{1,3})\]\s*(.*?)\s*$")
 
 
 def parse(
-    reply: str, units: list[Unit], probabilities: list[float] = (), margins: list[float] = ()
+    reply: str, units: list[Unit], scores: list[Score] = (), labels: list[int] | None = None
 ) -> list[Pick]:
     """The picks of a reply, in order: each a known unit, once, with its copied words found in
-    the unit's own text (or "" when they are not there). `[0]` or nothing valid: []."""
+    the unit's own text (or "" when they are not there) and its line's Score. `[0]` or nothing
+    valid: []."""
+    labels = labels or list(range(1, len(units) + 1))
+    index = {x: k for k, x in enumerate(labels, 1)}
     picks: list[Pick] = []
     for i, line in enumerate(x for x in reply.splitlines() if x.strip()):
         match = _LINE.match(line)
         if not match:
             continue
-        k = int(match.group(1))
-        if not 1 <= k <= len(units) or any(p.k == k for p in picks):
+        k = index.get(int(match.group(1)), 0)
+        if not k or any(p.k == k for p in picks):
             continue
-        p = probabilities[i] if i < len(probabilities) else 1.0
-        margin = margins[i] if i < len(margins) else 1.0
-        picks.append(Pick(k, locate(match.group(2), units[k - 1].text), p, margin))
+        sc = scores[i] if i < len(scores) else Score()
+        span = locate(match.group(2), units[k - 1].text)
+        picks.append(Pick(k, span, sc.probability, sc.margin, sc.share, sc.declined))
         if len(picks) == MAX_ITEMS:
             break
     return picks
@@ -150,11 +194,22 @@ def numbers(tokens: list[dict]) -> list[list[int]]:
     return out
 
 
-def number_probabilities(tokens: list[dict], count: int) -> list[float]:
+def scores(tokens: list[dict], labels: list[int]) -> list[Score]:
+    """The Score of each number the reply wrote after "[" (`labels`: the valid numbers)."""
+    firsts = first_digits(tokens, labels)
+    out = []
+    for p, (written, mass) in zip(number_probabilities(tokens, labels), firsts, strict=True):
+        ranked = sorted(mass.values(), reverse=True)
+        margin = ranked[0] - (ranked[1] if len(ranked) > 1 else 0.0)
+        out.append(Score(p, margin, mass[written], mass.get("0", 0.0) if not out else 0.0))
+    return out
+
+
+def number_probabilities(tokens: list[dict], labels: list[int]) -> list[float]:
     """The model's probability for each number it wrote after "[", renormalised over the
-    numbers the grammar allowed (0..count): llama.cpp reports the probabilities before the
-    grammar masks the invalid tokens. `tokens` is the reply's logprobs content."""
-    valid = [str(k) for k in range(count + 1)]
+    numbers the grammar allowed (0 and `labels`): llama.cpp reports the probabilities before
+    the grammar masks the invalid tokens. `tokens` is the reply's logprobs content."""
+    valid = ["0", *map(str, labels)]
     out = []
     for digits in numbers(tokens):
         prefix, p = "", 1.0
@@ -172,12 +227,18 @@ def number_probabilities(tokens: list[dict], count: int) -> list[float]:
     return out
 
 
-def number_margins(tokens: list[dict], count: int) -> list[float]:
+def number_margins(tokens: list[dict], labels: list[int]) -> list[float]:
     """For each number the reply wrote after "[", how far the likeliest first digit stands
-    above the next (renormalised over the first digits of the numbers 0..count): a pick the
-    model hesitated over is more often the wrong unit. Numbers of two digits share their first
-    digit, so 1 and 12 are not told apart here."""
-    allowed = {str(k)[0] for k in range(count + 1)}
+    above the next (`first_digits`): a pick the model hesitated over is more often the wrong
+    unit. Flat numbers of two digits share their first digit, so 1 and 12 are not told apart."""
+    return [s.margin for s in scores(tokens, labels)]
+
+
+def first_digits(tokens: list[dict], labels: list[int]) -> list[tuple[str, dict[str, float]]]:
+    """For each number the reply wrote after "[": its first digit, and the model's
+    probabilities for the first digits of the valid numbers (0 and `labels`), renormalised
+    over them."""
+    allowed = {"0"} | {str(x)[0] for x in labels}
     out = []
     for digits in numbers(tokens):
         written = tokens[digits[0]]
@@ -186,9 +247,10 @@ def number_margins(tokens: list[dict], count: int) -> list[float]:
             for t in written.get("top_logprobs", [])
             if t["token"] in allowed
         }
-        mass.setdefault(written["token"][0], math.exp(written["logprob"]))
-        ranked = sorted((v / sum(mass.values()) for v in mass.values()), reverse=True)
-        out.append(ranked[0] - (ranked[1] if len(ranked) > 1 else 0.0))
+        first = written["token"][0]
+        mass.setdefault(first, math.exp(written["logprob"]))
+        total = sum(mass.values())
+        out.append((first, {d: v / total for d, v in mass.items()}))
     return out
 
 
@@ -200,11 +262,16 @@ def _continues(prefix: str, token: str, valid: list[str]) -> bool:
 
 __all__ = [
     "MAX_ITEMS",
+    "PER_PASSAGE",
     "Pick",
+    "Score",
+    "first_digits",
     "grammar",
     "messages",
     "number_margins",
     "number_probabilities",
+    "numbered",
     "numbers",
     "parse",
+    "scores",
 ]

@@ -79,6 +79,40 @@ class PointerMargin:
         return None
 
 
+class PointerShare:
+    """The model's probability for the first digit of the unit's number, renormalised over
+    the valid first digits: with `pointer_labels = "passage"` the digit names the passage, so
+    this is how sure the model is of *where* the answer is, whichever of its neighbouring
+    sentences it then names (docs/pointer.md, version 13)."""
+
+    name = "pointer_share"
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+
+    def __call__(self, pointed: Pointed) -> Finding | None:
+        share = pointed.pick.share
+        if share < self.threshold:
+            return Finding(self.name, f"the model's share {share:.2f} < {self.threshold}")
+        return None
+
+
+class PointerDeclined:
+    """The model's probability, where it wrote its first number, that no unit answers ([0]):
+    a reply that nearly declined is not sure there is an answer."""
+
+    name = "pointer_declined"
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+
+    def __call__(self, pointed: Pointed) -> Finding | None:
+        p = pointed.pick.declined
+        if p > self.threshold:
+            return Finding(self.name, f"the model's probability of [0] {p:.2f} > {self.threshold}")
+        return None
+
+
 # Identifiers a question names: route-planner, lk-breakglass, staging_app, SEV2, v1.29, `x`.
 _IDENTIFIER = re.compile(r"`[^`]+`|\b\w+(?:[-_./]\w+)+\b|\b(?=\w*\d)(?=\w*[A-Za-z])\w{2,}\b")
 
@@ -105,6 +139,8 @@ class Subject:
 SIGNALS = {
     "pointer_probability": lambda settings: PointerProbability(settings.pointer_min_probability),
     "pointer_margin": lambda settings: PointerMargin(settings.pointer_min_margin),
+    "pointer_share": lambda settings: PointerShare(settings.pointer_min_share),
+    "pointer_declined": lambda settings: PointerDeclined(settings.pointer_max_declined),
     "subject": lambda settings: Subject(),
 }
 
@@ -124,8 +160,10 @@ __all__ = [
     "SIGNALS",
     "Finding",
     "Pointed",
+    "PointerDeclined",
     "PointerMargin",
     "PointerProbability",
+    "PointerShare",
     "Signal",
     "Subject",
     "build",
