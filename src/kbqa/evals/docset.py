@@ -49,6 +49,9 @@ DOCSETS = {
     "requests-docs": DocSet(
         "python-requests-doc", Path("/usr/share/doc/python-requests-doc/html"), "2.28.1+dfsg-1"
     ),
+    "jinja-docs": DocSet(
+        "python-jinja2-doc", Path("/usr/share/doc/python-jinja2-doc/html"), "3.1.2-1+deb12u3"
+    ),
 }
 
 
