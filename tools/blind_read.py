@@ -47,11 +47,21 @@ def packets(paths: list[Path], out: Path, readers: int, seed: int) -> None:
             r = json.loads(line)
             if r["mode"] != "abstained":
                 records.append({**r, "source_file": str(path)})
-    random.Random(seed).shuffle(records)
+    # Two arms answered alike (the same question, quote and sources) are one item, read once
+    # and counted for both: a paired read of two ways of answering.
+    alike: dict[tuple, list[dict]] = {}
+    for r in records:
+        cited = tuple((c["label"], c["text"]) for c in r["citations"])
+        alike.setdefault((r["id"], shown(r), cited), []).append(r)
+    groups = list(alike.values())
+    random.Random(seed).shuffle(groups)
+    records = [group[0] for group in groups]
     out.mkdir(parents=True, exist_ok=True)
     key = {}
-    for i, r in enumerate(records):
-        key[f"a{i:03d}"] = {k: r[k] for k in ("id", "style", "source_file", "mode")}
+    for i, group in enumerate(groups):
+        key[f"a{i:03d}"] = [
+            {k: r[k] for k in ("id", "style", "source_file", "mode")} for r in group
+        ]
     (out / "key.json").write_text(json.dumps(key, indent=1))
     for reader in range(readers):
         items = [
@@ -75,7 +85,8 @@ def packets(paths: list[Path], out: Path, readers: int, seed: int) -> None:
         (out / f"packet-{reader + 1}.json").write_text(
             json.dumps(items, indent=1, ensure_ascii=False)
         )
-    print(f"{len(records)} delivered answers in {readers} packets under {out}")
+    answers = sum(map(len, groups))
+    print(f"{answers} delivered answers, {len(groups)} to read, in {readers} packets under {out}")
 
 
 def score(folder: Path) -> None:
@@ -85,14 +96,15 @@ def score(folder: Path) -> None:
     highlights: dict[str, int] = defaultdict(int)
     for read in sorted(folder.glob("read-*.json")):
         for item in json.loads(read.read_text()):
-            k = key[item["rid"]]
-            group = (Path(k["source_file"]).parent.name, k["style"])
-            c = counts[group]
-            c[0] += 1
-            c[1] += item["verdict"] == "unsupported"
-            c[2] += bool(item["responsive"])
-            if item["verdict"] == "unsupported":
-                kinds[item["kind"]] += 1
+            entries = key[item["rid"]]
+            for k in entries if isinstance(entries, list) else [entries]:  # one, in old reads
+                group = (Path(k["source_file"]).parent.name, k["style"])
+                c = counts[group]
+                c[0] += 1
+                c[1] += item["verdict"] == "unsupported"
+                c[2] += bool(item["responsive"])
+                if item["verdict"] == "unsupported":
+                    kinds[item["kind"]] += 1
             highlights[item.get("highlight") or "none"] += 1
     total = [sum(c[i] for c in counts.values()) for i in range(3)]
     for (where, style), (n, bad, good) in sorted(counts.items()):
