@@ -202,6 +202,8 @@ def test_the_subject_check_rejects_a_unit_about_another_service():
     assert check(pointed("Who founded Acme Corp?", "Beta Inc was founded by Ann Lee.")) is not None
     # A comparison is answered by a unit about one of the two.
     assert check(pointed("Which is older, Acme or Beta?", "Beta was founded in 1901.")) is None
+    # "i.e." and "e.g." are written like identifiers but name nothing.
+    assert check(pointed("at least one file, i.e. nargs=-1?", "Use nargs=-1 for that.")) is None
 
 
 def test_the_probability_check_has_its_threshold():

@@ -115,6 +115,8 @@ class PointerDeclined:
 
 # Identifiers a question names: route-planner, lk-breakglass, staging_app, SEV2, v1.29, `x`.
 _IDENTIFIER = re.compile(r"`[^`]+`|\b\w+(?:[-_./]\w+)+\b|\b(?=\w*\d)(?=\w*[A-Za-z])\w{2,}\b")
+# Written like identifiers, but the words of a sentence: "i.e. at least one file".
+_ABBREVIATIONS = {"i.e", "e.g", "a.k.a", "n.b"}
 
 
 class Subject:
@@ -128,7 +130,8 @@ class Subject:
     def __call__(self, pointed: Pointed) -> Finding | None:
         about = f"{pointed.label}\n{pointed.before}\n{pointed.unit.text}"
         have = about.casefold()
-        ids = {m.group(0).strip("`").casefold() for m in _IDENTIFIER.finditer(pointed.question)}
+        found = _IDENTIFIER.finditer(pointed.question)
+        ids = {m.group(0).strip("`").casefold() for m in found} - _ABBREVIATIONS
         names = ids | support.missing_names(pointed.question, "")
         missing = {n for n in ids if n not in have} | support.missing_names(pointed.question, about)
         if names and missing >= names:
