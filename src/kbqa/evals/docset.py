@@ -52,6 +52,9 @@ DOCSETS = {
     "jinja-docs": DocSet(
         "python-jinja2-doc", Path("/usr/share/doc/python-jinja2-doc/html"), "3.1.2-1+deb12u3"
     ),
+    "werkzeug-docs": DocSet(
+        "python-werkzeug-doc", Path("/usr/share/doc/python-werkzeug-doc/html"), "2.2.2-3+deb12u1"
+    ),
 }
 
 
