@@ -85,7 +85,7 @@ SETTINGS = {
     "pointer_checks": "checks on a pointed answer: `subject`, `pointer_probability`, "
     "`pointer_margin`, `pointer_share`, `pointer_declined`",
     "pointer_min_probability": "the model's least probability for a unit it points at",
-    "pointer_min_margin": "the least margin of that unit's number over the next likeliest",
+    "pointer_min_margin": "the least lead of the pick's first digit (its passage) over the next",
     "pointer_labels": "unit numbers: `flat` (1, 2, …) or `passage` (11, 12, … 21: the first "
     "digit names the passage)",
     "pointer_min_share": "the least share of the pick's first digit (`pointer_share`)",

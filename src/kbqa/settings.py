@@ -167,19 +167,23 @@ class Settings:
     # The checks a pointed answer's units must pass (assistant/signals.py), and their settings.
     # pointer_margin joined by the rule in docs/pointer.md: on blind read 3 (fresh questions)
     # answers it keeps were unsupported in 3 of 61 against 10 of all 82 delivered (0.40x).
-    pointer_checks: tuple = ("subject", "pointer_probability", "pointer_margin")
+    # Version 13, the passage gate, by read 11's rule (docs/pointer.md): the model's share for
+    # the passage (pointer_share), its lead (pointer_margin) and [0]'s probability
+    # (pointer_declined) instead of the unit's own probability.
+    pointer_checks: tuple = ("subject", "pointer_share", "pointer_margin", "pointer_declined")
     # Fitted on halueval-qa dev (50 questions, 2026-12-05, docs/pointer.md): no threshold keeps
     # 90 % of answerable ones answered (88 % at 0); 0.3 loses none of them and abstains on one
     # more unanswerable question (4 -> 5 of 7); 0.5 would lose 6 answerable for 2 more.
     pointer_min_probability: float = 0.3
-    # The least margin of the chosen unit's number over the next likeliest ("pointer_margin"
-    # in pointer_checks). 0.2 was chosen on blind read 2 (docs/pointer.md: 76 of 106 kept, 6
-    # unsupported against 18) and held on read 3 (61 of 82 kept, 3 unsupported against 10).
+    # The least margin of the pick's first digit over the next likeliest ("pointer_margin" in
+    # pointer_checks): with passage labels, the passage's lead over the next one and [0]. 0.2
+    # was chosen on blind read 2 between flat unit numbers (docs/pointer.md: 76 of 106 kept, 6
+    # unsupported against 18) and kept for the passage gate (version 13, read 11).
     pointer_min_margin: float = 0.2
     # How the units are numbered in the prompt: "flat" (1, 2, 3 … over all passages) or
     # "passage" (11, 12 … in the first passage, 21 … in the second: a number's first digit
     # names its passage, so pointer_share is the model's share for the passage).
-    pointer_labels: str = "flat"
+    pointer_labels: str = "passage"
     # The least share of the pick's first digit ("pointer_share" in pointer_checks), and the
     # most probability of [0] where the first number was written ("pointer_declined"): the
     # passage gate of version 13 (docs/pointer.md). 0.5 from the dev probe of click-docs and
@@ -194,9 +198,9 @@ class Settings:
     # answers with no failed pick were responsive in 18 of 27, all delivered in 24 of 47.
     on_failed_pick: str = "abstain"
     # A quoted sentence comes with its paragraph's sentence before it and those after it up to
-    # this many characters (0: the unit alone; 320 was read blind in read 7 and not kept:
-    # docs/pointer.md).
-    quote_context_chars: int = 0
+    # this many characters (0: the unit alone). Part of version 13 (read 11, docs/pointer.md):
+    # the passage gate is sure of the passage more often than of the sentence.
+    quote_context_chars: int = 320
     # Each passage is shown to the generator cut to its lines closest to the question, at most
     # this many characters (0: whole passages); the support check always reads whole passages.
     prompt_passage_chars: int = 450
