@@ -46,71 +46,57 @@ class Signal(Protocol):
     def __call__(self, pointed: Pointed) -> Finding | None: ...
 
 
-class PointerProbability:
-    """The model's own probability for the unit's number, renormalised over the valid
-    numbers: a pick it was unsure of is more often the wrong unit."""
+class _Threshold:
+    """A signal that reads one of the pick's scores (`field`) against a threshold: the least
+    it may be, or with `most = True` the most."""
 
-    name = "pointer_probability"
+    name = ""
+    field = ""
+    words = ""  # how the finding names the score
+    most = False
 
     def __init__(self, threshold: float):
         self.threshold = threshold
 
     def __call__(self, pointed: Pointed) -> Finding | None:
-        p = pointed.pick.probability
-        if p < self.threshold:
-            return Finding(self.name, f"the model's probability {p:.2f} < {self.threshold}")
+        value = getattr(pointed.pick, self.field)
+        if (value > self.threshold) if self.most else (value < self.threshold):
+            sign = ">" if self.most else "<"
+            return Finding(
+                self.name, f"the model's {self.words} {value:.2f} {sign} {self.threshold}"
+            )
         return None
 
 
-class PointerMargin:
+class PointerProbability(_Threshold):
+    """The model's own probability for the unit's number, renormalised over the valid
+    numbers: a pick it was unsure of is more often the wrong unit."""
+
+    name, field, words = "pointer_probability", "probability", "probability"
+
+
+class PointerMargin(_Threshold):
     """How far the model's chosen number stood above the next likeliest: a pick it hesitated
     between two units over is more often the wrong one (AUROC 0.80 for supported on blind read
     2, against 0.76 for the probability: docs/pointer.md)."""
 
-    name = "pointer_margin"
-
-    def __init__(self, threshold: float):
-        self.threshold = threshold
-
-    def __call__(self, pointed: Pointed) -> Finding | None:
-        m = pointed.pick.margin
-        if m < self.threshold:
-            return Finding(self.name, f"the model's margin {m:.2f} < {self.threshold}")
-        return None
+    name, field, words = "pointer_margin", "margin", "margin"
 
 
-class PointerShare:
+class PointerShare(_Threshold):
     """The model's probability for the first digit of the unit's number, renormalised over
     the valid first digits: with `pointer_labels = "passage"` the digit names the passage, so
     this is how sure the model is of *where* the answer is, whichever of its neighbouring
     sentences it then names (docs/pointer.md, version 13)."""
 
-    name = "pointer_share"
-
-    def __init__(self, threshold: float):
-        self.threshold = threshold
-
-    def __call__(self, pointed: Pointed) -> Finding | None:
-        share = pointed.pick.share
-        if share < self.threshold:
-            return Finding(self.name, f"the model's share {share:.2f} < {self.threshold}")
-        return None
+    name, field, words = "pointer_share", "share", "share"
 
 
-class PointerDeclined:
+class PointerDeclined(_Threshold):
     """The model's probability, where it wrote its first number, that no unit answers ([0]):
     a reply that nearly declined is not sure there is an answer."""
 
-    name = "pointer_declined"
-
-    def __init__(self, threshold: float):
-        self.threshold = threshold
-
-    def __call__(self, pointed: Pointed) -> Finding | None:
-        p = pointed.pick.declined
-        if p > self.threshold:
-            return Finding(self.name, f"the model's probability of [0] {p:.2f} > {self.threshold}")
-        return None
+    name, field, words, most = "pointer_declined", "declined", "probability of [0]", True
 
 
 # Identifiers a question names: route-planner, lk-breakglass, staging_app, SEV2, v1.29, `x`.
