@@ -71,6 +71,34 @@ def test_the_grammar_allows_each_unit_once_and_zero():
     assert 'u2-1 ::= "7300" (".")?' in text
 
 
+def test_a_word_limit_ends_a_copy_after_that_many_words():
+    found = [Unit(1, "The tracker listens on port 7300 in every region.")]
+    text = pointer.grammar(found, max_words=2)
+    # A copy may still start at any word; from each start it runs at most two words.
+    assert "u1 ::= " + " | ".join(f"u1-{i}-2" for i in range(9)) in text
+    assert 'u1-4-2 ::= "port" (" " u1-5-1)?' in text
+    assert 'u1-5-1 ::= "7300"' in text.splitlines()  # no further word
+    assert 'u1-8-1 ::= "region" (".")?' in text  # its closing punctuation may follow
+
+
+def test_no_word_limit_gives_the_grammar_as_before():
+    found = [Unit(1, 'Run "make" now.'), Unit(2, "Port 7300.")]
+    assert pointer.grammar(found, max_words=0).count("\n") == pointer.grammar(found).count("\n")
+    assert "u1-2 ::= " in pointer.grammar(found, max_words=0)
+
+
+def test_a_copy_cut_by_the_word_limit_marks_nothing():
+    from kbqa.assistant.pointed import _span
+
+    unit = "Carried-over days must be used by 31 March, after which they expire for good."
+    question = "when do carried-over days expire?"
+    assert _span("31 March", unit, question, limit=10) == "31 March"
+    cut = "Carried-over days must be used by 31 March, after which"
+    assert _span(cut, unit, question, limit=10) == ""  # ten words, the unit going on
+    assert _span(cut, unit, question, limit=0) == cut  # no limit: as before
+    assert _span("after which they expire for good.", unit, question, limit=6) != ""
+
+
 def test_a_unit_with_no_words_has_nothing_to_copy():
     assert 'u1 ::= ""' in pointer.grammar([Unit(1, "   ")])
 
@@ -317,6 +345,7 @@ def test_the_passages_shown_keep_their_numbers_when_ranks_and_cosines_disagree(p
         ({"KBQA_QUOTE_CONTEXT_CHARS": "-1"}, "'quote_context_chars' must be 0"),
         ({"KBQA_POINTER_LABELS": "letters"}, "'pointer_labels' must be one of flat, passage"),
         ({"KBQA_POINTER_MAX_DECLINED": "2"}, "'pointer_max_declined' must be between"),
+        ({"KBQA_POINTER_MAX_WORDS": "-1"}, "'pointer_max_words' must be 0"),
     ],
 )
 def test_bad_pointer_settings_are_one_line_errors(tmp_path, env, message):

@@ -53,6 +53,20 @@ def test_the_grammar_holds_units_with_quotes_backslashes_and_unicode(qwen):
     assert all(pick.span for pick in picks), reply
 
 
+def test_a_copy_stops_at_the_word_limit(qwen):
+    found = [
+        Unit(1, "Up to 5 days of unused PTO can be carried over into the next calendar year."),
+        Unit(1, "Carried-over days must be used by 31 March, after which they expire."),
+    ]
+    hits = [pointer_hit("\n".join(u.text for u in found))]
+    messages = pointer.messages("how many PTO days carry over?", hits, found)
+    grammar = pointer.grammar(found, max_words=4)
+    reply = "".join(text for text, _ in qwen.point(messages, grammar))
+    picks = pointer.parse(reply, found)
+    assert picks, reply
+    assert all(len(line.split()) <= 5 for line in reply.splitlines()), reply  # "[k]" + 4
+
+
 def test_the_model_replies_zero_when_no_unit_answers(qwen):
     found = [
         Unit(1, "The office is closed from 24 December to 1 January every year."),

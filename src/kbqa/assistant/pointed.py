@@ -50,6 +50,7 @@ def answer_stream(
     found = steps.with_procedures(question, passages, units(answerer.focus(question, passages)))
     found, labels = pointer.numbered(found, answerer.settings.pointer_labels)
     checks = signals.build(answerer.settings)
+    limit = answerer.settings.pointer_max_words
     context = answerer.settings.quote_context_chars
     # A failed pick abstains the whole answer: hold the quotes until the reply has ended.
     hold = answerer.settings.on_failed_pick == "abstain"
@@ -67,7 +68,7 @@ def answer_stream(
         pieces = point(
             answerer.generator,
             pointer.messages(question, passages, found, history, labels),
-            pointer.grammar(found, labels),
+            pointer.grammar(found, labels, answerer.settings.pointer_max_words),
             answerer.settings.pointer_max_tokens,
         )
         for piece in itertools.chain(pieces, [None]):  # None: the reply is complete
@@ -94,7 +95,7 @@ def answer_stream(
                     picks = pointer.parse(line, found, labels=labels)
                     if (at := early[i]) is not None and picks:
                         unit_text = evidence[at].text
-                        span = _span(picks[0].span, unit_text, question)
+                        span = _span(picks[0].span, unit_text, question, limit)
                         evidence[at] = dataclasses.replace(evidence[at], span=span)
                     continue
                 complete = i < len(finished)
@@ -113,7 +114,7 @@ def answer_stream(
                         continue
                     kept.append((pick, unit))
                     c = numbers.setdefault(unit.n, len(numbers) + 1)
-                    span = _span(pick.span, unit.text, question) if complete else ""
+                    span = _span(pick.span, unit.text, question, limit) if complete else ""
                     before, after = around(unit.text, passages[unit.n - 1].text, context)
                     if any(before and before in e.quote for e in evidence if e.n == c):
                         before = ""  # an earlier quote of this passage shows it already
@@ -162,9 +163,15 @@ def _before(found: list[Unit], k: int) -> str:
     return ""
 
 
-def _span(span: str, text: str, question: str) -> str:
+_ENDS = " \t\n.,;:!?"
+
+
+def _span(span: str, text: str, question: str, limit: int = 0) -> str:
     """The copied words worth marking: not stopwords alone, not (nearly) the whole unit, not
-    the question's own words or a figure it did not ask for (span.marks_answer)."""
+    a run cut by the grammar's word limit (`limit` words, the unit going on), not the
+    question's own words or a figure it did not ask for (span.marks_answer)."""
+    if limit and len(span.split()) >= limit and not text.rstrip(_ENDS).endswith(span.rstrip(_ENDS)):
+        return ""
     if not content_words(span) and not any(ch.isdigit() for ch in span):
         return ""
     if not marks_answer(question, span):

@@ -111,12 +111,15 @@ def shown(unit: Unit) -> str:
     return " ".join(fence(unit.text).split())
 
 
-def grammar(units: list[Unit], labels: list[int] | None = None) -> str:
+def grammar(units: list[Unit], labels: list[int] | None = None, max_words: int = 0) -> str:
     """The grammar of a valid reply for these units, in llama.cpp's own GBNF (so that any
     llama.cpp build holds it, one built without llguidance too): a unit's copied words are any
-    run of its whole words, one space apart. Rule `uK-I` is word I of unit K and, optionally, the
-    run from word I+1 on; a run may stop before a word's closing punctuation ("7200" of
-    "7200;"), and goes on only through it."""
+    run of its whole words, one space apart, at most `max_words` of them (0: no limit). Rule
+    `uK-I` is word I of unit K and, optionally, the run from word I+1 on (`uK-I-D`: with at most
+    D words left); a run may stop before a word's closing punctuation ("7200" of "7200;"), and
+    goes on only through it. kbqa quotes the whole unit whatever the copied words are, so the
+    limit only ends a copy of a long sentence early: the words past it would cost time and
+    mark nothing (pointed._span marks no run as long as the limit)."""
     labels = labels or list(range(1, len(units) + 1))
     rules = [
         f'root ::= "[0]" | item ("\\n" item){{0,{MAX_ITEMS - 1}}}',
@@ -124,16 +127,27 @@ def grammar(units: list[Unit], labels: list[int] | None = None) -> str:
     ]
     for k, unit in enumerate(units, 1):
         words = shown(unit).split()
-        starts = " | ".join(f"u{k}-{i}" for i in range(len(words)))
+        limit = max_words if max_words > 0 else len(words)
+        # (word, words left) pairs a run can reach: it starts anywhere with `limit` left.
+        names = {(i, limit): f"u{k}-{i}" + (f"-{limit}" if max_words > 0 else "")
+                 for i in range(len(words))}  # fmt: skip
+        starts = " | ".join(names.values())
         rules.append(f"u{k} ::= " + (starts or '""'))  # a unit with no words: nothing to copy
-        for i, word in enumerate(words):
-            match = _PUNCTUATED.fullmatch(word)
-            core, closing = match.groups() if match else (word, "")
+        todo = list(names)
+        while todo:
+            i, left = todo.pop()
+            match = _PUNCTUATED.fullmatch(words[i])
+            core, closing = match.groups() if match else (words[i], "")
             # What may follow the word: its closing punctuation, then the run from the next word.
             then = [_literal(closing)] if closing else []
-            then += [f'" " u{k}-{i + 1}'] if i + 1 < len(words) else []
+            if i + 1 < len(words) and left > 1:
+                nxt = (i + 1, left - 1 if max_words > 0 else left)
+                if nxt not in names:
+                    names[nxt] = f"u{k}-{i + 1}-{left - 1}"
+                    todo.append(nxt)
+                then.append(f'" " {names[nxt]}')
             optional = f" ({' '.join(then)})?" if then else ""
-            rules.append(f"u{k}-{i} ::= {_literal(core)}{optional}")
+            rules.append(f"{names[i, left]} ::= {_literal(core)}{optional}")
     return "\n".join(rules)
 
 
