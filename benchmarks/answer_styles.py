@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import statistics
@@ -77,10 +78,29 @@ def dataset(
     return kb, items
 
 
+class Replies(logging.Handler):
+    """The pointer's last raw reply, as the answer path logs it (saved with each answer)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.last = ""
+        log = logging.getLogger("kbqa.assistant.pointed")
+        log.setLevel(logging.DEBUG)
+        log.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("pointer reply"):
+            self.last = record.args[0]
+
+
+REPLIES = Replies()
+
+
 def ask(kb: KnowledgeBase, question: str) -> tuple[Answer, float | None, float]:
     """The answer, seconds to the first thing shown (a checked sentence or evidence; None if
     nothing was streamed before the Answer), and seconds to the whole answer."""
     started, first = time.perf_counter(), None
+    REPLIES.last = ""
     for event in kb.ask_stream(question):
         if first is None and isinstance(event, Evidence | str) and not isinstance(event, Quoted):
             first = time.perf_counter() - started
@@ -109,7 +129,7 @@ def record(item: dict, style: str, answer: Answer, first: float | None, total: f
         "citations": [{"n": c.n, "label": c.hit.label, "uri": c.hit.uri, "text": c.hit.text}
                       for c in answer.citations],
         "dropped": [list(d) for d in answer.dropped],
-        "first_s": first, "total_s": total,
+        "first_s": first, "total_s": total, "reply": REPLIES.last,
     }  # fmt: skip
 
 
