@@ -99,6 +99,87 @@ def test_a_copy_cut_by_the_word_limit_marks_nothing():
     assert _span("after which they expire for good.", unit, question, limit=6) != ""
 
 
+def test_a_copy_cut_by_the_limit_is_completed_by_kbqa_and_the_reply_goes_on():
+    found = [
+        Unit(1, "Up to 5 days of unused PTO can be carried over into the next calendar year."),
+        Unit(1, "Port 7200; see the runbook."),
+    ]
+    fill = pointer.Filler(found, [11, 12], max_words=3)
+    rest, grammar = fill("[11] Up to 5")
+    # The unit's words, its final punctuation left to the model, which may then go on.
+    assert rest == " days of unused PTO can be carried over into the next calendar year"
+    assert grammar.startswith('root ::= "."? ("\\n" item){0,2}\nitem ::= "[11] " u1')
+    assert fill("[11] of unused PTO")[0].startswith(" can be carried")
+    assert fill("[12] 7200; see the")[0] == " runbook"  # the copy had its ";"
+    assert fill("[12] see the runbook") is None  # it reached the unit's end: nothing cut
+    assert fill("[12] Port 7200") is None  # shorter than the limit: the model stopped
+    assert fill("[11] five days of") is None  # not the unit's words
+    # The third line is the last a reply may have: completed, and the reply ends.
+    assert fill("[12] Port 7200\n[11] 7200\n[11] Up to 5")[1] is None
+
+
+class Scripted:
+    """LlamaCppGenerator's streaming, played by a script of replies: what each request's
+    reply would be (its pieces), and the requests it was given."""
+
+    def __init__(self, replies: list[list[str]]):
+        from kbqa.assistant.generator import LlamaCppGenerator
+
+        self.replies, self.requests, self.stopped = replies, [], 0
+        self.generator = object.__new__(LlamaCppGenerator)
+        self.generator.draft = False
+        self.generator._stream = self._stream
+
+    def _stream(self, request):
+        self.requests.append(request)
+        try:
+            for piece in self.replies[len(self.requests) - 1]:
+                yield piece, [{"token": piece, "logprob": -0.1}]
+        except GeneratorExit:
+            self.stopped += 1
+            raise
+
+
+def test_the_generator_completes_cut_lines_and_asks_the_model_to_go_on():
+    found = [
+        Unit(1, "Up to 5 days of unused PTO can be carried over into the next calendar year."),
+        Unit(1, "Carried-over days must be used by 31 March."),
+    ]
+    fill = pointer.Filler(found, [11, 12], max_words=3)
+    script = Scripted([
+        # The grammar let the model copy three words; then it had to end the line.
+        ["[", "11", "] Up", " to", " 5", "\n", "[", "12"],
+        # Given the completed line, it goes on: the punctuation, a second line, cut too.
+        [".\n", "[", "12", "] Carried", "-over", " days", " must"],
+        [],  # given that completed too, it ends
+    ])  # fmt: skip
+    messages = [{"role": "user", "content": "how many days carry over?"}]
+    grammar = pointer.grammar(found, [11, 12], max_words=3)
+    request = {"messages": messages, "max_tokens": 48, "grammar": grammar}
+    pieces = list(script.generator._filled(messages, request, fill))
+    reply = "".join(text for text, _ in pieces)
+    assert reply == (
+        "[11] Up to 5 days of unused PTO can be carried over into the next calendar year.\n"
+        "[12] Carried-over days must be used by 31 March"
+    )
+    first, second, third = script.requests
+    assert first["grammar"] == grammar
+    assert script.stopped == 1  # the first stopped writing at its cut line's end
+    assert second["messages"][-1] == {"role": "assistant", "content": reply.split(".\n")[0]}
+    assert second["grammar"].startswith('root ::= "."? ("\\n" item){0,2}')
+    assert third["messages"][-1]["content"] == reply
+    assert third["grammar"].startswith('root ::= "."? ("\\n" item){0,1}')
+    # The filled words come as one token without a probability; the numbers' tokens are the
+    # model's own, so the pointer's scores read what the model wrote.
+    filled = [t for _, tokens in pieces for t in tokens if t.get("filled")]
+    assert [t["token"] for t in filled] == [
+        " days of unused PTO can be carried over into the next calendar year",
+        " be used by 31 March",
+    ]
+    assert len(pointer.numbers([t for _, ts in pieces for t in ts])) == 2
+    assert second["max_tokens"] < 48  # what the model wrote counts; the filled words do not
+
+
 def test_a_unit_with_no_words_has_nothing_to_copy():
     assert 'u1 ::= ""' in pointer.grammar([Unit(1, "   ")])
 

@@ -53,18 +53,25 @@ def test_the_grammar_holds_units_with_quotes_backslashes_and_unicode(qwen):
     assert all(pick.span for pick in picks), reply
 
 
-def test_a_copy_stops_at_the_word_limit(qwen):
+def test_a_copy_cut_at_the_word_limit_is_completed_and_parsed_as_the_units_words(qwen):
     found = [
         Unit(1, "Up to 5 days of unused PTO can be carried over into the next calendar year."),
         Unit(1, "Carried-over days must be used by 31 March, after which they expire."),
     ]
     hits = [pointer_hit("\n".join(u.text for u in found))]
-    messages = pointer.messages("how many PTO days carry over?", hits, found)
+    question = "how many PTO days can I carry over, and until when?"
+    messages = pointer.messages(question, hits, found)
     grammar = pointer.grammar(found, max_words=4)
-    reply = "".join(text for text, _ in qwen.point(messages, grammar))
+    fill = pointer.Filler(found, list(range(1, 3)), 4)
+    pieces = list(qwen.point(messages, grammar, fill=fill))
+    reply = "".join(text for text, _ in pieces)
     picks = pointer.parse(reply, found)
-    assert picks, reply
-    assert all(len(line.split()) <= 5 for line in reply.splitlines()), reply  # "[k]" + 4
+    assert picks and all(pick.span for pick in picks), reply
+    # The model wrote four words of a line at most; kbqa copied the rest of its unit.
+    filled = [t["token"] for _, tokens in pieces for t in tokens if t.get("filled")]
+    assert filled, reply
+    assert all(len(t.split()) >= 1 for t in filled)
+    assert any(found[p.k - 1].text.rstrip(".") in reply for p in picks), reply
 
 
 def test_the_model_replies_zero_when_no_unit_answers(qwen):

@@ -16,7 +16,7 @@ import queue
 import re
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +39,11 @@ class Generator(Protocol):
     def generate(self, messages: Messages, max_new_tokens: int = 96) -> str: ...
 
 
+# A pointer reply's line completer (pointer.Filler): the reply so far, its last line just
+# ended -> (the words to add, the grammar to go on under or None), or None.
+Fill = Callable[[str], "tuple[str, str | None] | None"]
+
+
 def stream(generator: Generator, messages: Messages, max_new_tokens: int = 96) -> Iterator[str]:
     """The reply in pieces as it is written; a generator without `stream` gives it whole."""
     streaming = getattr(generator, "stream", None)
@@ -49,16 +54,24 @@ def stream(generator: Generator, messages: Messages, max_new_tokens: int = 96) -
 
 
 def point(
-    generator: Generator, messages: Messages, grammar: str, max_new_tokens: int = 64
+    generator: Generator,
+    messages: Messages,
+    grammar: str,
+    max_new_tokens: int = 64,
+    fill: Fill | None = None,
 ) -> Iterator[tuple[str, list[dict]]]:
     """A pointer reply as (text, tokens with log-probabilities) pieces. A backend without
-    grammars writes the format freely (no probabilities); the pointer parser keeps what holds."""
+    grammars writes the format freely (no probabilities); the pointer parser keeps what holds.
+    `fill` (pointer.Filler) completes the lines a word limit cut, where the backend can."""
     pointing = getattr(generator, "point", None)
     if pointing is None:
         for piece in stream(generator, messages, max_new_tokens):
             yield piece, []
         return
-    yield from pointing(messages, grammar, max_new_tokens)
+    if fill is None:
+        yield from pointing(messages, grammar, max_new_tokens)
+    else:
+        yield from pointing(messages, grammar, max_new_tokens, fill=fill)
 
 
 def generate_many(
@@ -269,10 +282,15 @@ class LlamaCppGenerator:
             yield text
 
     def point(
-        self, messages: Messages, grammar: str, max_new_tokens: int = 64
+        self,
+        messages: Messages,
+        grammar: str,
+        max_new_tokens: int = 64,
+        fill: Fill | None = None,
     ) -> Iterator[tuple[str, list[dict]]]:
         """A reply held to `grammar` (GBNF), streamed as (text, the pieces'
-        tokens with their top log-probabilities) — what the pointer answer path reads."""
+        tokens with their top log-probabilities) — what the pointer answer path reads.
+        `fill`: see `_filled` (not with drafting, which copies quickly already)."""
         request = self._request(messages, max_new_tokens, True) | {
             "grammar": grammar,
             "logprobs": True,
@@ -280,7 +298,10 @@ class LlamaCppGenerator:
             "stop": [],  # the grammar ends the reply; a blank line cannot occur in it
         }
         if not self.draft:
-            yield from self._stream(request)
+            if fill is None:
+                yield from self._stream(request)
+            else:
+                yield from self._filled(messages, request, fill)
             return
         # llama.cpp reports no probabilities for drafted tokens (ggml-org/llama.cpp#27972),
         # and the pointer's checks read the probability of each unit number: the reply is
@@ -290,6 +311,44 @@ class LlamaCppGenerator:
             tokens += written or [{"token": text, "logprob": 0.0, "drafted": True}]
             reply += text
         yield reply, self._numbers_scored(messages, tokens)
+
+    def _filled(
+        self, messages: Messages, request: dict, fill: Fill
+    ) -> Iterator[tuple[str, list[dict]]]:
+        """The reply, where each line that `fill` says a word limit cut is completed with its
+        unit's remaining words (given as one token with no probability, `"filled": True`)
+        and the model goes on from there: the reply so far is the start of the assistant's
+        message (the server's cache holds the prompt, so only the new words are read)."""
+        written, budget = "", request["max_tokens"]
+        while True:
+            cut, pieces = None, self._stream(request)
+            try:
+                for text, tokens in pieces:
+                    head, newline, _ = text.partition("\n")
+                    if newline and (cut := fill(written + head)) is not None:
+                        if head:
+                            written += head
+                            yield head, tokens
+                        break
+                    written += text
+                    budget -= max(len(tokens), 1)
+                    yield text, tokens
+                else:
+                    cut = fill(written)
+            finally:
+                pieces.close()  # a line was cut: this request stops writing
+            if cut is None:
+                return
+            rest, grammar = cut
+            written += rest
+            yield rest, [{"token": rest, "logprob": 0.0, "top_logprobs": [], "filled": True}]
+            if grammar is None or budget <= 0:
+                return
+            request = request | {
+                "messages": [*messages, {"role": "assistant", "content": written}],
+                "grammar": grammar,
+                "max_tokens": budget,
+            }
 
     def _numbers_scored(self, messages: Messages, tokens: list[dict]) -> list[dict]:
         """`tokens` with each drafted digit after "[" replaced by the same token scored alone:

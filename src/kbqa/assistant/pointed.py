@@ -50,7 +50,9 @@ def answer_stream(
     found = steps.with_procedures(question, passages, units(answerer.focus(question, passages)))
     found, labels = pointer.numbered(found, answerer.settings.pointer_labels)
     checks = signals.build(answerer.settings)
-    limit = answerer.settings.pointer_max_words
+    # The word limit on copies (version 15), where kbqa completes the lines it cuts; drafting
+    # copies quickly already, and its replies are held whole, so it goes without.
+    limit = 0 if answerer.settings.generator_draft else answerer.settings.pointer_max_words
     context = answerer.settings.quote_context_chars
     # A failed pick abstains the whole answer: hold the quotes until the reply has ended.
     hold = answerer.settings.on_failed_pick == "abstain"
@@ -68,8 +70,9 @@ def answer_stream(
         pieces = point(
             answerer.generator,
             pointer.messages(question, passages, found, history, labels),
-            pointer.grammar(found, labels, answerer.settings.pointer_max_words),
+            pointer.grammar(found, labels, limit),
             answerer.settings.pointer_max_tokens,
+            pointer.Filler(found, labels, limit) if limit else None,
         )
         for piece in itertools.chain(pieces, [None]):  # None: the reply is complete
             if piece is not None:

@@ -111,7 +111,13 @@ def shown(unit: Unit) -> str:
     return " ".join(fence(unit.text).split())
 
 
-def grammar(units: list[Unit], labels: list[int] | None = None, max_words: int = 0) -> str:
+def grammar(
+    units: list[Unit],
+    labels: list[int] | None = None,
+    max_words: int = 0,
+    written: int = 0,
+    closing: str = "",
+) -> str:
     """The grammar of a valid reply for these units, in llama.cpp's own GBNF (so that any
     llama.cpp build holds it, one built without llguidance too): a unit's copied words are any
     run of its whole words, one space apart, at most `max_words` of them (0: no limit). Rule
@@ -119,10 +125,16 @@ def grammar(units: list[Unit], labels: list[int] | None = None, max_words: int =
     D words left); a run may stop before a word's closing punctuation ("7200" of "7200;"), and
     goes on only through it. kbqa quotes the whole unit whatever the copied words are, so the
     limit only ends a copy of a long sentence early: the words past it would cost time and
-    mark nothing (pointed._span marks no run as long as the limit)."""
+    mark nothing (pointed._span marks no run as long as the limit). `written`: the lines of a
+    reply already written, which this grammar goes on from (`Filler`), first with the
+    `closing` punctuation of the last line's unit, if the model writes it."""
     labels = labels or list(range(1, len(units) + 1))
+    root = f'"[0]" | item ("\\n" item){{0,{MAX_ITEMS - 1}}}'
+    if written:
+        root = f'("\\n" item){{0,{max(MAX_ITEMS - written, 0)}}}'
+        root = f"{_literal(closing)}? {root}" if closing else root
     rules = [
-        f'root ::= "[0]" | item ("\\n" item){{0,{MAX_ITEMS - 1}}}',
+        f"root ::= {root}",
         "item ::= " + " | ".join(f'"[{x}] " u{k}' for k, x in enumerate(labels, 1)),
     ]
     for k, unit in enumerate(units, 1):
@@ -152,6 +164,56 @@ def grammar(units: list[Unit], labels: list[int] | None = None, max_words: int =
 
 
 _PUNCTUATED = re.compile(r"(.*?\w)(\W*)", re.S)  # a word: its core, its closing punctuation
+
+
+class Filler:
+    """kbqa copies what the model would: under a word limit (`grammar`'s `max_words`) a line
+    that copied the limit's words of a unit that goes on is completed by kbqa with the unit's
+    remaining words, and the model goes on from there (a new line or the reply's end) — so a
+    reply reads as if the model had copied the whole sentence, without the seconds of writing
+    it out token by token (docs/pointer.md, version 15). Each call is for a reply whose last
+    line has just ended."""
+
+    def __init__(self, units: list[Unit], labels: list[int], max_words: int):
+        self.units, self.labels, self.max_words = units, labels, max_words
+        self._by_label = dict(zip(labels, units, strict=True))
+
+    def __call__(self, reply: str) -> tuple[str, str | None] | None:
+        """(the words to add to the last line, the grammar the reply goes on under, or None
+        when it may not go on), or None when the line is not a copy cut by the limit."""
+        lines = reply.split("\n")
+        match = _LINE.match(lines[-1])
+        unit = self._by_label.get(int(match.group(1))) if match else None
+        copied = match.group(2).split() if match else []
+        if unit is None or len(copied) != self.max_words:
+            return None
+        words = shown(unit).split()
+        start = _run_start(words, copied)
+        if start is None:
+            return None
+        end = start + len(copied)
+        if end == len(words):
+            return None  # the copy reached the unit's last word: nothing was cut
+        rest = words[end - 1][len(copied[-1]) :] + "".join(" " + w for w in words[end:])
+        # The unit's final punctuation is left to the model: whether it writes "." and ends
+        # the reply or ".\n" and goes on is one token to it ("." and ".\n" are two).
+        match = _PUNCTUATED.fullmatch(words[-1])
+        closing = match.group(2) if match else ""
+        rest = rest[: len(rest) - len(closing)]
+        written = sum(bool(line.strip()) for line in lines)
+        if written >= MAX_ITEMS:
+            return rest + closing, None
+        return rest, grammar(self.units, self.labels, self.max_words, written, closing)
+
+
+def _run_start(words: list[str], copied: list[str]) -> int | None:
+    """Where in `words` the run `copied` starts (its last word may lack its closing
+    punctuation), or None."""
+    n = len(copied)
+    for i in range(len(words) - n + 1):
+        if words[i : i + n - 1] == copied[:-1] and words[i + n - 1].startswith(copied[-1]):
+            return i
+    return None
 
 
 def _literal(text: str) -> str:

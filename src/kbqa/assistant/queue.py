@@ -268,14 +268,17 @@ class Queued:
         return hasattr(self._model, "point")
 
     def point(
-        self, messages: list, grammar: str, max_new_tokens: int = 64
+        self, messages: list, grammar: str, max_new_tokens: int = 64, fill: Callable | None = None
     ) -> Iterator[tuple[str, list[dict]]]:
         pointing = getattr(self._model, "point", None)
         if pointing is None:  # a backend without grammars writes the format freely
             for piece in self.stream(messages, max_new_tokens):
                 yield piece, []
             return
-        yield from self._run(lambda: pointing(messages, grammar, max_new_tokens))
+        # The whole reply in one turn, the requests that complete its cut lines too (the
+        # model's cache then still holds this prompt).
+        extra = {"fill": fill} if fill is not None else {}
+        yield from self._run(lambda: pointing(messages, grammar, max_new_tokens, **extra))
 
     def _run(self, pieces: Callable[[], Iterator]) -> Iterator:
         ticket = current()
