@@ -180,6 +180,18 @@ def test_the_generator_completes_cut_lines_and_asks_the_model_to_go_on():
     assert second["max_tokens"] < 48  # what the model wrote counts; the filled words do not
 
 
+def test_a_word_limit_with_a_generator_that_cannot_complete_lines_still_answers(pointing):
+    # The echo fake's `point` takes no `fill`: its lines come whole, and the answer as before.
+    kb = pointing
+    limited = kb.settings.replace(pointer_max_words=3)
+    before = kb.ask("What port does the tracker use?")
+    kb.settings = limited
+    after = kb.ask("What port does the tracker use?")
+    assert not after.abstained and [e.text for e in after.evidence] == [
+        e.text for e in before.evidence
+    ]
+
+
 def test_a_unit_with_no_words_has_nothing_to_copy():
     assert 'u1 ::= ""' in pointer.grammar([Unit(1, "   ")])
 

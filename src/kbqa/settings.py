@@ -192,9 +192,9 @@ class Settings:
     pointer_min_share: float = 0.5
     pointer_max_declined: float = 0.08
     pointer_max_tokens: int = 48
-    # The most words a reply line may copy from its unit (0: no limit). kbqa quotes the whole
-    # unit, and marks copied words only when they are fewer: a copy of a whole sentence costs
-    # its time for nothing (docs/pointer.md, version 14).
+    # The most words a reply line may copy from its unit (0: no limit); with llama.cpp, kbqa
+    # copies the rest of a cut sentence and the model goes on from it (docs/pointer.md,
+    # version 15: a handbook answer 0.78-0.83x the time, but its rule failed, so off).
     pointer_max_words: int = 0
     # A pick that fails a check: "drop" it and deliver the model's other picks, or "abstain"
     # (the model was unsure of the answer; its quotes then wait for the reply's end, since a

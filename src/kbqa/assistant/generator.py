@@ -9,6 +9,7 @@ chat-formatted prompt, behind one protocol. Backends, chosen by `generator_backe
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -68,10 +69,19 @@ def point(
         for piece in stream(generator, messages, max_new_tokens):
             yield piece, []
         return
-    if fill is None:
+    if fill is None or not takes_fill(pointing):
         yield from pointing(messages, grammar, max_new_tokens)
     else:
         yield from pointing(messages, grammar, max_new_tokens, fill=fill)
+
+
+def takes_fill(pointing: Callable) -> bool:
+    """Whether a `point` method completes cut lines (`fill`): llama.cpp's does; a backend
+    without grammars, or a fake, writes its lines whole."""
+    try:
+        return "fill" in inspect.signature(pointing).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def generate_many(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import itertools
 import threading
 from collections import OrderedDict, deque
@@ -277,7 +278,8 @@ class Queued:
             return
         # The whole reply in one turn, the requests that complete its cut lines too (the
         # model's cache then still holds this prompt).
-        extra = {"fill": fill} if fill is not None else {}
+        # (The model's own `point` may not complete cut lines: generator.takes_fill.)
+        extra = {"fill": fill} if fill is not None and "fill" in _parameters(pointing) else {}
         yield from self._run(lambda: pointing(messages, grammar, max_new_tokens, **extra))
 
     def _run(self, pieces: Callable[[], Iterator]) -> Iterator:
@@ -306,3 +308,10 @@ class Queued:
                 close = getattr(written, "close", None)
                 if close is not None:
                     close()
+
+
+def _parameters(function: Callable) -> set[str]:
+    try:
+        return set(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return set()
