@@ -91,7 +91,9 @@ SETTINGS = {
     "pointer_min_share": "the least share of the pick's first digit (`pointer_share`)",
     "pointer_max_declined": "the most probability of `[0]` at the first pick (`pointer_declined`)",
     "pointer_max_tokens": "tokens per pointed reply",
-    "pointer_max_words": "the most words a reply line copies from its unit; kbqa copies the rest (0: no limit; 10: a handbook answer 0.78-0.83x the time, off by default: [docs/pointer.md](docs/pointer.md), version 15)",
+    "pointer_max_words": "the most words a reply line copies from its unit; kbqa copies the "
+    "rest (0: no limit; 10: a handbook answer 0.78-0.83x the time, off by default: "
+    "[docs/pointer.md](docs/pointer.md), version 15)",
     "on_failed_pick": "a pick that fails a check: `drop` it (keep the others) or `abstain`",
     "quote_context_chars": "a quoted sentence shows the one before it and this much after it",
     "prompt_passage_chars": "each passage is cut to its lines closest to the question (0: whole)",
