@@ -133,7 +133,9 @@ def test_a_rewrite_that_adds_words_or_drops_the_questions_falls_back():
     dropped = "how do I rotate the staging database password?"  # "check", "worked" gone
     # Qwen2.5-Coder-1.5B once answered instead, with words of the history only.
     answered = "Run vault write to rotate the staging database password and check it worked."
-    for reply in (invented, dropped, answered, "", "x " * 80):
+    # Qwen2.5-Coder-1.5B's "rewrite" of two follow-ups: the question with a capital letter.
+    same = "And how do I check it worked?"
+    for reply in (invented, dropped, answered, same, "", "x " * 80):
         assert not checked(reply, question, [FIRST])
         searched = standalone(question, [FIRST], Scripted(reply))
         assert searched.startswith(question + " (")

@@ -98,9 +98,13 @@ def elliptic(question: str, turns: Sequence[Turn], embedder=None) -> str:
 
 def checked(rewrite: str, question: str, turns: Sequence[Turn]) -> bool:
     """The rewrite is a question that keeps every word of the question that carries meaning and
-    adds only words of the conversation (or words that carry none), within MAX_WORDS."""
+    adds only words of the conversation (or words that carry none), within MAX_WORDS, and at
+    least one that carries meaning: "How do I stop one?" for "how do I stop one?" says no more
+    than the question did."""
     said = words(rewrite)
-    if not said or len(said) > MAX_WORDS or rewrite.strip() == question.strip():
+    if not said or len(said) > MAX_WORDS:
+        return False
+    if not _stems(content_words(rewrite)) - _stems(content_words(question)):
         return False
     if not rewrite.rstrip().endswith("?"):  # an answer copied from the history, not a question
         return False
