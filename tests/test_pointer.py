@@ -87,18 +87,6 @@ def test_no_word_limit_gives_the_grammar_as_before():
     assert "u1-2 ::= " in pointer.grammar(found, max_words=0)
 
 
-def test_a_copy_cut_by_the_word_limit_marks_nothing():
-    from kbqa.assistant.pointed import _span
-
-    unit = "Carried-over days must be used by 31 March, after which they expire for good."
-    question = "when do carried-over days expire?"
-    assert _span("31 March", unit, question, limit=10) == "31 March"
-    cut = "Carried-over days must be used by 31 March, after which"
-    assert _span(cut, unit, question, limit=10) == ""  # ten words, the unit going on
-    assert _span(cut, unit, question, limit=0) == cut  # no limit: as before
-    assert _span("after which they expire for good.", unit, question, limit=6) != ""
-
-
 def test_a_copy_cut_by_the_limit_is_completed_by_kbqa_and_the_reply_goes_on():
     found = [
         Unit(1, "Up to 5 days of unused PTO can be carried over into the next calendar year."),

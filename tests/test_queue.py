@@ -186,3 +186,22 @@ def test_the_queue_says_whether_its_model_holds_replies_to_a_grammar():
     queue = GenerationQueue()
     assert Queued(EchoGenerator(), queue).takes_grammar
     assert not Queued(Plain(), queue).takes_grammar
+
+
+def test_the_queue_hands_a_line_completer_only_to_a_model_that_takes_one():
+    class Filling:
+        name = "filling"
+
+        def point(self, messages, grammar, max_new_tokens=64, fill=None):
+            yield ("filled" if fill else "plain"), []
+
+    class Whole:
+        name = "whole"
+
+        def point(self, messages, grammar, max_new_tokens=64):
+            yield "whole", []
+
+    queue, fill = GenerationQueue(), lambda reply: None
+    assert [t for t, _ in Queued(Filling(), queue).point([], "", 8, fill)] == ["filled"]
+    assert [t for t, _ in Queued(Filling(), queue).point([], "", 8)] == ["plain"]
+    assert [t for t, _ in Queued(Whole(), queue).point([], "", 8, fill)] == ["whole"]

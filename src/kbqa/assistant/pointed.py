@@ -98,7 +98,7 @@ def answer_stream(
                     picks = pointer.parse(line, found, labels=labels)
                     if (at := early[i]) is not None and picks:
                         unit_text = evidence[at].text
-                        span = _span(picks[0].span, unit_text, question, limit)
+                        span = _span(picks[0].span, unit_text, question)
                         evidence[at] = dataclasses.replace(evidence[at], span=span)
                     continue
                 complete = i < len(finished)
@@ -117,7 +117,7 @@ def answer_stream(
                         continue
                     kept.append((pick, unit))
                     c = numbers.setdefault(unit.n, len(numbers) + 1)
-                    span = _span(pick.span, unit.text, question, limit) if complete else ""
+                    span = _span(pick.span, unit.text, question) if complete else ""
                     before, after = around(unit.text, passages[unit.n - 1].text, context)
                     if any(before and before in e.quote for e in evidence if e.n == c):
                         before = ""  # an earlier quote of this passage shows it already
@@ -166,15 +166,9 @@ def _before(found: list[Unit], k: int) -> str:
     return ""
 
 
-_ENDS = " \t\n.,;:!?"
-
-
-def _span(span: str, text: str, question: str, limit: int = 0) -> str:
+def _span(span: str, text: str, question: str) -> str:
     """The copied words worth marking: not stopwords alone, not (nearly) the whole unit, not
-    a run cut by the grammar's word limit (`limit` words, the unit going on), not the
-    question's own words or a figure it did not ask for (span.marks_answer)."""
-    if limit and len(span.split()) >= limit and not text.rstrip(_ENDS).endswith(span.rstrip(_ENDS)):
-        return ""
+    the question's own words or a figure it did not ask for (span.marks_answer)."""
     if not content_words(span) and not any(ch.isdigit() for ch in span):
         return ""
     if not marks_answer(question, span):

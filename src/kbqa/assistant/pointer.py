@@ -124,10 +124,9 @@ def grammar(
     `uK-I` is word I of unit K and, optionally, the run from word I+1 on (`uK-I-D`: with at most
     D words left); a run may stop before a word's closing punctuation ("7200" of "7200;"), and
     goes on only through it. kbqa quotes the whole unit whatever the copied words are, so the
-    limit only ends a copy of a long sentence early: the words past it would cost time and
-    mark nothing (pointed._span marks no run as long as the limit). `written`: the lines of a
-    reply already written, which this grammar goes on from (`Filler`), first with the
-    `closing` punctuation of the last line's unit, if the model writes it."""
+    limit only ends a copy of a long sentence early, and `Filler` copies the rest. `written`:
+    the lines of a reply already written, which this grammar goes on from (`Filler`), first
+    with the `closing` punctuation of the last line's unit, if the model writes it."""
     labels = labels or list(range(1, len(units) + 1))
     root = f'"[0]" | item ("\\n" item){{0,{MAX_ITEMS - 1}}}'
     if written:

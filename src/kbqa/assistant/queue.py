@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import inspect
 import itertools
 import threading
 from collections import OrderedDict, deque
@@ -26,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from kbqa.assistant.generator import takes_fill
 from kbqa.errors import KbqaError
 
 Listener = Callable[[str, dict[str, Any]], None]
@@ -278,8 +278,7 @@ class Queued:
             return
         # The whole reply in one turn, the requests that complete its cut lines too (the
         # model's cache then still holds this prompt).
-        # (The model's own `point` may not complete cut lines: generator.takes_fill.)
-        extra = {"fill": fill} if fill is not None and "fill" in _parameters(pointing) else {}
+        extra = {"fill": fill} if fill is not None and takes_fill(pointing) else {}
         yield from self._run(lambda: pointing(messages, grammar, max_new_tokens, **extra))
 
     def _run(self, pieces: Callable[[], Iterator]) -> Iterator:
@@ -308,10 +307,3 @@ class Queued:
                 close = getattr(written, "close", None)
                 if close is not None:
                     close()
-
-
-def _parameters(function: Callable) -> set[str]:
-    try:
-        return set(inspect.signature(function).parameters)
-    except (TypeError, ValueError):
-        return set()
