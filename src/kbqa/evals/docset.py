@@ -55,6 +55,9 @@ DOCSETS = {
     "werkzeug-docs": DocSet(
         "python-werkzeug-doc", Path("/usr/share/doc/python-werkzeug-doc/html"), "2.2.2-3+deb12u1"
     ),
+    "babel-docs": DocSet(
+        "python-babel-doc", Path("/usr/share/doc/python-babel-doc/html"), "2.10.3-1"
+    ),
 }
 
 
