@@ -5,7 +5,7 @@ the follow-up searched with its conversation (assistant/followup.py), in one run
 
 Ingests examples/handbook with the packaged embedder (once; later runs reuse it), then for each
 pair of each set (`--pairs`; by default tests/data/followups.json, the set studied, and
-tests/data/followups_heldout.json, the blind one) asks the first question, then the follow-up
+tests/data/followups_heldout.json and followups_heldout2.json, the blind ones) asks the first question, then the follow-up
 with the first turn as history. Quoted (extractive) answers by default, so no generator runs
 and the figure is retrieval's: the right document first, and an answer citing it with the
 expected words. With `--generator N`, the first N pairs again with the configured generator
@@ -28,7 +28,10 @@ from kbqa.app import KnowledgeBase
 from kbqa.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-SETS = [ROOT / "tests/data/followups.json", ROOT / "tests/data/followups_heldout.json"]
+SETS = [
+    ROOT / "tests/data" / name
+    for name in ("followups.json", "followups_heldout.json", "followups_heldout2.json")
+]
 
 
 def judged(answer, pair) -> tuple[bool, bool]:
