@@ -5,12 +5,12 @@ the follow-up searched with its conversation (assistant/followup.py), in one run
 
 Ingests examples/handbook with the packaged embedder (once; later runs reuse it), then for each
 pair of each set (`--pairs`; by default tests/data/followups.json, the set studied, and
-tests/data/followups_heldout.json and followups_heldout2.json, the blind ones) asks the first question, then the follow-up
-with the first turn as history. Quoted (extractive) answers by default, so no generator runs
-and the figure is retrieval's: the right document first, and an answer citing it with the
-expected words. With `--generator N`, the first N pairs again with the configured generator
-(it writes the rewrite and the answer). Also counts how often a standalone question asked
-after an unrelated turn is rewritten (target 0).
+followups_heldout.json and followups_heldout2.json, the blind ones) asks the first question,
+then the follow-up with the first turn as history. Quoted (extractive) answers by default, so no
+generator runs and the figure is retrieval's: the right document first, and an answer citing it
+with the expected words. With `--generator N`, the first N pairs again with the configured
+generator (it writes the rewrite and the answer). Also counts how often a standalone question
+asked after an unrelated turn is rewritten (target 0).
 """
 
 from __future__ import annotations
