@@ -52,10 +52,24 @@ def is_followup(question: str) -> bool:
     """Leans on the conversation: opens with "and", "what about"…, refers back ("it", "that",
     "them"), or has one word of its own that names nothing ("when should I escalate?", not
     "what does billing-svc do?")."""
-    if _OPENERS.match(question) or _REFERRING & set(words(question)):
+    if _OPENERS.match(question) or _referring(question):
         return True
     own = content_words(question)
     return not own or (len(own) == 1 and not _NAME.search(question))
+
+
+# Where a referring word refers to nothing before the question: "IT" (a department, in
+# capitals), "is there" (there is), "check that Tailscale is…" (that opening a clause: a name,
+# an article or a pronoun after it; "that store" and "that?" still refer back).
+_NOT_REFERRING = re.compile(
+    r"\b(?:IT|ITS|ONE|THEN|THERE|THEM|THEY|THIS|THAT|THESE|THOSE|SAME)\b"
+    r"|(?i:\b(?:is|are|was|were|be)\s+there\b|\bthere\s+(?:is|are|was|were|be)\b)"
+    r"|\bthat\s+(?=[A-Z]|(?:the|a|an|my|our|your|their|I|we|you|he|she|it|they)\b)"
+)
+
+
+def _referring(question: str) -> bool:
+    return bool(_REFERRING & set(words(_NOT_REFERRING.sub(" ", question))))
 
 
 def standalone(question: str, history: Sequence[Turn] = (), generator=None, embedder=None) -> str:
