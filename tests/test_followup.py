@@ -154,19 +154,6 @@ def test_the_core_searches_the_follow_up_and_says_what_it_searched(kb, docs):
     assert plain.searched == ""
 
 
-def test_the_core_sees_a_follow_up_by_its_passages(kb, docs):
-    # No word of "what should I restart afterwards?" refers back, but the conversation's key
-    # words bring the runbook's passage far nearer; a question about another topic gains nothing.
-    kb.ingest([docs])
-    question = "what should I restart afterwards?"
-    assert not is_followup(question)
-    answer = kb.ask(question, history=[FIRST])
-    assert answer.searched.startswith(question + " (") and "rotate" in answer.searched
-    other = kb.ask("which port does the tracker service listen on?", history=[FIRST])
-    assert other.searched == ""
-    assert "ports.md" in other.hits[0].uri
-
-
 def test_words_that_refer_to_nothing_before_the_question_do_not_make_a_follow_up():
     # "IT" the department, "is there" / "there are", and "that" opening a clause.
     for question in (
@@ -182,26 +169,3 @@ def test_words_that_refer_to_nothing_before_the_question_do_not_make_a_follow_up
     for question in ("when does it ship?", "is it there?", "which team owns that store?",
                      "how do I check that?", "and is there a limit?"):  # fmt: skip
         assert is_followup(question), question
-
-
-def test_a_question_the_conversation_brings_nearer_its_passages_is_a_follow_up():
-    # "what if the link has expired?" names nothing of the conversation, so the words take it
-    # as standalone; its passages are nearer with the previous question's key words.
-    question = "what if the link has expired?"
-    turns = [("How do I accept the onboarding invite?", "Click the link in the email [1].")]
-    assert not is_followup(question)
-
-    def nearer(query: str) -> float:  # the key words bring the invite's passage nearer
-        return 0.62 if "invite" in query else 0.41
-
-    searched = standalone(question, turns, None, None, nearer)
-    assert searched.startswith(question) and "invite" in searched
-    # Not near enough (less than CLOSER), or farther: searched as asked.
-    assert standalone(question, turns, None, None, lambda q: 0.5 if "invite" in q else 0.41) == (
-        question
-    )
-    assert standalone(question, turns, None, None, lambda q: 0.3 if "invite" in q else 0.6) == (
-        question
-    )
-    # No conversation, no search.
-    assert standalone(question, [], None, None, nearer) == question
