@@ -169,3 +169,44 @@ def test_words_that_refer_to_nothing_before_the_question_do_not_make_a_follow_up
     for question in ("when does it ship?", "is it there?", "which team owns that store?",
                      "how do I check that?", "and is there a limit?"):  # fmt: skip
         assert is_followup(question), question
+
+
+def test_a_question_the_words_miss_is_rewritten_only_when_passages_and_model_agree():
+    # "what if the link has expired?" names nothing of the conversation, so the words take it
+    # as standalone; the key words bring the invite's passage nearer (the first witness) and
+    # the model's rewrite adds the conversation's words (the second).
+    question = "what if the link has expired?"
+    turns = [("How do I accept the onboarding invite?", "Click the link in the email [1].")]
+    assert not is_followup(question)
+
+    def nearer(query: str) -> float:
+        return 0.62 if "invite" in query else 0.41
+
+    good = Scripted("what if the onboarding invite link has expired?")
+    assert standalone(question, turns, good, None, nearer) == good.reply
+    # The model keeps it as it is (or rewrites it badly): searched as asked, no key words.
+    for reply in ("What if the link has expired?", "the link expires after 7 days."):
+        assert standalone(question, turns, Scripted(reply), None, nearer) == question
+    # No generator that writes: searched as asked.
+    assert standalone(question, turns, None, None, nearer) == question
+    # The passages are not nearer enough: the model is not asked.
+    quiet = Scripted(good.reply)
+    farther = standalone(question, turns, quiet, None, lambda q: 0.5 if "invite" in q else 0.41)
+    assert farther == question and not quiet.prompts
+    assert standalone(question, [], good, None, nearer) == question
+
+
+def test_the_core_reads_nearness_within_the_askers_scope(kb, docs):
+    # The core hands standalone() a `closest` that searches what the asker may see: with
+    # everything allowed, the key words bring db.md's passage nearer for a question the words
+    # miss; with a scope that allows only ports.md, the question's best passage is ports.md's
+    # either way, so it gains nothing and the generator is never asked.
+    kb.ingest([docs])
+    question = "what should I restart afterwards?"
+    assert not is_followup(question)
+    rewrite = "what should I restart afterwards when I rotate the staging database password?"
+    kb._services.models.generator = Scripted(rewrite)
+    answer = kb.ask(question, history=[FIRST])
+    assert answer.searched == rewrite
+    narrow = kb.ask(question, history=[FIRST], sources=["ports.md"])
+    assert narrow.searched == ""
