@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from kbqa.assistant.language import note_for
@@ -32,13 +32,6 @@ _KEY_WORDS = 6  # the previous questions' words added to a follow-up
 # packaged embedder): SEV2/SEV1 0.87, v2/v1 0.83, production/staging 0.54; a word and the
 # topic it asks about are further apart (escalate/alert 0.42, language/listening 0.41).
 STANDS_IN = 0.5
-# A question the words take as standalone may still lean on the conversation: when the previous
-# questions' key words bring its best passage this much nearer (cosine, the packaged embedder;
-# on the three follow-up sets a follow-up gained -0.08 to +0.61, a standalone question after
-# an unrelated turn at most 0.13 on two of them and 0.22 on the third: docs/first-hour.md), the
-# generator is asked whether it does (its rewrite must pass `checked`).
-CLOSER = 0.15
-Closest = Callable[[str], float]  # a query's best passage's similarity
 # Words of a question that say how it is asked, not what about: no use as key words.
 _ASKING_WORDS = (
     "many much often long quickly get gets getting see seems have has need want know "
@@ -79,42 +72,19 @@ def _referring(question: str) -> bool:
     return bool(_REFERRING & set(words(_NOT_REFERRING.sub(" ", question))))
 
 
-def standalone(
-    question: str,
-    history: Sequence[Turn] = (),
-    generator=None,
-    embedder=None,
-    closest: Closest | None = None,
-) -> str:
+def standalone(question: str, history: Sequence[Turn] = (), generator=None, embedder=None) -> str:
     """The question to search for: `question` itself unless it is a follow-up of `history`.
     `embedder` finds the word of the previous question that a follow-up's word stands in for
-    ("and a SEV2?": SEV1), see elliptic() and with_key_words(). A question the words take as
-    standalone is rewritten only when both witnesses agree (see leans_on)."""
+    ("and a SEV2?": SEV1), see elliptic() and with_key_words()."""
     turns = [t for t in history if t and t[0]][-TURNS:]
-    if not turns:
+    if not turns or not is_followup(question):
         return question
-    writes = generator is not None and getattr(generator, "name", "") != "echo"
-    if not is_followup(question):
-        if writes and closest is not None and leans_on(question, turns, closest, embedder):
-            rewrite = _generated(question, turns, generator)
-            if rewrite and checked(rewrite, question, turns):
-                return rewrite
-        return question
-    if writes:
+    if generator is not None and getattr(generator, "name", "") != "echo":
         rewrite = _generated(question, turns, generator)
         if rewrite and checked(rewrite, question, turns):
             return rewrite
         log.info("follow-up rewrite %r failed the check; searching with key words", rewrite)
     return elliptic(question, turns, embedder) or with_key_words(question, turns, embedder)
-
-
-def leans_on(question: str, turns: Sequence[Turn], closest: Closest, embedder=None) -> bool:
-    """The conversation's key words bring the question's best passage at least CLOSER nearer
-    than the question alone finds ("what if the link has expired?" after a question about the
-    onboarding invite). A witness, not a verdict: a question its own words match poorly gains
-    from any words, so standalone() also asks the generator."""
-    keyed = with_key_words(question, turns, embedder)
-    return keyed != question and closest(keyed) - closest(question) >= CLOSER
 
 
 def elliptic(question: str, turns: Sequence[Turn], embedder=None) -> str:
