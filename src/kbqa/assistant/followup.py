@@ -58,11 +58,11 @@ def is_followup(question: str) -> bool:
     return not own or (len(own) == 1 and not _NAME.search(question))
 
 
-# Where a referring word refers to nothing before the question: "IT" (a department, in
-# capitals), "is there" (there is), "check that Tailscale is…" (that opening a clause: a name,
-# an article or a pronoun after it; "that store" and "that?" still refer back).
+# Where a referring word refers to nothing before the question: a word in capitals is a name
+# ("IT", the department), "is there" (there is), "check that Tailscale is…" (that opening a
+# clause: a name, an article or a pronoun after it; "that store" and "that?" still refer back).
 _NOT_REFERRING = re.compile(
-    r"\b(?:IT|ITS|ONE|THEN|THERE|THEM|THEY|THIS|THAT|THESE|THOSE|SAME)\b"
+    r"\b[A-Z]{2,}\b"
     r"|(?i:\b(?:is|are|was|were|be)\s+there\b|\bthere\s+(?:is|are|was|were|be)\b)"
     r"|\bthat\s+(?=[A-Z]|(?:the|a|an|my|our|your|their|I|we|you|he|she|it|they)\b)"
 )
