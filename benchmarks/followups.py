@@ -2,6 +2,7 @@
 the follow-up searched with its conversation (assistant/followup.py), in one run.
 
     python benchmarks/followups.py [--pairs FILE ...] [--home DIR] [--generator N] [--verbose]
+        [--no-nearness]
 
 Ingests examples/handbook with the packaged embedder (once; later runs reuse it), then for each
 pair of each set (`--pairs`; by default tests/data/followups.json, the set studied, and
@@ -10,13 +11,16 @@ then the follow-up with the first turn as history. Quoted (extractive) answers b
 generator runs and the figure is retrieval's: the right document first, and an answer citing it
 with the expected words. With `--generator N`, the first N pairs again with the configured
 generator (it writes the rewrite and the answer). Also counts how often a standalone question
-asked after an unrelated turn is rewritten (target 0).
+asked after an unrelated turn is rewritten (target 0), with the generator too when it runs: a
+set's first questions and its own `standalone` list. `--no-nearness` measures the code before
+the passages' nearness was a witness (the word rules alone).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -25,6 +29,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from kbqa.app import KnowledgeBase
+from kbqa.assistant import followup
 from kbqa.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,13 +67,13 @@ def run(kb: KnowledgeBase, pairs: list[dict], extractive: bool, verbose: bool) -
     return counts
 
 
-def unchanged(kb: KnowledgeBase, pairs: list[dict]) -> int:
-    """Standalone questions searched as asked after an unrelated turn."""
+def unchanged(kb: KnowledgeBase, questions: list[str], extractive: bool = True) -> int:
+    """Standalone questions searched as asked after an unrelated turn (another one of them)."""
     same = 0
-    for i, pair in enumerate(pairs):
-        other = pairs[(i + len(pairs) // 2) % len(pairs)]
-        answer = kb.ask(pair["first"], extractive=True, history=[(other["first"], "…")])
-        same += not answer.searched
+    for i, question in enumerate(questions):
+        other = questions[(i + len(questions) // 2) % len(questions)]
+        searched = kb.searched_for(question, [(other, "…")], extractive=extractive)
+        same += searched == question
     return same
 
 
@@ -79,7 +84,12 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--generator-only", action="store_true", help="skip the quoted run")
     parser.add_argument("--pairs", type=Path, nargs="+", default=SETS, metavar="FILE")
+    parser.add_argument(
+        "--no-nearness", action="store_true", help="the word rules alone (the code before)"
+    )
     args = parser.parse_args()
+    if args.no_nearness:
+        followup.NO_NEARER, followup.CLOSER = -math.inf, math.inf
     kb = KnowledgeBase(Settings.load(home=args.home, slack_workspace="larkspur"))
     kb.ingest([ROOT / "examples/handbook"])
     for path in args.pairs:
@@ -87,8 +97,10 @@ def main() -> None:
 
 
 def measure(kb: KnowledgeBase, path: Path, args: argparse.Namespace) -> None:
-    pairs = json.loads(path.read_text())["pairs"]
+    data = json.loads(path.read_text())
+    pairs = data["pairs"]
     n = len(pairs)
+    alone = [p["first"] for p in pairs] + [q["question"] for q in data.get("standalone", [])]
     print(f"\n{n} follow-up pairs ({path.name}), embedder {kb.embedder.name}")
     print(f"{'run':34} {'right doc first':>16} {'answered+right':>15} {'s/pair':>7}")
 
@@ -102,11 +114,13 @@ def measure(kb: KnowledgeBase, path: Path, args: argparse.Namespace) -> None:
 
     if not args.generator_only:
         show("quoted (no generator):", run(kb, pairs, True, args.verbose), n)
-        same = unchanged(kb, pairs)
-        print(f"standalone questions after an unrelated turn searched as asked: {same}/{n}")
+        same = unchanged(kb, alone)
+        print(f"standalone after an unrelated turn, searched as asked: {same}/{len(alone)}")
     if args.generator:
         sample = pairs[: args.generator]
         show(f"{kb.settings.generator_model}:", run(kb, sample, False, args.verbose), len(sample))
+        same = unchanged(kb, alone, extractive=False)
+        print(f"with the generator, standalone questions searched as asked: {same}/{len(alone)}")
 
 
 if __name__ == "__main__":

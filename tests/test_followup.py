@@ -169,3 +169,55 @@ def test_words_that_refer_to_nothing_before_the_question_do_not_make_a_follow_up
     for question in ("when does it ship?", "is it there?", "which team owns that store?",
                      "how do I check that?", "and is there a limit?"):  # fmt: skip
         assert is_followup(question), question
+
+
+def test_nearness_witnesses_both_ways():
+    # A question the words miss ("what if the link has expired?" names nothing of the
+    # conversation) is a follow-up when the conversation's key words bring its passage at least
+    # CLOSER nearer: the model's rewrite if it passes the check, else the key words.
+    question = "what if the link has expired?"
+    turns = [("How do I accept the onboarding invite?", "Click the link in the email [1].")]
+    assert not is_followup(question)
+
+    def invite_nearer(query: str) -> float:
+        return 0.62 if "invite" in query else 0.41
+
+    good = Scripted("what if the onboarding invite link has expired?")
+    assert standalone(question, turns, good, None, invite_nearer) == good.reply
+    bad = Scripted("the link expires after 7 days.")
+    keyed = standalone(question, turns, bad, None, invite_nearer)
+    assert keyed == "what if the link has expired? (accept onboarding invite)"
+    # Not nearer enough (0.09 < 0.15), or no nearness at all: searched as asked, model not asked.
+    quiet = Scripted(good.reply)
+    slightly = standalone(question, turns, quiet, None, lambda q: 0.5 if "invite" in q else 0.41)
+    assert slightly == question
+    assert standalone(question, turns, quiet) == question and not quiet.prompts
+    # A question whose words refer back ("it") but whose passages the conversation brings no
+    # nearer refers to nothing before it: searched as asked, the model is not asked.
+    own = "Is it OK to check Grafana from my personal phone while on call?"
+    assert is_followup(own)
+
+    def own_nearest(query: str) -> float:
+        return 0.36 if "(" in query else 0.41  # the key words pull it away from its passage
+
+    assert standalone(own, turns, quiet, None, own_nearest) == own and not quiet.prompts
+    # The same question where the conversation does bring it nearer stays a follow-up.
+    assert standalone(own, turns, good, None, invite_nearer) != own
+    assert standalone(question, [], good, None, invite_nearer) == question
+
+
+def test_the_core_reads_nearness_within_the_askers_scope(kb, docs):
+    # The core hands standalone() a `closest` that searches what the asker may see: with
+    # everything allowed, the key words bring db.md's passage nearer for a question the words
+    # miss; with a scope that allows only ports.md, the question's best passage is ports.md's
+    # either way, so it gains nothing and the generator is never asked.
+    kb.ingest([docs])
+    question = "what should I restart afterwards?"
+    assert not is_followup(question)
+    rewrite = "what should I restart afterwards when I rotate the staging database password?"
+    kb._services.models.generator = Scripted(rewrite)
+    assert kb.searched_for(question, [FIRST]) == rewrite
+    answer = kb.ask(question, history=[FIRST])
+    assert answer.searched == rewrite
+    narrow = kb.ask(question, history=[FIRST], sources=["ports.md"])
+    assert narrow.searched == ""

@@ -158,7 +158,7 @@ class KnowledgeBase:
         """Answer a question (a follow-up of `history` made standalone: assistant/followup.py);
         `audience` limits the sources to those it may see, `sources` (patterns) to those named."""
         answerer, allow = self._answerer(extractive, audience, sources)
-        search = followup.standalone(question, history, answerer.generator, self.embedder)
+        search = self._standalone(question, history, answerer, allow)
         answer = answerer.answer(search, k, extractive, history, allow, context)
         return followup.told(answer, question, sources, self.embedder.name)
 
@@ -174,9 +174,34 @@ class KnowledgeBase:
     ) -> Iterator[str | Answer]:
         """ask(), streamed: each checked sentence or unit as it passes, then the Answer."""
         answerer, allow = self._answerer(extractive, audience, sources)
-        search = followup.standalone(question, history, answerer.generator, self.embedder)
+        search = self._standalone(question, history, answerer, allow)
         items = answerer.answer_stream(search, k, extractive, history, allow, context)
         return followup.told_stream(items, question, sources, self.embedder.name)
+
+    def searched_for(
+        self,
+        question: str,
+        history: list[tuple[str, str]] = (),
+        extractive: bool = False,
+        audience: Audience | None = None,
+        sources: list[str] = (),
+    ) -> str:
+        """What ask() would search for: `question`, or a follow-up of `history` made
+        standalone (assistant/followup.py); nothing is answered."""
+        answerer, allow = self._answerer(extractive, audience, sources)
+        return self._standalone(question, history, answerer, allow)
+
+    def _standalone(self, question: str, history, answerer, allow) -> str:
+        """The question to search for (assistant/followup.py), its passages' nearness read
+        from what `allow` lets the asker see."""
+        if not history:
+            return question
+
+        def closest(query: str) -> float:
+            hits = answerer.retriever.search(query, answerer.settings.top_k, allow)
+            return hits[0].score if hits else 0.0
+
+        return followup.standalone(question, history, answerer.generator, self.embedder, closest)
 
     def require_content(self) -> None:
         if self.store.counts()["chunks"] == 0:
