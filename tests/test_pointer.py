@@ -313,6 +313,11 @@ def test_the_subject_check_rejects_a_unit_about_another_service():
     assert check(pointed("Which is older, Acme or Beta?", "Beta was founded in 1901.")) is None
     # "i.e." and "e.g." are written like identifiers but name nothing.
     assert check(pointed("at least one file, i.e. nargs=-1?", "Use nargs=-1 for that.")) is None
+    # "I'm", "I've" and "OK" are capitalised but name nothing the unit must.
+    never = "Authors never approve their own pull request."
+    assert check(pointed("can I count my own approval if I'm a codeowner?", never)) is None
+    assert check(pointed("Is it OK if I've approved my own change?", never)) is None
+    assert check(pointed("can I count my own approval if I'm in Yard?", never)) is not None
 
 
 def test_the_probability_check_has_its_threshold():

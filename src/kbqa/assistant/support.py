@@ -90,7 +90,8 @@ def missing_figures(sentence: str, passage: str) -> set[str]:
     return missing | (_quantities(sentence) - _quantities(passage))
 
 
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'-]*[A-Za-z0-9]")
+# A capitalised word past the sentence's first is a name; "I'm", "I've" and "OK" are not.
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b(?!I['’]|OK\b)[A-Z][\w'-]*[A-Za-z0-9]")
 
 
 def missing_names(
