@@ -70,6 +70,51 @@ def test_a_committed_file_has_its_last_commits_time_and_author(repo: Path):
     assert file_time(path, path.read_bytes(), 0, git)["updated_at"] == iso(COMMITTED + 86400)
 
 
+def test_a_folders_files_take_the_commits_that_changed_them_there(tmp_path: Path):
+    """The walk skips commits that changed nothing under the folder, and dates each file by
+    the last commit that changed it, not by a later commit elsewhere or an older one."""
+    root, day = tmp_path / "repo", 86_400.0
+    gitrepo.commit(root, {"docs/a.md": "# A\n", "docs/b.md": "# B\n"}, COMMITTED, "Ana Lima", "1")
+    gitrepo.commit(root, {"other/x.md": "# X\n"}, COMMITTED + day, "Bo Chen", "2")
+    gitrepo.commit(root, {"docs/deep/b.md": "# B2\n"}, COMMITTED + 2 * day, "Cy Diaz", "3")
+    gitrepo.commit(root, {"docs/b.md": "# B, again\n"}, COMMITTED + 3 * day, "Di Eze", "4")
+    gitrepo.commit(root, {"other/x.md": "# X, again\n"}, COMMITTED + 4 * day, "Bo Chen", "5")
+    git = GitTimes.open(root / "docs")
+    assert git is not None
+    dated = {
+        name: git.last_change(root / "docs" / name, (root / "docs" / name).read_bytes())
+        for name in ("a.md", "b.md", "deep/b.md")
+    }
+    assert dated == {
+        "a.md": (COMMITTED, "Ana Lima"),
+        "b.md": (COMMITTED + 3 * day, "Di Eze"),
+        "deep/b.md": (COMMITTED + 2 * day, "Cy Diaz"),
+    }
+    assert git.last_change(root / "other" / "x.md", b"# X, again\n") is None  # not the folder's
+
+
+def test_parse_threads_open_the_history_once(repo: Path, monkeypatch):
+    """Files of one folder loaded by several threads at once share one walk of its history."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kbqa.ingest import sources
+
+    for n in range(4):
+        (repo / f"page{n}.md").write_text(f"# Page {n}\n\nWords.\n")
+    opened = []
+
+    def slow_open(start: Path):
+        opened.append(start)
+        time.sleep(0.2)  # a long history: the other threads arrive while it is walked
+        return None
+
+    monkeypatch.setattr(sources.GitTimes, "open", staticmethod(slow_open))
+    source = sources.file_source(repo, 1200, 800)
+    with ThreadPoolExecutor(4) as threads:
+        docs = list(threads.map(lambda item: item.load(item.fingerprint(), {}), source.items))
+    assert len(docs) == 5 and len(opened) == 1
+
+
 def test_an_edited_or_uncommitted_file_falls_back_to_its_mtime(repo: Path):
     path = repo / "ports.md"
     path.write_text("# Services\n\nThe tracker service listens on port 7400.\n")

@@ -187,6 +187,29 @@ def test_a_forked_worker_keeps_no_other_workers_pipe_open(monkeypatch):
         assert first._process.exitcode == 0
 
 
+def test_a_second_ingest_in_one_process_still_forks_its_workers(settings, tmp_path: Path):
+    """Nothing an ingest runs leaves a thread behind (bm25s's tqdm started a monitor thread
+    that lived on): a later ingest in the process forks its workers from itself, warm,
+    instead of starting a fork server and paying the parsers' imports again."""
+    docs = _corpus(tmp_path / "docs")
+    kb = _kb(settings, tmp_path / "home", 2)
+    before = set(threading.enumerate())  # pytest-xdist runs a thread of its own
+    kb.ingest([docs])
+    assert set(threading.enumerate()) == before
+
+
+def test_warming_the_pdf_parser_loads_its_reading_order_sort():
+    """A PDF ahead is warmed once in the ingest process before its workers fork: the
+    compiled reading-order sort (numba) is loaded there, not in every worker's first PDF."""
+    pytest.importorskip("pikepdf")
+    from unstructured.partition.utils import xycut
+
+    from kbqa.ingest.partition import warm_pdf
+
+    warm_pdf()
+    assert xycut.projection_by_bboxes.signatures
+
+
 def test_ingest_workers_must_not_be_negative():
     with pytest.raises(ConfigError, match="ingest_workers"):
         Settings(ingest_workers=-1).validate()

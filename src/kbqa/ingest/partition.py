@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import re
+import tempfile
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -66,6 +67,40 @@ def load_parsers() -> None:
 
     chunk_by_title(partition_md(text="# Title\n\nA sentence of a few words.\n"))
     _loaded = True
+
+
+_warm_pdf = False
+
+
+def warm_pdf() -> None:
+    """Parse a one-page PDF made here, once per process: a process's first PDF loads the
+    compiled reading-order sort (numba, ~0.5 s). Workers forked after this start with it
+    loaded, instead of each paying it at its first PDF."""
+    global _warm_pdf
+    if _warm_pdf:
+        return
+    _warm_pdf = True
+    try:
+        import pikepdf  # the pdf extra's; without it PDFs are not read at all
+    except ImportError:
+        return
+    font = pikepdf.Dictionary(
+        Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1, BaseFont=pikepdf.Name.Helvetica
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "warm.pdf"
+        pdf = pikepdf.new()
+        pdf.add_blank_page(page_size=(612, 792))
+        page = pdf.pages[0].obj
+        page.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
+        page.Contents = pdf.make_stream(
+            b"BT /F1 12 Tf 72 720 Td (A title) Tj ET BT /F1 10 Tf 72 690 Td (A sentence.) Tj ET"
+        )
+        pdf.save(path)
+        try:
+            partition_and_chunk(path, 1200, 800, content_type="application/pdf")
+        except ParseError as exc:  # only a head start: the first real PDF pays it instead
+            log.debug("warming the PDF parser failed: %s", exc)
 
 
 def partition_and_chunk(

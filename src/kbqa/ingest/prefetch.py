@@ -62,7 +62,9 @@ class Prefetch:
         plans = [self._plan(source) for source in sources]
         # Every worker this ingest needs is started here, before the first parse is handed to
         # a thread: forked while the ingest has no other thread, and never started twice.
-        self.pool.start(min(sum(len(wanted) for _, wanted in plans), self.pool.size))
+        items = [item for _, wanted in plans for item in wanted]
+        pdf = any(item.name.lower().endswith(".pdf") for item in items)
+        self.pool.start(min(len(items), self.pool.size), pdf=pdf)
         return [
             self._source(source, digests, wanted)
             for source, (digests, wanted) in zip(sources, plans, strict=True)

@@ -5,6 +5,7 @@ before paying for parsing."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,7 +62,9 @@ def file_source(
         return parse_file(path, max_chars, soft_max_chars, digest, timings, limits)
 
     parse = parser or in_process
-    git: list[GitTimes | None] = []  # opened at the first load: a listing alone needs no git
+    # Opened at the first load (a listing alone needs no git), once: parse threads load at once.
+    git: list[GitTimes | None] = []
+    git_lock = threading.Lock()
 
     def item(path: Path) -> Item:
         def fingerprint() -> str:
@@ -70,8 +73,9 @@ def file_source(
 
         def load(digest: str, timings: dict[str, float]) -> Document:
             doc = parse(path, digest, timings)
-            if not git:
-                git.append(GitTimes.open(root))
+            with git_lock:
+                if not git:
+                    git.append(GitTimes.open(root))
             try:
                 data = path.read_bytes()
             except OSError as exc:

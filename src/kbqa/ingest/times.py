@@ -41,7 +41,9 @@ def front_matter(head: bytes) -> dict[str, str]:
 class GitTimes:
     """The last commit of each committed file under one folder of a git work tree (dulwich,
     no git binary needed): the history is walked once, newest first, until every file the
-    folder's HEAD holds is dated (or MAX_COMMITS were read), and the repository is closed."""
+    folder's HEAD holds is dated (or MAX_COMMITS were read), and the repository is closed.
+    A commit whose folder is the same tree as its first parent's changed nothing there and is
+    not diffed: one tree read per commit, not a diff of the folder's path from the root."""
 
     def __init__(self, start: Path):
         from dulwich.diff_tree import tree_changes
@@ -54,30 +56,37 @@ class GitTimes:
             prefix = start.resolve().relative_to(self.root).as_posix().encode()
             prefix = b"" if prefix == b"." else prefix
             store = repo.object_store
-            tree = store[repo[repo.head()].tree]
-            if prefix:
-                _mode, sub = tree.lookup_path(store.__getitem__, prefix)
-                tree = store[sub]
+            folder = _Folder(store, prefix)
+            top = folder.tree(store[repo.head()].tree)
             # path -> the blob HEAD holds there: what the file must still be to take its date
             self._blobs = (
                 {
                     (prefix + b"/" + e.path if prefix else e.path): e.sha
-                    for e in store.iter_tree_contents(tree.id)
+                    for e in store.iter_tree_contents(top)
                 }
-                if isinstance(tree, Tree)
+                if top is not None and isinstance(store[top], Tree)
                 else {}
             )
             self._dated: dict[bytes, tuple[float, str]] = {}
             wanted = set(self._blobs)
+            trees: dict[bytes, bytes] = {}  # commit -> its root tree, for the parents ahead
             for entry in repo.get_walker(max_entries=MAX_COMMITS):
                 if not wanted:
                     break
                 commit = entry.commit
-                parent = store[commit.parents[0]].tree if commit.parents else None
+                parent = None
+                if commit.parents:
+                    first = commit.parents[0]
+                    if first not in trees:
+                        trees[first] = store[first].tree
+                    parent = folder.tree(trees.pop(first))
+                new = folder.tree(commit.tree)
+                if new == parent:
+                    continue  # nothing under the folder changed here
                 author = commit.author.decode("utf-8", "replace").split(" <")[0]
-                paths = [prefix] if prefix else None
-                for change in tree_changes(store, parent, commit.tree, paths=paths):
+                for change in tree_changes(store, parent, new):
                     path = change.new.path if change.new is not None else None
+                    path = prefix + b"/" + path if prefix and path is not None else path
                     if path in wanted:
                         wanted.discard(path)
                         self._dated[path] = (float(commit.commit_time), author)
@@ -120,3 +129,29 @@ def file_time(path: Path, data: bytes, mtime: float, git: GitTimes | None) -> di
     if change is not None:
         return {"updated_at": iso(change[0]), "author": change[1], "time_source": "git"}
     return {**own, "updated_at": iso(mtime), "time_source": "mtime"}
+
+
+class _Folder:
+    """The tree id of one folder (`prefix`, b"" for the root) in commits' root trees; each tree
+    on the way is read once however many commits share it."""
+
+    def __init__(self, store, prefix: bytes):
+        self.store, self.parts = store, [p for p in prefix.split(b"/") if p]
+        self._child: dict[tuple[bytes, bytes], bytes | None] = {}
+
+    def tree(self, root: bytes) -> bytes | None:
+        """The folder's tree id under the root tree `root`; None where it is missing."""
+        sha: bytes | None = root
+        for part in self.parts:
+            key = (sha, part)
+            if key not in self._child:
+                try:
+                    mode, child = self.store[sha][part]
+                except KeyError:
+                    mode, child = 0, None
+                # a file where the folder should be is no folder
+                self._child[key] = child if mode & 0o040000 else None
+            sha = self._child[key]
+            if sha is None:
+                return None
+        return sha

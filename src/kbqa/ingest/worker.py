@@ -32,7 +32,7 @@ from typing import Any
 
 from kbqa.errors import ParseError
 from kbqa.ingest.files import FileLimits, check_size, parse_file
-from kbqa.ingest.partition import load_parsers
+from kbqa.ingest.partition import load_parsers, warm_pdf
 from kbqa.types import Document
 
 log = logging.getLogger(__name__)
@@ -250,9 +250,13 @@ class ParsePool:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def start(self, n: int) -> None:
+    def start(self, n: int, pdf: bool = False) -> None:
         """Have up to n of the idle workers running, started from this thread: call it before
-        any other thread runs, and they are forked, with no fork server to start (_context)."""
+        any other thread runs, and they are forked, with no fork server to start (_context).
+        `pdf`: files ahead are PDFs; warm that parser here once, so no worker pays for it."""
+        if pdf and n and _context().get_start_method() == "fork":
+            load_parsers()
+            warm_pdf()
         idle = self._take_idle()
         try:
             running = sum(w._process is not None for w in idle)

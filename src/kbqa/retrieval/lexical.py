@@ -50,7 +50,13 @@ def bm25s_module():
             del sys.modules["numba"]
     import bm25s
     import bm25s.stopwords
+    import tqdm
 
+    # bm25s wraps its loops in tqdm even with show_progress=False, and tqdm's first bar starts
+    # a monitor thread that lives as long as the process: a later ingest in it then sees a
+    # thread running and starts its parse workers from a fork server, not by a fork of itself
+    # (ingest/worker.py). kbqa shows no bm25s bar, so the monitor has nothing to watch.
+    tqdm.tqdm.monitor_interval = 0
     return bm25s
 
 
