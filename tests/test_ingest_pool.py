@@ -3,6 +3,8 @@ documents and chunks, in the same order, as one worker; failures and skips are a
 
 from __future__ import annotations
 
+import gc
+import os
 import threading
 import time
 from pathlib import Path
@@ -11,9 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from kbqa.app import KnowledgeBase
-from kbqa.errors import ConfigError
+from kbqa.errors import ConfigError, ParseError
 from kbqa.ingest import worker as parse_worker
 from kbqa.ingest.files import FileLimits
+from kbqa.ingest.partition import load_parsers
 from kbqa.retrieval.embedder import HashEmbedder
 from kbqa.settings import Settings
 from kbqa.store import ChunkRow, DocumentRow
@@ -185,6 +188,48 @@ def test_a_forked_worker_keeps_no_other_workers_pipe_open(monkeypatch):
         first._conn.close()  # as if the ingest had gone, for this worker
         first._process.join(10)
         assert first._process.exitcode == 0
+
+
+class _Finalised:
+    """Garbage that records which process finalises it (as an onnxruntime session's destructor
+    would run, and hang, in a forked worker)."""
+
+    def __init__(self, marker: Path):
+        self.marker, self.parent, self.me = marker, os.getpid(), self
+
+    def __del__(self):
+        if os.getpid() != self.parent:
+            self.marker.write_text("finalised in a worker")
+
+
+def test_a_forked_worker_never_finalises_what_the_ingest_left(monkeypatch, tmp_path: Path):
+    """Objects the ingest process left unreachable when it forked a worker (an earlier
+    knowledge base's embedder) are not collected in the worker: there an onnxruntime session's
+    destructor waited forever for threads the fork did not copy."""
+    monkeypatch.setattr(
+        parse_worker, "_context", lambda: parse_worker.multiprocessing.get_context("fork")
+    )
+
+    def collect_in_worker(*_args, **_kwargs):
+        gc.collect()
+        raise ParseError("collected")
+
+    monkeypatch.setattr(parse_worker, "parse_file", collect_in_worker)
+    marker, page = tmp_path / "marker", tmp_path / "page.md"
+    page.write_text("# Page\n\nWords.\n")
+    load_parsers()  # (their first load collects garbage) before the worker is forked
+    gc.disable()  # the cycle must still be there when the worker is forked
+    try:
+        _Finalised(marker)  # unreachable at once: a cycle only a collection frees
+        with parse_worker.ParsePool(FileLimits(), size=1) as pool:
+            pool.start(1)
+            gc.enable()
+            with pytest.raises(ParseError, match="collected"):
+                pool.parse(page, "digest", {})
+    finally:
+        gc.enable()
+    gc.collect()
+    assert not marker.exists()
 
 
 def test_a_second_ingest_in_one_process_still_forks_its_workers(settings, tmp_path: Path):

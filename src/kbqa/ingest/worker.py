@@ -17,6 +17,7 @@ spawned."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import queue
@@ -150,7 +151,18 @@ class ParseWorker:
             name="kbqa-parse",
             daemon=True,
         )
-        process.start()
+        if fork:
+            # A forked worker's garbage collector must never finalise what this process left
+            # unreachable: an onnxruntime session of an earlier knowledge base, destroyed
+            # there, waits forever for the thread pool that did not come with the fork (seen
+            # as a parse hanging until max_file_seconds in a process's third ingest). Frozen,
+            # the objects of this moment are never examined by the worker's collections.
+            gc.freeze()
+        try:
+            process.start()
+        finally:
+            if fork:
+                gc.unfreeze()
         child.close()
         with _INGEST_ENDS_LOCK:
             _INGEST_ENDS.add(parent)
