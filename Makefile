@@ -27,7 +27,7 @@ demo: setup
 # Everything, as CI runs it (.ci/run).
 test: setup-all
 	$(VENV)/bin/ruff check .
-	bash scripts/with-postgres.sh $(PY) -m pytest
+	bash scripts/with-postgres.sh $(PY) -m pytest -n 2 --dist loadfile
 
 # The quick loop while editing: lint and the fast tests (no packaged models, no PostgreSQL).
 # It sets up only when the test tools are missing, so it starts at once.
