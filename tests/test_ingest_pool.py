@@ -255,6 +255,21 @@ def test_warming_the_pdf_parser_loads_its_reading_order_sort():
     assert xycut.projection_by_bboxes.signatures
 
 
+def test_an_ingests_time_includes_starting_its_workers(settings, tmp_path: Path, monkeypatch):
+    """The time an ingest reports (the CLI's "… in N s") is what its caller waited, the
+    workers' start and the parsers' loading included, not only the run after them."""
+    docs = _corpus(tmp_path / "docs")
+    start = parse_worker.ParsePool.start
+
+    def slow_start(self, n, pdf=False):
+        time.sleep(1.0)  # as the parsers' first loading in a fresh process takes seconds
+        start(self, n, pdf)
+
+    monkeypatch.setattr(parse_worker.ParsePool, "start", slow_start)
+    report = _kb(settings, tmp_path / "home", 2).ingest([docs])
+    assert report.added == 11 and report.seconds >= 1.0
+
+
 def test_ingest_workers_must_not_be_negative():
     with pytest.raises(ConfigError, match="ingest_workers"):
         Settings(ingest_workers=-1).validate()
