@@ -69,17 +69,12 @@ class GitTimes:
             )
             self._dated: dict[bytes, tuple[float, str]] = {}
             wanted = set(self._blobs)
-            trees: dict[bytes, bytes] = {}  # commit -> its root tree, for the parents ahead
             for entry in repo.get_walker(max_entries=MAX_COMMITS):
                 if not wanted:
                     break
                 commit = entry.commit
-                parent = None
-                if commit.parents:
-                    first = commit.parents[0]
-                    if first not in trees:
-                        trees[first] = store[first].tree
-                    parent = folder.tree(trees.pop(first))
+                first = commit.parents[0] if commit.parents else None
+                parent = folder.tree(store[first].tree) if first is not None else None
                 new = folder.tree(commit.tree)
                 if new == parent:
                     continue  # nothing under the folder changed here
