@@ -2,7 +2,7 @@
 the follow-up searched with its conversation (assistant/followup.py), in one run.
 
     python benchmarks/followups.py [--pairs FILE ...] [--home DIR] [--generator N] [--verbose]
-        [--no-nearness | --key-word-witness]
+        [--no-nearness]
 
 Ingests examples/handbook with the packaged embedder (once; later runs reuse it), then for each
 pair of each set (`--pairs`; by default every tests/data/followups*.json: the studied set and the
@@ -13,8 +13,7 @@ answer citing it with the expected words. With `--generator N`, the first N pair
 configured generator (it writes the rewrite and the answer). Also counts how often a standalone
 question asked after an unrelated turn is rewritten (target 0), with the generator too when it
 runs: a set's first questions and its own `standalone` list. `--no-nearness` measures the code
-before the passages' nearness was a witness (the word rules alone); `--key-word-witness` the
-code before the witness read a follow-up's searched form (the key words' gain, at 3c93107).
+before the passages' nearness was a witness (the word rules alone).
 """
 
 from __future__ import annotations
@@ -85,12 +84,7 @@ def main() -> None:
     parser.add_argument(
         "--no-nearness", action="store_true", help="the word rules alone (the code before)"
     )
-    parser.add_argument(
-        "--key-word-witness", action="store_true", help="the key words' gain (the code before)"
-    )
     args = parser.parse_args()
-    if args.key_word_witness:
-        followup.SEARCHED_WITNESS = False
     if args.no_nearness:
         followup.NO_NEARER, followup.CLOSER = -math.inf, math.inf
     kb = KnowledgeBase(Settings.load(home=args.home, slack_workspace="larkspur"))

@@ -41,10 +41,6 @@ STANDS_IN = 0.5
 # questions after an unrelated turn at most 0.22 (docs/first-hour.md).
 NO_NEARER = 0.0
 CLOSER = 0.15
-# A word-detected follow-up's witness is the form it would be searched with (the checked
-# rewrite, else elliptic(), else the key words), not the key words alone (docs/first-hour.md,
-# "The witness reads what would be searched"); False is the code before, for benchmarks.
-SEARCHED_WITNESS = True
 Closest = Callable[[str], float]  # a query's best passage's similarity
 # Words of a question that say how it is asked, not what about: no use as key words.
 _ASKING_WORDS = (
@@ -96,33 +92,18 @@ def standalone(
     """The question to search for: `question` itself unless it is a follow-up of `history`.
     `embedder` finds the word of the previous question that a follow-up's word stands in for
     ("and a SEV2?": SEV1), see elliptic() and with_key_words(). With `closest`, the passages'
-    nearness is a second witness: a follow-up by its words whose standalone form brings its
-    best passage no nearer is searched as asked, and a question standing on its words that the
-    conversation's key words bring CLOSER is a follow-up (nearer())."""
+    nearness is a second witness (nearer())."""
     turns = [t for t in history if t and t[0]][-TURNS:]
     if not turns:
         return question
-    if not is_followup(question):
-        if closest is None or nearer(question, turns, closest, embedder) < CLOSER:
-            return question
-        log.info("standalone by its words, the conversation's key words bring it nearer")
-        return _rewritten(question, turns, generator, embedder)
-    if closest is not None and not SEARCHED_WITNESS:  # the code before (benchmarks only)
-        if nearer(question, turns, closest, embedder) <= NO_NEARER:
-            return question
-        return _rewritten(question, turns, generator, embedder)
-    searched = _rewritten(question, turns, generator, embedder)
-    if closest is not None and searched != question:
-        gain = closest(searched) - closest(question)
-        if gain <= NO_NEARER:
-            log.info("follow-up by its words, but %r gains %.2f: searched as asked", searched, gain)
-            return question
-    return searched
-
-
-def _rewritten(question: str, turns: Sequence[Turn], generator, embedder) -> str:
-    """The follow-up made standalone: the generator's rewrite if it passes the check, else
-    the previous question with the one word it stands in for, else with the key words."""
+    follows = is_followup(question)
+    if closest is not None:
+        gain = nearer(question, turns, closest, embedder)
+        if (follows and gain <= NO_NEARER) or (not follows and gain >= CLOSER):
+            log.info("follow-up by its words %s, the conversation's words gain %.2f", follows, gain)
+            follows = not follows
+    if not follows:
+        return question
     if generator is not None and getattr(generator, "name", "") != "echo":
         rewrite = _generated(question, turns, generator)
         if rewrite and checked(rewrite, question, turns):
