@@ -6,7 +6,7 @@ the follow-up searched with its conversation (assistant/followup.py), in one run
 
 Ingests examples/handbook with the packaged embedder (once; later runs reuse it), then for each
 pair of each set (`--pairs`; by default every tests/data/followups*.json: the studied set and the
-five held out, all read by now; docs/first-hour.md says when each was blind) asks the first
+seven held out, all read by now; docs/first-hour.md says when each was blind) asks the first
 question, then the follow-up with the first turn as history. Quoted (extractive) answers by
 default, so no generator runs and the figure is retrieval's: the right document first, and an
 answer citing it with the expected words. With `--generator N`, the first N pairs again with the
