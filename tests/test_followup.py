@@ -221,3 +221,18 @@ def test_the_core_reads_nearness_within_the_askers_scope(kb, docs):
     assert answer.searched == rewrite
     narrow = kb.ask(question, history=[FIRST], sources=["ports.md"])
     assert narrow.searched == ""
+
+
+def test_followup_rewrite_words_searches_the_conversations_words_without_asking_the_model(kb, docs):
+    kb.ingest([docs])
+    question = "and how do I check it worked?"
+    rewrite = "How do I check that rotating the staging database password worked?"
+    model = Scripted(rewrite)
+    kb._services.models.generator = model
+    assert kb.searched_for(question, [FIRST]) == rewrite  # "generator", the default
+    asked = len(model.prompts)
+    assert asked
+    kb.settings = kb.settings.replace(followup_rewrite="words")
+    keyed = kb.searched_for(question, [FIRST])
+    assert keyed.startswith(f"{question} (") and "staging" in keyed
+    assert len(model.prompts) == asked  # no rewrite request

@@ -95,6 +95,8 @@ SETTINGS = {
     "rest (0: no limit; 10: a handbook answer 0.78-0.83x the time, off by default: "
     "[docs/pointer.md](docs/pointer.md), version 15)",
     "on_failed_pick": "a pick that fails a check: `drop` it (keep the others) or `abstain`",
+    "followup_rewrite": "a follow-up is searched as the model's checked rewrite (`generator`) "
+    "or with the conversation's own words (`words`) ([First hour](docs/first-hour.md))",
     "quote_context_chars": "a quoted sentence shows the one before it and this much after it",
     "prompt_passage_chars": "each passage is cut to its lines closest to the question (0: whole)",
     "prompt_passages": "the generator sees at most this many of the `top_k` passages",

@@ -201,7 +201,9 @@ class KnowledgeBase:
             hits = answerer.retriever.search(query, answerer.settings.top_k, allow)
             return hits[0].score if hits else 0.0
 
-        return followup.standalone(question, history, answerer.generator, self.embedder, closest)
+        rewrites = answerer.settings.followup_rewrite == "generator"
+        generator = answerer.generator if rewrites else None
+        return followup.standalone(question, history, generator, self.embedder, closest)
 
     def require_content(self) -> None:
         if self.store.counts()["chunks"] == 0:

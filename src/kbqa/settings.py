@@ -201,6 +201,11 @@ class Settings:
     # later pick can still fail). "abstain" by read 9's rule (docs/pointer.md, version 8):
     # answers with no failed pick were responsive in 18 of 27, all delivered in 24 of 47.
     on_failed_pick: str = "abstain"
+    # How a follow-up is made standalone before the search (assistant/followup.py): "generator"
+    # (the model's checked rewrite, else the conversation's words) or "words" (the previous
+    # question with the follow-up's word in place, else its key words after the follow-up; no
+    # request to the model). docs/first-hour.md measures both.
+    followup_rewrite: str = "generator"
     # A quoted sentence comes with its paragraph's sentence before it and those after it up to
     # this many characters (0: the unit alone). Part of version 13 (read 11, docs/pointer.md):
     # the passage gate is sure of the passage more often than of the sentence.

@@ -19,6 +19,7 @@ def check(s: Any) -> None:
         "on_idk": ("abstain", "extract"),
         "on_failed_pick": ("drop", "abstain"),
         "answer_style": ("pointed", "free"),
+        "followup_rewrite": ("generator", "words"),
         "pointer_labels": ("flat", "passage"),
         "generator_backend": ("auto", "llama.cpp", "transformers"),
         "generator_precision": ("auto", "fp32", "bf16"),
