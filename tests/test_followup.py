@@ -212,6 +212,7 @@ def test_the_core_reads_nearness_within_the_askers_scope(kb, docs):
     # miss; with a scope that allows only ports.md, the question's best passage is ports.md's
     # either way, so it gains nothing and the generator is never asked.
     kb.ingest([docs])
+    kb.settings = kb.settings.replace(followup_rewrite="generator")
     question = "what should I restart afterwards?"
     assert not is_followup(question)
     rewrite = "what should I restart afterwards when I rotate the staging database password?"
@@ -228,11 +229,12 @@ def test_followup_rewrite_words_searches_the_conversations_words_without_asking_
     question = "and how do I check it worked?"
     rewrite = "How do I check that rotating the staging database password worked?"
     model = Scripted(rewrite)
+    kb.settings = kb.settings.replace(followup_rewrite="generator")
     kb._services.models.generator = model
-    assert kb.searched_for(question, [FIRST]) == rewrite  # "generator", the default
+    assert kb.searched_for(question, [FIRST]) == rewrite
     asked = len(model.prompts)
     assert asked
-    kb.settings = kb.settings.replace(followup_rewrite="words")
+    kb.settings = kb.settings.replace(followup_rewrite="words")  # the default
     keyed = kb.searched_for(question, [FIRST])
     assert keyed.startswith(f"{question} (") and "staging" in keyed
     assert len(model.prompts) == asked  # no rewrite request

@@ -1,7 +1,8 @@
 """A follow-up ("and how do I check it worked?") searched with its conversation: rewritten into
-a standalone question from the last turns. The generator writes the rewrite, short, and it is
-kept only when it keeps the new question's words and adds only words from the conversation;
-otherwise (or with no generator that can write one) "and X?" is the previous question with X
+a standalone question from the last turns. Given a generator (the core passes one only with
+`followup_rewrite = "generator"`), it writes the rewrite, short, and it is kept only when it
+keeps the new question's words and adds only words from the conversation; otherwise (and by
+default: `"words"`, docs/first-hour.md) "and X?" is the previous question with X
 for the word X stands in for, and any other follow-up is searched with the previous question's
 key words after it. A question that stands on its own is searched as asked. Given the passages'
 nearness (`closest`), it witnesses both ways: see nearer()."""
