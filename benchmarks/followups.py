@@ -10,8 +10,9 @@ seven held out, all read by now; docs/first-hour.md says when each was blind) as
 question, then the follow-up with the first turn as history. Quoted (extractive) answers by
 default, so no generator runs and the figure is retrieval's: the right document first, and an
 answer citing it with the expected words. With `--generator N`, the first N pairs again with the
-configured generator (it writes the rewrite and the answer). Also counts how often a standalone
-question asked after an unrelated turn is rewritten (target 0), with the generator too when it
+configured generator (it writes the answer, and the rewrite too with
+`KBQA_FOLLOWUP_REWRITE=generator`). Also counts how often a standalone question asked after
+an unrelated turn is rewritten (target 0), with the generator too when it
 runs: a set's first questions and its own `standalone` list. `--no-nearness` measures the code
 before the passages' nearness was a witness (the word rules alone).
 """
