@@ -6,12 +6,14 @@ the follow-up searched with its conversation (assistant/followup.py), in one run
 
 Ingests examples/handbook with the packaged embedder (once; later runs reuse it), then for each
 pair of each set (`--pairs`; by default every tests/data/followups*.json: the studied set and the
-seven held out, all read by now; docs/first-hour.md says when each was blind) asks the first
+held out; docs/first-hour.md says when each was blind) asks the first
 question, then the follow-up with the first turn as history. Quoted (extractive) answers by
 default, so no generator runs and the figure is retrieval's: the right document first, and an
-answer citing it with the expected words. With `--generator N`, the first N pairs again with the
-configured generator (it writes the answer, and the rewrite too with
-`KBQA_FOLLOWUP_REWRITE=generator`). Also counts how often a standalone question asked after
+answer citing it with the expected words (in the answer or its cited passage; "in its words":
+in the answer's own text, what the asker reads first). With `--generator N`, the first N
+pairs again with the configured generator (it writes the answer, and the rewrite too with
+`KBQA_FOLLOWUP_REWRITE=generator`; `KBQA_FOLLOWUP_QUESTION=asked`: it reads the follow-up as
+asked). Also counts how often a standalone question asked after
 an unrelated turn is rewritten (target 0), with the generator too when it
 runs: a set's first questions and its own `standalone` list. `--no-nearness` measures the code
 before the passages' nearness was a witness (the word rules alone).
@@ -37,17 +39,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SETS = sorted((ROOT / "tests/data").glob("followups*.json"))
 
 
-def judged(answer, pair) -> tuple[bool, bool]:
-    """(the right document ranks first, answered citing it with the expected words)."""
+def judged(answer, pair) -> tuple[bool, bool, bool]:
+    """(the right document ranks first, answered citing it with the expected words in the
+    answer or its cited passage, ... in the answer's own words: what the asker reads first)."""
     first = bool(answer.hits) and answer.hits[0].uri.endswith(pair["source"])
     cited = [c.hit for c in answer.citations if c.hit.uri.endswith(pair["source"])]
     shown = " ".join([answer.text, *(h.text for h in cited)]).lower()
     right = not answer.abstained and bool(cited)
-    return first, right and all(w.lower() in shown for w in pair["answer_contains"])
+    expected = [w.lower() for w in pair["answer_contains"]]
+    said = right and all(w in answer.text.lower() for w in expected)
+    return first, right and all(w in shown for w in expected), said
 
 
 def run(kb: KnowledgeBase, pairs: list[dict], extractive: bool, verbose: bool) -> dict:
-    counts = {"today_first": 0, "today_right": 0, "rewrite_first": 0, "rewrite_right": 0}
+    counts = {f"{n}_{c}": 0 for n in ("today", "rewrite") for c in ("first", "right", "said")}
     started = time.perf_counter()
     for pair in pairs:
         first = kb.ask(pair["first"], extractive=extractive)
@@ -55,11 +60,13 @@ def run(kb: KnowledgeBase, pairs: list[dict], extractive: bool, verbose: bool) -
         today = kb.ask(pair["followup"], extractive=extractive)  # history never reached search
         rewrite = kb.ask(pair["followup"], extractive=extractive, history=history)
         for name, answer in (("today", today), ("rewrite", rewrite)):
-            top, right = judged(answer, pair)
+            top, right, said = judged(answer, pair)
             counts[f"{name}_first"] += top
             counts[f"{name}_right"] += right
+            counts[f"{name}_said"] += said
         if verbose:
             mark = "+" if judged(rewrite, pair)[1] else "-"
+            mark += "+" if judged(rewrite, pair)[2] else "-"
             print(f"  {mark} {pair['followup']!r} -> {rewrite.searched or '(as asked)'!r}")
     counts["seconds"] = time.perf_counter() - started
     return counts
@@ -100,14 +107,17 @@ def measure(kb: KnowledgeBase, path: Path, args: argparse.Namespace) -> None:
     n = len(pairs)
     alone = [p["first"] for p in pairs] + [q["question"] for q in data.get("standalone", [])]
     print(f"\n{n} follow-up pairs ({path.name}), embedder {kb.embedder.name}")
-    print(f"{'run':34} {'right doc first':>16} {'answered+right':>15} {'s/pair':>7}")
+    head = f"{'right doc first':>16} {'answered+right':>15} {'in its words':>13} {'s/pair':>7}"
+    print(f"{'run':34} {head}")
 
     def show(label: str, counts: dict, total: int) -> None:
         for name in ("today", "rewrite"):
             first, right = counts[f"{name}_first"], counts[f"{name}_right"]
+            said = counts[f"{name}_said"]
             print(
                 f"{label + ' ' + name:34} {first:>5}/{total} {first / total:>5.0%} "
-                f"{right:>5}/{total} {right / total:>4.0%} {counts['seconds'] / total:>7.2f}"
+                f"{right:>5}/{total} {right / total:>4.0%} {said:>5}/{total} {said / total:>4.0%}"
+                f" {counts['seconds'] / total:>7.2f}"
             )
 
     if not args.generator_only:

@@ -238,3 +238,41 @@ def test_followup_rewrite_words_searches_the_conversations_words_without_asking_
     keyed = kb.searched_for(question, [FIRST])
     assert keyed.startswith(f"{question} (") and "staging" in keyed
     assert len(model.prompts) == asked  # no rewrite request
+
+
+class Pointing:
+    """A generator that points at nothing ("[0]") and records each pointer prompt."""
+
+    name = "pointing"
+
+    def __init__(self):
+        self.prompts = []
+
+    def point(self, messages, grammar, max_new_tokens=64):
+        self.prompts.append(messages)
+        yield "[0]", []
+
+
+def test_followup_question_asked_lets_the_model_read_the_follow_up_as_asked(kb, docs):
+    # A follow-up searched with the conversation's key words: the key words find the passages
+    # either way; with "asked" the pointer's prompt holds the follow-up as asked (after the
+    # conversation's turns), with "searched" the key words too. A standalone question, and a
+    # follow-up searched as a question, read the same either way.
+    kb.ingest([docs])
+    model = Pointing()
+    question = "and how do I check it worked?"
+    asked_last = {}
+    for mode in ("searched", "asked"):
+        kb.settings = kb.settings.replace(
+            answer_style="pointed", followup_question=mode, min_hit_score=0.0, min_confidence=0.0
+        )
+        kb._services.models.generator = model  # after the settings, which rebuild the models
+        answer = kb.ask(question, history=[FIRST])
+        assert answer.searched.startswith(f"{question} (")  # searched with the key words
+        prompt = model.prompts[-1]
+        assert [m["content"] for m in prompt[1:3]] == list(FIRST)  # the conversation's turn
+        asked_last[mode] = prompt[-1]["content"].rsplit("Question: ", 1)[1]
+        alone = "Which port does the tracker service listen on?"
+        kb.ask(alone, history=[FIRST])
+        assert model.prompts[-1][-1]["content"].endswith(f"Question: {alone}")
+    assert asked_last == {"searched": answer.searched, "asked": question}
