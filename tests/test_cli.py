@@ -117,7 +117,7 @@ def test_unknown_generator_model_is_a_one_line_error(ingested):
 def test_bad_setting_in_environment_is_a_one_line_error(home: Path, tmp_path: Path):
     result = run(["status"], home, tmp_path, KBQA_TOP_K="lots")
     assert result.returncode == 1
-    assert "setting 'top_k' must be a int" in result.stderr
+    assert "setting 'top_k' must be a whole number" in result.stderr
 
 
 def test_status_reports_counts_models_and_last_run(ingested):

@@ -30,18 +30,38 @@ def test_database_url_defaults_to_sqlite_under_home_and_can_be_overridden(tmp_pa
 def test_unknown_key_in_file_names_the_file_and_key(tmp_path: Path):
     config = tmp_path / "kbqa.toml"
     config.write_text("topk = 3\n")
-    with pytest.raises(ConfigError, match=r"kbqa.toml: unknown setting 'topk'"):
+    with pytest.raises(
+        ConfigError, match=r"kbqa.toml: unknown setting 'topk' \(did you mean 'top_k'\?\)"
+    ):
+        Settings.load(config_file=config, environ={})
+    config.write_text("colour = 3\n")  # nothing near it: no guess
+    with pytest.raises(ConfigError, match=r"unknown setting 'colour'$"):
         Settings.load(config_file=config, environ={})
 
 
-def test_bad_value_type_is_a_one_line_error():
-    with pytest.raises(ConfigError, match=r"'top_k' must be a int, got 'many'"):
+def test_a_near_miss_in_the_environment_is_warned_about_and_others_are_not(caplog):
+    with caplog.at_level("WARNING", logger="kbqa.settings"):
+        s = Settings.load(environ={"KBQA_TOPK": "3", "KBQA_TEST_POSTGRES_URL": "x"})
+    assert s.top_k == Settings().top_k  # ignored, as before
+    assert [r.getMessage() for r in caplog.records] == [
+        "KBQA_TOPK is not a setting (did you mean 'top_k'?): it is ignored"
+    ]
+
+
+def test_bad_value_type_is_a_one_line_error_in_plain_words():
+    with pytest.raises(ConfigError, match=r"'top_k' must be a whole number, got 'many'"):
         Settings.load(environ={"KBQA_TOP_K": "many"})
+    with pytest.raises(ConfigError, match=r"'generator_draft' must be true or false, got 'maybe'"):
+        Settings.load(environ={"KBQA_GENERATOR_DRAFT": "maybe"})
 
 
-def test_bad_choice_is_rejected():
-    with pytest.raises(ConfigError, match="on_unsupported"):
+def test_bad_choice_says_where_it_was_set_and_what_it_was(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"^KBQA_ON_UNSUPPORTED: .*on_unsupported.*got 'guess'"):
         Settings.load(environ={"KBQA_ON_UNSUPPORTED": "guess"})
+    config = tmp_path / "kbqa.toml"
+    config.write_text('retrieval_mode = "semantic"\n')
+    with pytest.raises(ConfigError, match=r"kbqa.toml: setting 'retrieval_mode' must be one of "):
+        Settings.load(config_file=config, environ={})
 
 
 def test_broken_toml_is_reported(tmp_path: Path):

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
+import logging
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -15,6 +18,8 @@ from typing import Any
 
 from kbqa.errors import ConfigError
 from kbqa.settings_check import check
+
+log = logging.getLogger(__name__)
 
 PACKAGED_EMBEDDER = "all-MiniLM-L6-v2"
 # The default generator (benchmarks/generators.py picked it; docs/generators.md).
@@ -327,6 +332,7 @@ class Settings:
         """Build settings from the layers, lowest first; unknown keys are errors."""
         environ = dict(os.environ) if environ is None else environ
         values: dict[str, Any] = {}
+        origin: dict[str, str] = {}  # a setting -> where its value came from, for errors
         path = config_file or Path("kbqa.toml")
         if path.is_file():
             data = _read_toml(path)
@@ -335,6 +341,7 @@ class Settings:
 
                 values["sources"] = parse_sources(data.pop("sources"), environ)
             values.update(_coerce_all(data, str(path)))
+            origin.update(dict.fromkeys(data, str(path)))
         env = {
             key[len("KBQA_") :].lower(): value
             for key, value in environ.items()
@@ -345,11 +352,18 @@ class Settings:
             if environ.get(name):
                 env.setdefault(name.lower(), environ[name])
         values.update(_coerce_all(env, "environment (KBQA_*)", ignore_unknown=True))
-        values.update(
-            _coerce_all({k: v for k, v in overrides.items() if v is not None}, "argument")
-        )
+        origin.update({k: f"KBQA_{k.upper()}" for k in env if k in _FIELDS})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(_coerce_all(given, "argument"))
+        origin.update(dict.fromkeys(given, "argument"))
         settings = cls(**values)
-        settings.validate()
+        try:
+            settings.validate()
+        except ConfigError as exc:  # say where the bad value was set
+            named = re.search(r"setting '(\w+)'", str(exc))
+            if named and named.group(1) in origin:
+                raise ConfigError(f"{origin[named.group(1)]}: {exc}") from None
+            raise
         return settings
 
     def validate(self) -> None:
@@ -372,11 +386,24 @@ def _coerce_all(values: dict[str, Any], where: str, ignore_unknown: bool = False
     out = {}
     for key, value in values.items():
         if key not in _FIELDS:
-            if ignore_unknown:
-                continue
-            raise ConfigError(f"{where}: unknown setting '{key}'")
+            near = difflib.get_close_matches(key, _FIELDS, n=1, cutoff=0.8)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            if not ignore_unknown:
+                raise ConfigError(f"{where}: unknown setting '{key}'{hint}")
+            if near:  # other KBQA_* variables (tests', tools') are not settings: only a near miss
+                log.warning("KBQA_%s is not a setting%s: it is ignored", key.upper(), hint)
+            continue
         out[key] = _coerce(key, value, where)
     return out
+
+
+_KINDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "tuple": "a list",
+    "dict": "a table of lists",
+}
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:
@@ -411,5 +438,6 @@ def _coerce(key: str, value: Any, where: str) -> Any:
                 return False
             raise ValueError(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: setting '{key}' must be a {kind}, got {value!r}") from None
+        wanted = _KINDS.get(kind, f"a {kind}")
+        raise ConfigError(f"{where}: setting '{key}' must be {wanted}, got {value!r}") from None
     return value

@@ -34,8 +34,8 @@ def check(s: Any) -> None:
         "spark_writes": ("auto", "driver", "executors"),
     }
     for key, allowed in choices.items():
-        if getattr(s, key) not in allowed:
-            raise ConfigError(f"setting '{key}' must be one of {', '.join(allowed)}")
+        if (value := getattr(s, key)) not in allowed:
+            raise ConfigError(f"setting '{key}' must be one of {', '.join(allowed)}, got {value!r}")
     for key in ("top_k", "rrf_k", "rerank_depth", "vector_index_flat_max", "prompt_passages"):
         if getattr(s, key) < 1:
             raise ConfigError(f"setting '{key}' must be at least 1")
