@@ -11,12 +11,15 @@ from kbqa.assistant.text import STOPWORDS
 _FOREIGN_WORDS = (  # Dutch, German, French, Spanish, Portuguese, Italian
     "hoe wat waar wanneer waarom wie welke het een de van ik je jij mijn niet voor naar ook "
     "wie was wo wann warum welche ich nicht und ist der die das ein eine mein kann "
+    "auf welchem welcher welches wird werden gibt für bei zum zur dem sind "
     "comment quoi quand pourquoi quel quelle je le la les des est une mon pas pour avec "
     "cómo como qué que cuándo dónde por cuál yo el los las una es mi para con "
     "quando onde porque qual eu não um uma meu com come cosa dove perché il di non sono"
 )
 _FOREIGN = frozenset(_FOREIGN_WORDS.split()) - STOPWORDS
 _LATIN = re.compile(r"[A-Za-z]")
+# Letters English writes only in borrowed words ("café"): another language's word, likelier.
+_ACCENTED = re.compile(r"[äöüßéèêàâçñãõìòù]")
 _LETTER = re.compile(r"[^\W\d_]")
 NOTE = (
     "this question does not look like English: the embedder (the packaged all-MiniLM-L6-v2) "
@@ -38,6 +41,6 @@ def note_for(question: str, embedder_name: str = "") -> str:
     if sum(1 for c in letters if _LATIN.match(c)) < 0.6 * len(letters):
         return NOTE  # mostly another script: Cyrillic, CJK, Arabic…
     tokens = re.findall(r"[^\W\d_]+", question.lower())
-    foreign = sum(1 for t in tokens if t in _FOREIGN)
+    foreign = sum(1 for t in tokens if t in _FOREIGN or _ACCENTED.search(t))
     english = sum(1 for t in tokens if t in STOPWORDS)
     return NOTE if foreign >= 2 and foreign > english else ""
