@@ -13,6 +13,14 @@ from pathlib import Path
 ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+# Front matter: a first line `---`, YAML, a line `---` or `...`. Its lines must read as YAML
+# (a `key:` first, then keys, indented or listed values, comments), so that a page opening
+# with a rule and a setext heading is not taken for it.
+_FRONT_MATTER = re.compile(
+    r"\A\ufeff?---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.M | re.S
+)
+_KEY = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:(?:[ \t]+(.*?))?[ \t]*$")
+_YAML_MORE = re.compile(r"^(?:[ \t]+\S|-[ \t]|-$|#)")
 
 
 # What Markdown would read as markup in a document's plain text, and a line that opens like a
@@ -38,6 +46,29 @@ def plain(markdown: str) -> str:
     text = ITEM.sub("", text)
     text = text.replace("`", "").replace("**", "").replace("__", "")
     return " ".join(text.split())
+
+
+def split_front_matter(markdown: str) -> tuple[str, str]:
+    """(front matter, the rest) of a Markdown text; ("", markdown) when it has none."""
+    match = _FRONT_MATTER.match(markdown)
+    if not match:
+        return "", markdown
+    lines = [line for line in match.group(1).splitlines() if line.strip()]
+    if not lines or not _KEY.match(lines[0]):
+        return "", markdown
+    if not all(_KEY.match(line) or _YAML_MORE.match(line) for line in lines):
+        return "", markdown
+    return match.group(1), markdown[match.end() :]
+
+
+def front_matter_fields(front: str) -> dict[str, str]:
+    """The top-level `key: value` lines of front matter, keys lower-cased, values unquoted."""
+    fields: dict[str, str] = {}
+    for line in front.splitlines():
+        match = _KEY.match(line)
+        if match and match.group(2):
+            fields.setdefault(match.group(1).lower(), match.group(2).strip("'\""))
+    return fields
 
 
 def blocks(markdown: str) -> list[str]:
@@ -81,7 +112,17 @@ def blocks(markdown: str) -> list[str]:
 def read(path: Path) -> list[tuple[str, str]]:
     """(Markdown, plain text) of each block of a Markdown file."""
     text = path.read_text(encoding="utf-8", errors="replace")
-    return [(b, plain(b)) for b in blocks(text)]
+    _, body = split_front_matter(text)  # not indexed, so never a passage
+    return [(b, plain(b)) for b in blocks(body)]
 
 
-__all__ = ["ITEM", "blocks", "escape", "plain", "read", "unlisted"]
+__all__ = [
+    "ITEM",
+    "blocks",
+    "escape",
+    "front_matter_fields",
+    "plain",
+    "read",
+    "split_front_matter",
+    "unlisted",
+]

@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from kbqa.errors import ParseError
+from kbqa.ingest.markdown_blocks import front_matter_fields, split_front_matter
 from kbqa.types import Chunk
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ def partition_and_chunk(
         if content_type == "text/html":
             page, page_title = html_content(path.read_bytes())
             source = {"file": io.BytesIO(page), "encoding": "utf-8"}
+        elif content_type == "text/markdown":
+            source, page_title = _without_front_matter(path) or (source, "")
         # "fast" reads a PDF's text layer with pdfminer: no OCR, no layout models from a hub.
         elements = partition(
             **source, content_type=content_type, strategy="fast", languages=["eng"]
@@ -146,6 +149,8 @@ def partition_and_chunk(
     paths = _heading_paths(elements)
     first = own or (titles[0] if titles else None)
     title = first.text.strip() if first is not None else page_title
+    if content_type == "text/markdown" and page_title:
+        title = page_title  # the front matter's `title:` names the page, not its first heading
     sections = chunk_by_title(
         elements,
         max_characters=max_chars,
@@ -165,6 +170,21 @@ def partition_and_chunk(
         chunks.append(Chunk(text, HEADING_SEPARATOR.join(heading), position=len(chunks)))
     timings["chunk"] = timings.get("chunk", 0.0) + time.perf_counter() - parsed
     return title, chunks
+
+
+def _without_front_matter(path: Path) -> tuple[dict, str] | None:
+    """(the partition source of a Markdown file less its front matter, the front matter's
+    `title:`), or None when it has none. Its `updated:` and `author:` are read from the file
+    itself (times.py); the text indexed must hold none of it."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:  # UTF-16: passed to the partitioner as it is
+        return None
+    front, body = split_front_matter(text)
+    if not front:
+        return None
+    source = {"file": io.BytesIO(body.encode("utf-8")), "encoding": "utf-8"}
+    return source, front_matter_fields(front).get("title", "")
 
 
 # Navigation, search boxes, scripts and Sphinx's "¶" heading links: no part of a page's text.

@@ -10,12 +10,12 @@ import re
 from pathlib import Path
 
 from kbqa.clock import iso, parse_time
+from kbqa.ingest.markdown_blocks import split_front_matter
 
 log = logging.getLogger(__name__)
 
 # Commits read at most per repository: a deep history is not walked to date one old file.
 MAX_COMMITS = 20000
-_FRONT_MATTER = re.compile(r"\A(?:\ufeff)?---\s*\n(.*?)\n---\s*\n", re.DOTALL)
 _UPDATED = re.compile(r"^(?:updated|last[_-]updated|last[_-]reviewed)\s*:\s*(\S.*)$", re.I | re.M)
 _AUTHOR = re.compile(r"^(?:author|owner)\s*:\s*(\S.*)$", re.I | re.M)
 
@@ -23,16 +23,14 @@ _AUTHOR = re.compile(r"^(?:author|owner)\s*:\s*(\S.*)$", re.I | re.M)
 def front_matter(head: bytes) -> dict[str, str]:
     """`updated_at` (ISO) and `author` from a Markdown file's front matter, where it has them."""
     try:
-        match = _FRONT_MATTER.match(head.decode("utf-8"))
+        front, _ = split_front_matter(head.decode("utf-8"))
     except UnicodeDecodeError:
         return {}
-    if not match:
-        return {}
     out = {}
-    updated = _UPDATED.search(match.group(1))
+    updated = _UPDATED.search(front)
     if updated and (stamp := parse_time(updated.group(1))):
         out["updated_at"] = iso(stamp)
-    author = _AUTHOR.search(match.group(1))
+    author = _AUTHOR.search(front)
     if author:
         out["author"] = author.group(1).strip().strip("'\"")
     return out

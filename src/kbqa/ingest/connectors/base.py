@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from kbqa.errors import KbqaError, ParseError
 from kbqa.ingest.files import parse_file
+from kbqa.ingest.markdown_blocks import split_front_matter
 from kbqa.ingest.sources import Item, Parser, Source
 from kbqa.types import Document
 
@@ -170,8 +171,12 @@ def load_item(
 
 
 def titled(markdown: str, title: str) -> str:
-    """The Markdown as parsed: headed by the item's title unless it begins with a title."""
-    return markdown if markdown.lstrip().startswith("# ") else f"# {title}\n\n{markdown}"
+    """The Markdown as parsed: headed by the item's title unless it begins with a title.
+    Front matter stays first, where the parser knows it for front matter and leaves it out."""
+    _, body = split_front_matter(markdown)
+    if body.lstrip().startswith("# "):
+        return markdown
+    return f"{markdown[: len(markdown) - len(body)]}# {title}\n\n{body}"
 
 
 def remote_document(
