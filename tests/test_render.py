@@ -252,6 +252,11 @@ def test_an_html_passage_is_shown_with_its_steps_and_code_and_none_of_its_markup
     # A step quoted alone is shown as the numbered item it is.
     step = page.unit_html(Evidence(1, "Start it again with supervisorctl start web."), hit)
     assert '<ol start="3">' in step and "<code>supervisorctl start web</code>" in step
+    # A procedure quoted whole (a paragraph a step) is shown as its numbered steps, with code.
+    steps = "Stop it with supervisorctl stop web.\n\nEdit the program's section."
+    shown = page.unit_html(Evidence(1, steps), hit)
+    assert "<ol>" in shown and shown.count("<li>") == 2, shown
+    assert "<code>supervisorctl stop web</code>" in shown
     # The file gone: the passage's plain text, as before.
     (folder / "restart.html").unlink()
     assert "<ol>" not in page.source_data(render.Source(1, hit))["html"]

@@ -27,11 +27,13 @@ def passage(hit: Hit) -> str | None:
         return None
     held = " ".join(hit.text.split())
     kept = [md for md, text in found if text and _key(text) in held and not md.startswith("#")]
-    if not kept:
-        return None
+    return _joined(kept) if kept else None
+
+
+def _joined(blocks: list[str]) -> str:
     # List items stay one list: "\n" between items, a blank line between other blocks.
-    joined = kept[0]
-    for before, md in itertools.pairwise(kept):
+    joined = blocks[0]
+    for before, md in itertools.pairwise(blocks):
         same_list = _ITEM.match(before) and _ITEM.match(md)
         joined += ("\n" if same_list else "\n\n") + md
     return joined
@@ -39,7 +41,12 @@ def passage(hit: Hit) -> str | None:
 
 def unit(hit: Hit, text: str) -> str | None:
     """The Markdown of the one block (a step, a command, a sentence's paragraph) that the unit
-    `text` is from, when the unit is the whole block or a list item; else None."""
+    `text` is from, when the unit is the whole block or a list item; a procedure's (a paragraph
+    a step: assistant/steps.py) as its steps, when each is found; else None."""
+    steps = [p for p in text.split("\n\n") if p.strip()]
+    if len(steps) > 1:
+        found = [unit(hit, step) for step in steps]
+        return _joined(found) if all(found) else None
     wanted = " ".join(plain(text).split())
     for md, block_text in source_blocks(hit):
         if block_text == wanted or (_ITEM.match(md) and wanted and wanted in block_text):
