@@ -139,6 +139,8 @@ def test_status_and_documents(local):
     assert page["total"] == status["documents"] and len(page["documents"]) == 2
     slack = local.get("/api/documents", params={"kind": "slack", "limit": 200}).json()
     assert slack["documents"] and all(d["kind"] == "slack" for d in slack["documents"])
+    # A thread's own time (its last message), not when kbqa stored it, is what "Updated" shows.
+    assert all(d["source_updated_at"] < d["updated_at"] for d in slack["documents"])
     found = local.get("/api/documents", params={"q": "runbooks/db"}).json()
     assert [d["title"] for d in found["documents"]] == ["Database runbook"]
     assert local.get("/api/documents", params={"limit": 0}).status_code == 400

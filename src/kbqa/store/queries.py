@@ -61,7 +61,10 @@ def documents(
                 "channel": meta.get("channel"),
                 "chunks": int(count),
                 "mtime": doc.mtime,
-                "updated_at": _iso(doc.updated_at),
+                "updated_at": _iso(doc.updated_at),  # when kbqa stored it
+                # The source's own time (a file's front matter or commit, a thread's last
+                # message), where ingest found one: what the page's "Updated" shows.
+                "source_updated_at": _iso(doc.source_updated_at),
                 "source": root,
             }
         )
