@@ -109,7 +109,17 @@ def ingest(settings: Settings, paths: tuple[Path, ...], master: str) -> None:
     for path, why in report.failed[2:]:
         click.echo(f"  failed: {display_uri(path)}: {why}")
     if report.unsupported:
-        click.echo(f"  skipped {len(report.unsupported)} files of unsupported types")
+        click.echo(f"  {_skipped(report.unsupported)}")
+
+
+def _skipped(paths: list[str], shown: int = 3) -> str:
+    """'skipped 1 file of an unsupported type: notes.xyz': the first `shown` named, so that a
+    user sees which files were left out, and how many more."""
+    count = len(paths)
+    what = "1 file of an unsupported type" if count == 1 else f"{count} files of unsupported types"
+    names = ", ".join(display_uri(p) for p in paths[:shown])
+    more = f" and {count - shown} more" if count > shown else ""
+    return f"skipped {what}: {names}{more}"
 
 
 @cli.command()

@@ -1,0 +1,44 @@
+"""What `kbqa ingest` prints about the files it leaves out (in process, with the fast fakes)."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import kbqa.cli
+from kbqa.app import KnowledgeBase
+
+
+@pytest.fixture
+def ingest(kb: KnowledgeBase, docs: Path, monkeypatch):
+    """Run `kbqa ingest docs` from the folder above `docs`; its output."""
+    monkeypatch.setattr(kbqa.cli, "_kb", lambda settings: kb)
+    monkeypatch.chdir(docs.parent)
+
+    def run() -> str:
+        args = ["--home", str(kb.settings.home), "ingest", "docs"]
+        result = CliRunner().invoke(kbqa.cli.cli, args)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return run
+
+
+def test_one_unsupported_file_is_named_in_the_singular(ingest, docs: Path):
+    (docs / "notes.xyz").write_text("not a format kbqa reads")
+    out = ingest().splitlines()
+    assert "  skipped 1 file of an unsupported type: docs/notes.xyz" in out, out
+
+
+def test_many_unsupported_files_are_named_the_first_few_then_counted(ingest, docs: Path):
+    for name in ("a.xyz", "b.png", "c.zip", "d.bin", "e.exe"):
+        (docs / name).write_bytes(b"\x00")
+    out = ingest().splitlines()
+    expected = (
+        "  skipped 5 files of unsupported types: docs/a.xyz, docs/b.png, docs/c.zip and 2 more"
+    )
+    assert expected in out, out
+
+
+def test_nothing_is_said_of_skipped_files_when_none_are(ingest):
+    assert "skipped" not in ingest()
