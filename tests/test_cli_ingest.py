@@ -42,3 +42,11 @@ def test_many_unsupported_files_are_named_the_first_few_then_counted(ingest, doc
 
 def test_nothing_is_said_of_skipped_files_when_none_are(ingest):
     assert "skipped" not in ingest()
+
+
+def test_failures_are_separated_by_semicolons(ingest, docs: Path):
+    # A reason may hold a comma itself ("binary data, not text").
+    (docs / "binary.md").write_bytes(b"# A\x00\x01")
+    (docs / "zero.txt").write_text("")
+    first = ingest().splitlines()[0]
+    assert "failed 2 (binary.md: binary data, not text; zero.txt: empty file)" in first, first

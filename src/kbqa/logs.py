@@ -73,8 +73,10 @@ def configure(
         root.addHandler(handler)
     root.setLevel(min(stderr_level, file_level))
     # Third parties at INFO would fill the file with requests and model loading chatter.
-    for noisy in ("urllib3", "httpx", "httpcore", "filelock", "bm25s", "sentence_transformers"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, min(stderr_level, file_level)))
+    # faiss's loader logs each CPU build it tries and falls back from: not a failure.
+    noisy = ("urllib3", "httpx", "httpcore", "filelock", "bm25s", "sentence_transformers", "faiss")
+    for name in noisy:
+        logging.getLogger(name).setLevel(max(logging.WARNING, min(stderr_level, file_level)))
     return path
 
 

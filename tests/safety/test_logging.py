@@ -99,3 +99,13 @@ def test_every_log_line_is_redacted(tmp_path):
 def test_redact_keeps_ordinary_text():
     text = "see https://larkspur.slack.com/archives/C1/p1 and port 7300, run kbqa_status"
     assert redact(text) == text
+
+
+def test_verbose_logging_keeps_the_faiss_loader_at_warning(tmp_path):
+    # faiss's loader logs each CPU build it tries (ModuleNotFoundError lines): not a failure.
+    try:
+        logs.configure(tmp_path, "DEBUG", "DEBUG")
+        assert logging.getLogger("faiss.loader").getEffectiveLevel() == logging.WARNING
+        assert logging.getLogger("kbqa.app").isEnabledFor(logging.DEBUG)
+    finally:
+        logs.unconfigure()

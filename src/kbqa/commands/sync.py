@@ -53,8 +53,9 @@ def ingest_summary(report) -> str:
     """An ingest report as the one line `kbqa ingest` and `kbqa sync slack` print."""
     failed = f"failed {len(report.failed)}"
     if report.failed:
-        shown = ", ".join(f"{Path(p).name}: {why}" for p, why in report.failed[:2])
-        failed += f" ({shown}{', …' if len(report.failed) > 2 else ''})"
+        # "; " between files: a reason may itself hold a comma ("binary data, not text").
+        shown = "; ".join(f"{Path(p).name}: {why}" for p, why in report.failed[:2])
+        failed += f" ({shown}{'; …' if len(report.failed) > 2 else ''})"
     return (
         f"added {report.added} · updated {report.updated} · unchanged {report.unchanged} · "
         f"removed {report.removed} · {failed} — {report.chunks} chunks in {report.seconds:.1f} s"
