@@ -4,6 +4,7 @@ quoted, the words that answer marked), and answers without evidence shown as bef
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 from kbqa import render
 from kbqa.client import answer_from_dict
@@ -274,3 +275,16 @@ def test_a_quote_shows_the_sentences_around_its_unit_everywhere():
     data = page.evidence_data(unit)
     assert data["before"] == unit.before and "30 days" in data["html"]
     assert "moved in May" in page.unit_html(unit, None)
+
+
+def test_an_abstention_within_named_sources_says_only_they_were_searched():
+    from kbqa.assistant.followup import told
+
+    low = replace(ABSTAINED, reason="best passage's similarity 0.22 < min_hit_score 0.35")
+    why = render.model.why_no_answer(told(low, "zebra?", ["#deploys"]))
+    assert why.startswith("nothing in the knowledge base is close enough")
+    assert why.endswith("; only the source '#deploys' was searched")
+    assert "only the source" not in render.model.why_no_answer(told(low, "zebra?"))
+    none = render.model.why_no_answer(told(replace(low, hits=()), "zebra?", ["nope/**"]))
+    assert none.startswith("no document you may see matches the source 'nope/**'")
+    assert "leave it out to search everything" in none

@@ -92,6 +92,7 @@ def test_a_source_that_matches_nothing_says_so(local):
     data = local.post("/api/ask", json={"question": QUESTION, "sources": ["no-such-source"]}).json()
     assert data["abstained"] and "no-such-source" in data["why"]
     assert "no document you may see matches the source" in data["why"]
+    assert "leave it out to search everything" in data["why"]  # what a source can be, too
 
 
 def test_a_question_in_another_language_gets_a_note(local):

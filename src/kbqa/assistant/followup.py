@@ -223,6 +223,9 @@ def _generated(question: str, turns: Sequence[Turn], generator) -> str:
     return first.removeprefix("Standalone question:").strip().strip('"').strip()
 
 
+ONLY_SOURCES = "; searched only the source "  # an abstention's reason, where sources were named
+
+
 def told(answer: Answer, question: str, sources: Sequence[str] = (), embedder: str = "") -> Answer:
     """`answer` (made for the searched question) as the asker is told it: the asked question
     back in `question` and the searched one in `searched`, a note when the question is not in
@@ -230,9 +233,11 @@ def told(answer: Answer, question: str, sources: Sequence[str] = (), embedder: s
     changes: dict = {"note": note_for(question, embedder)}
     if answer.question != question:
         changes.update(question=question, searched=answer.question)
+    named = ", ".join(repr(s) for s in sources)
     if sources and answer.abstained and not answer.hits:
-        named = ", ".join(repr(s) for s in sources)
         changes["reason"] = f"no document you may see matches the source {named}"
+    elif sources and answer.abstained:
+        changes["reason"] = f"{answer.reason}{ONLY_SOURCES}{named}"
     return replace(answer, **changes)
 
 

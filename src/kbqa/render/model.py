@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from kbqa.assistant.followup import ONLY_SOURCES
 from kbqa.clock import iso
 from kbqa.types import Answer, Evidence, Hit
 
@@ -192,9 +193,16 @@ def shown(answer: Answer, closest: int = CLOSEST, cited: int | None = None) -> S
 def why_no_answer(answer: Answer) -> str:
     """Why an answer abstained, in plain words with a next step; the signal, its value and the
     threshold stay in the answer's `reason` (the JSON's, for debugging)."""
-    reason = answer.reason
+    reason, _, named = answer.reason.partition(ONLY_SOURCES)
     if reason.startswith("no document you may see matches the source"):
-        return f"{reason}; check the name with `kbqa status` or leave it out"
+        return (
+            f"{reason}: a source is a #channel, a glob on a document's path or URL, or a part "
+            "of it; leave it out to search everything"
+        )
+    if named:  # the same words without the named sources may find more
+        return (
+            f"{why_no_answer(replace(answer, reason=reason))}; only the source {named} was searched"
+        )
     if not answer.hits or reason == "no passage was found":
         return (
             "nothing in the knowledge base (that you may see) matches this question; "
