@@ -127,6 +127,10 @@ def test_status_reports_counts_models_and_last_run(ingested):
     assert data["last_run"]["status"] == "ok" and data["last_run"]["added"] == 3
     text = run(["status"], *ingested).stdout
     assert "documents   3" in text and "last run" in text
+    # The home as an absolute path, also when it was given relative to where kbqa runs.
+    home, cwd = ingested
+    relative = run(["status", "--json"], Path(home.name), cwd)
+    assert json.loads(relative.stdout)["home"] == str(home.resolve())
     if importlib.util.find_spec("xllamacpp"):  # what the installed llama.cpp was built for
         assert "AVX" in data["llama_cpp"] and f"llama.cpp   built for {data['llama_cpp']}" in text
 

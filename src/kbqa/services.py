@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from kbqa.assistant.cache import AnswerCache
@@ -114,7 +115,7 @@ class Services:
         """Counts, models, index size, the current snapshot and the last ingest run."""
         s, store, current = self.settings, self.store, self.snapshots.peek()
         info = {
-            "home": str(s.home),
+            "home": str(Path(s.home).resolve()),  # "where is my index?": never relative
             "database": mask_url(s.db_url),
             **store.counts(),
             "embedding_model": store.get_meta("embedding_model") or s.embedding_model,
