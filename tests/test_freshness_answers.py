@@ -10,10 +10,11 @@ import pytest
 
 from conftest import ROOT
 from kbqa.app import KnowledgeBase
-from kbqa.assistant.freshness import disagree, shown_values, values
+from kbqa.assistant.freshness import annotate, disagree, find, shown_values, values
 from kbqa.render import markdown, page, slack
 from kbqa.retrieval.embedder import HashEmbedder
 from kbqa.settings import Settings
+from kbqa.types import Answer, Citation, Hit
 
 
 def _load(name: str, path: Path):
@@ -62,6 +63,54 @@ def test_values_are_shown_as_people_write_them():
     assert shown_values(("35", "35 day")) == "35 days"
     assert shown_values(("#ops", "ops")) == "#ops"
     assert shown_values(values("Expenses up to $500 need no approval.")) == "$500"
+
+
+# The examples' deploy policy (handbook, newer) and the #deploys thread (older) say the same.
+FREEZE_QUESTION = "Who approves production deploys during the freeze?"
+FREEZE_THREAD = "Priya Raghunathan: No, the freeze (18 Nov – 6 Dec) is for SEV1/SEV2 fixes only."
+FREEZE_POLICY = (
+    "Every year there is a peak-season freeze from 18 November to 6 December, when only fixes "
+    "for SEV1 and SEV2 incidents may ship."
+)
+
+
+def _freeze_hits(policy: str) -> list[Hit]:
+    """The handbook's policy (2026-11-28) first, the #deploys thread (2026-11-10) second."""
+    thread = {"updated_at": "2026-11-10T00:00:00+00:00", "kind": "slack", "channel": "deploys"}
+    return [
+        Hit(1, 1.0, policy, "", "runbooks/deploys.html", "Deploy Runbook",
+            {"updated_at": "2026-11-28T00:00:00+00:00"}),
+        Hit(2, 1.0, FREEZE_THREAD, "", "https://larkspur.slack.com/archives/C05/p1", "#deploys",
+            thread),
+    ]  # fmt: skip
+
+
+def test_the_same_values_written_another_way_are_no_disagreement():
+    assert values(FREEZE_THREAD) == {"18 nov", "6 dec", "sev1/sev2"}  # no "sev", "nov" alone
+    assert disagree(FREEZE_QUESTION, FREEZE_THREAD, FREEZE_POLICY) == ()
+    assert find(FREEZE_QUESTION, _freeze_hits(FREEZE_POLICY)) == []
+    for older, newer in [
+        ("The freeze ends on Dec 6.", "The freeze ends on 6th December."),
+        ("Deploys are allowed Mon/Tue only.", "Deploys are allowed Monday and Tuesday only."),
+        ("The freeze is for SEV1 and SEV2 fixes.", "The freeze is for SEV2/SEV1 fixes."),
+    ]:
+        assert disagree("When are deploys allowed during the freeze?", older, newer) == (), older
+
+
+def test_dates_whose_months_differ_still_disagree_and_read_as_dates():
+    moved = FREEZE_POLICY.replace("6 December", "6 January")
+    assert disagree(FREEZE_QUESTION, FREEZE_THREAD, moved) == ("6 dec",)
+    assert shown_values(("6 dec",)) == "6 Dec"
+    hits = _freeze_hits(moved)
+    [found] = find(FREEZE_QUESTION, hits)
+    assert found.older_sentence == FREEZE_THREAD and found.older_values == ("6 dec",)
+    answer = Answer(FREEZE_QUESTION, f"{moved} [1]", False, (Citation(1, hits[0]),), tuple(hits))
+    assert annotate(answer, [found]).updated == (
+        "updated 2026-11-28; earlier: 6 Dec in #deploys, 2026-11-10 [2]"
+    )
+    # A list that really changed is still one, its value shown as written.
+    wider = FREEZE_POLICY.replace("SEV1 and SEV2", "SEV1 and SEV3")
+    assert disagree(FREEZE_QUESTION, FREEZE_THREAD, wider) == ("sev1/sev2",)
 
 
 def test_the_answer_uses_the_newer_source_and_says_what_it_replaced(kb: KnowledgeBase):

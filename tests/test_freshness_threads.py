@@ -77,6 +77,21 @@ def test_values_for_different_things_do_not_conflict():
     assert conflict("Staging runs on stg-ledger-01.", "Staging runs on stg-ledger-07.")
 
 
+def test_a_list_written_with_a_slash_is_the_same_list_written_with_and():
+    thread = [
+        m(1, "asker", "Can a SEV3 fix ship during the freeze?"),
+        m(2, "priya", "No, the freeze (18 Nov – 6 Dec) is for SEV1/SEV2 fixes only."),
+        m(
+            3,
+            "bo",
+            "Actually the freeze is for SEV1 and SEV2 fixes only, 18 November to 6 December.",
+        ),
+    ]
+    assert superseded(thread) == {}
+    assert not conflict("Deploys need SEV1 or SEV2.", "Deploys need SEV2/SEV1.", True)
+    assert conflict("The freeze is for SEV1/SEV2 fixes.", "The freeze is for SEV1 and SEV3 fixes.")
+
+
 def test_the_example_export_has_no_correction_to_find(tmp_path: Path):
     documents, _ = read_export(ROOT / "examples" / "slack-export", "larkspur", False, 1 << 24)
     assert [s for d in documents for s in d.metadata.get("superseded", [])] == []

@@ -7,7 +7,9 @@ decay: passages that agree, or whose time is unknown or equal, are left as they 
 "The same thing": the two sentences share every word that says what the value is for (the
 shorter one's words are all in the longer one), the question's own values are in both, and
 the question shares a word with them; "different values": each has a value (support.py's
-figures, a host, a command, a hyphenated name, a capitalised name) the other lacks."""
+figures, a host, a command, a date, a hyphenated name, a capitalised name) the other lacks in
+any writing: "6 Dec" is "6 December", "Tue" is "Tuesday", and "SEV1/SEV2" is "SEV1 and SEV2"
+where the other sentence gives each item."""
 
 from __future__ import annotations
 
@@ -41,13 +43,35 @@ _NEWS = frozenset(
         "starting",
     ]
 )
-_NAME = re.compile(r"(?<=\s)[A-Z][a-zA-Z]+(?:\s[A-Z][a-zA-Z]+)*")
+# A whole word: "SEV" of "SEV1" or "ROUTE" of "ROUTE-2291" is no name (the code is a value).
+_NAME = re.compile(r"(?<=\s)[A-Z][a-zA-Z]+(?:\s[A-Z][a-zA-Z]+)*(?![\w-])")
 _HYPHENATED = re.compile(r"\b[a-z][a-z0-9]*(?:-[a-z0-9]+)+\b")
 _COMMAND = re.compile(r"`([^`\n]+)`")
 _WORD = re.compile(r"[a-z]+")
 _MONEY = re.compile(r"[$€£]\d[\d,.]*")
 _CHANNEL = re.compile(r"#[a-z0-9][\w-]*")
 _SPEAKER = re.compile(r"^[A-Z][\w.'-]*(?: [A-Z][\w.'-]*){0,3}: ")  # "Cy Park: " in a thread
+_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
+           "september", "october", "november", "december"]  # fmt: skip
+_DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+# One writing per month and weekday: "Nov", "Nov." and "November" are one value.
+_FULL = {
+    **{m[:3]: m for m in _MONTHS + _DAYS},
+    **{"sept": "september", "tues": "tuesday", "thur": "thursday", "thurs": "thursday"},
+}
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
+    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+)
+# "18 Nov", "6th December", "March 3": one value, not a number and a name. Months are
+# capitalised ("may" is a verb); a four-digit year after it stays a figure of its own.
+_DATE = re.compile(
+    rf"\b(?:(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<month>{_MONTH})"
+    rf"|(?P<month2>{_MONTH})\.?\s+(?P<day2>\d{{1,2}})(?:st|nd|rd|th)?)\b(?![:.,]?\d)"
+)
+_DATE_VALUE = re.compile(_DATE.pattern, re.I)
+_CALENDAR = frozenset([*_FULL, *_MONTHS, *_DAYS])
+_ITEM = re.compile(r"[a-z0-9][a-z0-9-]*")
 SHOWN = 6  # passages compared: the ones an answer can cite
 
 
@@ -69,12 +93,56 @@ def values(sentence: str) -> frozenset[str]:
     sentence = _SPEAKER.sub("", sentence)
     found = {c.strip().lower() for c in _COMMAND.findall(sentence)}
     rest = _COMMAND.sub(" ", sentence)
+    found |= {m.group(0).lower() for m in _DATE.finditer(rest)}
+    rest = _DATE.sub(" ", rest)
     found |= support.missing_figures(rest, "")
     found |= {w for w in support.words(rest) if "." in w or "/" in w}
     found |= set(_HYPHENATED.findall(rest.lower())) | set(_CHANNEL.findall(rest.lower()))
     found |= {m.rstrip(".,") for m in _MONEY.findall(rest)}  # "$500", not "500", in the line
     found |= {n.lower() for n in _NAME.findall(" " + rest.split(" ", 1)[-1])}
     return frozenset(found)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key(value: str) -> str:
+    """A value in one writing: "6 dec", "dec 6" and "6th december" are "6 december"; "tue" is
+    "tuesday"."""
+    date = _DATE_VALUE.fullmatch(value)
+    if date:
+        day, month = date["day"] or date["day2"], date["month"] or date["month2"]
+        return f"{int(day)} {_FULL.get(month.lower()[:3], month.lower())}"
+    return _FULL.get(value.rstrip("."), value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _items(value: str) -> frozenset[str]:
+    """The items of a list written with "/" ("sev1/sev2", "mon/tue"), each in one writing;
+    none for anything else: a path ("/healthz"), a URL or host ("grafana.internal/d/x"), a
+    figure ("24/7")."""
+    parts = value.split("/")
+    if len(parts) < 2 or not all(_ITEM.fullmatch(p) and re.search("[a-z]", p) for p in parts):
+        return frozenset()
+    return frozenset(_key(p) for p in parts)
+
+
+def _stated(mine: frozenset[str], other: frozenset[str]) -> set[str]:
+    """What a sentence states, each value in one writing, with the items of its "/" lists
+    where the other sentence gives every item ("SEV1/SEV2" against "SEV1 and SEV2")."""
+    theirs = {_key(v) for v in other} | {i for v in other for i in _items(v)}
+    out = {_key(v) for v in mine}
+    for value in mine:
+        if (items := _items(value)) and items <= theirs:
+            out |= items
+    return out
+
+
+def unstated(mine: frozenset[str], other: frozenset[str]) -> frozenset[str]:
+    """The values of `mine` that `other` does not give in any writing: "nov" is given by
+    "november", "sev1/sev2" by "sev1" and "sev2", and each of those by "sev1/sev2"."""
+    theirs = _stated(other, mine)
+    return frozenset(
+        v for v in mine if _key(v) not in theirs and not (_items(v) and _items(v) <= theirs)
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -105,14 +173,15 @@ def disagree(question: str, older: str, newer: str) -> tuple[str, ...]:
 def _by_values(question: str, older: str, newer: str) -> tuple[str, ...]:
     a, b = values(older), values(newer)
     asked = values(question)
-    if not a or not b or not (a - b) or not (b - a) or not (asked <= a and asked <= b):
+    old, new = unstated(a, b), unstated(b, a)
+    if not old or not new or unstated(asked, a) or unstated(asked, b):
         return ()
     sa, sb = _slot(older), _slot(newer)
     if not sa or not sb:
         return ()
     small, large = (sa, sb) if len(sa) <= len(sb) else (sb, sa)
     if small <= large and small & content_words(question):
-        return tuple(sorted(a - b))
+        return tuple(sorted(old))
     return ()
 
 
@@ -136,9 +205,19 @@ def _by_frame(question: str, older: str, newer: str) -> tuple[str, ...]:
     while end < min(len(a), len(b)) - same and a[-1 - end] == b[-1 - end]:
         end += 1
     old, new = a[same : len(a) - end], b[same : len(b) - end]
-    if not old or not new or set(old) <= set(new):
-        return ()
+    if not old or not new or _written(old) <= _written(new):
+        return ()  # nothing of the older ending is gone: "Dec 6" is "6th December"
     return (older.strip().rstrip("."),)  # quoted whole: its words out of order would mislead
+
+
+def _written(words: tuple[str, ...]) -> set[str]:
+    """Words each in one writing: "6th" is "6", "dec" is "december", "sev1/sev2" is "sev1"
+    and "sev2" (the "and" of a list aside)."""
+    out = set()
+    for word in words:
+        for item in _items(word) or {_key(word)}:
+            out.add(re.sub(r"^(\d+)(?:st|nd|rd|th)$", r"\1", item))
+    return out - {"and", "or"}
 
 
 def find(question: str, hits: list[Hit]) -> list[Disagreement]:
@@ -219,11 +298,14 @@ def annotate(answer: Answer, found: list[Disagreement]) -> Answer:
 
 
 def shown_values(found: tuple[str, ...] | frozenset[str]) -> str:
-    """Values as a person reads them: "35 days", not "35, 35 day"; "#ops", not "#ops, ops"."""
+    """Values as a person reads them: "35 days", not "35, 35 day"; "#ops", not "#ops, ops";
+    "6 Dec", not "6 decs"."""
     out = []
     for value in sorted(found, key=len, reverse=True):
         number, _, unit = value.partition(" ")
-        if unit and number.replace(".", "").replace(",", "").isdigit():
+        if _DATE_VALUE.fullmatch(value) or value in _CALENDAR:
+            value = re.sub(r"[a-z]+", lambda m: m[0].title() if m[0] in _CALENDAR else m[0], value)
+        elif unit and number.replace(".", "").replace(",", "").isdigit():
             value = f"{value}s" if number != "1" else value
         if not any(value in kept for kept in out):
             out.append(value)
@@ -231,7 +313,7 @@ def shown_values(found: tuple[str, ...] | frozenset[str]) -> str:
 
 
 def _gives_newer(d: Disagreement, said: str) -> bool:
-    fresh = values(d.newer_sentence) - values(d.older_sentence)
+    fresh = unstated(values(d.newer_sentence), values(d.older_sentence))
     return bool(fresh) and all(v in said for v in fresh)
 
 
@@ -240,10 +322,10 @@ def _corrected(citation: Citation, said: str) -> list[str]:
     it out of the text), where the answer gives the correction's value."""
     out = []
     for old in citation.hit.metadata.get("superseded") or []:
-        fresh = values(old["correction"]) - values(old["text"])
+        fresh = unstated(values(old["correction"]), values(old["text"]))
         if not fresh or not all(v in said for v in fresh):
             continue
-        before = values(old["text"]) - values(old["correction"]) or values(old["text"])
+        before = unstated(values(old["text"]), values(old["correction"])) or values(old["text"])
         out.append(
             f"corrected in the thread {_day(old['corrected_by'])}; earlier: {shown_values(before)} "
             f"({old['author']}, {_day(old['ts'])}) [{citation.n}]"

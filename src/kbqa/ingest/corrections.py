@@ -26,6 +26,7 @@ _THANKS = re.compile(r"\b(thanks|thank you|thx|ty|worked|works now|that did it)\
 _COMMAND = re.compile(r"`([^`\n]+)`")
 _TOKEN = re.compile(r"[#$/]?[A-Za-z0-9][\w.:/@$-]*[A-Za-z0-9]|[#$]?\d")
 _WORD = re.compile(r"[a-z]+")
+_ITEM = re.compile(r"[a-z0-9][a-z0-9-]*")
 _STOPWORDS = (
     "a an the and or but of to in on at by for with from as is are was were be it its this that "
     "these those there here you your we our they i me my do does did can should would will use "
@@ -69,12 +70,32 @@ def conflict(earlier: str, later: str, restated: bool = False) -> bool:
     """Whether two claims give different values for the same thing. `restated`: the later
     may repeat the earlier value ("6433, not 5433"), as a correction in words does."""
     a, b = values(earlier), values(later)
+    a, b = _as_items(a, b), _as_items(b, a)
     if not a or not (b - a) or (a <= b and not restated):
         return False
     if any(_alike(x, y) for x in a - b for y in b - a):
         return True  # stg-ledger-01 / stg-ledger-07, `sync --full` / `sync --incremental`
     wa, wb = slot_words(earlier), slot_words(later)
     return len(wa & wb) >= 2 or (bool(wa & wb) and len(wa & wb) >= 0.5 * min(len(wa), len(wb)))
+
+
+def _as_items(mine: set[str], other: set[str]) -> set[str]:
+    """A list written with "/" as its items where the other message gives each of them:
+    "SEV1/SEV2" against "SEV1 and SEV2" (or "SEV2/SEV1") is no other value."""
+    theirs = other | {i for v in other for i in _items(v)}
+    out = set()
+    for value in mine:
+        items = _items(value)
+        out |= items if items and items <= theirs else {value}
+    return out
+
+
+def _items(value: str) -> set[str]:
+    """The items of "sev1/sev2" or "mon/tue"; none of a path, a URL, a host or "24/7"."""
+    parts = value.split("/")
+    if len(parts) < 2 or not all(_ITEM.fullmatch(p) and re.search("[a-z]", p) for p in parts):
+        return set()
+    return set(parts)
 
 
 def _alike(a: str, b: str) -> bool:
