@@ -66,8 +66,12 @@ def test_and_x_is_the_previous_question_with_x_for_the_word_it_stands_in_for():
     assert standalone("what about production?", [shell], None, alike) == (
         "How do I open a database shell on production?"
     )
-    # A word the previous question said itself replaces nothing.
+    # A word the previous question said itself replaces nothing, not even a word like it
+    # ("day" for "week" made "What do I do on day 5 of my first day?", the tenth set).
     assert standalone("and the SEV1?", [sev1], None, alike) == "and the SEV1? (page acknowledged)"
+    week = ("What do I do on day 5 of my first week?", "A check-in [1].")
+    days = Alike({"day", "week"})
+    assert "first day" not in standalone("and on day 4?", [week], None, days)
     # Without an embedder, or a word that stands in for none, the key words as before.
     assert standalone("and a SEV2?", [sev1]) == "and a SEV2? (sev1 page acknowledged)"
     ports = ("what port is route-planner listening on?", "7200 [1]")

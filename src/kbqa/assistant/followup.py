@@ -134,8 +134,7 @@ def elliptic(question: str, turns: Sequence[Turn], embedder=None) -> str:
         return ""
     asked = turns[-1][0]
     theirs = [w for w in dict.fromkeys(words(asked)) if w not in STOPWORDS and len(w) > 1]
-    theirs = [w for w in theirs if w != own[0]]  # a word said again stands in for nothing
-    if not theirs:
+    if not theirs or own[0] in theirs:  # a word said again stands in for nothing
         return ""
     vectors = embedder.embed(own + theirs)
     alike = vectors[1:] @ vectors[0]
