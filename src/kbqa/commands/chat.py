@@ -15,7 +15,8 @@ TURNS = 3  # the earlier turns a question is asked with
 @click.option("--source", "sources", multiple=True, help="Only these sources (as `kbqa ask`).")
 @click.pass_obj
 def chat(settings: Settings, extractive: bool, sources: tuple[str, ...]) -> None:
-    """Ask, then ask follow-ups ("and how do I check it worked?"); an empty line or Ctrl-D ends."""
+    """Ask, then ask follow-ups ("and a SEV2?" after a question about SEV1 pages); an empty line
+    or Ctrl-D ends."""
     from kbqa.app import KnowledgeBase
 
     kb = KnowledgeBase(settings)
