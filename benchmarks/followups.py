@@ -12,8 +12,7 @@ default, so no generator runs and the figure is retrieval's: the right document 
 answer citing it with the expected words (in the answer or its cited passage; "in its words":
 in the answer's own text, what the asker reads first). With `--generator N`, the first N
 pairs again with the configured generator (it writes the answer, and the rewrite too with
-`KBQA_FOLLOWUP_REWRITE=generator`; `KBQA_FOLLOWUP_QUESTION=asked`: it reads the follow-up as
-asked). Also counts how often a standalone question asked after
+`KBQA_FOLLOWUP_REWRITE=generator`). Also counts how often a standalone question asked after
 an unrelated turn is rewritten (target 0), with the generator too when it
 runs: a set's first questions and its own `standalone` list. `--no-nearness` measures the code
 before the passages' nearness was a witness (the word rules alone).

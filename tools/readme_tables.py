@@ -97,9 +97,6 @@ SETTINGS = {
     "on_failed_pick": "a pick that fails a check: `drop` it (keep the others) or `abstain`",
     "followup_rewrite": "a follow-up is searched as the model's checked rewrite (`generator`) "
     "or with the conversation's own words (`words`) ([First hour](docs/first-hour.md))",
-    "followup_question": "what the model reads of a follow-up searched with the conversation's "
-    "key words: those words (`searched`) or the follow-up as asked, after the conversation "
-    "(`asked`)",
     "quote_context_chars": "a quoted sentence shows the one before it and this much after it",
     "prompt_passage_chars": "each passage is cut to its lines closest to the question (0: whole)",
     "prompt_passages": "the generator sees at most this many of the `top_k` passages",

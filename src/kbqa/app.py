@@ -159,8 +159,7 @@ class KnowledgeBase:
         `audience` limits the sources to those it may see, `sources` (patterns) to those named."""
         answerer, allow = self._answerer(extractive, audience, sources)
         search = self._standalone(question, history, answerer, allow)
-        asked = self._asked(question, search, answerer)
-        answer = answerer.answer(search, k, extractive, history, allow, context, asked)
+        answer = answerer.answer(search, k, extractive, history, allow, context)
         return followup.told(answer, question, sources, self.embedder.name)
 
     def ask_stream(
@@ -176,8 +175,7 @@ class KnowledgeBase:
         """ask(), streamed: each checked sentence or unit as it passes, then the Answer."""
         answerer, allow = self._answerer(extractive, audience, sources)
         search = self._standalone(question, history, answerer, allow)
-        asked = self._asked(question, search, answerer)
-        items = answerer.answer_stream(search, k, extractive, history, allow, context, asked)
+        items = answerer.answer_stream(search, k, extractive, history, allow, context)
         return followup.told_stream(items, question, sources, self.embedder.name)
 
     def searched_for(
@@ -206,14 +204,6 @@ class KnowledgeBase:
         rewrites = answerer.settings.followup_rewrite == "generator"
         generator = answerer.generator if rewrites else None
         return followup.standalone(question, history, generator, self.embedder, closest)
-
-    @staticmethod
-    def _asked(question: str, search: str, answerer) -> str:
-        """The follow-up as asked, where the model is to read it rather than the searched key
-        words (`followup_question = "asked"`); "" where it reads what was searched."""
-        if answerer.settings.followup_question == "asked" and followup.keyed(search, question):
-            return question
-        return ""
 
     def require_content(self) -> None:
         if self.store.counts()["chunks"] == 0:

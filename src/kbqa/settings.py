@@ -213,13 +213,6 @@ class Settings:
     # run: on a blind ninth set the default path answered 25 of 40 follow-ups right against 21
     # with the model's rewrite, standalone questions kept alike (65 of 70; 2026-12-06).
     followup_rewrite: str = "words"
-    # What the model reads of a follow-up searched with its conversation's key words ("how do I
-    # check it worked? (rotate staging database password)"): "searched" (those words) or
-    # "asked" (the follow-up as asked, after the conversation's turns, which the pointer's
-    # prompt holds: the key words found the passages, the question says what to point at).
-    # A checked rewrite or the previous question with a word in place is a question, and
-    # the model reads it either way (assistant/followup.py, docs/first-hour.md).
-    followup_question: str = "searched"
     # A quoted sentence comes with its paragraph's sentence before it and those after it up to
     # this many characters (0: the unit alone). Part of version 13 (read 11, docs/pointer.md):
     # the passage gate is sure of the passage more often than of the sentence.

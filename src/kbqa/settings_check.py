@@ -20,7 +20,6 @@ def check(s: Any) -> None:
         "on_failed_pick": ("drop", "abstain"),
         "answer_style": ("pointed", "free"),
         "followup_rewrite": ("generator", "words"),
-        "followup_question": ("searched", "asked"),
         "pointer_labels": ("flat", "passage"),
         "generator_backend": ("auto", "llama.cpp", "transformers"),
         "generator_precision": ("auto", "fp32", "bf16"),

@@ -48,13 +48,10 @@ class Answerer:
         history: list[tuple[str, str]] = (),
         allow: Callable[[Hit], bool] | None = None,
         context: str = "",
-        asked: str = "",
     ) -> Answer:
         """Answer from the top k passages (those `allow` accepts), or abstain; extractive mode
-        quotes, never generates. `context` (say, a thread's first message) joins the search.
-        `asked`: the question the pointer's model reads and its picks are checked against,
-        where it differs from the searched `question` (a follow-up searched with key words)."""
-        *_, answer = self.answer_stream(question, k, extractive, history, allow, context, asked)
+        quotes, never generates. `context` (say, a thread's first message) joins the search."""
+        *_, answer = self.answer_stream(question, k, extractive, history, allow, context)
         return answer
 
     def answer_stream(
@@ -65,7 +62,6 @@ class Answerer:
         history: list[tuple[str, str]] = (),
         allow: Callable[[Hit], bool] | None = None,
         context: str = "",
-        asked: str = "",
     ) -> Iterator[str | Answer]:
         """answer() as it happens: each checked sentence (a str, with its final [n] marks) as
         soon as it passes, then the Answer, always last."""
@@ -73,7 +69,7 @@ class Answerer:
         hits, timings = self._retrieve(query, k, allow)
         # Where the passages disagree, the newer is the evidence and the answer says so.
         hits, changed = freshness.prefer_newer(question, hits)
-        for item in self._answer_stream(question, hits, timings, extractive, history, asked):
+        for item in self._answer_stream(question, hits, timings, extractive, history):
             yield freshness.annotate(item, changed) if isinstance(item, Answer) else item
 
     def _answer_stream(
@@ -83,7 +79,6 @@ class Answerer:
         timings: dict[str, float],
         extractive: bool,
         history: list[tuple[str, str]],
-        asked: str = "",
     ) -> Iterator[str | Answer]:
         started = time.perf_counter()
         reason = self.abstain_reason(question, hits)
@@ -94,7 +89,7 @@ class Answerer:
             yield answer
             return
         if self.settings.answer_style == "pointed":
-            yield from pointed.answer_stream(self, question, hits, timings, history, asked)
+            yield from pointed.answer_stream(self, question, hits, timings, history)
             return
         draft, raw = self._draft(question, hits), ""
         done = 0  # sentences of `raw` already checked

@@ -149,19 +149,17 @@ class CachedAnswerer:
         generation = self._answerer.retriever.snapshot.generation
         return (self._audience, allowed, k, bool(extractive), generation)
 
-    def answer(
-        self, question: str, k=None, extractive=False, history=(), allow=None, context="", asked=""
-    ):
-        *_, answer = self.answer_stream(question, k, extractive, history, allow, context, asked)
+    def answer(self, question: str, k=None, extractive=False, history=(), allow=None, context=""):
+        *_, answer = self.answer_stream(question, k, extractive, history, allow, context)
         return answer
 
     def answer_stream(
-        self, question: str, k=None, extractive=False, history=(), allow=None, context="", asked=""
+        self, question: str, k=None, extractive=False, history=(), allow=None, context=""
     ) -> Iterator:
         scope = self._scope(k, extractive, history, allow, context)
         items = self._answerer.answer_stream
-        if scope is None:  # `asked` comes with a follow-up's history only
-            return items(question, k, extractive, history, allow, context, asked)
+        if scope is None:
+            return items(question, k, extractive, history, allow, context)
         cached = self._cache.get(scope, question, self._answerer.embedder.embed)
         if cached is not None:
             return _replayed(cached)

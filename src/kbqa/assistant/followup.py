@@ -190,12 +190,6 @@ def with_key_words(question: str, turns: Sequence[Turn], embedder=None) -> str:
     return f"{question.strip()} ({' '.join(keys)})" if keys else question
 
 
-def keyed(search: str, question: str) -> bool:
-    """Whether `search` is `question` with the conversation's key words after it
-    (with_key_words): words that find the passages, not a question to answer."""
-    return search != question and search.startswith(f"{question.strip()} (")
-
-
 def _not_replaced(own: list[str], keys: list[str], embedder) -> list[str]:
     """`keys` less each one that a word of `own` stands in for: the key word nearest to it,
     when they are at least STANDS_IN alike (SEV2 for SEV1, production for staging)."""

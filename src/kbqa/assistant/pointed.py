@@ -42,14 +42,10 @@ def answer_stream(
     hits: list[Hit],
     timings: dict[str, float],
     history: list[tuple[str, str]] = (),
-    asked: str = "",
 ) -> Iterator[Evidence | Answer]:
     """Each checked Evidence as soon as its line of the reply names its unit, then the Answer
-    (whose evidence carries the copied words of each line). The passages are found and cut by
-    the searched `question`; the model reads, and the picks are checked against, `asked`
-    where it is given (a follow-up as asked, after the conversation's turns)."""
+    (whose evidence carries the copied words of each line)."""
     started = time.perf_counter()
-    said = asked or question
     passages = answerer.shown(hits)
     found = steps.with_procedures(question, passages, units(answerer.focus(question, passages)))
     found, labels = pointer.numbered(found, answerer.settings.pointer_labels)
@@ -73,7 +69,7 @@ def answer_stream(
     if found:
         pieces = point(
             answerer.generator,
-            pointer.messages(said, passages, found, history, labels),
+            pointer.messages(question, passages, found, history, labels),
             pointer.grammar(found, labels, limit),
             answerer.settings.pointer_max_tokens,
             pointer.Filler(found, labels, limit) if limit else None,
@@ -102,7 +98,7 @@ def answer_stream(
                     picks = pointer.parse(line, found, labels=labels)
                     if (at := early[i]) is not None and picks:
                         unit_text = evidence[at].text
-                        span = _span(picks[0].span, unit_text, said)
+                        span = _span(picks[0].span, unit_text, question)
                         evidence[at] = dataclasses.replace(evidence[at], span=span)
                     continue
                 complete = i < len(finished)
@@ -113,7 +109,7 @@ def answer_stream(
                     if any(pick.k == k.k for k, _ in kept) or _shown(unit, evidence, numbers):
                         continue
                     pointed = signals.Pointed(
-                        said, pick, unit, hits[unit.n - 1].label, _before(found, pick.k)
+                        question, pick, unit, hits[unit.n - 1].label, _before(found, pick.k)
                     )
                     findings = [f for check in checks if (f := check(pointed))]
                     if findings:
@@ -121,7 +117,7 @@ def answer_stream(
                         continue
                     kept.append((pick, unit))
                     c = numbers.setdefault(unit.n, len(numbers) + 1)
-                    span = _span(pick.span, unit.text, said) if complete else ""
+                    span = _span(pick.span, unit.text, question) if complete else ""
                     before, after = around(unit.text, passages[unit.n - 1].text, context)
                     if any(before and before in e.quote for e in evidence if e.n == c):
                         before = ""  # an earlier quote of this passage shows it already
