@@ -6,7 +6,6 @@ nearest neighbours in other documents). `kbqa stale` prints it; the admin page s
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 
 NEIGHBOURS = 5  # passages of other documents each passage is compared with
 SCANNED = 400  # passages compared at most, those of the oldest documents first
-_SPEAKER = re.compile(r"^[A-Z][\w.'-]*(?: [A-Z][\w.'-]*){0,3}: ")  # "Cy Park: " in a thread
 
 
 @dataclass(frozen=True)
@@ -137,7 +135,9 @@ def _sides(key: tuple[str, str, str, str]) -> tuple[tuple[str, str, str], ...]:
 
 def _alike(pair: Conflict) -> int:
     """Content words the two sentences share, who wrote them aside."""
-    older, newer = (_SPEAKER.sub("", s) for s in (pair.older_sentence, pair.newer_sentence))
+    older, newer = (
+        freshness.SPEAKER.sub("", s) for s in (pair.older_sentence, pair.newer_sentence)
+    )
     return len(content_words(older) & content_words(newer))
 
 

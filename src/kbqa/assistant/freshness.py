@@ -50,7 +50,7 @@ _COMMAND = re.compile(r"`([^`\n]+)`")
 _WORD = re.compile(r"[a-z]+")
 _MONEY = re.compile(r"[$€£]\d[\d,.]*")
 _CHANNEL = re.compile(r"#[a-z0-9][\w-]*")
-_SPEAKER = re.compile(r"^[A-Z][\w.'-]*(?: [A-Z][\w.'-]*){0,3}: ")  # "Cy Park: " in a thread
+SPEAKER = re.compile(r"^[A-Z][\w.'-]*(?: [A-Z][\w.'-]*){0,3}: ")  # "Cy Park: " in a thread
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
            "september", "october", "november", "december"]  # fmt: skip
 _DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -90,7 +90,7 @@ class Disagreement:
 def values(sentence: str) -> frozenset[str]:
     """What a sentence states: commands, figures and codes (support.missing_figures' tokens),
     hosts, hyphenated names and capitalised names (not the sentence's first word)."""
-    sentence = _SPEAKER.sub("", sentence)
+    sentence = SPEAKER.sub("", sentence)
     found = {c.strip().lower() for c in _COMMAND.findall(sentence)}
     rest = _COMMAND.sub(" ", sentence)
     found |= {m.group(0).lower() for m in _DATE.finditer(rest)}
@@ -163,7 +163,7 @@ def _words(sentence: str) -> tuple[str, ...]:
 def disagree(question: str, older: str, newer: str) -> tuple[str, ...]:
     """The older sentence's values where two sentences answer the question's thing with
     different values; () where they do not disagree."""
-    older, newer = _SPEAKER.sub("", older), _SPEAKER.sub("", newer)
+    older, newer = SPEAKER.sub("", older), SPEAKER.sub("", newer)
     if older.rstrip().endswith("?") or newer.rstrip().endswith("?"):
         return ()  # a question states nothing
     by_values = _by_values(question, older, newer)
