@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from kbqa.assistant import support
 from kbqa.assistant.text import content_words, split_sentences
+from kbqa.ingest.corrections import slash_items
 from kbqa.types import Answer, Citation, Hit
 
 # Words that announce a change rather than name the thing changed ("Heads up: from today…").
@@ -71,7 +72,6 @@ _DATE = re.compile(
 )
 _DATE_VALUE = re.compile(_DATE.pattern, re.I)
 _CALENDAR = frozenset([*_FULL, *_MONTHS, *_DAYS])
-_ITEM = re.compile(r"[a-z0-9][a-z0-9-]*")
 SHOWN = 6  # passages compared: the ones an answer can cite
 
 
@@ -119,10 +119,7 @@ def _items(value: str) -> frozenset[str]:
     """The items of a list written with "/" ("sev1/sev2", "mon/tue"), each in one writing;
     none for anything else: a path ("/healthz"), a URL or host ("grafana.internal/d/x"), a
     figure ("24/7")."""
-    parts = value.split("/")
-    if len(parts) < 2 or not all(_ITEM.fullmatch(p) and re.search("[a-z]", p) for p in parts):
-        return frozenset()
-    return frozenset(_key(p) for p in parts)
+    return frozenset(_key(p) for p in slash_items(value))
 
 
 def _stated(mine: frozenset[str], other: frozenset[str]) -> set[str]:

@@ -82,20 +82,21 @@ def conflict(earlier: str, later: str, restated: bool = False) -> bool:
 def _as_items(mine: set[str], other: set[str]) -> set[str]:
     """A list written with "/" as its items where the other message gives each of them:
     "SEV1/SEV2" against "SEV1 and SEV2" (or "SEV2/SEV1") is no other value."""
-    theirs = other | {i for v in other for i in _items(v)}
+    theirs = other | {i for v in other for i in slash_items(v)}
     out = set()
     for value in mine:
-        items = _items(value)
+        items = slash_items(value)
         out |= items if items and items <= theirs else {value}
     return out
 
 
-def _items(value: str) -> set[str]:
-    """The items of "sev1/sev2" or "mon/tue"; none of a path, a URL, a host or "24/7"."""
+def slash_items(value: str) -> frozenset[str]:
+    """The items of "sev1/sev2" or "mon/tue"; none of a path, a URL, a host or "24/7". Also
+    what assistant/freshness.py reads such a list as."""
     parts = value.split("/")
     if len(parts) < 2 or not all(_ITEM.fullmatch(p) and re.search("[a-z]", p) for p in parts):
-        return set()
-    return set(parts)
+        return frozenset()
+    return frozenset(parts)
 
 
 def _alike(a: str, b: str) -> bool:
