@@ -48,10 +48,11 @@ def packets(paths: list[Path], out: Path, readers: int, seed: int) -> None:
             if r["mode"] != "abstained":
                 records.append({**r, "source_file": str(path)})
     # Two arms answered alike (the same question, quote and sources) are one item, read once
-    # and counted for both: a paired read of two ways of answering.
+    # and counted for both: a paired read of two ways of answering. Passages that differ only
+    # in white space (a corpus whose joined paragraphs were set apart) count as the same.
     alike: dict[tuple, list[dict]] = {}
     for r in records:
-        cited = tuple((c["label"], c["text"]) for c in r["citations"])
+        cited = tuple((c["label"], "".join(c["text"].split())) for c in r["citations"])
         alike.setdefault((r["id"], shown(r), cited), []).append(r)
     groups = list(alike.values())
     random.Random(seed).shuffle(groups)
