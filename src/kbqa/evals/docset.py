@@ -13,7 +13,7 @@ from kbqa.evals.beir import _read_jsonl, _write
 
 # The questions live beside the tests that check them against the pages (a source checkout).
 QUESTIONS = Path(__file__).resolve().parents[3] / "tests" / "data" / "docset"
-_SKIP_TAGS = {"head", "script", "style", "nav", "noscript", "template"}
+_SKIP_TAGS = {"head", "script", "style", "nav", "noscript", "template", "footer"}
 # Sphinx's navigation and permalinks; a toctree is a list of links to other pages.
 _SKIP_CLASSES = {
     "headerlink",
@@ -57,6 +57,9 @@ DOCSETS = {
     ),
     "babel-docs": DocSet(
         "python-babel-doc", Path("/usr/share/doc/python-babel-doc/html"), "2.10.3-1"
+    ),
+    "attrs-docs": DocSet(
+        "python-attr-doc", Path("/usr/share/doc/python-attr-doc/html"), "22.2.0-1"
     ),
 }
 
