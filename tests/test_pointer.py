@@ -71,6 +71,18 @@ def test_the_grammar_allows_each_unit_once_and_zero():
     assert 'u2-1 ::= "7300" (".")?' in text
 
 
+def test_without_copies_a_line_is_a_unit_number_alone():
+    found = [Unit(1, 'Run "make" now.'), Unit(2, "Port 7300.")]
+    text = pointer.grammar(found, [11, 21], copies=False)
+    assert text == 'root ::= "[0]" | item ("\\n" item){0,2}\nitem ::= "[11]" | "[21]"'
+    shown = [hit('Run "make" now.')]
+    bare = pointer.messages("when?", shown, found[:1], copies=False)[0]["content"]
+    assert "write only its number in brackets" in bare and "copied exactly" not in bare
+    assert pointer.messages("when?", shown, found[:1])[0]["content"] == pointer.SYSTEM
+    picks = pointer.parse("[21]\n[11]", found, labels=[11, 21])
+    assert [(p.k, p.span) for p in picks] == [(2, ""), (1, "")]
+
+
 def test_a_word_limit_ends_a_copy_after_that_many_words():
     found = [Unit(1, "The tracker listens on port 7300 in every region.")]
     text = pointer.grammar(found, max_words=2)

@@ -42,6 +42,22 @@ def test_every_delivered_span_is_copied_from_its_unit(settings, docs, qwen):
             assert 0 < evidence.probability <= 1
 
 
+def test_without_copies_the_model_names_units_and_kbqa_quotes_them(settings, docs, qwen):
+    kb = KnowledgeBase(
+        settings.replace(answer_style="pointed", pointer_copies=False),
+        embedder=HashEmbedder(),
+        generator=qwen,
+    )
+    kb.ingest([docs])
+    answer = kb.ask("which port does the tracker service listen on?")
+    assert answer.mode == "pointed", answer.reason
+    cited = {c.n: c.hit for c in answer.citations}
+    assert answer.evidence and "7300" in answer.evidence[0].text
+    for evidence in answer.evidence:
+        assert evidence.text in {u.text for u in units([cited[evidence.n]])}
+        assert evidence.span == ""  # nothing copied, nothing marked
+
+
 def test_the_grammar_holds_units_with_quotes_backslashes_and_unicode(qwen):
     found = [
         Unit(1, 'Set KBQA_HOME="C:\\kbqa\\home" — then run `kbqa ingest`.'),

@@ -201,6 +201,10 @@ class Settings:
     # copies the rest of a cut sentence and the model goes on from it (docs/pointer.md,
     # version 15: a handbook answer 0.78-0.83x the time, but its rule failed, so off).
     pointer_max_words: int = 0
+    # Whether a reply line copies words of its unit after the number ("[12] port 7200"): they
+    # mark the answer in bold inside the quote. false: the numbers alone ("[12]"), no mark
+    # (docs/pointer.md, version 18).
+    pointer_copies: bool = True
     # A pick that fails a check: "drop" it and deliver the model's other picks, or "abstain"
     # (the model was unsure of the answer; its quotes then wait for the reply's end, since a
     # later pick can still fail). "abstain" by read 9's rule (docs/pointer.md, version 8):

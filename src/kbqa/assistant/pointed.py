@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A reply line whose unit number is complete ("[4] " and on): its unit is known.
-_NAMED = re.compile(r"^\s*\[[1-9]\d{0,2}\] ")
+# A reply line whose unit number is complete ("[4]" and on): its unit is known.
+_NAMED = re.compile(r"^\s*\[[1-9]\d{0,2}\]")
 
 DECLINED = "the model found no sentence in the sources that answers the question"
 
@@ -52,7 +52,9 @@ def answer_stream(
     checks = signals.build(answerer.settings)
     # The word limit on copies (version 15), where kbqa completes the lines it cuts; drafting
     # copies quickly already, and its replies are held whole, so it goes without.
-    limit = 0 if answerer.settings.generator_draft else answerer.settings.pointer_max_words
+    copies = answerer.settings.pointer_copies
+    draft = answerer.settings.generator_draft
+    limit = 0 if draft or not copies else answerer.settings.pointer_max_words
     context = answerer.settings.quote_context_chars
     # A failed pick abstains the whole answer: hold the quotes until the reply has ended.
     hold = answerer.settings.on_failed_pick == "abstain"
@@ -69,8 +71,8 @@ def answer_stream(
     if found:
         pieces = point(
             answerer.generator,
-            pointer.messages(question, passages, found, history, labels),
-            pointer.grammar(found, labels, limit),
+            pointer.messages(question, passages, found, history, labels, copies),
+            pointer.grammar(found, labels, limit, copies=copies),
             answerer.settings.pointer_max_tokens,
             pointer.Filler(found, labels, limit) if limit else None,
         )
