@@ -23,16 +23,16 @@ from collections import defaultdict
 from pathlib import Path
 
 
-def shown(record: dict) -> str:
+def shown(record: dict, marks: bool = True) -> str:
     """The answer as an interface shows it: each quoted unit, its copied words in bold inside
-    it, with the sentences its quote shows around it (render/markdown.py's quote), or the
-    written answer as it is."""
+    it (`marks`), with the sentences its quote shows around it (render/markdown.py's quote),
+    or the written answer as it is."""
     if not record["evidence"]:
         return record["answer"]
     lines = []
     for e in record["evidence"]:
         text, span = e["text"], e["span"]
-        if span and span in text:
+        if marks and span and span in text:
             before, _, after = text.partition(span)
             text = f"{before}**{span}**{after}"
         text = " ".join(p for p in (e.get("before", ""), text, e.get("after", "")) if p)
@@ -49,11 +49,12 @@ def packets(paths: list[Path], out: Path, readers: int, seed: int) -> None:
                 records.append({**r, "source_file": str(path)})
     # Two arms answered alike (the same question, quote and sources) are one item, read once
     # and counted for both: a paired read of two ways of answering. Passages that differ only
-    # in white space (a corpus whose joined paragraphs were set apart) count as the same.
+    # in white space (a corpus whose joined paragraphs were set apart) count as the same, and
+    # so do quotes that differ only in their bold mark (a highlight, not what is asserted).
     alike: dict[tuple, list[dict]] = {}
     for r in records:
         cited = tuple((c["label"], "".join(c["text"].split())) for c in r["citations"])
-        alike.setdefault((r["id"], shown(r), cited), []).append(r)
+        alike.setdefault((r["id"], shown(r, marks=False), cited), []).append(r)
     groups = list(alike.values())
     random.Random(seed).shuffle(groups)
     records = [group[0] for group in groups]
