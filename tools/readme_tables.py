@@ -95,7 +95,8 @@ SETTINGS = {
     "rest (0: no limit; 10: a handbook answer 0.78-0.83x the time, off by default: "
     "[docs/pointer.md](docs/pointer.md), version 15)",
     "pointer_copies": "a reply line copies words of its unit after the number (the bold mark "
-    "in the quote); `false`: numbers alone ([docs/pointer.md](docs/pointer.md), version 18)",
+    "in the quote); `false`: numbers alone, a handbook answer 0.45x the wait but always one "
+    "sentence ([docs/pointer.md](docs/pointer.md), version 18)",
     "on_failed_pick": "a pick that fails a check: `drop` it (keep the others) or `abstain`",
     "followup_rewrite": "a follow-up is searched as the model's checked rewrite (`generator`) "
     "or with the conversation's own words (`words`) ([First hour](docs/first-hour.md))",
