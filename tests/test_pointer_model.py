@@ -102,10 +102,10 @@ def test_the_model_replies_zero_when_no_unit_answers(qwen):
 
 def test_a_bad_grammar_is_an_error_not_free_text(settings, docs, qwen, monkeypatch):
     broken = 'root ::= "[1] '  # unterminated: llama.cpp cannot parse it
-    monkeypatch.setattr(pointer, "grammar", lambda *args: broken)
+    monkeypatch.setattr(pointer, "grammar", lambda *args, **kwargs: broken)
     # A prompt that does not ask for pointers, so the ungoverned reply is plain prose.
     say_hi = [{"role": "user", "content": "Say hello to the team in one sentence."}]
-    monkeypatch.setattr(pointer, "messages", lambda *args: say_hi)
+    monkeypatch.setattr(pointer, "messages", lambda *args, **kwargs: say_hi)
     kb = KnowledgeBase(
         settings.replace(answer_style="pointed"), embedder=HashEmbedder(), generator=qwen
     )
