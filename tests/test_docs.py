@@ -58,6 +58,16 @@ def test_the_readme_fits_a_newcomers_reading():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 400
 
 
+def test_every_shown_ingest_of_the_example_export_names_its_workspace():
+    # An export needs slack_workspace (its permalinks); the repository's kbqa.toml names none,
+    # so a command copied from the docs must set it, as `make demo` does.
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for block in re.findall(r"```.*?```", path.read_text(), re.S):
+            for line in block.splitlines():
+                if re.search(r"kbqa ingest .*examples/slack-export", line):
+                    assert "KBQA_SLACK_WORKSPACE" in block, f"{path.name}: {line.strip()}"
+
+
 def test_a_table_that_misses_a_setting_names_it():
     tables = _tables()
     described = dict(tables.SETTINGS)
