@@ -44,6 +44,13 @@ def ingested(tmp_path_factory) -> tuple[Path, Path]:
     return cwd / "home", cwd
 
 
+def test_a_misspelt_setting_in_the_environment_is_said_on_stderr(home: Path, tmp_path: Path):
+    # Read before the log was set up, the warning was lost: KBQA_TOPK was ignored silently.
+    result = run(["status"], home, tmp_path, KBQA_TOPK="6")
+    assert result.returncode == 0, result.stderr
+    assert "KBQA_TOPK is not a setting (did you mean 'top_k'?): it is ignored" in result.stderr
+
+
 @pytest.mark.slow
 def test_ingest_prints_a_summary_naming_failures(docs: Path, home: Path, tmp_path: Path):
     (docs / "broken.pdf").write_bytes(b"nope")
@@ -92,6 +99,7 @@ def test_abstention_lists_the_closest_sources(ingested):
         (["ask", "anything?"], "the knowledge base is empty: run `kbqa ingest PATH` first"),
         (["ingest", "no/such/dir"], "no/such/dir: no such file or directory"),
         (["reindex"], "nothing to reindex"),
+        (["ask", "  "], "the question is empty"),
     ],
 )
 def test_errors_are_one_line_without_traceback(args, message, home: Path, tmp_path: Path):

@@ -127,6 +127,8 @@ def test_chat_asks_follow_ups_with_the_conversation(settings, docs, monkeypatch)
         result.output
     )
     assert result.output.count("runbooks/db.md") >= 2  # both answers cite the runbook
+    # Piped questions: no "? " prompt runs into the answers, none dangles at the end.
+    assert not any(line.startswith("?") for line in result.output.splitlines()), result.output
 
 
 def test_ask_follow_up_goes_on_from_the_last_question(settings, docs, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -53,11 +54,29 @@ def cli(ctx: click.Context, home: Path | None, verbose: int, log_level: str | No
     from kbqa import logs
 
     _quiet_third_parties()
-    settings = ctx.obj = Settings.load(home=home)
+    held = _Held()  # what reading the settings warns of ("KBQA_TOPK is not a setting…"),
+    logging.getLogger("kbqa.settings").addHandler(held)  # said once the log is set up
+    try:
+        settings = ctx.obj = Settings.load(home=home)
+    finally:
+        logging.getLogger("kbqa.settings").removeHandler(held)
     stderr = log_level or ("WARNING", "INFO", "DEBUG")[min(verbose, 2)]
     file_level = log_level or ("DEBUG" if verbose >= 2 else "INFO")
     logs.configure(settings.home, stderr, file_level, settings.secrets())
     ctx.call_on_close(logs.unconfigure)
+    for record in held.records:
+        logging.getLogger(record.name).handle(record)
+
+
+class _Held(logging.Handler):
+    """Log records kept until the log's handlers exist."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 def _kb(settings: Settings):
@@ -164,6 +183,8 @@ def ask(
     on the same home when there is one, unless --local, --model or --retriever)."""
     from kbqa import client
 
+    if not question.strip():
+        raise KbqaError('the question is empty: ask something, e.g. kbqa ask "how do I deploy?"')
     history = conversation.earlier(settings.home) if follow_up else []
     if server:
         settings = settings.replace(server=server)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from kbqa.render import terminal
@@ -22,9 +24,13 @@ def chat(settings: Settings, extractive: bool, sources: tuple[str, ...]) -> None
     kb = KnowledgeBase(settings)
     kb.require_content()
     history: list[tuple[str, str]] = []
+    typed = sys.stdin.isatty()  # questions piped in get no prompt between the answers
     while True:
         try:
-            question = click.prompt("?", prompt_suffix=" ", default="", show_default=False)
+            if typed:
+                question = click.prompt("?", prompt_suffix=" ", default="", show_default=False)
+            else:
+                question = sys.stdin.readline()
         except (EOFError, click.exceptions.Abort):
             break
         if not question.strip():
