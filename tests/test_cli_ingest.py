@@ -50,3 +50,17 @@ def test_failures_are_separated_by_semicolons(ingest, docs: Path):
     (docs / "zero.txt").write_text("")
     first = ingest().splitlines()[0]
     assert "failed 2 (binary.md: binary data, not text; zero.txt: empty file)" in first, first
+
+
+def test_a_named_file_kbqa_cannot_read_is_an_error_and_the_rest_is_ingested(
+    kb: KnowledgeBase, docs: Path, monkeypatch
+):
+    # In a folder an unsupported file is skipped and named; named on its own it is an error.
+    monkeypatch.setattr(kbqa.cli, "_kb", lambda settings: kb)
+    monkeypatch.chdir(docs.parent)
+    (docs.parent / "data.csv").write_text("a,b\n1,2\n")
+    args = ["--home", str(kb.settings.home), "ingest", "docs", "data.csv"]
+    result = CliRunner().invoke(kbqa.cli.cli, args)
+    assert result.exit_code == 1
+    assert "data.csv: not a type kbqa reads" in str(result.exception)
+    assert kb.store.counts()["chunks"] > 0  # the folder named beside it was ingested

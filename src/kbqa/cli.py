@@ -129,6 +129,15 @@ def ingest(settings: Settings, paths: tuple[Path, ...], master: str) -> None:
         click.echo(f"  failed: {display_uri(path)}: {why}")
     if report.unsupported:
         click.echo(f"  {_skipped(report.unsupported)}")
+    # A file named on the command line that kbqa cannot read is an error, not a quiet skip.
+    named = {path.resolve() for path in paths if path.is_file()}
+    refused = [u for u in report.unsupported if Path(u).resolve() in named]
+    if refused:
+        raise KbqaError(
+            f"{display_uri(refused[0])}: not a type kbqa reads (Markdown, HTML, PDF, DOCX, "
+            "reStructuredText, plain text or a Slack export: the README's 'Files and Slack')"
+            + (f", nor {len(refused) - 1} more named" if len(refused) > 1 else "")
+        )
 
 
 def _skipped(paths: list[str], shown: int = 3) -> str:
