@@ -49,7 +49,9 @@ def test_a_near_miss_in_the_environment_is_warned_about_and_others_are_not(caplo
 
 
 def test_bad_value_type_is_a_one_line_error_in_plain_words():
-    with pytest.raises(ConfigError, match=r"'top_k' must be a whole number, got 'many'"):
+    with pytest.raises(
+        ConfigError, match=r"^KBQA_TOP_K: setting 'top_k' must be a whole number, got 'many'"
+    ):
         Settings.load(environ={"KBQA_TOP_K": "many"})
     with pytest.raises(ConfigError, match=r"'generator_draft' must be true or false, got 'maybe'"):
         Settings.load(environ={"KBQA_GENERATOR_DRAFT": "maybe"})

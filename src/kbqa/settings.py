@@ -348,7 +348,7 @@ class Settings:
         for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
             if environ.get(name):
                 env.setdefault(name.lower(), environ[name])
-        values.update(_coerce_all(env, "environment (KBQA_*)", ignore_unknown=True))
+        values.update(_coerce_all(env, "KBQA_{KEY}", ignore_unknown=True))
         origin.update({k: f"KBQA_{k.upper()}" for k in env if k in _FIELDS})
         given = {k: v for k, v in overrides.items() if v is not None}
         values.update(_coerce_all(given, "argument"))
@@ -390,7 +390,8 @@ def _coerce_all(values: dict[str, Any], where: str, ignore_unknown: bool = False
             if near:  # other KBQA_* variables (tests', tools') are not settings: only a near miss
                 log.warning("KBQA_%s is not a setting%s: it is ignored", key.upper(), hint)
             continue
-        out[key] = _coerce(key, value, where)
+        # Where an environment value was set, by its variable's name ("KBQA_TOP_K").
+        out[key] = _coerce(key, value, where.replace("{KEY}", key.upper()))
     return out
 
 
