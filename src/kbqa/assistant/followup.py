@@ -140,31 +140,10 @@ def elliptic(question: str, turns: Sequence[Turn], embedder=None) -> str:
     alike = vectors[1:] @ vectors[0]
     best = int(alike.argmax())
     said = re.search(rf"(?<![\w-]){re.escape(own[0])}(?![\w-])", question, re.I)
-    if said is None:
+    if alike[best] < STANDS_IN or said is None:
         return ""
-    if alike[best] >= STANDS_IN:
-        stands_for = theirs[best]
-    else:
-        # A word alike to none ("and the tracker?" after a question about route-planner) takes
-        # the place of the one thing the previous question names — unless the previous answer
-        # spoke of it, and then it asks another side of the same thing ("and the owner?").
-        names = _names(asked)
-        if len(names) != 1 or own[0] in words(turns[-1][1]):
-            return ""
-        stands_for = names[0]
-    word = re.compile(rf"(?<![\w-]){re.escape(stands_for)}(?![\w-])", re.I)
+    word = re.compile(rf"(?<![\w-]){re.escape(theirs[best])}(?![\w-])", re.I)
     return word.sub(lambda _: said.group(0), asked.strip(), count=1)
-
-
-def _names(question: str) -> list[str]:
-    """The words of a question that name a thing: with a hyphen, dot, underscore or digit
-    inside ("route-planner", "SEV1", "lk-prod-euw1"), or a capital past the first word
-    ("Routing"); "I" is none."""
-    found = re.findall(r"\w+(?:[-_.]\w+)*", question)
-    return list(dict.fromkeys(
-        w for i, w in enumerate(found)
-        if re.search(r"\w[-_.]\w|\d", w) or (i > 0 and w[0].isupper() and w != "I")
-    ))  # fmt: skip
 
 
 def checked(rewrite: str, question: str, turns: Sequence[Turn]) -> bool:
