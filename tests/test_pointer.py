@@ -180,6 +180,54 @@ def test_the_generator_completes_cut_lines_and_asks_the_model_to_go_on():
     assert second["max_tokens"] < 48  # what the model wrote counts; the filled words do not
 
 
+def test_kbqa_writes_the_named_units_words_and_the_model_goes_on_from_them():
+    found = [
+        Unit(1, "Up to 5 days of unused PTO can be carried over into the next calendar year."),
+        Unit(1, "Carried-over days must be used by 31 March."),
+    ]
+    grammar = pointer.grammar(found, [11, 12], copies="kbqa")
+    # The first request ends as soon as a number and its space are written (or [0]).
+    assert grammar.splitlines() == ['root ::= "[0]" | item', 'item ::= "[11] " | "[12] "']
+    write = pointer.Writer(found, [11, 12], max_tokens=48)
+    script = Scripted([
+        ["[", "11", "] "],  # the grammar ends the request after the number
+        [".\n", "[", "12", "] "],  # given the unit's words: its full stop, then another number
+        ["."],  # and the reply's end
+    ])  # fmt: skip
+    messages = [{"role": "user", "content": "how many days carry over, and until when?"}]
+    request = {"messages": messages, "max_tokens": 48, "grammar": grammar}
+    pieces = list(script.generator._filled(messages, request, write))
+    reply = "".join(text for text, _ in pieces)
+    assert reply == (
+        "[11] Up to 5 days of unused PTO can be carried over into the next calendar year.\n"
+        "[12] Carried-over days must be used by 31 March."
+    )
+    first, second, third = script.requests
+    assert first["grammar"] == grammar
+    assert second["messages"][-1]["content"] == reply.split(".\n")[0]
+    # The unit's closing mark is the model's to write, then one more number at most.
+    assert second["grammar"].startswith('root ::= "."? ("\\n" item)?\nitem ::= "[11] "')
+    assert third["messages"][-1]["content"] == reply.rstrip(".")
+    # The numbers are the model's own tokens (their probabilities are read); the words not.
+    assert len(pointer.numbers([t for _, ts in pieces for t in ts])) == 2
+    picks = pointer.parse(reply, found, labels=[11, 12])
+    assert [p.k for p in picks] == [1, 2] and picks[0].span.startswith("Up to 5 days")
+
+
+def test_written_words_count_against_the_reply_budget_and_three_lines_end_it():
+    found = [Unit(1, "Up to 5 days of unused PTO can be carried over into the next year.")]
+    found += [Unit(1, "Port 7200.")]
+    # 18 tokens for the first line ("[", "11", "]" and 15 words): a budget of 18 ends the reply.
+    rest, grammar = pointer.Writer(found, [11, 12], max_tokens=18)("[11] ")
+    assert rest == "Up to 5 days of unused PTO can be carried over into the next year."
+    assert grammar is None
+    rest, grammar = pointer.Writer(found, [11, 12], max_tokens=48)("[11] ")
+    assert rest.endswith("next year") and grammar.startswith('root ::= "."? ("\\n" item)?')
+    assert pointer.Writer(found, [11, 12], 48)("[12] x\n[11] y\n[12] ")[1] is None
+    assert pointer.Writer(found, [11, 12], 48)("[12] Port 7200.") is None  # written already
+    assert pointer.Writer(found, [11, 12], 48)("[0]") is None
+
+
 def test_a_word_limit_with_a_generator_that_cannot_complete_lines_still_answers(pointing):
     # The echo fake's `point` takes no `fill`: its lines come whole, and the answer as before.
     kb = pointing

@@ -158,3 +158,19 @@ def test_drafted_unit_numbers_are_scored_as_without_drafting(qwen):
     assert pointer.number_margins(drafted_tokens, labels) == pytest.approx(
         pointer.number_margins(plain_tokens, labels), abs=0.02
     )
+
+
+def test_kbqa_writes_the_units_words_and_the_model_only_names_numbers(settings, docs, qwen):
+    kb = KnowledgeBase(
+        settings.replace(answer_style="pointed", pointer_fill=True),
+        embedder=HashEmbedder(),
+        generator=qwen,
+    )
+    kb.ingest([docs])
+    answer = kb.ask("which port does the tracker service listen on?")
+    assert answer.mode == "pointed", answer.reason
+    cited = {c.n: c.hit for c in answer.citations}
+    assert answer.evidence and "7300" in answer.evidence[0].text
+    for evidence in answer.evidence:
+        assert evidence.text in {u.text for u in units([cited[evidence.n]])}
+        assert 0 < evidence.probability <= 1  # the number is the model's own token

@@ -97,6 +97,8 @@ SETTINGS = {
     "pointer_copies": "a reply line copies words of its unit after the number (the bold mark "
     "in the quote); `false`: numbers alone, a handbook answer 0.45x the wait but always one "
     "sentence ([docs/pointer.md](docs/pointer.md), version 18)",
+    "pointer_fill": "kbqa writes each named unit's words into the reply, the model only the "
+    "numbers (no bold mark; [docs/pointer.md](docs/pointer.md), version 19)",
     "on_failed_pick": "a pick that fails a check: `drop` it (keep the others) or `abstain`",
     "followup_rewrite": "a follow-up is searched as the model's checked rewrite (`generator`) "
     "or with the conversation's own words (`words`) ([First hour](docs/first-hour.md))",

@@ -205,6 +205,11 @@ class Settings:
     # mark the answer in bold inside the quote. false: the numbers alone ("[12]"), no mark
     # (docs/pointer.md, version 18).
     pointer_copies: bool = True
+    # Whether kbqa writes each named unit's words into the reply as soon as the model has
+    # written its number (the model then writes the unit's closing mark and the next number or
+    # the end), instead of the model copying them token by token: no bold mark, the wait of
+    # the copies saved (docs/pointer.md, version 19). Only with pointer_copies and llama.cpp.
+    pointer_fill: bool = False
     # A pick that fails a check: "drop" it and deliver the model's other picks, or "abstain"
     # (the model was unsure of the answer; its quotes then wait for the reply's end, since a
     # later pick can still fail). "abstain" by read 9's rule (docs/pointer.md, version 8):

@@ -68,13 +68,20 @@ def answer_stream(
     # (The queue's wrapper has `point` for every model: it says whether its model does.)
     generator = answerer.generator
     held = getattr(generator, "takes_grammar", hasattr(generator, "point"))
+    budget = answerer.settings.pointer_max_tokens
+    fill = pointer.Filler(found, labels, limit) if limit else None
+    grammar = pointer.grammar(found, labels, limit, copies=copies)
+    if copies and not draft and answerer.settings.pointer_fill:
+        # kbqa writes each named unit's words; the model writes the numbers (version 19).
+        fill = pointer.Writer(found, labels, budget)
+        grammar = pointer.grammar(found, labels, copies="kbqa")
     if found:
         pieces = point(
             answerer.generator,
             pointer.messages(question, passages, found, history, labels, copies),
-            pointer.grammar(found, labels, limit, copies=copies),
-            answerer.settings.pointer_max_tokens,
-            pointer.Filler(found, labels, limit) if limit else None,
+            grammar,
+            budget,
+            fill,
         )
         for piece in itertools.chain(pieces, [None]):  # None: the reply is complete
             if piece is not None:

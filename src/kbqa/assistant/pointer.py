@@ -129,7 +129,7 @@ def grammar(
     max_words: int = 0,
     written: int = 0,
     closing: str = "",
-    copies: bool = True,
+    copies: bool | str = True,
 ) -> str:
     """The grammar of a valid reply for these units, in llama.cpp's own GBNF (so that any
     llama.cpp build holds it, one built without llguidance too): a unit's copied words are any
@@ -140,11 +140,19 @@ def grammar(
     limit only ends a copy of a long sentence early, and `Filler` copies the rest. `written`:
     the lines of a reply already written, which this grammar goes on from (`Filler`), first
     with the `closing` punctuation of the last line's unit, if the model writes it.
-    `copies=False`: a line is its unit's number alone (`pointer_copies`)."""
+    `copies=False`: a line is its unit's number alone (`pointer_copies`). `copies="kbqa"`: a
+    request ends right after a line's number and its space, for kbqa to write the unit's words
+    (`Writer`); `written` and `closing` as above."""
     labels = labels or list(range(1, len(units) + 1))
     root = f'"[0]" | item ("\\n" item){{0,{MAX_ITEMS - 1}}}'
     if not copies:
         return f"root ::= {root}\nitem ::= " + " | ".join(f'"[{x}]"' for x in labels)
+    if copies == "kbqa":
+        root = '"[0]" | item'
+        if written:
+            root = '("\\n" item)?' if written < MAX_ITEMS else '""'
+            root = f"{_literal(closing)}? {root}" if closing else root
+        return f"root ::= {root}\nitem ::= " + " | ".join(f'"[{x}] "' for x in labels)
     if written:
         root = f'("\\n" item){{0,{max(MAX_ITEMS - written, 0)}}}'
         root = f"{_literal(closing)}? {root}" if closing else root
@@ -219,6 +227,52 @@ class Filler:
         if written >= MAX_ITEMS:
             return rest + closing, None
         return rest, grammar(self.units, self.labels, self.max_words, written, closing)
+
+
+class Writer:
+    """kbqa writes each named unit's words into the reply itself (`pointer_fill`, version 19):
+    the grammar (`copies="kbqa"`) ends a request as soon as a line's number is written, kbqa
+    adds the unit's words as the model would have copied them whole, and the model goes on
+    from there: the unit's closing punctuation, then the reply's end or the next number. So
+    every unit number is still the model's own choice, written after the words of the lines
+    before it, but no copy is written token by token. `max_tokens` is the reply's budget
+    (`pointer_max_tokens`), counted over what is written and filled alike (`tokens`), so that a
+    reply stops about where the model's own copying would have stopped it."""
+
+    def __init__(self, units: list[Unit], labels: list[int], max_tokens: int):
+        self.units, self.labels, self.max_tokens = units, labels, max_tokens
+        self._by_label = dict(zip(labels, units, strict=True))
+
+    def __call__(self, reply: str) -> tuple[str, str | None] | None:
+        """(the unit's words to add to the last line, the grammar the reply goes on under, or
+        None when it ends), or None when the last line is not a number waiting for its words."""
+        lines = reply.split("\n")
+        match = _NUMBER_ONLY.match(lines[-1])
+        unit = self._by_label.get(int(match.group(1))) if match else None
+        if unit is None:
+            return None
+        words = shown(unit).split()
+        match = _PUNCTUATED.fullmatch(words[-1]) if words else None
+        closing = match.group(2) if match else ""
+        body = " ".join(words)
+        body = body[: len(body) - len(closing)]
+        # A reply ending in "[k] " (the grammar's space): the words follow it directly.
+        rest = body if reply.endswith(" ") else " " + body
+        written = sum(bool(line.strip()) for line in lines)
+        if written >= MAX_ITEMS or tokens(reply + rest) >= self.max_tokens:
+            return rest + closing, None
+        return rest, grammar(self.units, self.labels, written=written, closing=closing,
+                             copies="kbqa")  # fmt: skip
+
+
+def tokens(text: str) -> int:
+    """About how many tokens a model writes for `text`: a word, a number or a mark each (a
+    budget's measure for words kbqa wrote, which no tokenizer counted)."""
+    return len(_TOKENS.findall(text))
+
+
+_TOKENS = re.compile(r"\w+|[^\w\s]")
+_NUMBER_ONLY = re.compile(r"^\s*\[([1-9]\d{0,2})\]\s*$")
 
 
 def _run_start(words: list[str], copied: list[str]) -> int | None:
@@ -356,6 +410,7 @@ __all__ = [
     "PER_PASSAGE",
     "Pick",
     "Score",
+    "Writer",
     "first_digits",
     "grammar",
     "messages",
