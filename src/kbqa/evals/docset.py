@@ -24,6 +24,14 @@ _SKIP_CLASSES = {
     "footer-relations",
     "toctree-wrapper",
 }
+# Mako's own Sphinx theme marks its header (with an <h1> of its own), sidebar and page links by id.
+_SKIP_IDS = {
+    "docs-top-navigation-container",
+    "fixed-sidebar",
+    "narrow-index-nav",
+    "docs-bottom-navigation",
+    "docs-copyright",
+}
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _BLOCKS = {"p", "div", "li", "tr", "pre", "br", "dt", "dd", "table", "section", "blockquote"}
 _NOT_PAGES = {"search.html", "genindex.html", "py-modindex.html", "404.html"}
@@ -61,6 +69,9 @@ DOCSETS = {
     "attrs-docs": DocSet(
         "python-attr-doc", Path("/usr/share/doc/python-attr-doc/html"), "22.2.0-1"
     ),
+    "mako-docs": DocSet(
+        "python-mako-doc", Path("/usr/share/doc/python-mako-doc/html"), "1.2.4+ds-1"
+    ),
 }
 
 
@@ -81,7 +92,7 @@ class _PageText(HTMLParser):
                 self._skip = (tag, self._skip[1] + 1)
             return
         classes = set((dict(attrs).get("class") or "").split())
-        if tag in _SKIP_TAGS or classes & _SKIP_CLASSES:
+        if tag in _SKIP_TAGS or classes & _SKIP_CLASSES or dict(attrs).get("id") in _SKIP_IDS:
             self._skip = (tag, 1)
         elif tag in _HEADINGS and (self.sections or tag == "h1"):
             self._heading = []
