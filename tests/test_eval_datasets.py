@@ -370,3 +370,15 @@ def test_committed_answers_occur_on_their_gold_pages(name: str, tmp_path: Path):
             assert any(" ".join(a.split()) in text[page] for a in q["answers"]), (q["id"], page)
     data = load_beir(prepare(name, tmp_path))
     assert len(data.qrels["test"]) == sum(a["answerable"] for a in data.answers.values())
+
+
+def test_a_docs_themes_navigation_is_left_out_by_tag_class_or_id():
+    from kbqa.evals.docset import page_sections
+
+    html = """<html><body>
+    <div id="docs-top-navigation-container"><h1>Mako 1.2.4 Documentation</h1>Home</div>
+    <div id="fixed-sidebar">Caching Cache Arguments Previous: Next:</div>
+    <h1>Caching</h1><p>Any template or component can be cached.</p>
+    <div id="docs-bottom-navigation">Previous: The Unicode Chapter</div>
+    <footer>Built with Sphinx</footer></body></html>"""
+    assert page_sections(html) == [("Caching", "Any template or component can be cached.")]
