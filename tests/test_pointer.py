@@ -667,3 +667,60 @@ def test_numbers_are_the_digits_written_right_after_a_bracket():
     written = ["[", "1", "2", "]", " port", " ", "7", "2", ".\n[", "3", "]"]
     tokens = [{"token": t, "logprob": 0.0} for t in written]
     assert pointer.numbers(tokens) == [[1, 2], [9]]
+
+
+class Hopping:
+    """Names the first passage's unit, then the second passage's, as unsure of that passage
+    as `lead` says (its first digit's probability against the first passage's)."""
+
+    name = "hopping"
+
+    def __init__(self, lead: float):
+        self.lead = lead
+
+    def point(self, messages, grammar, max_new_tokens=64):
+        def digit(d, p, other):
+            top = [{"token": d, "logprob": math.log(p)}, {"token": other, "logprob": -5.0}]
+            return {"token": d, "logprob": math.log(p), "top_logprobs": top}
+
+        second = digit("2", 0.5 + self.lead / 2, "1")
+        second["top_logprobs"][1]["logprob"] = math.log(0.5 - self.lead / 2)
+        tokens = [{"token": "["}, digit("1", 0.95, "2"), {"token": "1"}, {"token": "]"}]
+        tokens += [{"token": " port 7200"}, {"token": "\n["}, second, {"token": "1"}]
+        tokens += [{"token": "]"}, {"token": " port 7300"}]
+        for t in tokens:
+            t.setdefault("logprob", 0.0)
+        yield "".join(t["token"] for t in tokens), tokens
+
+
+def test_a_later_line_from_another_passage_must_be_surer_of_it(pointing):
+    from kbqa.assistant import pointed
+
+    hits = [
+        Hit(1, 0.9, "The route-planner service listens on port 7200.", "", "a.md", "Routing"),
+        Hit(2, 0.88, "The tracker service listens on port 7300.", "", "b.md", "Tracking"),
+    ]
+    question = "which ports do the services listen on?"
+    checks = (*pointing.settings.pointer_checks, "pointer_hop")
+    hop = pointing.settings.replace(pointer_checks=checks, on_failed_pick="abstain")
+    for lead, checked, delivered in [
+        (0.3, hop, 0), (0.3, pointing.settings, 2), (0.7, hop, 2),
+    ]:  # fmt: skip
+        *_, answer = pointed.answer_stream(
+            Answerer(pointing.retriever, Hopping(lead), checked), question, hits, {}
+        )
+        assert len(answer.evidence) == delivered, (lead, answer.reason)
+    *_, answer = pointed.answer_stream(
+        Answerer(pointing.retriever, Hopping(0.3), hop), question, hits, {}
+    )
+    assert answer.abstained and "second source" in answer.reason
+
+
+def test_the_hop_check_reads_only_later_lines_of_another_passage():
+    (hop,) = signals.build(Settings(pointer_checks=("pointer_hop",), pointer_min_hop_margin=0.5))
+    unsure = pointer.Pick(1, "", margin=0.3)
+    assert hop(signals.Pointed("q", unsure, Unit(2, "x"), "B", first=1)).signal == "pointer_hop"
+    assert hop(signals.Pointed("q", unsure, Unit(1, "x"), "A", first=1)) is None  # same passage
+    assert hop(signals.Pointed("q", unsure, Unit(2, "x"), "B")) is None  # the first line
+    sure = pointer.Pick(1, "", margin=0.6)
+    assert hop(signals.Pointed("q", sure, Unit(2, "x"), "B", first=1)) is None

@@ -196,6 +196,9 @@ class Settings:
     # unanswerable questions it stopped was 0.10; 13 answerable ones were at 0.06-0.09).
     pointer_min_share: float = 0.5
     pointer_max_declined: float = 0.08
+    # The least margin of a later line's pick that names another passage than the first line's
+    # ("pointer_hop" in pointer_checks; docs/pointer.md, version 20).
+    pointer_min_hop_margin: float = 0.5
     pointer_max_tokens: int = 48
     # The most words a reply line may copy from its unit (0: no limit); with llama.cpp, kbqa
     # copies the rest of a cut sentence and the model goes on from it (docs/pointer.md,
