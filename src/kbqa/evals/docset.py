@@ -72,6 +72,9 @@ DOCSETS = {
     "mako-docs": DocSet(
         "python-mako-doc", Path("/usr/share/doc/python-mako-doc/html"), "1.2.4+ds-1"
     ),
+    "pygments-docs": DocSet(
+        "python-pygments-doc", Path("/usr/share/doc/python-pygments-doc/html"), "2.14.0+dfsg-1"
+    ),
 }
 
 
