@@ -75,6 +75,9 @@ DOCSETS = {
     "pygments-docs": DocSet(
         "python-pygments-doc", Path("/usr/share/doc/python-pygments-doc/html"), "2.14.0+dfsg-1"
     ),
+    "tornado-docs": DocSet(
+        "python-tornado-doc", Path("/usr/share/doc/python-tornado-doc/html"), "6.2.0-3+deb12u4"
+    ),
 }
 
 
