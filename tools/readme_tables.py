@@ -100,7 +100,8 @@ SETTINGS = {
     "pointer_min_hop_margin": "the least margin of a later line naming another passage than "
     "the first line's (`pointer_hop`)",
     "pointer_fill": "kbqa writes each named unit's words into the reply, the model only the "
-    "numbers (no bold mark; [docs/pointer.md](docs/pointer.md), version 19)",
+    "numbers: 0.52-0.89x the wait, no bold mark, support no better over three blind reads "
+    "([docs/pointer.md](docs/pointer.md), versions 19-21)",
     "on_failed_pick": "a pick that fails a check: `drop` it (keep the others) or `abstain`",
     "followup_rewrite": "a follow-up is searched as the model's checked rewrite (`generator`) "
     "or with the conversation's own words (`words`) ([First hour](docs/first-hour.md))",
