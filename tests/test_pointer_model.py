@@ -42,9 +42,16 @@ def test_every_delivered_span_is_copied_from_its_unit(settings, docs, qwen):
             assert 0 < evidence.probability <= 1
 
 
-def test_without_copies_the_model_names_units_and_kbqa_quotes_them(settings, docs, qwen):
+@pytest.mark.parametrize(
+    "change",
+    [{"pointer_copies": False}, {"pointer_fill": True}],
+    ids=["numbers alone", "kbqa writes the words"],
+)
+def test_the_model_names_units_and_kbqa_quotes_them(settings, docs, qwen, change):
+    # Without copies, or with kbqa writing each named unit's words: the numbers are the
+    # model's own (their probabilities read), the quotes kbqa's, and nothing is marked.
     kb = KnowledgeBase(
-        settings.replace(answer_style="pointed", pointer_copies=False),
+        settings.replace(answer_style="pointed", **change),
         embedder=HashEmbedder(),
         generator=qwen,
     )
@@ -55,7 +62,8 @@ def test_without_copies_the_model_names_units_and_kbqa_quotes_them(settings, doc
     assert answer.evidence and "7300" in answer.evidence[0].text
     for evidence in answer.evidence:
         assert evidence.text in {u.text for u in units([cited[evidence.n]])}
-        assert evidence.span == ""  # nothing copied, nothing marked
+        assert evidence.span == ""
+        assert 0 < evidence.probability <= 1
 
 
 def test_the_grammar_holds_units_with_quotes_backslashes_and_unicode(qwen):
@@ -158,19 +166,3 @@ def test_drafted_unit_numbers_are_scored_as_without_drafting(qwen):
     assert pointer.number_margins(drafted_tokens, labels) == pytest.approx(
         pointer.number_margins(plain_tokens, labels), abs=0.02
     )
-
-
-def test_kbqa_writes_the_units_words_and_the_model_only_names_numbers(settings, docs, qwen):
-    kb = KnowledgeBase(
-        settings.replace(answer_style="pointed", pointer_fill=True),
-        embedder=HashEmbedder(),
-        generator=qwen,
-    )
-    kb.ingest([docs])
-    answer = kb.ask("which port does the tracker service listen on?")
-    assert answer.mode == "pointed", answer.reason
-    cited = {c.n: c.hit for c in answer.citations}
-    assert answer.evidence and "7300" in answer.evidence[0].text
-    for evidence in answer.evidence:
-        assert evidence.text in {u.text for u in units([cited[evidence.n]])}
-        assert 0 < evidence.probability <= 1  # the number is the model's own token
