@@ -83,7 +83,7 @@ SETTINGS = {
     "max_new_tokens": "tokens per answer",
     "answer_style": "`pointed` (the model names sentences, kbqa quotes them) or `free`",
     "pointer_checks": "checks on a pointed answer: `subject`, `pointer_probability`, "
-    "`pointer_margin`, `pointer_share`, `pointer_declined`, `pointer_hop`",
+    "`pointer_margin`, `pointer_share`, `pointer_declined`",
     "pointer_min_probability": "the model's least probability for a unit it points at",
     "pointer_min_margin": "the least lead of the pick's first digit (its passage) over the next",
     "pointer_labels": "unit numbers: `flat` (1, 2, …) or `passage` (11, 12, … 21: the first "
@@ -97,8 +97,6 @@ SETTINGS = {
     "pointer_copies": "a reply line copies words of its unit after the number (the bold mark "
     "in the quote); `false`: numbers alone, a handbook answer 0.45x the wait but always one "
     "sentence ([docs/pointer.md](docs/pointer.md), version 18)",
-    "pointer_min_hop_margin": "the least margin of a later line naming another passage than "
-    "the first line's (`pointer_hop`)",
     "pointer_fill": "kbqa writes each named unit's words into the reply, the model only the "
     "numbers: 0.52-0.89x the wait, no bold mark, support no better over three blind reads "
     "([docs/pointer.md](docs/pointer.md), versions 19-21)",

@@ -196,9 +196,6 @@ class Settings:
     # unanswerable questions it stopped was 0.10; 13 answerable ones were at 0.06-0.09).
     pointer_min_share: float = 0.5
     pointer_max_declined: float = 0.08
-    # The least margin of a later line's pick that names another passage than the first line's
-    # ("pointer_hop" in pointer_checks; docs/pointer.md, version 20).
-    pointer_min_hop_margin: float = 0.5
     pointer_max_tokens: int = 48
     # The most words a reply line may copy from its unit (0: no limit); with llama.cpp, kbqa
     # copies the rest of a cut sentence and the model goes on from it (docs/pointer.md,
@@ -210,8 +207,10 @@ class Settings:
     pointer_copies: bool = True
     # Whether kbqa writes each named unit's words into the reply as soon as the model has
     # written its number (the model then writes the unit's closing mark and the next number or
-    # the end), instead of the model copying them token by token: no bold mark, the wait of
-    # the copies saved (docs/pointer.md, version 19). Only with pointer_copies and llama.cpp.
+    # the end), instead of the model copying them token by token: no bold mark, 0.52-0.89x the
+    # wait of a delivered answer, the same first picks, support no better over three blind
+    # reads, so off (docs/pointer.md, versions 19-21). Only with pointer_copies and llama.cpp,
+    # not with generator_draft.
     pointer_fill: bool = False
     # A pick that fails a check: "drop" it and deliver the model's other picks, or "abstain"
     # (the model was unsure of the answer; its quotes then wait for the reply's end, since a

@@ -117,9 +117,8 @@ def answer_stream(
                     unit = found[pick.k - 1]
                     if any(pick.k == k.k for k, _ in kept) or _shown(unit, evidence, numbers):
                         continue
-                    first = kept[0][1].n if kept else 0
                     pointed = signals.Pointed(
-                        question, pick, unit, hits[unit.n - 1].label, _before(found, pick.k), first
+                        question, pick, unit, hits[unit.n - 1].label, _before(found, pick.k)
                     )
                     findings = [f for check in checks if (f := check(pointed))]
                     if findings:

@@ -220,8 +220,7 @@ class Filler:
         rest = words[end - 1][len(copied[-1]) :] + "".join(" " + w for w in words[end:])
         # The unit's final punctuation is left to the model: whether it writes "." and ends
         # the reply or ".\n" and goes on is one token to it ("." and ".\n" are two).
-        match = _PUNCTUATED.fullmatch(words[-1])
-        closing = match.group(2) if match else ""
+        closing = _closing(words)
         rest = rest[: len(rest) - len(closing)]
         written = sum(bool(line.strip()) for line in lines)
         if written >= MAX_ITEMS:
@@ -252,8 +251,7 @@ class Writer:
         if unit is None:
             return None
         words = shown(unit).split()
-        match = _PUNCTUATED.fullmatch(words[-1]) if words else None
-        closing = match.group(2) if match else ""
+        closing = _closing(words)  # left to the model, as in Filler
         body = " ".join(words)
         body = body[: len(body) - len(closing)]
         # A reply ending in "[k] " (the grammar's space): the words follow it directly.
@@ -261,8 +259,7 @@ class Writer:
         written = sum(bool(line.strip()) for line in lines)
         if written >= MAX_ITEMS or tokens(reply + rest) >= self.max_tokens:
             return rest + closing, None
-        return rest, grammar(self.units, self.labels, written=written, closing=closing,
-                             copies="kbqa")  # fmt: skip
+        return rest, grammar(self.units, self.labels, 0, written, closing, copies="kbqa")
 
 
 def tokens(text: str) -> int:
@@ -273,6 +270,12 @@ def tokens(text: str) -> int:
 
 _TOKENS = re.compile(r"\w+|[^\w\s]")
 _NUMBER_ONLY = re.compile(r"^\s*\[([1-9]\d{0,2})\]\s*$")
+
+
+def _closing(words: list[str]) -> str:
+    """The closing punctuation of a unit's last word ("" when none)."""
+    match = _PUNCTUATED.fullmatch(words[-1]) if words else None
+    return match.group(2) if match else ""
 
 
 def _run_start(words: list[str], copied: list[str]) -> int | None:

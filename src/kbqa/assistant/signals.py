@@ -29,7 +29,6 @@ class Pointed:
     unit: Unit
     label: str  # the unit's passage, as "Title › Heading"
     before: str = ""  # the unit before it in the same passage
-    first: int = 0  # the passage of the reply's first delivered pick (0: this is the first)
 
 
 @dataclass(frozen=True)
@@ -100,27 +99,6 @@ class PointerDeclined(_Threshold):
     name, field, words, most = "pointer_declined", "declined", "probability of [0]", True
 
 
-class PointerHop:
-    """A later line of a reply that names a unit of *another* passage than its first line's
-    is the model hopping to a second source, and must be surer of that passage (its margin,
-    `PointerMargin`) than a first pick: the wrong-entity quotes of reads 13 and 14 were mostly
-    such hops the model hesitated over (docs/pointer.md, version 20)."""
-
-    name = "pointer_hop"
-
-    def __init__(self, threshold: float):
-        self.threshold = threshold
-
-    def __call__(self, pointed: Pointed) -> Finding | None:
-        hop = pointed.first and pointed.unit.n != pointed.first
-        if hop and pointed.pick.margin < self.threshold:
-            detail = (
-                f"a second source named with margin {pointed.pick.margin:.2f} < {self.threshold}"
-            )
-            return Finding(self.name, detail)
-        return None
-
-
 # Identifiers a question names: route-planner, lk-breakglass, staging_app, SEV2, v1.29, `x`.
 _IDENTIFIER = re.compile(r"`[^`]+`|\b\w+(?:[-_./]\w+)+\b|\b(?=\w*\d)(?=\w*[A-Za-z])\w{2,}\b")
 # Written like identifiers, but the words of a sentence: "i.e. at least one file".
@@ -153,7 +131,6 @@ SIGNALS = {
     "pointer_share": lambda settings: PointerShare(settings.pointer_min_share),
     "pointer_declined": lambda settings: PointerDeclined(settings.pointer_max_declined),
     "subject": lambda settings: Subject(),
-    "pointer_hop": lambda settings: PointerHop(settings.pointer_min_hop_margin),
 }
 
 
@@ -173,7 +150,6 @@ __all__ = [
     "Finding",
     "Pointed",
     "PointerDeclined",
-    "PointerHop",
     "PointerMargin",
     "PointerProbability",
     "PointerShare",
