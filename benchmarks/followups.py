@@ -2,7 +2,7 @@
 the follow-up searched with its conversation (assistant/followup.py), in one run.
 
     python benchmarks/followups.py [--pairs FILE ...] [--home DIR] [--generator N] [--verbose]
-        [--no-nearness]
+        [--no-nearness] [--ceiling REWRITES]
 
 Ingests examples/handbook with the packaged embedder (once; later runs reuse it), then for each
 pair of each set (`--pairs`; by default every tests/data/followups*.json: the studied set and the
@@ -15,7 +15,11 @@ pairs again with the configured generator (it writes the answer, and the rewrite
 `KBQA_FOLLOWUP_REWRITE=generator`). Also counts how often a standalone question asked after
 an unrelated turn is rewritten (target 0), with the generator too when it
 runs: a set's first questions and its own `standalone` list. `--no-nearness` measures the code
-before the passages' nearness was a witness (the word rules alone).
+before the passages' nearness was a witness (the word rules alone). `--ceiling FILE` (a JSON
+list of {"set", "i", "standalone"}: each follow-up as a person rewrote it, e.g.
+tests/data/rewritten_followups.json) adds two arms that say how far a perfect rewrite could take
+the answer path: each follow-up's rewrite asked alone ("person", in place of "today"), and the
+set's `standalone` questions asked alone, judged the same way.
 """
 
 from __future__ import annotations
@@ -50,15 +54,22 @@ def judged(answer, pair) -> tuple[bool, bool, bool]:
     return first, right and all(w in shown for w in expected), said
 
 
+ARMS = ("today", "rewrite", "person")
+
+
 def run(kb: KnowledgeBase, pairs: list[dict], extractive: bool, verbose: bool) -> dict:
-    counts = {f"{n}_{c}": 0 for n in ("today", "rewrite") for c in ("first", "right", "said")}
+    counts = {f"{n}_{c}": 0 for n in ARMS for c in ("first", "right", "said")}
     started = time.perf_counter()
     for pair in pairs:
         first = kb.ask(pair["first"], extractive=extractive)
         history = [(pair["first"], first.text)]
-        today = kb.ask(pair["followup"], extractive=extractive)  # history never reached search
         rewrite = kb.ask(pair["followup"], extractive=extractive, history=history)
-        for name, answer in (("today", today), ("rewrite", rewrite)):
+        arms = [("rewrite", rewrite)]
+        if "person" in pair:  # the follow-up as a person rewrote it, asked alone
+            arms.append(("person", kb.ask(pair["person"], extractive=extractive)))
+        else:  # today's behaviour: the history never reached the search
+            arms.append(("today", kb.ask(pair["followup"], extractive=extractive)))
+        for name, answer in arms:
             top, right, said = judged(answer, pair)
             counts[f"{name}_first"] += top
             counts[f"{name}_right"] += right
@@ -66,7 +77,11 @@ def run(kb: KnowledgeBase, pairs: list[dict], extractive: bool, verbose: bool) -
         if verbose:
             mark = "+" if judged(rewrite, pair)[1] else "-"
             mark += "+" if judged(rewrite, pair)[2] else "-"
-            print(f"  {mark} {pair['followup']!r} -> {rewrite.searched or '(as asked)'!r}")
+            line = f"  {mark} {pair['followup']!r} -> {rewrite.searched or '(as asked)'!r}"
+            if "person" in pair:
+                person = judged(arms[1][1], pair)
+                line += f"; person {'+' if person[1] else '-'}{'+' if person[2] else '-'}"
+            print(line)
     counts["seconds"] = time.perf_counter() - started
     return counts
 
@@ -81,6 +96,11 @@ def unchanged(kb: KnowledgeBase, questions: list[str], extractive: bool = True) 
     return same
 
 
+def answered_alone(kb: KnowledgeBase, questions: list[dict], extractive: bool) -> int:
+    """Standalone questions asked with no conversation, answered and right as `judged` says."""
+    return sum(judged(kb.ask(q["question"], extractive=extractive), q)[1] for q in questions)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", type=Path, default=ROOT / ".kbqa-bench")
@@ -90,6 +110,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, nargs="+", default=SETS, metavar="FILE")
     parser.add_argument(
         "--no-nearness", action="store_true", help="the word rules alone (the code before)"
+    )
+    parser.add_argument(
+        "--ceiling", type=Path, metavar="REWRITES", help="add the arms a perfect rewrite gives"
     )
     args = parser.parse_args()
     if args.no_nearness:
@@ -103,6 +126,10 @@ def main() -> None:
 def measure(kb: KnowledgeBase, path: Path, args: argparse.Namespace) -> None:
     data = json.loads(path.read_text())
     pairs = data["pairs"]
+    if args.ceiling:
+        rewrites = json.loads(args.ceiling.read_text())
+        people = {r["i"]: r["standalone"] for r in rewrites if r["set"] == path.name}
+        pairs = [dict(p, person=people[i]) for i, p in enumerate(pairs) if i in people]
     n = len(pairs)
     alone = [p["first"] for p in pairs] + [q["question"] for q in data.get("standalone", [])]
     print(f"\n{n} follow-up pairs ({path.name}), embedder {kb.embedder.name}")
@@ -110,7 +137,7 @@ def measure(kb: KnowledgeBase, path: Path, args: argparse.Namespace) -> None:
     print(f"{'run':34} {head}")
 
     def show(label: str, counts: dict, total: int) -> None:
-        for name in ("today", "rewrite"):
+        for name in ARMS[1:] if args.ceiling else ARMS[:2]:
             first, right = counts[f"{name}_first"], counts[f"{name}_right"]
             said = counts[f"{name}_said"]
             print(
@@ -128,6 +155,12 @@ def measure(kb: KnowledgeBase, path: Path, args: argparse.Namespace) -> None:
         show(f"{kb.settings.generator_model}:", run(kb, sample, False, args.verbose), len(sample))
         same = unchanged(kb, alone, extractive=False)
         print(f"with the generator, standalone questions searched as asked: {same}/{len(alone)}")
+    if args.ceiling:
+        for extractive in [True] * (not args.generator_only) + [False] * bool(args.generator):
+            alone_right = answered_alone(kb, data.get("standalone", []), extractive)
+            name = "quoted" if extractive else kb.settings.generator_model
+            total = len(data.get("standalone", []))
+            print(f"{name}: the standalone questions answered and right: {alone_right}/{total}")
 
 
 if __name__ == "__main__":
