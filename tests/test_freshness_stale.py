@@ -3,6 +3,7 @@ first, and the pairs of sources that disagree; printed by `kbqa stale` and shown
 
 import importlib.util
 import json
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -67,6 +68,16 @@ def test_kbqa_stale_prints_both_lists(kb: KnowledgeBase):
     assert "Sources that disagree (" in result.output and "pg-main-02.internal" in result.output
     data = json.loads(CliRunner().invoke(kbqa.cli.cli, [*home, "stale", "--json"], env=env).output)
     assert data["stale"][0]["cited"] == 2 and data["disagree"]
+
+
+def test_kbqa_stale_with_nothing_stale_says_how_old_the_oldest_source_is(kb: KnowledgeBase):
+    home = ["--home", str(kb.settings.home)]
+    env = {"KBQA_EMBEDDING_MODEL": "hash", "KBQA_STALE_AFTER_DAYS": "100000"}
+    result = CliRunner().invoke(kbqa.cli.cli, [*home, "stale"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "Not updated for 100000 days or more (0):" in result.output
+    days = (time.time() - parse_time("2024-01-10T09:00:00Z")) // 86400  # the January runbook
+    assert f"none: the oldest source was updated {days:.0f} days ago" in result.output
 
 
 def test_the_admin_page_has_a_stale_block_with_links(kb: KnowledgeBase):

@@ -57,17 +57,8 @@ def stale_sources(
     oldest."""
     now = now or time.time()
     cutoff = now - kb.settings.stale_after_days * 86400
+    docs = _documents(kb)
     with kb.store.session() as s:
-        docs = s.execute(
-            select(
-                DocumentRow.uri,
-                DocumentRow.title,
-                DocumentRow.source_updated_at,
-                DocumentRow.mtime,
-                DocumentRow.author,
-                DocumentRow.meta,
-            )
-        ).all()
         ratings = s.execute(select(FeedbackRow.value, FeedbackRow.citations)).all()
     counts: dict[str, list[int]] = {}
     for value, cited in ratings:
@@ -85,6 +76,27 @@ def stale_sources(
                                liked, disliked))  # fmt: skip
     out.sort(key=lambda d: (-d.cited, -d.days, d.uri))
     return out[:limit]
+
+
+def oldest_days(kb: KnowledgeBase, now: float | None = None) -> int | None:
+    """How many days ago the least recently updated source was updated (None: no source)."""
+    rows = _documents(kb)
+    stamps = [t for r in rows if (t := _stamp(r.source_updated_at, r.mtime, r.meta or {}))]
+    return int(((now or time.time()) - min(stamps)) // 86400) if stamps else None
+
+
+def _documents(kb: KnowledgeBase) -> list:
+    with kb.store.session() as s:
+        return s.execute(
+            select(
+                DocumentRow.uri,
+                DocumentRow.title,
+                DocumentRow.source_updated_at,
+                DocumentRow.mtime,
+                DocumentRow.author,
+                DocumentRow.meta,
+            )
+        ).all()
 
 
 def _stamp(updated, mtime: float, meta: dict) -> float:

@@ -20,7 +20,7 @@ def stale(settings: Settings, limit: int, as_json: bool) -> None:
     the pairs of sources that give different values for the same thing."""
     from kbqa.app import KnowledgeBase
     from kbqa.render import display_uri
-    from kbqa.stale import conflicts, stale_sources
+    from kbqa.stale import conflicts, oldest_days, stale_sources
 
     kb = KnowledgeBase(settings)
     old, pairs = stale_sources(kb, limit), conflicts(kb, limit)
@@ -29,6 +29,12 @@ def stale(settings: Settings, limit: int, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=1, ensure_ascii=False))
         return
     click.echo(f"Not updated for {settings.stale_after_days} days or more ({len(old)}):")
+    days = None if old else oldest_days(kb)
+    if days is not None:
+        click.echo(
+            f"  none: the oldest source was updated {days} days ago "
+            f"(KBQA_STALE_AFTER_DAYS={max(days, 1)} kbqa stale lists it)"
+        )
     for s in old:
         rated = f"cited by {s.cited} rated answers (👍 {s.liked} 👎 {s.disliked})"
         by = f" by {s.author}" if s.author else ""
