@@ -166,6 +166,28 @@ def test_ask_follow_up_goes_on_from_the_last_question(settings, docs, monkeypatc
     assert len(kept) <= 1
 
 
+def test_status_lists_every_source_not_only_the_last_runs(settings, docs, tmp_path, monkeypatch):
+    for name, value in FAKES.items():
+        monkeypatch.setenv(name, value)
+    mine = tmp_path / "work" / "mine"
+    mine.mkdir(parents=True)
+    monkeypatch.chdir(mine.parent)
+    (mine / "notes.md").write_text("# Notes\n\nThe lunch room is on floor 3.\n")
+    home = ["--home", str(settings.home)]
+    for root in (docs, mine):  # two runs: the second names only its own root
+        assert CliRunner().invoke(kbqa.cli.cli, [*home, "ingest", str(root)]).exit_code == 0
+    result = CliRunner().invoke(kbqa.cli.cli, [*home, "status"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    listed = [line for line in lines if line.startswith("sources") or line.startswith(" " * 12)]
+    documents = len([f for f in docs.rglob("*") if f.is_file()])
+    assert listed[0] == f"sources     {docs.resolve()} ({documents} documents)", result.output
+    assert listed[1].strip() == "mine (1 documents)"  # below the working directory: relative
+    assert any(line.startswith("last run") and str(mine) in line for line in lines)
+    data = json.loads(CliRunner().invoke(kbqa.cli.cli, [*home, "status", "--json"]).output)
+    assert [s["documents"] for s in data["sources"]] == [documents, 1]
+
+
 def test_the_repositorys_settings_do_not_point_permalinks_at_the_examples_workspace():
     from kbqa.settings import Settings
 

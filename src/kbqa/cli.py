@@ -259,11 +259,14 @@ def _bold(text: str) -> str:
     return click.style(text, bold=True)  # plain where the output is not a terminal
 
 
+SHOWN_SOURCES = 10  # `kbqa status` lists this many sources, then a count
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
 def status(settings: Settings, as_json: bool) -> None:
-    """What is indexed: documents, chunks, models, index size, last run."""
+    """What is indexed: documents, chunks, models, index size, sources, last run."""
     info = _kb(settings).status()
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -282,6 +285,12 @@ def status(settings: Settings, as_json: bool) -> None:
     click.echo(f"generator   {info['generator_model']}")
     if info.get("llama_cpp"):
         click.echo(f"llama.cpp   built for {info['llama_cpp']}")
+    sources = info.get("sources", [])
+    for i, src in enumerate(sources[:SHOWN_SOURCES]):
+        name = display_uri(src["root"])
+        click.echo(f"{'sources' if i == 0 else '':12}{name} ({src['documents']} documents)")
+    if len(sources) > SHOWN_SOURCES:
+        click.echo(f"{'':12}and {len(sources) - SHOWN_SOURCES} more (kbqa status --json)")
     if run:
         click.echo(
             f"last run    {run['started_at']} {run['status']}: added {run.get('added', 0)}, "

@@ -127,6 +127,11 @@ class Services:
                 int(store.get_meta("embedding_dim") or 1),
             ),
             "index_bytes": s.index_path.stat().st_size if s.index_path.exists() else 0,
+            # Every root ingested so far, not only the last run's: what the index holds.
+            "sources": [
+                {"root": src["root"], "kind": src["kind"], "documents": src["documents"]}
+                for src in queries.sources(store)
+            ],
             "last_run": queries.last_run(store),
         }
         if current is not None:

@@ -176,6 +176,7 @@ def test_a_token_restricted_to_a_channel_never_gets_other_sources(core, remote):
     assert docs and {d["channel"] for d in docs} == {"eng-help"}
     status = remote.get("/api/status", headers=auth).json()
     assert "database" not in status and "home" not in status  # not an admin
+    assert "sources" not in status  # the roots are paths and channel names
     assert remote.get("/admin", headers=auth).status_code == 403
 
 

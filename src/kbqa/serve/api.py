@@ -143,10 +143,11 @@ async def feedback(
 
 @router.get("/status")
 async def status(request: Request, who: Annotated[Caller, Depends(caller)]):
-    """Counts, models, index size and the last run (paths and the database URL for admins)."""
+    """Counts, models, index size and the last run (paths, sources and the database URL for
+    admins)."""
     info = await in_worker(request, request.app.state.core.status)
     if not who.admin:
-        info = {k: v for k, v in info.items() if k not in ("home", "database")}
+        info = {k: v for k, v in info.items() if k not in ("home", "database", "sources")}
         if info.get("last_run"):
             info["last_run"] = {k: v for k, v in info["last_run"].items() if k != "roots"}
     return info
