@@ -58,23 +58,26 @@ def test_the_revised_runbook_and_its_old_copy_are_a_pair_that_disagrees(kb: Know
     assert pair.newer_updated_at.startswith("2024-03-08") and pair.older_updated_at < "2024-02"
 
 
-def test_kbqa_stale_prints_both_lists(kb: KnowledgeBase):
+def stale(kb: KnowledgeBase, days: int, *options: str):
+    """`kbqa stale` on the fixture's home with stale_after_days = days."""
+    env = {"KBQA_EMBEDDING_MODEL": "hash", "KBQA_STALE_AFTER_DAYS": str(days)}
     home = ["--home", str(kb.settings.home)]
-    env = {"KBQA_EMBEDDING_MODEL": "hash", "KBQA_STALE_AFTER_DAYS": "30"}
-    result = CliRunner().invoke(kbqa.cli.cli, [*home, "stale"], env=env)
+    result = CliRunner().invoke(kbqa.cli.cli, [*home, "stale", *options], env=env)
     assert result.exit_code == 0, result.output
+    return result
+
+
+def test_kbqa_stale_prints_both_lists(kb: KnowledgeBase):
+    result = stale(kb, 30)
     assert "Not updated for 30 days or more" in result.output
     assert "cited by 2 rated answers (👍 1 👎 1)" in result.output
     assert "Sources that disagree (" in result.output and "pg-main-02.internal" in result.output
-    data = json.loads(CliRunner().invoke(kbqa.cli.cli, [*home, "stale", "--json"], env=env).output)
+    data = json.loads(stale(kb, 30, "--json").output)
     assert data["stale"][0]["cited"] == 2 and data["disagree"]
 
 
 def test_kbqa_stale_with_nothing_stale_says_how_old_the_oldest_source_is(kb: KnowledgeBase):
-    home = ["--home", str(kb.settings.home)]
-    env = {"KBQA_EMBEDDING_MODEL": "hash", "KBQA_STALE_AFTER_DAYS": "100000"}
-    result = CliRunner().invoke(kbqa.cli.cli, [*home, "stale"], env=env)
-    assert result.exit_code == 0, result.output
+    result = stale(kb, 100000)
     assert "Not updated for 100000 days or more (0):" in result.output
     days = (time.time() - parse_time("2024-01-10T09:00:00Z")) // 86400  # the January runbook
     assert f"none: the oldest source was updated {days:.0f} days ago" in result.output
