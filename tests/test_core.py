@@ -143,6 +143,29 @@ def test_another_process_ingest_is_seen_without_a_restart(settings, docs: Path, 
     assert "06:15" in reader.retriever.search("zeppelin hangar", 1)[0].text
 
 
+def test_a_server_idle_during_another_process_ingest_has_the_new_snapshot_before_it_is_asked(
+    settings, docs: Path
+):
+    settings = settings.replace(snapshot_check_seconds=0.05)
+    server = KnowledgeBase(settings, embedder=HashEmbedder())
+    writer = KnowledgeBase(settings, embedder=HashEmbedder())  # as another process would
+    writer.ingest([docs])
+    assert server.warm_up()
+    first = server.snapshots.peek()
+    stop = server.follow_ingests()
+    try:
+        (docs / "extra.md").write_text("# Extra\n\nThe zeppelin hangar opens at 06:15.\n")
+        writer.ingest([docs])
+        deadline = time.monotonic() + 5
+        while server.snapshots.peek() is first and time.monotonic() < deadline:
+            time.sleep(0.02)  # nobody asks: peek() neither checks nor builds
+        assert server.snapshots.peek() is not first
+        # The first question after the ingest is answered from the new snapshot.
+        assert "06:15" in server.retriever.search("zeppelin hangar", 1)[0].text
+    finally:
+        stop()
+
+
 def test_bm25_is_loaded_from_disk_on_start_not_rebuilt(
     settings, docs: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -95,6 +95,24 @@ def test_ask_goes_through_the_server_on_the_same_home_and_falls_back_when_it_is_
     assert after.returncode == 0 and json.loads(after.stdout)["cached"] is False
 
 
+def test_a_running_server_answers_the_first_question_after_an_ingest_from_it(ingested_home):
+    # The fourth walkthrough: an idle server answered the first question after another
+    # process's ingest from the old index (a deleted file quoted, a new one not found).
+    home, cwd = ingested_home
+    server = _serve(home, cwd, _free_port())
+    try:
+        (cwd / "docs" / "hangar.md").write_text("# Hangar\n\nThe zeppelin hangar opens at 06:15.\n")
+        assert run(["ingest", "docs"], home, cwd).returncode == 0  # another process
+        time.sleep(3)  # idle: nobody asks while the server follows the database
+        first = json.loads(
+            run(["ask", "--json", "when does the zeppelin hangar open?"], home, cwd).stdout
+        )
+        assert first["hits"] and first["hits"][0]["uri"].endswith("hangar.md"), first["hits"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 def test_a_stale_or_foreign_server_file_is_ignored(tmp_path: Path):
     home = tmp_path / "home"
     home.mkdir()

@@ -8,8 +8,9 @@ the models are called through a lock, the generator through its queue; ingests a
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from kbqa.settings import Settings
 from kbqa.store import queries as store_queries
 from kbqa.store import tokens as store_tokens
 from kbqa.types import Answer
+
+log = logging.getLogger(__name__)
 
 
 class KnowledgeBase:
@@ -75,6 +78,26 @@ class KnowledgeBase:
     def refresh(self) -> Snapshot:
         """Build and publish a snapshot now (after another process's ingest, say)."""
         return self._services.snapshots.refresh()
+
+    def follow_ingests(self) -> Callable[[], None]:
+        """Check for other processes' ingests every `snapshot_check_seconds` in a daemon thread,
+        so that a server that sits idle while one runs has the next snapshot built before the
+        next question comes (a question alone finds the change and is answered from the old
+        snapshot while the next one is built). Returns a function that stops it."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(max(self.settings.snapshot_check_seconds, 0.1)):
+                snapshots = self._services.snapshots  # new settings, new services
+                if snapshots.peek() is None:
+                    continue  # nothing searched yet: the first question builds it
+                try:
+                    snapshots.current()  # checks, and starts the next build if changed
+                except Exception:
+                    log.warning("could not follow the database's changes", exc_info=True)
+
+        threading.Thread(target=loop, name="kbqa-follow-ingests", daemon=True).start()
+        return stop.set
 
     # -- the write path ---------------------------------------------------------------------
 

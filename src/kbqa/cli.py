@@ -333,6 +333,7 @@ def slack_bot(settings: Settings, http: bool, port: int, manifest: bool) -> None
 
     kb = _kb(settings)
     kb.require_content()
+    kb.follow_ingests()
     app = create_app(kb)
     mode = f"HTTP on port {port}" if http else "Socket Mode"
     click.echo(f"kbqa is answering in Slack ({mode})")
@@ -373,6 +374,7 @@ def serve(settings: Settings, host: str | None, port: int | None, slack: bool) -
     # The snapshot and the embedder are loaded before the first question, not during it.
     if not kb.warm_up():
         click.echo("the knowledge base is empty: run `kbqa ingest PATH` (questions get 503)")
+    kb.follow_ingests()  # another process's ingest is searched before the next question
     app = create_app(kb, slack=None if socket_mode else bolt)
     app.state.syncs.start()  # the [[sources]] that have a schedule_minutes
     if socket_mode is not None:
