@@ -104,8 +104,8 @@ def test_terminal_without_evidence_is_unchanged():
     assert len(lines) == 4  # two documents (the repeated one once), then why
     # In plain words with a next step; the numbers stay in the JSON's reason.
     assert lines[-1] == (
-        "(nothing in the knowledge base is close enough to this question; "
-        "try other words or check `kbqa status`)"
+        "(nothing in the knowledge base is close enough to this question; ask it as a full "
+        "question in other words (short ones match less), or check `kbqa status`)"
     )
 
 
@@ -168,6 +168,15 @@ def test_why_no_answer_is_plain_words_with_a_next_step():
     assert ABSTAINED.to_dict()["reason"] == ABSTAINED.reason  # the numbers, for debugging
     nothing = Answer("q", "I couldn't find this.", True, (), ())
     assert "nothing in the knowledge base (that you may see)" in render.why_no_answer(nothing)
+    # A pick the checks rejected: the passages were close (the walkthrough's "on-call
+    # compensation", confidence 0.94), so the answer does not say they do not answer it.
+    unsure = replace(
+        ABSTAINED,
+        reason="a unit the model named was rejected, so its answer is not sure "
+        "(pointer_margin: the model's margin 0.11 < 0.2)",
+    )
+    why = render.why_no_answer(unsure)
+    assert why.startswith("the model was not sure which sentence") and "do not answer" not in why
 
 
 def test_an_answer_survives_its_json_with_its_evidence():

@@ -210,8 +210,13 @@ def why_no_answer(answer: Answer) -> str:
         )
     if reason.startswith(("best passage's similarity", "confidence")):
         return (
-            "nothing in the knowledge base is close enough to this question; "
-            "try other words or check `kbqa status`"
+            "nothing in the knowledge base is close enough to this question; ask it as a full "
+            "question in other words (short ones match less), or check `kbqa status`"
+        )
+    if "the model named was rejected" in reason:  # the passages may well hold the answer
+        return (
+            "the model was not sure which sentence of the closest sources answers this, so "
+            "none is given as the answer; read them, or ask again naming what you mean"
         )
     return (
         "the closest passages do not answer this question; try other words, "
