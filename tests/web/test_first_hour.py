@@ -133,6 +133,13 @@ def test_a_follow_up_through_the_api_and_the_openai_endpoint_is_searched_with_it
     ).json()
     assert data["question"] == follow_up and data["searched"].startswith(follow_up + " (")
     assert data["citations"][0]["uri"].endswith("runbooks/db.md")
+    # A turn may also be an object, as /api/ask returns one; anything else is one clear line.
+    turn = {"question": QUESTION, "answer": first["answer"]}
+    again = local.post("/api/ask", json={"question": follow_up, "history": [turn]}).json()
+    assert again["searched"] == data["searched"]
+    bad = local.post("/api/ask", json={"question": follow_up, "history": [{"q": QUESTION}]})
+    assert bad.status_code == 400
+    assert 'each turn is ["question", "answer"]' in bad.json()["error"]["message"]
     messages = [
         {"role": "user", "content": QUESTION},
         {"role": "assistant", "content": first["answer"]},

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kbqa.assistant.queue import Ticket
 from kbqa.errors import KbqaError
@@ -28,10 +28,27 @@ class AskRequest(BaseModel):
     question: str
     k: int | None = Field(None, ge=1, le=20)
     extractive: bool = False
-    # Earlier (question, answer) pairs of the same conversation, oldest first.
+    # Earlier turns of the same conversation, oldest first: [question, answer] pairs or
+    # {"question": …, "answer": …} objects (what /api/ask returns has both keys).
     history: list[tuple[str, str]] = Field(default_factory=list, max_length=10)
     sources: list[str] = Field(default_factory=list, max_length=20)
     stream: bool = False
+
+    @field_validator("history", mode="before")
+    @classmethod
+    def _turns(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value  # pydantic says it is not a list
+        turns = []
+        for turn in value:
+            if isinstance(turn, dict) and {"question", "answer"} <= set(turn):
+                turn = [turn["question"], turn["answer"]]
+            if not (isinstance(turn, list | tuple) and len(turn) == 2):
+                raise ValueError(
+                    'each turn is ["question", "answer"] or {"question": …, "answer": …}'
+                )
+            turns.append(turn)
+        return turns
 
 
 class FeedbackRequest(BaseModel):
