@@ -46,6 +46,7 @@ def ingested(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_a_misspelt_setting_in_the_environment_is_said_on_stderr(home: Path, tmp_path: Path):
     # Read before the log was set up, the warning was lost: KBQA_TOPK was ignored silently.
+    home.mkdir(parents=True, exist_ok=True)
     result = run(["status"], home, tmp_path, KBQA_TOPK="6")
     assert result.returncode == 0, result.stderr
     assert "KBQA_TOPK is not a setting (did you mean 'top_k'?): it is ignored" in result.stderr

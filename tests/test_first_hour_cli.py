@@ -188,6 +188,16 @@ def test_status_lists_every_source_not_only_the_last_runs(settings, docs, tmp_pa
     assert [s["documents"] for s in data["sources"]] == [documents, 1]
 
 
+def test_status_of_a_home_that_does_not_exist_says_so_and_makes_no_database(tmp_path):
+    typo = tmp_path / "hmoe"
+    result = CliRunner().invoke(kbqa.cli.cli, ["--home", str(typo), "status"], env=FAKES)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, KbqaError) and "no knowledge base at" in str(
+        result.exception
+    )
+    assert not (typo / "kbqa.db").exists()
+
+
 def test_the_repositorys_settings_do_not_point_permalinks_at_the_examples_workspace():
     from kbqa.settings import Settings
 

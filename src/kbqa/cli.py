@@ -62,6 +62,7 @@ def cli(ctx: click.Context, home: Path | None, verbose: int, log_level: str | No
         logging.getLogger("kbqa.settings").removeHandler(held)
     stderr = log_level or ("WARNING", "INFO", "DEBUG")[min(verbose, 2)]
     file_level = log_level or ("DEBUG" if verbose >= 2 else "INFO")
+    ctx.meta["kbqa.home_existed"] = Path(settings.home).exists()  # before the log makes it
     logs.configure(settings.home, stderr, file_level, settings.secrets())
     ctx.call_on_close(logs.unconfigure)
     for record in held.records:
@@ -267,6 +268,12 @@ SHOWN_SOURCES = 10  # `kbqa status` lists this many sources, then a count
 @click.pass_obj
 def status(settings: Settings, as_json: bool) -> None:
     """What is indexed: documents, chunks, models, index size, sources, last run."""
+    home_existed = click.get_current_context().meta.get("kbqa.home_existed", True)
+    if not home_existed and not settings.database_url:  # a mistyped --home is no new home
+        raise KbqaError(
+            f"no knowledge base at {Path(settings.home).resolve()} yet: `kbqa ingest PATH` "
+            "makes one there (or check --home and KBQA_HOME)"
+        )
     info = _kb(settings).status()
     if as_json:
         click.echo(json.dumps(info, indent=2))
