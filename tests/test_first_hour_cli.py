@@ -198,6 +198,21 @@ def test_status_of_a_home_that_does_not_exist_says_so_and_makes_no_database(tmp_
     assert not (typo / "kbqa.db").exists()
 
 
+def test_stale_with_nothing_to_list_says_so_in_both_lists(settings, docs, monkeypatch):
+    for name, value in FAKES.items():
+        monkeypatch.setenv(name, value)
+    home = ["--home", str(settings.home)]
+    CliRunner().invoke(kbqa.cli.cli, [*home, "ingest", str(docs)])
+    result = CliRunner().invoke(kbqa.cli.cli, [*home, "stale"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].startswith("  none: the oldest source was updated 0 days ago")
+    assert lines[2:] == [
+        "Sources that disagree (0):",
+        "  none: no two sources give different values for the same thing",
+    ]
+
+
 def test_the_repositorys_settings_do_not_point_permalinks_at_the_examples_workspace():
     from kbqa.settings import Settings
 

@@ -41,6 +41,8 @@ def stale(settings: Settings, limit: int, as_json: bool) -> None:
         click.echo(f"  {s.updated_at[:10]}{by} · {s.days} days · {rated}")
         click.echo(f"    {s.title} — {display_uri(s.uri)}")
     click.echo(f"Sources that disagree ({len(pairs)}):")
+    if not pairs:
+        click.echo("  none: no two sources give different values for the same thing")
     for p in pairs:
         click.echo(f"  {p.newer_updated_at[:10]} {display_uri(p.newer_uri)}: {p.newer_sentence}")
         click.echo(f"  {p.older_updated_at[:10]} {display_uri(p.older_uri)}: {p.older_sentence}")
