@@ -129,6 +129,10 @@ def test_chat_asks_follow_ups_with_the_conversation(settings, docs, monkeypatch)
     assert result.output.count("runbooks/db.md") >= 2  # both answers cite the runbook
     # Piped questions: no "? " prompt runs into the answers, none dangles at the end.
     assert not any(line.startswith("?") for line in result.output.splitlines()), result.output
+    # An unanswered question says what the next one goes on from (`ask --follow-up` does too).
+    unanswered = CliRunner().invoke(kbqa.cli.cli, [*home, "chat"], input="xyzzy plugh?\n\n")
+    assert "I couldn't find" in unanswered.output
+    assert "(not answered, so the next question is searched as asked)" in unanswered.output
 
 
 def test_ask_follow_up_goes_on_from_the_last_question(settings, docs, monkeypatch):

@@ -40,3 +40,7 @@ def chat(settings: Settings, extractive: bool, sources: tuple[str, ...]) -> None
         click.echo(terminal.answer(answer, bold=lambda t: click.style(t, bold=True)) + "\n")
         if not answer.abstained:
             history = [*history, (question, answer.text)][-TURNS:]
+        elif history:  # as `kbqa ask --follow-up` says: an unanswered turn is not gone on from
+            click.echo("(not answered, so the next question goes on from the last answered one)\n")
+        else:
+            click.echo("(not answered, so the next question is searched as asked)\n")
