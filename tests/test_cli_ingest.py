@@ -64,3 +64,8 @@ def test_a_named_file_kbqa_cannot_read_is_an_error_and_the_rest_is_ingested(
     assert result.exit_code == 1
     assert "data.csv: not a type kbqa reads" in str(result.exception)
     assert kb.store.counts()["chunks"] > 0  # the folder named beside it was ingested
+    assert "skipped" not in result.output  # said once, as the error
+    alone = CliRunner().invoke(
+        kbqa.cli.cli, ["--home", str(kb.settings.home), "ingest", "data.csv"]
+    )
+    assert alone.exit_code == 1 and alone.output == ""  # no "added 0 · … failed 0" above it

@@ -125,14 +125,24 @@ def ingest(settings: Settings, paths: tuple[Path, ...], master: str) -> None:
     finally:
         if bar is not None:
             bar.close()
-    click.echo(_summary(report))
-    for path, why in report.failed[2:]:
-        click.echo(f"  failed: {display_uri(path)}: {why}")
-    if report.unsupported:
-        click.echo(f"  {_skipped(report.unsupported)}")
-    # A file named on the command line that kbqa cannot read is an error, not a quiet skip.
+    # A file named on the command line that kbqa cannot read is an error, not a quiet skip:
+    # said once, as the error, not also as a skipped file.
     named = {path.resolve() for path in paths if path.is_file()}
     refused = [u for u in report.unsupported if Path(u).resolve() in named]
+    skipped = [u for u in report.unsupported if u not in refused]
+    if (
+        not refused
+        or report.added
+        or report.updated
+        or report.removed
+        or report.unchanged
+        or report.failed
+    ):
+        click.echo(_summary(report))
+    for path, why in report.failed[2:]:
+        click.echo(f"  failed: {display_uri(path)}: {why}")
+    if skipped:
+        click.echo(f"  {_skipped(skipped)}")
     if refused:
         raise KbqaError(
             f"{display_uri(refused[0])}: not a type kbqa reads (Markdown, HTML, PDF, DOCX, "
