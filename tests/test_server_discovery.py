@@ -53,7 +53,7 @@ def _serve(home: Path, cwd: Path, port: int) -> subprocess.Popen:
     }
     command = [sys.executable, "-m", "kbqa", "serve", "--port", str(port)]
     process = subprocess.Popen(
-        command, cwd=cwd, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command, cwd=cwd, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 60
     while running_server(home) is None:
@@ -111,6 +111,11 @@ def test_a_running_server_answers_the_first_question_after_an_ingest_from_it(ing
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+    said = server.stdout.read().decode().splitlines()  # where requests go, and that it stopped
+    assert said[-2:] == [
+        f"each request is logged in {home.resolve()}/logs/kbqa.log",
+        "kbqa stopped serving",
+    ]
 
 
 def test_a_stale_or_foreign_server_file_is_ignored(tmp_path: Path):

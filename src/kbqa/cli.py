@@ -378,6 +378,8 @@ def serve(settings: Settings, host: str | None, port: int | None, slack: bool) -
         settings = settings.replace(serve_host=host)
     if port:
         settings = settings.replace(serve_port=port)
+    from kbqa.logs import log_file
+
     try:
         from kbqa.serve import create_app
         from kbqa.serve.app import run
@@ -398,7 +400,11 @@ def serve(settings: Settings, host: str | None, port: int | None, slack: bool) -
         socket_mode.connect()  # in its own threads: the web server runs beside it
     where = f"http://{settings.serve_host}:{settings.serve_port}/"
     click.echo(f"kbqa is serving {where}{' and answering in Slack' if slack else ''}")
-    run(app, settings.serve_host, settings.serve_port, settings.home)
+    click.echo(f"each request is logged in {log_file(Path(settings.home).resolve())}")
+    try:
+        run(app, settings.serve_host, settings.serve_port, settings.home)
+    finally:
+        click.echo("kbqa stopped serving")
 
 
 def _slack_for_serve(kb, settings: Settings):
