@@ -104,8 +104,8 @@ def test_terminal_without_evidence_is_unchanged():
     assert len(lines) == 4  # two documents (the repeated one once), then why
     # In plain words with a next step; the numbers stay in the JSON's reason.
     assert lines[-1] == (
-        "(nothing in the knowledge base is close enough to this question; ask it as a full "
-        "question in other words (short ones match less), or check `kbqa status`)"
+        "(nothing in the knowledge base is close enough to this question; if it should be, "
+        "ask in the words the docs would use, or check `kbqa status`)"
     )
 
 

@@ -210,8 +210,8 @@ def why_no_answer(answer: Answer) -> str:
         )
     if reason.startswith(("best passage's similarity", "confidence")):
         return (
-            "nothing in the knowledge base is close enough to this question; ask it as a full "
-            "question in other words (short ones match less), or check `kbqa status`"
+            "nothing in the knowledge base is close enough to this question; if it should be, "
+            "ask in the words the docs would use, or check `kbqa status`"
         )
     if "the model named was rejected" in reason:  # the passages may well hold the answer
         return (
