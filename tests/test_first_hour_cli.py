@@ -217,6 +217,19 @@ def test_stale_with_nothing_to_list_says_so_in_both_lists(settings, docs, monkey
     ]
 
 
+def test_the_run_record_says_the_seconds_kbqa_ingest_says(settings, docs, monkeypatch):
+    # The walkthroughs: "in 3.6 s" printed, 0.0 s on the admin page and in /api/status.
+    for name, value in FAKES.items():
+        monkeypatch.setenv(name, value)
+    home = ["--home", str(settings.home)]
+    result = CliRunner().invoke(kbqa.cli.cli, [*home, "ingest", str(docs)])
+    assert result.exit_code == 0, result.output
+    printed = float(result.output.split(" chunks in ")[1].split(" s")[0])
+    status = CliRunner().invoke(kbqa.cli.cli, [*home, "status", "--json"]).output
+    recorded = json.loads(status)["last_run"]["seconds"]
+    assert recorded == printed
+
+
 def test_the_repositorys_settings_do_not_point_permalinks_at_the_examples_workspace():
     from kbqa.settings import Settings
 

@@ -113,9 +113,11 @@ class KnowledgeBase:
         progress: Progress | None = None,
         embedder: Embedder | None = None,
         remote: RemoteRun | None = None,
+        started: float | None = None,
     ) -> IngestReport:
         """Index documents from sources, then publish a snapshot that has them; `remote` runs
-        stages elsewhere (a Spark job whose executors write, see Indexer.ingest)."""
+        stages elsewhere (a Spark job whose executors write, see Indexer.ingest); `started`
+        is when the caller began (the run's recorded seconds count from it)."""
         services = self._services
         own = services.models.embedder
         with self._write_lock:
@@ -123,7 +125,7 @@ class KnowledgeBase:
             # The write path fills an index of its own; the published one is never changed.
             index = services.backend.writable(own.dim)
             report = Indexer(services.store, embedder or own, index, services.settings).ingest(
-                sources, progress, remote
+                sources, progress, remote, started
             )
             services.publish(index)
         return report

@@ -173,14 +173,16 @@ class Indexer:
         sources: list[Source],
         progress: Progress | None = None,
         remote: RemoteRun | None = None,
+        started: float | None = None,
     ) -> IngestReport:
         """Bring the knowledge base in line with the sources: add, update, skip, remove.
 
         With `remote` (a Spark job), the parse, chunk, embed and, where it says so, write
         stages run there, inside this run: it gets the sources' ids, and what it wrote is
         followed here. The run is recorded as `ok`, `failed` (with the error) or `interrupted`
-        (Ctrl-C)."""
-        started = time.perf_counter()
+        (Ctrl-C), with its seconds from `started` (a `time.perf_counter()`: the caller's start,
+        so that the record says what `kbqa ingest` says; by default now)."""
+        started = time.perf_counter() if started is None else started
         report = IngestReport(stages=dict.fromkeys(STAGES, 0.0))
         self._known = Fingerprints(self.store)  # as this run finds them
         try:
