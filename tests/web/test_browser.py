@@ -108,6 +108,8 @@ def test_abstention_explains_itself_in_the_browser(browser, server, core):
     why = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn details.why"))[0]
     assert "Why no answer?" in why.text and "close enough" in why.text  # plain words
     assert "kbqa status" in why.text and "min_hit_score" not in why.text
+    said = why.find_element(By.CSS_SELECTOR, "p")  # a command as code, no backticks
+    assert said.find_element(By.TAG_NAME, "code").text == "kbqa status" and "`" not in said.text
 
 
 def test_a_pointed_answer_quotes_its_units_and_highlights_them_in_the_passage(browser, core):

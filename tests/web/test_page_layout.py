@@ -153,6 +153,10 @@ def test_a_table_row_and_a_follow_up_on_the_page(browser, handbook):
         searched = turns[1].find_element(By.CSS_SELECTOR, ".searched").text
         assert searched.startswith("searched for: and tracker? (") and "route-planner" in searched
         assert sideways(browser) == 0
+        # The pinned question box hides no part of the new answer: its buttons are above it.
+        buttons = turns[1].find_element(By.CSS_SELECTOR, ".feedback").rect
+        box = browser.find_element(By.ID, "ask").rect
+        assert buttons["y"] + buttons["height"] <= box["y"] + 1, (buttons, box)
 
 
 def test_no_second_question_while_one_streams(browser, handbook):

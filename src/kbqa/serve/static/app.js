@@ -275,7 +275,7 @@
     if (answer.abstained) {
       const why = el("details", { class: "why", open: "" },
         el("summary", { text: "Why no answer?" }),
-        el("p", { text: answer.why || "" }));
+        el("p", {}, ...withCode(answer.why || "")));
       const seen = new Set();
       const closest = ((sources && sources.hits) || []).filter((h) => !seen.has(h.uri) && seen.add(h.uri)).slice(0, 3);
       if (closest.length) why.append(el("p", { text: "Closest sources:" }), el("ul", { class: "sources" }, ...closest.map(sourceItem)));
@@ -289,6 +289,11 @@
       history.push([turn.question, answer.answer]);
     }
     turn.node.append(feedbackButtons(turn));
+  }
+
+  // Plain text with `a command` in backticks: the command as code, never the backticks.
+  function withCode(text) {
+    return text.split("`").map((part, i) => (i % 2 ? el("code", { text: part }) : document.createTextNode(part)));
   }
 
   function feedbackButtons(turn) {
@@ -375,6 +380,9 @@
         else if (event === "error") showError(turn, body.error.message);
       }
     }
+    // The question box is pinned at the bottom: the whole answer, its sources and buttons
+    // too, is scrolled above it, not under it.
+    document.documentElement.style.scrollPaddingBottom = form.offsetHeight + "px";
     turn.node.scrollIntoView({ block: "nearest" });
   }
 
