@@ -226,4 +226,8 @@ def test_the_page_is_served_with_its_script(local):
     page = local.get("/")
     assert page.status_code == 200 and '<form id="ask"' in page.text
     assert local.get("/static/app.js").status_code == 200
+    # An icon of its own: the browser asked for /favicon.ico and got a 404 (page walkthrough).
+    assert '<link rel="icon" href="/static/favicon.svg"' in page.text
+    icon = local.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
     assert local.get("/no/such/page").json()["error"]["type"] == "not_found_error"

@@ -194,3 +194,11 @@ def test_the_admin_tables_fit(browser, handbook, device):
                     )
                     <= 1
                 )
+        # A one-word heading is never broken inside the word ("Chun / ks", page walkthrough).
+        broken = browser.execute_script(
+            """return [...document.querySelectorAll('th')].filter((th) => {
+                 const range = document.createRange(); range.selectNodeContents(th);
+                 return !th.textContent.trim().includes(' ') && range.getClientRects().length > 1;
+               }).map((th) => th.textContent.trim());"""
+        )
+        assert broken == []
