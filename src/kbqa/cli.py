@@ -130,14 +130,8 @@ def ingest(settings: Settings, paths: tuple[Path, ...], master: str) -> None:
     named = {path.resolve() for path in paths if path.is_file()}
     refused = [u for u in report.unsupported if Path(u).resolve() in named]
     skipped = [u for u in report.unsupported if u not in refused]
-    if (
-        not refused
-        or report.added
-        or report.updated
-        or report.removed
-        or report.unchanged
-        or report.failed
-    ):
+    read = report.added + report.updated + report.unchanged + report.removed + len(report.failed)
+    if read or not refused:  # not "added 0 · … failed 0" above the error alone
         click.echo(_summary(report))
     for path, why in report.failed[2:]:
         click.echo(f"  failed: {display_uri(path)}: {why}")

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 _NAMED = re.compile(r"^\s*\[[1-9]\d{0,2}\]")
 
 DECLINED = "the model found no sentence in the sources that answers the question"
+# How a reason says that a check rejected the model's pick (render/model.py reads it).
+REJECTED = "the model named was rejected"
 
 
 def answer_stream(
@@ -197,9 +199,9 @@ def _why_none(
     if not found:
         return "the passages hold no sentence that could be quoted as an answer"
     if dropped and hold:
-        return f"a unit the model named was rejected, so its answer is not sure ({dropped[0][1]})"
+        return f"a unit {REJECTED}, so its answer is not sure ({dropped[0][1]})"
     if dropped:
-        return f"the unit the model named was rejected ({dropped[0][1]})"
+        return f"the unit {REJECTED} ({dropped[0][1]})"
     if reply.strip().startswith("[0]"):
         return DECLINED
     return "the generator's reply named no sentence of the sources"
@@ -209,4 +211,4 @@ def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-__all__ = ["DECLINED", "answer_stream"]
+__all__ = ["DECLINED", "REJECTED", "answer_stream"]

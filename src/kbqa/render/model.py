@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kbqa.assistant.followup import ONLY_SOURCES
+from kbqa.assistant.pointed import REJECTED
 from kbqa.clock import iso
 from kbqa.types import Answer, Evidence, Hit
 
@@ -213,7 +214,7 @@ def why_no_answer(answer: Answer) -> str:
             "nothing in the knowledge base is close enough to this question; if it should be, "
             "ask in the words the docs would use, or check `kbqa status`"
         )
-    if "the model named was rejected" in reason:  # the passages may well hold the answer
+    if REJECTED in reason:  # a check rejected the model's pick: the passages may hold it
         return (
             "the model was not sure which sentence of the closest sources answers this, so "
             "none is given as the answer; read them, or ask again naming what you mean"
