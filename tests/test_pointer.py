@@ -492,6 +492,7 @@ def test_the_passages_shown_keep_their_numbers_when_ranks_and_cosines_disagree(p
         ({"KBQA_POINTER_LABELS": "letters"}, "'pointer_labels' must be one of flat, passage"),
         ({"KBQA_POINTER_MAX_DECLINED": "2"}, "'pointer_max_declined' must be between"),
         ({"KBQA_POINTER_MAX_WORDS": "-1"}, "'pointer_max_words' must be 0"),
+        ({"KBQA_POINTER_MAX_SOURCES": "-1"}, "'pointer_max_sources' must be 0"),
     ],
 )
 def test_bad_pointer_settings_are_one_line_errors(tmp_path, env, message):
@@ -661,6 +662,45 @@ def test_a_failed_pick_is_dropped_or_makes_the_whole_answer_abstain(pointing):
     )
     assert answer.abstained and shown == [] and "not sure" in answer.reason
     assert "7200" not in answer.text
+
+
+def test_one_source_per_answer_leaves_out_units_of_other_passages(pointing):
+    from kbqa.assistant import pointed
+
+    text = "The route-planner service listens on port 7200."
+    other = "Its dashboard shows the tracker service on port 7300."
+    hits = [Hit(1, 0.9, text, "", "a.md", "Routing"), Hit(2, 0.88, other, "", "b.md", "Tracking")]
+    question = "which ports do the services listen on?"
+    quoted = {}
+    for most in (0, 1):
+        settings = pointing.settings.replace(pointer_checks=(), pointer_max_sources=most)
+        *shown, answer = pointed.answer_stream(
+            Answerer(pointing.retriever, Both(), settings), question, hits, {}
+        )
+        assert not answer.abstained and shown == list(answer.evidence)
+        quoted[most] = ([e.text for e in shown], [c.hit.uri for c in answer.citations])
+    assert quoted[0] == ([text, other], ["a.md", "b.md"])
+    # The reply named the route-planner's unit first: the tracker's, from another passage,
+    # is not quoted, and the answer is not withheld for it.
+    assert quoted[1] == ([text], ["a.md"]) and "7300" not in answer.text
+    assert answer.dropped == ()
+
+
+def test_the_first_source_is_the_reply_s_first_pick_even_when_a_check_drops_it(pointing):
+    from kbqa.assistant import pointed
+
+    text = "The route-planner service listens on port 7200."
+    other = "Its dashboard shows the tracker service on port 7300."
+    # The tracker's passage ranks first, but the reply names the route-planner's unit first.
+    hits = [Hit(1, 0.9, other, "", "b.md", "Tracking"), Hit(2, 0.88, text, "", "a.md", "Routing")]
+    question = "which port does the Tracker listen on?"
+    settings = pointing.settings.replace(on_failed_pick="drop", pointer_max_sources=1)
+    *shown, answer = pointed.answer_stream(
+        Answerer(pointing.retriever, Both(), settings), question, hits, {}
+    )
+    # The first pick (route-planner's, about another service) fails the subject check and
+    # its passage is still the answer's one source: the tracker's unit is not quoted either.
+    assert answer.abstained and shown == [] and "subject" in answer.dropped[0][1]
 
 
 def test_numbers_are_the_digits_written_right_after_a_bracket():

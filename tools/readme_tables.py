@@ -101,6 +101,9 @@ SETTINGS = {
     "numbers: 0.52-0.89x the wait, no bold mark, support no better over three blind reads "
     "([docs/pointer.md](docs/pointer.md), versions 19-21)",
     "on_failed_pick": "a pick that fails a check: `drop` it (keep the others) or `abstain`",
+    "pointer_max_sources": "the most passages one answer quotes (0: any; 1: units from other "
+    "passages than the first pick's are left out: [docs/pointer.md](docs/pointer.md), "
+    "version 22)",
     "followup_rewrite": "a follow-up is searched as the model's checked rewrite (`generator`) "
     "or with the conversation's own words (`words`) ([First hour](docs/first-hour.md))",
     "quote_context_chars": "a quoted sentence shows the one before it and this much after it",

@@ -217,6 +217,10 @@ class Settings:
     # later pick can still fail). "abstain" by read 9's rule (docs/pointer.md, version 8):
     # answers with no failed pick were responsive in 18 of 27, all delivered in 24 of 47.
     on_failed_pick: str = "abstain"
+    # The most passages one answer quotes (0: any). With 1, a reply's units from passages
+    # other than its first pick's are not quoted: on blind reads 10-16 the model's hop to
+    # another passage was unsupported in 8 of its 10 answers (docs/pointer.md, version 22).
+    pointer_max_sources: int = 0
     # How a follow-up is made standalone before the search (assistant/followup.py): "generator"
     # (the model's checked rewrite, else the conversation's words) or "words" (the previous
     # question with the follow-up's word in place, else its key words after the follow-up; no

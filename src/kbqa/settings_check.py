@@ -46,6 +46,8 @@ def check(s: Any) -> None:
             raise ConfigError(f"setting '{key}' must be between 0 and 1")
     if s.pointer_max_words < 0:
         raise ConfigError("setting 'pointer_max_words' must be 0 (no limit) or more")
+    if s.pointer_max_sources < 0:
+        raise ConfigError("setting 'pointer_max_sources' must be 0 (any) or more")
     if s.quote_context_chars < 0:
         raise ConfigError("setting 'quote_context_chars' must be 0 (the unit alone) or more")
     if s.embed_threads < 0:

@@ -63,6 +63,10 @@ def answer_stream(
     kept: list[tuple[pointer.Pick, Unit]] = []
     dropped: list[tuple[str, str]] = []
     numbers: dict[int, int] = {}  # passage n -> its citation number, in order of first use
+    # The passages the reply names, in its order (a failed pick's too): with
+    # pointer_max_sources, units of passages named after the first ones are not quoted.
+    sources_named: list[int] = []
+    sources = answerer.settings.pointer_max_sources
     evidence: list[Evidence] = []
     reply, tokens, done = "", [], 0
     early: dict[int, int | None] = {}  # a line quoted before it ended -> its evidence index
@@ -118,6 +122,11 @@ def answer_stream(
                 for pick in pointer.parse(line, found, scores[i : i + 1], labels):
                     unit = found[pick.k - 1]
                     if any(pick.k == k.k for k, _ in kept) or _shown(unit, evidence, numbers):
+                        continue
+                    if unit.n not in sources_named:
+                        sources_named.append(unit.n)
+                    if sources and sources_named.index(unit.n) >= sources:
+                        log.debug("not quoted, from another source: %r", unit.text)
                         continue
                     pointed = signals.Pointed(
                         question, pick, unit, hits[unit.n - 1].label, _before(found, pick.k)
