@@ -78,6 +78,9 @@ DOCSETS = {
     "tornado-docs": DocSet(
         "python-tornado-doc", Path("/usr/share/doc/python-tornado-doc/html"), "6.2.0-3+deb12u4"
     ),
+    "aiohttp-docs": DocSet(
+        "python-aiohttp-doc", Path("/usr/share/doc/python-aiohttp-doc/html"), "3.8.4-1+deb12u1"
+    ),
 }
 
 
