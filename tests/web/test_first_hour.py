@@ -148,3 +148,15 @@ def test_a_follow_up_through_the_api_and_the_openai_endpoint_is_searched_with_it
     reply = local.post("/v1/chat/completions", json={"messages": messages}).json()
     assert reply["kbqa"]["searched"] == data["searched"]
     assert reply["choices"][0]["message"]["content"].startswith("_searched for: ")
+
+
+def test_the_admin_page_says_when_it_is_open_because_of_loopback(core, local, remote):
+    note = "this request comes from this machine"
+    assert note in local.get("/admin").text
+    secret, _ = core.create_token("ops", admin=True)
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert note not in local.get("/admin", headers=bearer).text
+    assert note not in remote.get("/admin", headers=bearer).text
+    core.settings = core.settings.replace(allow_loopback_without_token=False)
+    assert local.get("/admin").status_code == 401
+    assert note not in local.get("/admin", headers=bearer).text

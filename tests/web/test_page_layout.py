@@ -202,3 +202,27 @@ def test_the_admin_tables_fit(browser, handbook, device):
                }).map((th) => th.textContent.trim());"""
         )
         assert broken == []
+
+
+def test_the_admin_page_says_why_it_opened_without_a_token(browser, handbook):
+    from selenium.webdriver.common.by import By
+
+    def note() -> str:
+        browser.get(server.url + "/admin")
+        found = browser.find_elements(By.CSS_SELECTOR, "p.note.local")
+        return found[0].text if found else ""
+
+    secret, _ = handbook.create_token("admin-note", admin=True)
+    settings = handbook.settings
+    with Server(create_app(handbook)) as server:
+        try:
+            said = note()  # from this machine, no token
+            assert "this request comes from this machine" in said
+            assert "allow_loopback_without_token" in said and "admin token" in said
+            browser.add_cookie({"name": "kbqa_token", "value": secret, "path": "/"})
+            assert note() == ""  # signed in with a token
+            handbook.settings = settings.replace(allow_loopback_without_token=False)
+            assert note() == ""
+            assert "Knowledge base" in browser.find_element(By.TAG_NAME, "h1").text
+        finally:
+            handbook.settings = settings

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from kbqa.serve.auth import Caller, admin
+from kbqa.client import is_local_secret
+from kbqa.serve.auth import LOCAL, Caller, admin, is_loopback, secret_of
 from kbqa.stale import conflicts, stale_sources
 
 router = APIRouter(include_in_schema=False)
@@ -32,6 +33,16 @@ def _when(value: str | None) -> str:
 
 
 _templates.filters["when"] = _when
+
+
+def open_from_here(request: Request, who: Caller) -> bool:
+    """The caller got in with no token only because the request comes from this machine and
+    `allow_loopback_without_token` is on (auth.identify), which the admin page says."""
+    if who != LOCAL or not request.app.state.core.settings.allow_loopback_without_token:
+        return False
+    secret = secret_of(request)
+    cli = is_local_secret(secret, getattr(request.app.state, "local_secret", ""))
+    return is_loopback(request) and not cli
 
 
 def render(name: str, **values) -> HTMLResponse:
@@ -66,6 +77,7 @@ def admin_page(
     return render(
         "admin.html",
         who=who,
+        open_from_here=open_from_here(request, who),
         status=core.status(),
         sources=core.sources(),
         documents=documents,
