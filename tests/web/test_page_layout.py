@@ -204,6 +204,25 @@ def test_the_admin_tables_fit(browser, handbook, device):
         assert broken == []
 
 
+def test_the_feedback_buttons_show_icons_not_emoji(browser, handbook):
+    from selenium.webdriver.common.by import By
+
+    with Server(create_app(handbook)) as server:
+        browser.get(server.url + "/")
+        ask(browser, "what port is route-planner listening on?")
+        buttons = browser.find_elements(By.CSS_SELECTOR, ".turn button.rate")
+        assert [b.get_attribute("aria-label") for b in buttons] == ["Helpful", "Not helpful"]
+        # No emoji (an empty box without an emoji font): a drawn icon and the words.
+        assert [b.text for b in buttons] == ["Helpful", "Not helpful"]
+        for button in buttons:
+            icon = button.find_element(By.CSS_SELECTOR, "svg.icon")
+            assert icon.get_attribute("aria-hidden") == "true"
+            assert icon.rect["width"] > 8 and icon.rect["height"] > 8
+        buttons[1].click()
+        wait(browser, lambda d: "saved" in d.find_element(By.CSS_SELECTOR, ".thanks").text)
+        assert "chosen" in buttons[1].get_attribute("class")
+
+
 def test_the_admin_page_says_why_it_opened_without_a_token(browser, handbook):
     from selenium.webdriver.common.by import By
 

@@ -296,12 +296,39 @@
     return text.split("`").map((part, i) => (i % 2 ? el("code", { text: part }) : document.createTextNode(part)));
   }
 
+  // Thumbs as inline SVG: an emoji shows as an empty box where no emoji font is installed.
+  const THUMB = "M2 10h3v10H2zM7 20h9.2a2 2 0 0 0 2-1.6l1.5-6.6A2 2 0 0 0 17.8 9.5H13l.8-4.1"
+    + "A1.6 1.6 0 0 0 12.2 3.6L7 9.6z";
+
+  function thumb(down) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    for (const [k, v] of Object.entries({
+      viewBox: "0 0 22 24", width: "1em", height: "1em", "aria-hidden": "true", focusable: "false",
+      class: "icon", fill: "none", stroke: "currentColor", "stroke-width": "1.8", "stroke-linejoin": "round",
+    })) svg.setAttribute(k, v);
+    if (down) svg.setAttribute("transform", "rotate(180)");
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("d", THUMB);
+    svg.append(path);
+    return svg;
+  }
+
+  function rated(turn, value) {
+    const box = turn.node.querySelector(".feedback");
+    for (const b of box.querySelectorAll("button")) {
+      b.disabled = true;
+      if (Number(b.dataset.value) === value) b.classList.add("chosen");
+    }
+    box.querySelector(".thanks").textContent = "Thanks — your feedback is saved.";
+  }
+
   function feedbackButtons(turn) {
     const status = el("span", { class: "thanks", role: "status" });
     const box = el("div", { class: "feedback" });
-    for (const [value, label, icon] of [[1, "Helpful", "👍"], [-1, "Not helpful", "👎"]]) {
-      const b = el("button", { type: "button", class: "rate", "aria-label": label, title: label },
-        el("span", { "aria-hidden": "true", text: icon + " " }), label);
+    for (const [value, label] of [[1, "Helpful"], [-1, "Not helpful"]]) {
+      const b = el("button", { type: "button", class: "rate", "aria-label": label, title: label, "data-value": String(value) },
+        thumb(value < 0), label);
       b.addEventListener("click", async () => {
         const response = await fetch("/api/feedback", {
           method: "POST", headers: headers(),
@@ -311,9 +338,7 @@
           }),
         });
         if (response.ok) {
-          for (const other of box.querySelectorAll("button")) other.disabled = true;
-          b.classList.add("chosen");
-          status.textContent = "Thanks — your feedback is saved.";
+          rated(turn, value);
         } else status.textContent = "Could not save the feedback.";
       });
       box.append(b);
