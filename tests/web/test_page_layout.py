@@ -204,6 +204,47 @@ def test_the_admin_tables_fit(browser, handbook, device):
         assert broken == []
 
 
+def test_a_file_source_opens_at_the_cited_passage(browser, tmp_path):
+    from urllib.parse import unquote
+
+    from selenium.webdriver.common.by import By
+
+    # A long file whose cited section is far below its top.
+    filler = "".join(
+        f"## Topic {i}\n\n"
+        + f"Paragraph {i} of the filler, about office plants and kettles and desks.\n" * 4
+        + "\n"
+        for i in range(40)
+    )
+    gateway = (
+        "## Restarting the gateway\n\n"
+        "1. Drain the gateway with `gwctl drain --all` before anything else.\n"
+        "2. Restart the gateway pods, one at a time.\n"
+    )
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "ops.md").write_text("# Operations\n\n" + filler + gateway + filler)
+    settings = Settings(home=tmp_path / "home", min_hit_score=0.0, min_confidence=0.0)
+    kb = KnowledgeBase(settings, embedder=HashEmbedder(), generator=EchoGenerator())
+    kb.ingest([tmp_path / "docs"])
+    with Server(create_app(kb)) as server:
+        browser.get(server.url + "/")
+        ask(browser, "how do I restart the gateway pods?")
+        link = browser.find_element(By.CSS_SELECTOR, ".turn .sources li a")
+        href = link.get_attribute("href")
+        path, _, fragment = href.partition("#:~:")
+        assert path.endswith("/files" + str(tmp_path / "docs" / "ops.md"))
+        assert [unquote(d) for d in fragment.split("&")] == [
+            "text=Drain the gateway with",  # the words before the code, as the file has them
+            "text=Restarting the gateway",
+        ]
+        link.click()
+        browser.switch_to.window(browser.window_handles[-1])
+        wait(browser, lambda d: d.execute_script("return document.readyState") == "complete")
+        wait(browser, lambda d: d.execute_script("return window.scrollY") > 0, 5)
+        top = browser.execute_script("return window.scrollY")
+        assert top > 40 * 6 * 10, top  # past the filler above it (6 lines a topic)
+
+
 def test_the_feedback_buttons_show_icons_not_emoji(browser, handbook):
     from selenium.webdriver.common.by import By
 

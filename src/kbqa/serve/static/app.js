@@ -217,8 +217,30 @@
 
   function sourceLink(source) {
     return source.link
-      ? el("a", { href: source.link, target: "_blank", rel: "noopener", text: source.label })
+      ? el("a", { href: source.link + textFragment(source), target: "_blank", rel: "noopener", text: source.label })
       : el("span", { text: source.label });
+  }
+
+  // A file opens at the cited place, not its top: a text fragment (#:~:text=) with the first
+  // words of the passage as the file writes them, then its section heading should those not be
+  // found. The words are taken from one text node of the passage's HTML: its markup (list
+  // numbers, backticks) is not among them, so they read the same in the raw file.
+  function textFragment(source) {
+    if (!source.link.startsWith("/files/")) return "";
+    const words = (t) => t.split("\n")[0].trim().split(/\s+/).slice(0, 8).join(" ");
+    let start = "";
+    if (source.html) {
+      const html = document.createElement("template");
+      html.innerHTML = source.html; // inert: nothing in a template loads or runs
+      const node = textNodes(html.content).find((n) => n.nodeValue.trim().split(/\s+/).length >= 3);
+      if (node) start = words(node.nodeValue);
+    }
+    if (!start && source.text) start = words(source.text);
+    const heading = (source.heading || "").split(" › ").pop().trim();
+    // In a directive "-", "," and "&" are syntax: percent-encoded when they are text.
+    const enc = (t) => encodeURIComponent(t).replace(/-/g, "%2D");
+    const parts = [start, heading].filter(Boolean).map((t) => "text=" + enc(t));
+    return parts.length ? "#:~:" + parts.join("&") : "";
   }
 
   // Two chunks of one section are one source, listed once with both numbers: "[1][3] Label".
