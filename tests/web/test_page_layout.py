@@ -204,6 +204,62 @@ def test_the_admin_tables_fit(browser, handbook, device):
         assert broken == []
 
 
+def test_a_reload_keeps_the_conversation_in_the_tab(browser, handbook):
+    from selenium.webdriver.common.by import By
+
+    shown = "[...document.querySelectorAll('.turn')].map((t) => t.innerText)"
+    with Server(create_app(handbook)) as server:
+        browser.get(server.url + "/")
+        ask(browser, "what port is route-planner listening on?")
+        before = browser.execute_script(f"return {shown}")
+        browser.refresh()
+        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn .feedback"))
+        assert browser.execute_script(f"return {shown}") == before  # drawn as it was
+        assert not browser.find_element(By.ID, "empty").is_displayed()
+        assert browser.execute_script("return localStorage.getItem('kbqa_conversation')") is None
+        turn = browser.find_element(By.CSS_SELECTOR, ".turn")
+        turn.find_element(By.CSS_SELECTOR, "button.cite").click()  # its passage opens
+        assert "route-planner" in turn.find_element(By.CSS_SELECTOR, ".passage").text
+        # The follow-up after the reload is sent with the conversation before it.
+        ask(browser, "and tracker?")
+        searched = browser.find_elements(By.CSS_SELECTOR, ".turn")[1].find_element(
+            By.CSS_SELECTOR, ".searched"
+        )
+        assert searched.text.startswith("searched for: and tracker? (")
+        assert "route-planner" in searched.text
+        # Only the last ten turns are kept, a turn that is not one is left out, and a stored
+        # value that does not parse is ignored.
+        stored = "return JSON.parse(sessionStorage.getItem('kbqa_conversation')).length"
+        browser.execute_script(
+            """const kept = JSON.parse(sessionStorage.getItem('kbqa_conversation'));
+               sessionStorage.setItem('kbqa_conversation',
+                 JSON.stringify(Array(9).fill(kept[0]).concat([{question: 1}, null, kept[1]])));"""
+        )
+        browser.refresh()
+        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn .feedback"))
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".turn")) == 12 - 2 - 2
+        ask(browser, "and billing?")
+        ask(browser, "and dispatch?")
+        ask(browser, "and tracker again?")
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".turn")) == 11
+        assert browser.execute_script(stored) == 10
+        for broken in ("{not json", '{"question": "x"}', "[[1, 2]]"):
+            browser.execute_script(f"sessionStorage.setItem('kbqa_conversation', '{broken}')")
+            browser.refresh()
+            assert browser.find_element(By.ID, "empty").is_displayed()
+            assert not browser.find_elements(By.CSS_SELECTOR, ".turn")
+        ask(browser, "what port is route-planner listening on?")  # the page still works
+        # "New conversation" forgets it, a reload too.
+        browser.find_element(By.ID, "new").click()
+        browser.refresh()
+        assert browser.find_element(By.ID, "empty").is_displayed()
+        assert not browser.find_elements(By.CSS_SELECTOR, ".turn")
+        assert browser.execute_script("return sessionStorage.getItem('kbqa_conversation')") in (
+            None,
+            "[]",
+        )
+
+
 def test_a_file_source_opens_at_the_cited_passage(browser, tmp_path):
     from urllib.parse import unquote
 
@@ -262,6 +318,12 @@ def test_the_feedback_buttons_show_icons_not_emoji(browser, handbook):
         buttons[1].click()
         wait(browser, lambda d: "saved" in d.find_element(By.CSS_SELECTOR, ".thanks").text)
         assert "chosen" in buttons[1].get_attribute("class")
+        # A rated answer stays rated after a reload.
+        browser.refresh()
+        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn .feedback"))
+        again = browser.find_elements(By.CSS_SELECTOR, ".turn button.rate")
+        assert all(b.get_attribute("disabled") for b in again)
+        assert "chosen" in again[1].get_attribute("class")
 
 
 def test_the_admin_page_says_why_it_opened_without_a_token(browser, handbook):

@@ -8,6 +8,10 @@
   const empty = document.getElementById("empty");
   const send = document.getElementById("send");
   const history = []; // [question, answer] pairs of this conversation, oldest first
+  // The conversation outlives a reload of this tab, not the tab: sessionStorage, the last
+  // KEPT turns (each the answer and sources as the server sent them, redrawn as they were).
+  const STORED = "kbqa_conversation", KEPT = 10;
+  let saved = [];
   let token = localStorage.getItem("kbqa_token") || "";
   let turns = 0;
   let busy = false; // a question is being answered: no second one until it ends
@@ -361,6 +365,7 @@
         });
         if (response.ok) {
           rated(turn, value);
+          if (turn.saved) { turn.saved.rated = value; store(); }
         } else status.textContent = "Could not save the feedback.";
       });
       box.append(b);
@@ -422,7 +427,7 @@
           turn.evidence.push(body);
           renderEvidence(turn);
         } else if (event === "sources") sources = body;
-        else if (event === "answer") finish(turn, body, sources);
+        else if (event === "answer") { finish(turn, body, sources); remember(turn, body, sources); }
         else if (event === "progress") showProgress(turn, body.text);
         else if (event === "error") showError(turn, body.error.message);
       }
@@ -431,6 +436,55 @@
     // too, is scrolled above it, not under it.
     document.documentElement.style.scrollPaddingBottom = form.offsetHeight + "px";
     turn.node.scrollIntoView({ block: "nearest" });
+  }
+
+  // What a turn needs to be drawn again: the closest sources without their passages (only
+  // their labels and links are shown), so that a stored turn stays small.
+  function remember(turn, answer, sources) {
+    const slim = {
+      citations: (sources && sources.citations) || [],
+      hits: ((sources && sources.hits) || []).map(({ html, text, ...rest }) => rest),
+    };
+    turn.saved = { question: turn.question, answer, sources: slim, rated: 0 };
+    saved.push(turn.saved);
+    store();
+  }
+
+  function store() {
+    saved = saved.slice(-KEPT);
+    for (;;) {
+      try { sessionStorage.setItem(STORED, JSON.stringify(saved)); return; }
+      catch (e) {
+        // Full (or storage off): keep fewer turns, down to none.
+        if (!saved.length) return;
+        saved.shift();
+      }
+    }
+  }
+
+  // The turns of this tab's conversation before a reload. A stored value that does not parse,
+  // or a turn that cannot be drawn, is dropped: the page starts empty instead of failing.
+  function restore() {
+    let stored;
+    try { stored = JSON.parse(sessionStorage.getItem(STORED) || "[]"); } catch (e) { stored = []; }
+    if (!Array.isArray(stored)) stored = [];
+    for (const item of stored.slice(-KEPT)) {
+      if (!item || typeof item.question !== "string" || !item.answer || typeof item.answer !== "object") continue;
+      const turn = newTurn(item.question);
+      const before = history.length;
+      try {
+        finish(turn, item.answer, item.sources || {});
+        turn.saved = item;
+        saved.push(item);
+        if (item.rated) rated(turn, item.rated);
+      } catch (err) {
+        console.error(err);
+        turn.node.remove();
+        history.length = before;
+      }
+    }
+    if (!conversation.children.length) empty.hidden = false;
+    store();
   }
 
   form.addEventListener("submit", async (e) => {
@@ -455,8 +509,11 @@
   });
   document.getElementById("new").addEventListener("click", () => {
     history.length = 0;
+    saved = [];
+    try { sessionStorage.removeItem(STORED); } catch (e) { /* storage off */ }
     conversation.textContent = "";
     empty.hidden = false;
     box.focus();
   });
+  restore();
 })();
