@@ -87,6 +87,6 @@ def test_the_admin_page_has_a_stale_block_with_links(kb: KnowledgeBase):
     client = TestClient(create_app(kb), base_url="http://127.0.0.1", client=("127.0.0.1", 1))
     page = client.get("/admin").text
     assert 'id="h-stale"' in page and "Sources that disagree" in page
-    assert "wiki-export/ledger-runbook.md" in page and "(👍 1 👎 1)" in page
+    assert "wiki-export/ledger-runbook.md" in page and "(1 helpful, 1 not helpful)" in page
     assert 'href="https://quillhaven.slack.com/archives/' in page  # a stale thread, linked
     assert "pg-main-01.internal" in page and "pg-main-02.internal" in page
