@@ -707,3 +707,32 @@ def test_numbers_are_the_digits_written_right_after_a_bracket():
     written = ["[", "1", "2", "]", " port", " ", "7", "2", ".\n[", "3", "]"]
     tokens = [{"token": t, "logprob": 0.0} for t in written]
     assert pointer.numbers(tokens) == [[1, 2], [9]]
+
+
+def test_a_named_sentence_that_announces_a_command_is_quoted_with_the_command(pointing):
+    from kbqa.assistant import pointed
+    from kbqa.assistant.units import introduced
+
+    text = (
+        "Schema migrations\n\nNever run migrations by hand against production.\n\n"
+        "Before a migration that rewrites a large table, take a manual snapshot:\n\n"
+        "aws rds create-db-snapshot --db-instance-identifier larkdb-prod \\\n"
+        "  --db-snapshot-identifier pre-migration-<ticket-key>\n\nThen open the ticket."
+    )
+    hits = [Hit(1, 0.9, text, "", "databases.md", "Databases")]
+    question = "how do I take a snapshot before a large migration?"
+    answerer = Answerer(pointing.retriever, Naming("manual snapshot"), pointing.settings)
+    *_, answer = pointed.answer_stream(answerer, question, hits, {})
+    (evidence,) = answer.evidence
+    assert evidence.text.endswith("take a manual snapshot:")
+    assert evidence.after.startswith("\n```\naws rds create-db-snapshot")
+    assert evidence.after.endswith("pre-migration-<ticket-key>\n```")
+    # The answer's text: the citation after the sentence, the command after it on its lines.
+    assert answer.text.startswith("Before a migration") and "snapshot: [1]\n```\naws" in answer.text
+    # Only a colon announces: a sentence, a list and an ending are shown as they are.
+    assert introduced("Never run migrations by hand against production.", text) == ""
+    assert introduced("Steps:", "Steps:\n\n- one\n- two") == "- one\n- two"
+    assert introduced("As it says:", "As it says:\n\nThe pods restart on their own.") == (
+        "The pods restart on their own."
+    )
+    assert introduced("Nothing follows:", "Nothing follows:") == ""

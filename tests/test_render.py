@@ -297,3 +297,31 @@ def test_an_abstention_within_named_sources_says_only_they_were_searched():
     none = render.model.why_no_answer(told(replace(low, hits=()), "zebra?", ["nope/**"]))
     assert none.startswith("no document you may see matches the source 'nope/**'")
     assert "leave it out to search everything" in none
+
+
+SNAPSHOT = Evidence(
+    1,
+    "Before a migration that rewrites a table larger than 10 GB, take a manual snapshot:",
+    after="\n```\naws rds create-db-snapshot --db-instance-identifier larkdb-prod \\\n"
+    "  --db-snapshot-identifier pre-migration-<ticket-key>\n```",
+)
+
+
+def test_a_quoted_sentence_that_announces_a_command_is_shown_with_it_in_every_medium():
+    command = "aws rds create-db-snapshot --db-instance-identifier larkdb-prod \\"
+    answer = Answer(**{**POINTED.__dict__, "evidence": (SNAPSHOT,), "span": ""})
+    # Markdown (the OpenAI endpoint): the citation after the sentence, the command fenced in
+    # the quote, the fence closed on its own line.
+    said = markdown.quote(SNAPSHOT).splitlines()
+    assert said[0].endswith("take a manual snapshot: [1]")
+    assert said[1:] == ["> ```", f"> {command}", ">   --db-snapshot-identifier "
+                        "pre-migration-<ticket-key>", "> ```"]  # fmt: skip
+    # The terminal: the command indented under the sentence, without fences.
+    shown = terminal.quote(SNAPSHOT).splitlines()
+    assert shown[0].endswith("[1]") and shown[1] == f">     {command}" and "```" not in shown[2]
+    # Slack: a code block in the quote; the page: a code block the copy button finds.
+    _, blocks = slack.answer_blocks(answer)
+    quoted = next(b["text"]["text"] for b in blocks if b["type"] == "section")
+    assert quoted.splitlines()[1:3] == [">```", f">{command}"]
+    html = page.answer_data(answer)["evidence"][0]["html"]
+    assert "<pre><code>aws rds create-db-snapshot" in html and "&lt;ticket-key&gt;" in html

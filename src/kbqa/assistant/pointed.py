@@ -21,7 +21,7 @@ from kbqa.assistant.generator import point
 from kbqa.assistant.prompt import ABSTAIN_TEXT
 from kbqa.assistant.span import marks_answer
 from kbqa.assistant.text import content_words
-from kbqa.assistant.units import Unit, around, units
+from kbqa.assistant.units import Unit, around, introduced, units
 from kbqa.errors import ModelError
 from kbqa.types import Answer, Citation, Evidence, Hit
 
@@ -139,6 +139,8 @@ def answer_stream(
                     c = numbers.setdefault(unit.n, len(numbers) + 1)
                     span = _span(pick.span, unit.text, question) if complete else ""
                     before, after = around(unit.text, passages[unit.n - 1].text, context)
+                    if follows := introduced(unit.text, passages[unit.n - 1].text):
+                        after = "\n" + follows  # "take a manual snapshot:" and the command
                     if any(before and before in e.quote for e in evidence if e.n == c):
                         before = ""  # an earlier quote of this passage shows it already
                     evidence.append(
@@ -166,7 +168,7 @@ def answer_stream(
         )  # fmt: skip
         return
     citations = tuple(Citation(c, hits[n - 1]) for n, c in numbers.items())
-    text = " ".join(_cited(e.quote, e.n) for e in evidence)
+    text = _text(evidence)
     yield Answer(
         question, text, False, citations, tuple(hits), timings, confidence, "pointed",
         tuple(dropped), "", evidence[0].span, tuple(evidence),
@@ -196,9 +198,24 @@ def _span(span: str, text: str, question: str) -> str:
     return "" if len(span) >= 0.9 * len(text.strip()) else span
 
 
+def _text(evidence: list[Evidence]) -> str:
+    """The answer's text: each quote with its citation after its prose; a block a unit
+    introduces (units.introduced) follows on its own lines, and the next quote after a blank
+    line (a fence closes alone on its line)."""
+    out = ""
+    for e in evidence:
+        block = e.after if e.after.startswith("\n") else ""
+        prose = e.quote[: len(e.quote) - len(block)] if block else e.quote
+        out += ("\n\n" if out.endswith("```") else " " if out else "") + _cited(prose, e.n)
+        out += block
+    return out
+
+
 def _cited(text: str, c: int) -> str:
     body = text.rstrip()
     end = body[-1] if body and body[-1] in ".!?" else ""
+    if body.endswith(":"):  # it announces what follows (units.introduced)
+        return f"{body} [{c}]"
     return f"{body[: len(body) - len(end)] if end else body} [{c}]{end or '.'}"
 
 

@@ -81,6 +81,36 @@ def around(unit: str, passage: str, after_chars: int) -> tuple[str, str]:
     return "", ""
 
 
+def introduced(unit: str, passage: str, most_chars: int = 600) -> str:
+    """What a unit that ends with a colon introduces ("take a manual snapshot:"): the next
+    block of `passage` after the unit's own, as a Markdown block — a command or code as a fenced
+    code block, a list or prose as it is — or "" (no colon, nothing after it, or too long). A
+    quote of the announcing sentence alone leaves out the answer it announces."""
+    if not unit.rstrip().endswith(":"):
+        return ""
+    blocks = [b.strip("\n") for b in passage.split("\n\n")]
+    for i, block in enumerate(blocks[:-1]):
+        if unit not in " ".join(block.split()):
+            continue
+        after = blocks[i + 1]
+        if not after.strip() or len(after) > most_chars:
+            return ""
+        lines = after.splitlines()
+        if all(_LIST_MARK.match(line) or _ROW.match(line.strip()) for line in lines):
+            return after
+        if len(lines) == 1 and _prose(after):
+            return after
+        fence = "````" if "```" in after else "```"
+        return f"{fence}\n{after}\n{fence}"
+    return ""
+
+
+def _prose(text: str) -> bool:
+    """A sentence, not a command: it ends as one and reads as words."""
+    text = text.strip()
+    return text.endswith((".", "!", "?")) and len(text.split()) >= 4 and "\\" not in text
+
+
 def _plain(sentence: str) -> bool:
     """A sentence fit to stand beside a quoted unit: prose, not markup or a question."""
     return _quotable(sentence, set())
@@ -111,4 +141,4 @@ def _quotable(piece: str, headings: set[str]) -> bool:
     return len(found) >= 3 and (len(found) > 6 or bool(re.search(r"[.!:;`\d]", bare)))
 
 
-__all__ = ["Unit", "around", "units"]
+__all__ = ["Unit", "around", "introduced", "units"]

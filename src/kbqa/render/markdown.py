@@ -24,7 +24,7 @@ def quote(evidence: Evidence) -> str:
     ):
         before, _, after = text.partition(span)
         text = f"{before}**{span}**{after}"
-    lines = f"{rows.in_context(evidence, text)} [{evidence.n}]".splitlines()
+    lines = rows.in_context(evidence, text, f" [{evidence.n}]").splitlines()
     return "\n".join(f"> {line}" for line in lines)
 
 

@@ -44,6 +44,12 @@ def readable(text: str) -> str:
     return sentence(text)
 
 
-def in_context(evidence: Evidence, unit: str) -> str:
-    """`unit` (the evidence's unit as rendered) between the sentences its quote shows with it."""
-    return " ".join(part for part in (evidence.before, unit, evidence.after) if part)
+def in_context(evidence: Evidence, unit: str, mark: str = "") -> str:
+    """`unit` (the evidence's unit as rendered) between the sentences its quote shows with it,
+    `mark` (its citation) after the prose — before a block the unit introduces (a command
+    after "take a manual snapshot:", units.introduced), which follows on its own lines."""
+    block = evidence.after if evidence.after.startswith("\n") else ""
+    prose = " ".join(
+        part for part in (evidence.before, unit, "" if block else evidence.after) if part
+    )
+    return f"{prose}{mark}{block}"

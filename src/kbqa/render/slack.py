@@ -54,7 +54,7 @@ def bold(text: str, span: str) -> str:
 def quote(evidence: Evidence) -> str:
     """A unit as a Slack quote, its span in bold, its citation after it."""
     text = rows.readable(evidence.text)  # a row as what it means, steps numbered
-    lines = f"{rows.in_context(evidence, bold(text, evidence.span))} [{evidence.n}]".splitlines()
+    lines = rows.in_context(evidence, bold(text, evidence.span), f" [{evidence.n}]").splitlines()
     return "\n".join(f">{line}" for line in lines)
 
 

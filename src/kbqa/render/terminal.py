@@ -28,8 +28,14 @@ def marked(text: str, span: str, bold: Style = plain) -> str:
 def quote(evidence: Evidence, bold: Style = plain) -> str:
     """'> unit [n]', each line of a unit quoted, its span in bold; a table row as what it
     means ("route-planner: port 7200, …")."""
-    text = rows.in_context(evidence, marked(rows.readable(evidence.text), evidence.span, bold))
-    return "\n".join(f"> {line}" for line in f"{text} [{evidence.n}]".splitlines())
+    text = marked(rows.readable(evidence.text), evidence.span, bold)
+    lines, code = [], False
+    for line in rows.in_context(evidence, text, f" [{evidence.n}]").splitlines():
+        if line.startswith("```"):  # a command the unit introduces: indented, without fences
+            code = not code
+            continue
+        lines.append(f">     {line}" if code else f"> {line}")
+    return "\n".join(lines)
 
 
 def evidence_lines(evidence: Evidence, first: bool, bold: Style = plain) -> str:
