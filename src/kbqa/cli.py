@@ -200,6 +200,8 @@ def ask(
     if not question.strip():
         raise KbqaError('the question is empty: ask something, e.g. kbqa ask "how do I deploy?"')
     history = conversation.earlier(settings.home) if follow_up else []
+    if follow_up and not history:
+        click.echo(conversation.NOTHING, err=True)
     if server:
         settings = settings.replace(server=server)
     if settings.server and (model or retriever):

@@ -16,21 +16,22 @@ TURNS = 3  # the earlier turns a follow-up is asked with (as `kbqa chat`)
 Turn = tuple[str, str]
 
 
+# Said (on stderr) when `kbqa ask --follow-up` has no answered turn to go on from.
+NOTHING = "(nothing answered to follow up yet, so this question is searched as asked)"
+
+
 def earlier(home: Path) -> list[Turn]:
-    """The turns a follow-up goes on from; a KbqaError when there are none to go on from."""
+    """The answered turns a follow-up goes on from ([] when none was answered yet: the question
+    is then asked as it is); a KbqaError for a file kbqa did not write."""
     path = home / FILE
     if not path.exists():
-        raise KbqaError("nothing to follow up: ask a question first with `kbqa ask QUESTION`")
+        return []
     try:
         turns = [(str(q), str(a)) for q, a in json.loads(path.read_text())["turns"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise KbqaError(
             f"{path}: not a conversation kbqa wrote ({exc}); ask without --follow-up to start anew"
         ) from exc
-    if not turns:
-        raise KbqaError(
-            "nothing to follow up: the last question was not answered; ask one with `kbqa ask`"
-        )
     return turns
 
 
