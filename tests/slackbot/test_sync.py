@@ -90,9 +90,19 @@ def test_sync_paginates_backs_off_and_resumes_from_the_stored_position(tmp_path,
         assert s.get(SlackCursorRow, "C0OPS").last_ts == "1794700000.000100"
 
 
-def test_sync_needs_a_workspace_for_permalinks(tmp_path, api):
+def test_sync_takes_the_workspace_for_permalinks_from_the_token(tmp_path, api):
     from kbqa.errors import KbqaError
 
+    # No slack_workspace set: auth.test says the token's workspace (larkspur.slack.com).
     kb = KnowledgeBase(Settings(home=tmp_path / "home"), embedder=HashEmbedder())
-    with pytest.raises(KbqaError, match="slack_workspace"):
+    api.responses["conversations.history"] = [page([PARENT])]
+    api.responses["conversations.replies"] = [page([PARENT, REPLY])]
+    report, _ = kb.sync_slack(["ops"], client=make_client("xoxb-test", base_url=api.url))
+    assert report.added == 1
+    hit = kb.retriever.search("drain kafka partition broker restart", 1)[0]
+    assert hit.uri.startswith("https://larkspur.slack.com/archives/C0OPS/")
+    # A Slack that does not say it: one line naming the setting.
+    api.responses["auth.test"] = [{"ok": False, "error": "invalid_auth"}]
+    kb = KnowledgeBase(Settings(home=tmp_path / "other"), embedder=HashEmbedder())
+    with pytest.raises(KbqaError, match="set slack_workspace"):
         kb.sync_slack(["ops"], client=make_client("xoxb-test", base_url=api.url))

@@ -28,12 +28,11 @@ def sync_slack(
     from kbqa.ingest.slack_api import SlackFetcher, make_client
 
     s = settings
-    if not s.slack_workspace:
-        raise KbqaError("set slack_workspace (YOUR-TEAM in https://YOUR-TEAM.slack.com)")
     if client is None:
         if not s.slack_bot_token:
             raise KbqaError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-…)")
         client = make_client(s.slack_bot_token)
+    workspace = s.slack_workspace or workspace_of(client)
     fetcher = SlackFetcher(client)
     found = fetcher.channels(channels)
     names = {cid: name for cid, name, _ in found}
@@ -53,7 +52,7 @@ def sync_slack(
             fetched.messages,
             users,
             names,
-            s.slack_workspace,
+            workspace,
             s.slack_include_bots,
             max_chars=s.chunk_max_chars,
         )
@@ -65,6 +64,24 @@ def sync_slack(
             session.merge(SlackCursorRow(channel_id=cid, name=name, last_ts=fetched.latest_ts))
             session.commit()
     return total, read
+
+
+def workspace_of(client) -> str:
+    """The workspace the token belongs to (YOUR-TEAM in https://YOUR-TEAM.slack.com, from
+    Slack's `auth.test`), for the threads' permalinks when `slack_workspace` is not set."""
+    from urllib.parse import urlsplit
+
+    try:
+        url = client.auth_test().get("url") or ""
+    except Exception as exc:  # the token's own errors are reported by the calls after this
+        raise KbqaError(
+            f"set slack_workspace (YOUR-TEAM in https://YOUR-TEAM.slack.com): Slack's auth.test "
+            f"did not say it ({exc})"
+        ) from exc
+    host = urlsplit(url).hostname or ""
+    if not host.endswith(".slack.com"):
+        raise KbqaError("set slack_workspace (YOUR-TEAM in https://YOUR-TEAM.slack.com)")
+    return host.removesuffix(".slack.com")
 
 
 def merge(total: IngestReport, report: IngestReport) -> None:
