@@ -95,6 +95,36 @@ def test_ask_goes_through_the_server_on_the_same_home_and_falls_back_when_it_is_
     assert after.returncode == 0 and json.loads(after.stdout)["cached"] is False
 
 
+def test_chat_goes_through_the_server_on_the_same_home(ingested_home):
+    # The replay: `kbqa chat` loaded the models again beside a running `kbqa serve`.
+    home, cwd = ingested_home
+    server = _serve(home, cwd, _free_port())
+    try:
+        assert run(["ask", QUESTION], home, cwd).returncode == 0  # now in the server's cache
+        environ = {**os.environ, "KBQA_HOME": str(home), "KBQA_EMBEDDING_MODEL": "hash"}
+        chats = {}
+        for extra in ([], ["--local"]):
+            chats[bool(extra)] = subprocess.run(
+                [sys.executable, "-m", "kbqa", "chat", *extra],
+                cwd=cwd,
+                env={**environ, "KBQA_GENERATOR_MODEL": "echo", "KBQA_ANSWER_STYLE": "free",
+                     "KBQA_MIN_HIT_SCORE": "0.1", "KBQA_MIN_CONFIDENCE": "0.0"},
+                input=f"{QUESTION}\n\n",
+                capture_output=True,
+                text=True,
+            )  # fmt: skip
+        through, local = chats[False], chats[True]
+        assert through.returncode == 0 and local.returncode == 0, through.stderr + local.stderr
+        assert "answering through the kbqa server running on this home" in through.stdout
+        # The answer came from the server's cache: it went through the server.
+        assert "02:00 UTC" in through.stdout and "(answered just now" in through.stdout
+        assert "answering through" not in local.stdout and "(answered" not in local.stdout
+        assert "02:00 UTC" in local.stdout
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 def test_a_running_server_answers_the_first_question_after_an_ingest_from_it(ingested_home):
     # The fourth walkthrough: an idle server answered the first question after another
     # process's ingest from the old index (a deleted file quoted, a new one not found).
