@@ -649,7 +649,9 @@ def test_a_failed_pick_is_dropped_or_makes_the_whole_answer_abstain(pointing):
     other = "Its dashboard shows the tracker service on port 7300."
     hits = [Hit(1, 0.9, text, "", "a.md", "Routing"), Hit(2, 0.88, other, "", "b.md", "Tracking")]
     question = "which port does route-planner listen on?"
-    # The tracker's unit names none of the question's names: the subject check rejects it.
+    # The tracker's unit names none of the question's names: the subject check rejects it
+    # (a second source's pick is checked where an answer may quote two).
+    pointing.settings = pointing.settings.replace(pointer_max_sources=2)
     dropped = pointing.settings.replace(on_failed_pick="drop")
     *shown, answer = pointed.answer_stream(
         Answerer(pointing.retriever, Both(), dropped), question, hits, {}

@@ -102,8 +102,8 @@ SETTINGS = {
     "([docs/pointer.md](docs/pointer.md), versions 19-21)",
     "on_failed_pick": "a pick that fails a check: `drop` it (keep the others) or `abstain`",
     "pointer_max_sources": "the most passages one answer quotes (0: any; 1: units from other "
-    "passages than the first pick's are left out: [docs/pointer.md](docs/pointer.md), "
-    "version 22)",
+    "passages than the first pick's are left out, by blind read 17: "
+    "[docs/pointer.md](docs/pointer.md), version 22)",
     "followup_rewrite": "a follow-up is searched as the model's checked rewrite (`generator`) "
     "or with the conversation's own words (`words`) ([First hour](docs/first-hour.md))",
     "quote_context_chars": "a quoted sentence shows the one before it and this much after it",

@@ -218,9 +218,11 @@ class Settings:
     # answers with no failed pick were responsive in 18 of 27, all delivered in 24 of 47.
     on_failed_pick: str = "abstain"
     # The most passages one answer quotes (0: any). With 1, a reply's units from passages
-    # other than its first pick's are not quoted: on blind reads 10-16 the model's hop to
-    # another passage was unsupported in 8 of its 10 answers (docs/pointer.md, version 22).
-    pointer_max_sources: int = 0
+    # other than its first pick's are not quoted: on reads 10-16 (dev) the model's hop to
+    # another passage was unsupported in 8 of its 10 answers; 1 by read 17's rule
+    # (docs/pointer.md, version 22: 11 unsupported of 94 delivered against 12 of 91, responsive
+    # 67 against 67, on fresh questions, 2026-12-07).
+    pointer_max_sources: int = 1
     # How a follow-up is made standalone before the search (assistant/followup.py): "generator"
     # (the model's checked rewrite, else the conversation's words) or "words" (the previous
     # question with the follow-up's word in place, else its key words after the follow-up; no
