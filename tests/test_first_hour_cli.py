@@ -179,6 +179,22 @@ def test_ask_follow_up_goes_on_from_the_last_question(settings, docs, monkeypatc
     assert len(kept) <= 1
 
 
+def test_a_source_that_matches_nothing_says_so_and_exits_1(settings, docs, monkeypatch):
+    # The replay: `--source nosuchthing` said so, but exited 0 like an answer.
+    for name, value in FAKES.items():
+        monkeypatch.setenv(name, value)
+    home = ["--home", str(settings.home)]
+    CliRunner().invoke(kbqa.cli.cli, [*home, "ingest", str(docs)])
+    question = "How do I rotate the staging database password?"
+    for json_out in ([], ["--json"]):
+        ask = [*home, "ask", "--local", *json_out]
+        typo = CliRunner().invoke(kbqa.cli.cli, [*ask, "--source", "nosuchthing", question])
+        assert typo.exit_code == 1
+        assert "no document you may see matches the source 'nosuchthing'" in typo.output
+        found = CliRunner().invoke(kbqa.cli.cli, [*ask, "--source", "runbooks", question])
+        assert found.exit_code == 0, found.output
+
+
 def test_status_lists_every_source_not_only_the_last_runs(settings, docs, tmp_path, monkeypatch):
     for name, value in FAKES.items():
         monkeypatch.setenv(name, value)

@@ -226,7 +226,7 @@ def ask(
                 if as_json
                 else terminal.answer(answer, bold=_bold)
             )
-            return
+            return _no_source(answer)
     if model:
         from kbqa.assistant.generator import split_backend
 
@@ -242,7 +242,7 @@ def ask(
         answer = kb.ask(question, **asked)
         conversation.keep(settings.home, history, question, answer)
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
-        return
+        return _no_source(answer)
     # Each sentence is shown as soon as it has passed the support check, each unit of evidence
     # as soon as it is pointed at.
     shown, units = False, 0
@@ -260,6 +260,16 @@ def ask(
             shown = True
     conversation.keep(settings.home, history, question, event)
     click.echo(terminal.answer(event, text_shown=shown, evidence_shown=units > 0, bold=_bold))
+    _no_source(event)
+
+
+def _no_source(answer) -> None:
+    """Exit 1 after an answer whose --source matched no document: a mistyped source is the
+    asker's error (said in the answer), not an answer."""
+    from kbqa.assistant.followup import NO_SOURCE
+
+    if answer.abstained and answer.reason.startswith(NO_SOURCE):
+        sys.exit(1)
 
 
 def _bold(text: str) -> str:

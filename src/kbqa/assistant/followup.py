@@ -217,6 +217,7 @@ def _generated(question: str, turns: Sequence[Turn], generator) -> str:
 
 
 ONLY_SOURCES = "; searched only the source "  # an abstention's reason, where sources were named
+NO_SOURCE = "no document you may see matches the source"  # a --source that matched nothing
 
 
 def told(answer: Answer, question: str, sources: Sequence[str] = (), embedder: str = "") -> Answer:
@@ -228,7 +229,7 @@ def told(answer: Answer, question: str, sources: Sequence[str] = (), embedder: s
         changes.update(question=question, searched=answer.question)
     named = ", ".join(repr(s) for s in sources)
     if sources and answer.abstained and not answer.hits:
-        changes["reason"] = f"no document you may see matches the source {named}"
+        changes["reason"] = f"{NO_SOURCE} {named}"
     elif sources and answer.abstained:
         changes["reason"] = f"{answer.reason}{ONLY_SOURCES}{named}"
     return replace(answer, **changes)
