@@ -202,6 +202,14 @@ def test_the_admin_tables_fit(browser, handbook, device):
                }).map((th) => th.textContent.trim());"""
         )
         assert broken == []
+        # A path (a run's root, a failed file) keeps a readable width; at 390 px its table
+        # scrolls inside its box instead (the replay: "Last runs" paths broke every 5 letters).
+        narrowest = browser.execute_script(
+            """const cells = [...document.querySelectorAll('td')].filter(
+                 (td) => td.querySelector(':scope > code'));
+               return cells.length ? Math.min(...cells.map((td) => td.clientWidth)) : null;"""
+        )
+        assert narrowest is not None and narrowest >= 180
 
 
 def test_a_reload_keeps_the_conversation_in_the_tab(browser, handbook):
