@@ -115,11 +115,8 @@ def test_an_unknown_model_is_one_line_and_the_hubs_warnings_are_not_doubled(
         assert float(result.stdout.split()[-1]) < 5
 
 
-def test_chat_asks_follow_ups_with_the_conversation(settings, docs, monkeypatch):
-    for name, value in FAKES.items():
-        monkeypatch.setenv(name, value)
-    home = ["--home", str(settings.home)]
-    CliRunner().invoke(kbqa.cli.cli, [*home, "ingest", str(docs)])
+def test_chat_asks_follow_ups_with_the_conversation(ingested):
+    home = ingested
     questions = "How do I rotate the staging database password?\nand how do I check it worked?\n\n"
     result = CliRunner().invoke(kbqa.cli.cli, [*home, "chat"], input=questions)
     assert result.exit_code == 0, result.output
@@ -179,12 +176,19 @@ def test_ask_follow_up_goes_on_from_the_last_question(settings, docs, monkeypatc
     assert len(kept) <= 1
 
 
-def test_a_source_that_matches_nothing_says_so_and_exits_1(settings, docs, monkeypatch):
-    # The replay: `--source nosuchthing` said so, but exited 0 like an answer.
+@pytest.fixture
+def ingested(settings, docs, monkeypatch) -> list[str]:
+    """`--home HOME` of a knowledge base of `docs`, answered by the fast fakes."""
     for name, value in FAKES.items():
         monkeypatch.setenv(name, value)
     home = ["--home", str(settings.home)]
     CliRunner().invoke(kbqa.cli.cli, [*home, "ingest", str(docs)])
+    return home
+
+
+def test_a_source_that_matches_nothing_says_so_and_exits_1(ingested):
+    # The replay: `--source nosuchthing` said so, but exited 0 like an answer.
+    home = ingested
     question = "How do I rotate the staging database password?"
     for json_out in ([], ["--json"]):
         ask = [*home, "ask", "--local", *json_out]
