@@ -21,7 +21,7 @@ from kbqa.commands.tune import tune
 from kbqa.errors import KbqaError
 from kbqa.render import display_uri, terminal
 from kbqa.settings import Settings
-from kbqa.types import Evidence, Quoted
+from kbqa.types import Answer, Evidence, Quoted
 
 
 def _quiet_third_parties() -> None:
@@ -263,7 +263,7 @@ def ask(
     _no_source(event)
 
 
-def _no_source(answer) -> None:
+def _no_source(answer: Answer) -> None:
     """Exit 1 after an answer whose --source matched no document: a mistyped source is the
     asker's error (said in the answer), not an answer."""
     from kbqa.assistant.followup import NO_SOURCE

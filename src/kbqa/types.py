@@ -108,6 +108,12 @@ class Evidence:
         """What is quoted: the unit with the sentences around it."""
         return " ".join(part for part in (self.before, self.text, self.after) if part)
 
+    @property
+    def block(self) -> str:
+        """What the unit announces on lines of its own ("take a manual snapshot:" and the
+        command, units.introduced): `after` when it starts a new line; "" otherwise."""
+        return self.after if self.after.startswith("\n") else ""
+
 
 class Quoted(str):
     """Streamed text that quotes the passages (the fallback), not the generator's sentences:

@@ -204,7 +204,7 @@ def _text(evidence: list[Evidence]) -> str:
     line (a fence closes alone on its line)."""
     out = ""
     for e in evidence:
-        block = e.after if e.after.startswith("\n") else ""
+        block = e.block
         prose = e.quote[: len(e.quote) - len(block)] if block else e.quote
         out += ("\n\n" if out.endswith("```") else " " if out else "") + _cited(prose, e.n)
         out += block

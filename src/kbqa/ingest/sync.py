@@ -73,7 +73,7 @@ def workspace_of(client) -> str:
 
     try:
         url = client.auth_test().get("url") or ""
-    except Exception as exc:  # the token's own errors are reported by the calls after this
+    except Exception as exc:  # Slack's refusal (SlackApiError) or the network: said in one line
         raise KbqaError(
             f"set slack_workspace (YOUR-TEAM in https://YOUR-TEAM.slack.com): Slack's auth.test "
             f"did not say it ({exc})"

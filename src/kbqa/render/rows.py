@@ -48,7 +48,7 @@ def in_context(evidence: Evidence, unit: str, mark: str = "") -> str:
     """`unit` (the evidence's unit as rendered) between the sentences its quote shows with it,
     `mark` (its citation) after the prose — before a block the unit introduces (a command
     after "take a manual snapshot:", units.introduced), which follows on its own lines."""
-    block = evidence.after if evidence.after.startswith("\n") else ""
+    block = evidence.block
     prose = " ".join(
         part for part in (evidence.before, unit, "" if block else evidence.after) if part
     )
