@@ -1,5 +1,8 @@
 """The note for a question not in the packaged embedder's language (assistant/language.py)."""
 
+import json
+from pathlib import Path
+
 from kbqa.assistant.language import NOTE, note_for
 
 
@@ -18,3 +21,37 @@ def test_questions_in_other_languages_get_the_note_and_english_ones_do_not():
     ):
         assert note_for(question, "all-MiniLM-L6-v2") == "", question
     assert note_for("Auf welchem Port läuft der route-planner?", "paraphrase-multilingual") == ""
+
+
+def test_a_short_question_in_another_language_gets_the_note_and_a_short_english_one_does_not():
+    for question in (
+        "Mag ik thuiswerken?",  # Dutch: found by a new user, abstained with no note
+        "Hoe werkt SSO?",
+        "Wie viel Urlaub?",
+        "Pourquoi SSO ?",
+    ):
+        assert note_for(question, "all-MiniLM-L6-v2") == NOTE, question
+    for question in (
+        "loki retention?",
+        "EU region?",  # words English writes too: "eu", "es", "la", "comment", a URL's "com"
+        "ES version?",
+        "LA office address?",
+        "comment prefix?",
+        "grafana.example.com url?",
+        "café hours?",
+    ):
+        assert note_for(question, "all-MiniLM-L6-v2") == "", question
+
+
+def test_no_english_question_of_the_test_sets_gets_the_note():
+    data = Path(__file__).parent / "data"
+    questions = []
+    for path in [data / "handbook_qa.json", *sorted(data.glob("followups*.json"))]:
+        sets = json.loads(path.read_text())
+        for item in [*sets.get("answerable", []), *sets.get("unanswerable", [])]:
+            questions.append(item["question"])
+        for pair in sets.get("pairs", []):
+            questions += [pair["first"], pair["followup"]]
+        questions += [item["question"] for item in sets.get("standalone", [])]
+    assert len(questions) > 1000
+    assert [q for q in questions if note_for(q, "all-MiniLM-L6-v2")] == []

@@ -17,6 +17,13 @@ _FOREIGN_WORDS = (  # Dutch, German, French, Spanish, Portuguese, Italian
     "quando onde porque qual eu não um uma meu com come cosa dove perché il di non sono"
 )
 _FOREIGN = frozenset(_FOREIGN_WORDS.split()) - STOPWORDS
+# Those of them that English also writes, as a word or an abbreviation ("come", "EU", "ES",
+# "LA", a URL's "com"): alone in a question, they say nothing about its language.
+_ENGLISH_TOO_WORDS = (
+    "de van die das wo dem des le la les est comment pour mon pas yo el los las es mi para con "
+    "eu um com come il di non dove"
+)
+_ENGLISH_TOO = frozenset(_ENGLISH_TOO_WORDS.split())
 _LATIN = re.compile(r"[A-Za-z]")
 # Letters English writes only in borrowed words ("café"): another language's word, likelier.
 _ACCENTED = re.compile(r"[äöüßéèêàâçñãõìòù]")
@@ -43,4 +50,10 @@ def note_for(question: str, embedder_name: str = "") -> str:
     tokens = re.findall(r"[^\W\d_]+", question.lower())
     foreign = sum(1 for t in tokens if t in _FOREIGN or _ACCENTED.search(t))
     english = sum(1 for t in tokens if t in STOPWORDS)
-    return NOTE if foreign >= 2 and foreign > english else ""
+    if foreign >= 2 and foreign > english:
+        return NOTE
+    # A short question has too few words to count ("Mag ik thuiswerken?"): there, one function
+    # word only another language writes, and none of English's, is the sign. English questions
+    # without a function word are terse noun phrases ("loki retention?") with none of these.
+    own = sum(1 for t in tokens if t in _FOREIGN and t not in _ENGLISH_TOO)
+    return NOTE if own and not english else ""
