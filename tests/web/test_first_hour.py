@@ -80,6 +80,24 @@ def test_a_file_source_is_a_link_to_a_files_route(core, local):
     assert local.get("/files/" + "%2e%2e/" * 6 + "etc/passwd").status_code == 404
 
 
+def test_the_openai_reply_links_file_sources_on_the_server(core, remote):
+    # A client of /v1/chat/completions runs elsewhere: a server path or "/files/…" is no link.
+    secret, _ = core.create_token("editor")
+    bearer = {"Authorization": f"Bearer {secret}"}
+    asked = {"messages": [{"role": "user", "content": QUESTION}]}
+    reply = remote.post("/v1/chat/completions", json=asked, headers=bearer).json()
+    sources = reply["choices"][0]["message"]["content"].split(markdown.SOURCES_HEADING)[1]
+    link = sources.split(" — ")[1].split(" · ")[0]
+    assert link.startswith("http://kb.example.com/files/") and link.endswith(".md"), sources
+    served = remote.get(link, headers=bearer)
+    assert served.status_code == 200 and "vault write" in served.text
+    with remote.stream(
+        "POST", "/v1/chat/completions", json={**asked, "stream": True}, headers=bearer
+    ) as streamed:
+        text = "".join(streamed.iter_text())
+    assert f"— {link}" in text
+
+
 def test_an_abstention_says_what_to_do_in_plain_words(core, local):
     core.settings = core.settings.replace(min_hit_score=0.9)
     data = local.post("/api/ask", json={"question": "zzzz qqqq wwww"}).json()

@@ -1,10 +1,12 @@
 """An answer as Markdown, for the OpenAI-compatible endpoint: the answer with its [n] markers
-(or, when it points, each unit as a `>` quote with its copied words in bold), then its sources."""
+(or, when it points, each unit as a `>` quote with its copied words in bold), then its sources
+(a file as an absolute link to the server's /files/ route, when the server's URL is given)."""
 
 from __future__ import annotations
 
 from kbqa.render import rows
-from kbqa.render.model import shown
+from kbqa.render.model import Source, shown
+from kbqa.render.page import file_link, uri_is_path
 from kbqa.types import Answer, Evidence
 
 SOURCES_HEADING = "\n\nSources:\n"
@@ -43,13 +45,22 @@ def body(answer: Answer) -> str:
     return lead + "\n\n".join(quote(e) for e in view.evidence)
 
 
-def footer(answer: Answer) -> str:
-    """The sources: cited ('[n] label — where') or, when it abstained, the closest."""
+def where(source: Source, base: str = "") -> str:
+    """Where a source lives, a file as the URL of its /files/ route on the server at `base`
+    (a client elsewhere cannot open the server's path); without `base`, as Source says."""
+    if base and source.link is None and uri_is_path(source.hit.uri):
+        return base.rstrip("/") + file_link(source.hit.uri)
+    return source.where
+
+
+def footer(answer: Answer, base: str = "") -> str:
+    """The sources: cited ('[n] label — where') or, when it abstained, the closest; a file as
+    a link to the server at `base` when given."""
     view = shown(answer)
     if view.closest:
-        lines = [f"- {s.line()}" for s in view.sources]
+        lines = [f"- {s.line(where(s, base))}" for s in view.sources]
         return CLOSEST_HEADING + "\n".join(lines) if lines else ""
-    lines = [s.line() for s in view.sources]
+    lines = [s.line(where(s, base)) for s in view.sources]
     # What a newer source changed, before the sources it cites.
     updated = "\n\n" + "\n".join(f"_{u}_" for u in answer.updated.splitlines())
     return (updated if answer.updated else "") + (
@@ -57,5 +68,5 @@ def footer(answer: Answer) -> str:
     )
 
 
-def markdown(answer: Answer) -> str:
-    return body(answer) + footer(answer)
+def markdown(answer: Answer, base: str = "") -> str:
+    return body(answer) + footer(answer, base)

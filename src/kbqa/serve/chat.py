@@ -1,7 +1,7 @@
 """POST /v1/chat/completions: kbqa as an OpenAI-compatible "model", so chat clients and editor
 plug-ins can use it. The reply's text is Markdown: the answer with its [n] citation markers (or,
 when it points at evidence, the words that answer in bold over each unit as a `>` quote) and a
-"Sources:" list;
+"Sources:" list (a file as an absolute link to its /files/ route on this server);
 the full answer (the JSON of `kbqa ask --json`) is in the extra field `kbqa` of the response
 (of the last chunk when streaming). GET /v1/models lists the one model, "kbqa"."""
 
@@ -113,7 +113,7 @@ async def chat_completions(
     ticket = take(request, who.name, chat.kbqa.extractive)
     if not chat.stream:
         answer = await answered(request, ticket, lambda: core.ask(**kwargs))
-        content = markdown.markdown(answer)
+        content = markdown.markdown(answer, str(request.base_url))
         return {
             "id": reply_id,
             "object": "chat.completion",
@@ -172,7 +172,7 @@ async def _chunks(
                 if item.abstained or not (sent or units):
                     # Nothing was streamed (an abstention): the whole text now.
                     yield chunk({"content": markdown.body(item)})
-                tail = markdown.footer(item)
+                tail = markdown.footer(item, str(request.base_url))
                 if tail:
                     yield chunk({"content": tail})
                 yield chunk({}, "stop", kbqa=item.to_dict())
