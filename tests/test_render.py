@@ -325,3 +325,20 @@ def test_a_quoted_sentence_that_announces_a_command_is_shown_with_it_in_every_me
     assert quoted.splitlines()[1:3] == [">```", f">{command}"]
     html = page.answer_data(answer)["evidence"][0]["html"]
     assert "<pre><code>aws rds create-db-snapshot" in html and "&lt;ticket-key&gt;" in html
+
+
+def test_code_in_a_slack_threads_title_is_shown_as_code_where_the_medium_has_code():
+    title = "#deploys: Deploying dispatch-api `a41f9c2` to prod <soon> __now__…"
+    thread = replace(THREAD, title=title, heading=title.replace(": ", " › ", 1))
+    answer = replace(POINTED, citations=(Citation(1, PORTS), Citation(2, thread)))
+    # The terminal: without the backticks, as a Markdown file's code reads there.
+    cited = [line for line in terminal.answer(answer).splitlines() if line.startswith("[2]")]
+    assert cited == [
+        "[2] #deploys: Deploying dispatch-api a41f9c2 to prod <soon> __now__…"
+        f" — {THREAD.uri} · 40 days ago"
+    ]
+    # Slack keeps them (its mrkdwn shows code); the page shows <code>, the rest escaped.
+    assert "`a41f9c2`" in slack.source_line(render.Source(2, thread))
+    assert page.code_html(title) == (
+        "#deploys: Deploying dispatch-api <code>a41f9c2</code> to prod &lt;soon&gt; __now__…"
+    )

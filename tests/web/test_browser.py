@@ -145,3 +145,18 @@ def test_a_pointed_answer_quotes_its_units_and_highlights_them_in_the_passage(br
         assert passage.find_element(By.CSS_SELECTOR, "mark.unit strong.span").text == "port 7300"
         if SHOTS:
             browser.save_screenshot(str(Path(SHOTS) / "serve-evidence.png"))
+
+
+def test_code_in_a_thread_title_is_shown_as_code_in_a_source_label(browser, server, core):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    core.settings = core.settings.replace(min_hit_score=0.99)  # its closest sources, labelled
+    browser.get(server.url + "/")
+    question = "Who owns the eta-recompute cron job? It failed twice on staging"
+    browser.find_element(By.ID, "question").send_keys(question, Keys.ENTER)
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn details.why .sources li"))
+    labels = browser.find_elements(By.CSS_SELECTOR, ".turn details.why .sources li")
+    thread = next(li for li in labels if "eta-recompute" in li.text)
+    assert thread.find_element(By.TAG_NAME, "code").text == "eta-recompute"
+    assert "`" not in thread.text

@@ -98,6 +98,13 @@ def test_the_openai_reply_links_file_sources_on_the_server(core, remote):
     assert f"— {link}" in text
 
 
+def test_the_admin_page_shows_code_in_a_thread_title_as_code(local):
+    # The thread's first message: "Who owns the `eta-recompute` cron job? …"
+    text = local.get("/admin", params={"q": "eta-recompute"}).text
+    assert "Who owns the <code>eta-recompute</code> cron job?" in text
+    assert "`eta-recompute`" not in text
+
+
 def test_an_abstention_says_what_to_do_in_plain_words(core, local):
     core.settings = core.settings.replace(min_hit_score=0.9)
     data = local.post("/api/ask", json={"question": "zzzz qqqq wwww"}).json()

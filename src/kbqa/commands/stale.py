@@ -20,6 +20,7 @@ def stale(settings: Settings, limit: int, as_json: bool) -> None:
     the pairs of sources that give different values for the same thing."""
     from kbqa.app import KnowledgeBase
     from kbqa.render import display_uri
+    from kbqa.render.terminal import unticked
     from kbqa.stale import conflicts, oldest_days, stale_sources
 
     kb = KnowledgeBase(settings)
@@ -39,7 +40,7 @@ def stale(settings: Settings, limit: int, as_json: bool) -> None:
         rated = f"cited by {s.cited} rated answers (👍 {s.liked} 👎 {s.disliked})"
         by = f" by {s.author}" if s.author else ""
         click.echo(f"  {s.updated_at[:10]}{by} · {s.days} days · {rated}")
-        click.echo(f"    {s.title} — {display_uri(s.uri)}")
+        click.echo(f"    {unticked(s.title)} — {display_uri(s.uri)}")
     click.echo(f"Sources that disagree ({len(pairs)}):")
     if not pairs:
         click.echo("  none: no two sources give different values for the same thing")

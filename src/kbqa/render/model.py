@@ -86,11 +86,11 @@ class Source:
     def age(self, now: float | None = None) -> str:
         return age(self.hit, now)
 
-    def line(self, where: str = "") -> str:
+    def line(self, where: str = "", label: str = "") -> str:
         """'[n] Label — where · age' (a closest source without the number), as text media
-        show it, `where` in place of the source's own where given; the age is left out where
-        the source's time is unknown."""
-        text = f"{self.label} — {where or self.where}"
+        show it, `where` and `label` in place of the source's own where given; the age is left
+        out where the source's time is unknown."""
+        text = f"{label or self.label} — {where or self.where}"
         text += f" · {self.age()}" if self.age() else ""
         return f"{self.marks} {text}" if self.n else text
 

@@ -42,6 +42,7 @@ _TAGS = {
 }
 _ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"scope"}}
 _markdown = None
+_code_spans = None
 
 
 def html(text: str) -> str:
@@ -69,6 +70,17 @@ def _md():
         # "html": False escapes raw HTML in the text instead of passing it through.
         _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
     return _markdown
+
+
+def code_html(text: str) -> str:
+    """Plain text (a title, a label) as safe HTML with its `code` spans as <code>: nothing
+    else of Markdown is read, so a title's "__init__" or "*" stays as written."""
+    global _code_spans
+    if _code_spans is None:
+        from markdown_it import MarkdownIt
+
+        _code_spans = MarkdownIt("zero").enable("backticks")
+    return _clean(_code_spans.renderInline(text))
 
 
 def _inline(text: str) -> str:

@@ -3,6 +3,7 @@ the sources."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from kbqa.render.model import Shown, Source, shown
 from kbqa.types import Answer, Evidence
 
 Style = Callable[[str], str]
+_CODE = re.compile(r"`([^`\n]+)`")
 
 
 def plain(text: str) -> str:
@@ -65,12 +67,18 @@ def answer(
     return "\n".join([head, *why, "", *sources])
 
 
+def unticked(text: str) -> str:
+    """`code` in a title or label without its backticks, as a terminal shows a Markdown file's
+    code (ingest reads it without them): a Slack thread's title keeps its first line's."""
+    return _CODE.sub(r"\1", text)
+
+
 def line(source: Source) -> str:
     """'[n] Label — where · age', a file as a file:// link (terminals open it on a click)."""
     uri = source.hit.uri
     if "://" in uri or not Path(uri).is_absolute():
-        return source.line()
-    text = f"{source.label} — {Path(uri).as_uri()}"
+        return source.line(label=unticked(source.label))
+    text = f"{unticked(source.label)} — {Path(uri).as_uri()}"
     text += f" · {source.age()}" if source.age() else ""
     return f"{source.marks} {text}" if source.n else text
 

@@ -12,8 +12,10 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from kbqa.client import is_local_secret
+from kbqa.render.page import code_html
 from kbqa.serve.auth import LOCAL, Caller, admin, is_loopback, secret_of
 from kbqa.stale import conflicts, stale_sources
 
@@ -33,6 +35,8 @@ def _when(value: str | None) -> str:
 
 
 _templates.filters["when"] = _when
+# A Slack thread's title is its first line: `code` in it is shown as code, not in backticks.
+_templates.filters["code"] = lambda text: Markup(code_html(text or ""))
 
 
 def open_from_here(request: Request, who: Caller) -> bool:

@@ -149,7 +149,7 @@
     for (const unit of units) {
       const cited = turn.citations.get(unit.n);
       const caption = el("figcaption", {}, "Quote from ", citeButton(turn, unit.n),
-        cited ? " " + cited.label : "");
+        ...(cited ? [" ", ...withCode(cited.label)] : []));
       const quote = el("blockquote");
       if (unit.html) {
         quote.innerHTML = unit.html;
@@ -221,8 +221,8 @@
 
   function sourceLink(source) {
     return source.link
-      ? el("a", { href: source.link + textFragment(source), target: "_blank", rel: "noopener", text: source.label })
-      : el("span", { text: source.label });
+      ? el("a", { href: source.link + textFragment(source), target: "_blank", rel: "noopener" }, ...withCode(source.label))
+      : el("span", {}, ...withCode(source.label));
   }
 
   // A file opens at the cited place, not its top: a text fragment (#:~:text=) with the first
@@ -317,7 +317,8 @@
     turn.node.append(feedbackButtons(turn));
   }
 
-  // Plain text with `a command` in backticks: the command as code, never the backticks.
+  // Plain text with `a command` in backticks (an abstention's why, a Slack thread's title in a
+  // label): the command as code, never the backticks.
   function withCode(text) {
     return text.split("`").map((part, i) => (i % 2 ? el("code", { text: part }) : document.createTextNode(part)));
   }
