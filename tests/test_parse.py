@@ -6,8 +6,13 @@ from conftest import HANDBOOK
 from kbqa.errors import ParseError
 from kbqa.ingest import discover, parse_file
 from kbqa.ingest.partition import markup_share
+from kbqa.types import Hit
 
 MARKUP = Path(__file__).parent / "data" / "markup"
+
+
+def labels(doc) -> list[str]:
+    return [Hit(0, 0.0, c.text, c.heading, doc.uri, doc.title).label for c in doc.chunks]
 
 
 def test_markdown_chunks_keep_their_heading_path(docs: Path):
@@ -202,3 +207,21 @@ def test_a_pages_encoding_is_kept(tmp_path: Path, content: bytes):
     doc = parse_file(path)
     assert doc.title == "Café"
     assert "Ein Bäcker in Köln." in doc.chunks[0].text
+
+
+def test_a_plain_text_files_labels_say_which_document_they_are_from(tmp_path: Path):
+    # Plain text marks no title: each guessed heading is a section of the file, which its
+    # name names, as a Markdown section's label starts with its document's title.
+    doc = parse_file(HANDBOOK / "runbooks" / "kafka-consumer-lag.txt")
+    assert labels(doc)[:2] == [
+        "Kafka consumer lag › RUNBOOK: TRACKER KAFKA CONSUMER LAG",
+        "Kafka consumer lag › WHAT THE ALERT MEANS",
+    ]
+    glossary = labels(parse_file(HANDBOOK / "onboarding" / "glossary.txt"))
+    assert glossary[-1] == "Glossary › LARKSPUR TERMS"  # not the title alone
+    path = tmp_path / "tracker-notes.txt"
+    path.write_text(
+        "OVERVIEW\n\nThe tracker reads GPS pings from Kafka and writes positions.\n\n"
+        "INSTALLING\n\nRun the installer from the bastion host and wait for it.\n"
+    )
+    assert labels(parse_file(path)) == ["Tracker notes › OVERVIEW", "Tracker notes › INSTALLING"]

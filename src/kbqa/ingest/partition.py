@@ -151,6 +151,12 @@ def partition_and_chunk(
     title = first.text.strip() if first is not None else page_title
     if content_type == "text/markdown" and page_title:
         title = page_title  # the front matter's `title:` names the page, not its first heading
+    if content_type == "text/plain":
+        # Plain text marks no title: its headings are lines the partitioner guesses, all at one
+        # level ("OVERVIEW", "WHEN TO ESCALATE"), none heading the others. The file's name
+        # names the document (files.py), as for a file with no heading, and each heading its
+        # section: "Kafka consumer lag › WHAT THE ALERT MEANS", never a heading alone.
+        title = ""
     sections = chunk_by_title(
         elements,
         max_characters=max_chars,
