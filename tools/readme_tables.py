@@ -37,9 +37,9 @@ SETTINGS = {
     "generator_threads": "llama.cpp threads (0: one per core)",
     "generator_precision": "the transformers backend: bf16 where the GPU or CPU has bf16 units, "
     "fp32 elsewhere; `fp32` or `bf16` force one",
-    "generator_draft": "llama.cpp drafts the words a reply copies from its sources (0.72x a "
-    "handbook answer's time, the same answers; off by default: a manual's code answers wait "
-    "1.03x, [docs/pointer.md](docs/pointer.md))",
+    "generator_draft": "llama.cpp drafts the words a reply copies from its sources (the same "
+    "answers; 0.72x a handbook answer's time on an Intel Xeon with AMX, but 0.95-1.03x a set's "
+    "on an AMD EPYC; off by default, versions 17 and 23 of [docs/pointer.md](docs/pointer.md))",
     "generator_slots": "replies llama.cpp writes at once: queued questions are answered together "
     "([Serving speed](docs/serving-speed.md))",
     "queue_limit": "generated questions waiting or answered at once, one channel at most half; "
