@@ -160,3 +160,17 @@ def test_code_in_a_thread_title_is_shown_as_code_in_a_source_label(browser, serv
     thread = next(li for li in labels if "eta-recompute" in li.text)
     assert thread.find_element(By.TAG_NAME, "code").text == "eta-recompute"
     assert "`" not in thread.text
+
+
+def test_a_citations_tooltip_shows_a_thread_title_without_backticks(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(server.url + "/")
+    question = "Who owns the eta-recompute cron job? It failed twice on staging"
+    browser.find_element(By.ID, "question").send_keys(question, Keys.ENTER)
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn .sources li"))
+    cites = browser.find_elements(By.CSS_SELECTOR, "button.cite")
+    titles = [b.get_attribute("title") for b in cites]
+    thread = [t for t in titles if "eta-recompute" in t]
+    assert thread and not any("`" in t for t in thread)

@@ -190,7 +190,7 @@
       "aria-label": "show passage " + n, text: "[" + n + "]",
     });
     const cited = turn.citations.get(n);
-    if (cited) button.title = cited.label;
+    if (cited) button.title = cited.label.replace(/`/g, "");  // a tooltip shows no code
     button.addEventListener("click", () => togglePassage(turn, n, button));
     return button;
   }
