@@ -41,6 +41,25 @@ def test_unchanged_files_are_skipped_without_embedding(kb: KnowledgeBase, docs: 
     assert report.chunks == 0 and report.embedded == 0
 
 
+def test_a_new_parse_version_or_chunk_size_parses_unchanged_files_again(
+    kb: KnowledgeBase, docs: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # A kbqa that parses files differently (or other chunk sizes) must not keep the chunks an
+    # older one made of files that did not change: they are parsed again, once.
+    from kbqa.ingest import files
+
+    kb.ingest([docs])
+    monkeypatch.setattr(files, "PARSE_VERSION", files.PARSE_VERSION + 1)
+    report = kb.ingest([docs])
+    assert (report.added, report.updated, report.unchanged) == (0, 3, 0)
+    assert agree(kb)
+    assert kb.ingest([docs]).unchanged == 3
+    kb.settings = kb.settings.replace(chunk_max_chars=600, chunk_soft_max_chars=400)
+    assert kb.ingest([docs]).updated == 3
+    assert kb.ingest([docs]).unchanged == 3
+    assert agree(kb)
+
+
 def test_changed_file_has_its_chunks_replaced(kb: KnowledgeBase, docs: Path):
     kb.ingest([docs])
     before = kb.store.counts()["chunks"]

@@ -165,8 +165,16 @@ def check_contents(path: Path, data: bytes, limits: FileLimits, kind: str | None
             )
 
 
-def content_hash(path: Path) -> str:
-    digest = hashlib.sha256()
+# How a file becomes chunks. Bumped when parsing or chunking changes what an unchanged file's
+# chunks or labels are (2: a plain-text file is titled by its name, not its first heading). It
+# is part of a file's fingerprint, with the chunk sizes, so the next ingest parses every file
+# again ("updated") instead of keeping what an older kbqa, or other sizes, made of it.
+PARSE_VERSION = 2
+
+
+def content_hash(path: Path, max_chars: int = 1200, soft_max_chars: int = 800) -> str:
+    """The file's fingerprint: its bytes, the parse version and the chunk sizes."""
+    digest = hashlib.sha256(f"kbqa parse {PARSE_VERSION} {max_chars} {soft_max_chars}\n".encode())
     try:
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
@@ -220,7 +228,7 @@ def parse_file(
     return Document(
         uri=str(path.resolve()),
         title=title or _title_from_name(path),
-        content_hash=digest or content_hash(path),
+        content_hash=digest or content_hash(path, max_chars, soft_max_chars),
         chunks=tuple(chunks),
         mtime=stat.st_mtime,
         metadata={"format": suffix.lstrip("."), "size": stat.st_size},

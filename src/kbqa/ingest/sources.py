@@ -69,7 +69,7 @@ def file_source(
     def item(path: Path) -> Item:
         def fingerprint() -> str:
             check_size(path, limits)  # a huge file is not even read
-            return content_hash(path)
+            return content_hash(path, max_chars, soft_max_chars)
 
         def load(digest: str, timings: dict[str, float]) -> Document:
             doc = parse(path, digest, timings)

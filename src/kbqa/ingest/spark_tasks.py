@@ -89,7 +89,7 @@ def _task(
     else:
         t = time.perf_counter()
         try:
-            out["digest"] = content_hash(Path(rows["path"]))
+            out["digest"] = content_hash(Path(rows["path"]), max_chars, soft_max_chars)
         except ParseError as exc:
             out["status"], out["error"] = "no-fingerprint", str(exc)
             return out
