@@ -101,8 +101,30 @@ def test_sync_takes_the_workspace_for_permalinks_from_the_token(tmp_path, api):
     assert report.added == 1
     hit = kb.retriever.search("drain kafka partition broker restart", 1)[0]
     assert hit.uri.startswith("https://larkspur.slack.com/archives/C0OPS/")
-    # A Slack that does not say it: one line naming the setting.
+    # A token Slack refuses: one line saying so and naming the token, not the setting.
     api.responses["auth.test"] = [{"ok": False, "error": "invalid_auth"}]
     kb = KnowledgeBase(Settings(home=tmp_path / "other"), embedder=HashEmbedder())
+    with pytest.raises(KbqaError, match=r"refused auth.test .*\(invalid_auth\).*SLACK_BOT_TOKEN"):
+        kb.sync_slack(["ops"], client=make_client("xoxb-test", base_url=api.url))
+    # A Slack that answers without a workspace URL: the setting to set.
+    api.responses["auth.test"] = [{"ok": True, "url": ""}]
     with pytest.raises(KbqaError, match="set slack_workspace"):
         kb.sync_slack(["ops"], client=make_client("xoxb-test", base_url=api.url))
+
+
+def test_sync_without_the_network_says_slack_cannot_be_reached(tmp_path, api):
+    from slack_sdk.http_retry.builtin_interval_calculators import (
+        FixedValueRetryIntervalCalculator,
+    )
+
+    from kbqa.errors import KbqaError
+
+    url = api.url
+    api.stop()
+    client = make_client("xoxb-test", base_url=url)
+    for handler in client.retry_handlers:  # keep the backoff between retries short
+        handler.interval_calculator = FixedValueRetryIntervalCalculator(0.01)
+    kb = KnowledgeBase(Settings(home=tmp_path / "home"), embedder=HashEmbedder())
+    with pytest.raises(KbqaError, match="cannot reach Slack") as info:
+        kb.sync_slack(["ops"], client=client)
+    assert "slack_workspace" not in str(info.value) and "\n" not in str(info.value)

@@ -72,6 +72,25 @@ class SlackFetcher:
         self._api_error = SlackApiError
         self._names: dict[str, str] = {}
 
+    def workspace(self) -> str:
+        """The workspace the token belongs to (YOUR-TEAM in https://YOUR-TEAM.slack.com, from
+        Slack's `auth.test`); a refused token or an unreachable Slack is said as such."""
+        from urllib.parse import urlsplit
+
+        try:
+            url = self.client.auth_test().get("url") or ""
+        except self._api_error as exc:
+            raise _api_failure("auth.test", "the token", exc) from exc
+        except OSError as exc:
+            raise _unreachable(exc) from exc
+        host = urlsplit(url).hostname or ""
+        if not host.endswith(".slack.com"):
+            raise KbqaError(
+                f"set slack_workspace (YOUR-TEAM in https://YOUR-TEAM.slack.com): Slack's "
+                f"auth.test did not say it (url {url!r})"
+            )
+        return host.removesuffix(".slack.com")
+
     def channels(self, names: list[str]) -> list[tuple[str, str, bool]]:
         """(id, name, private) for the named channels, in the order named."""
         wanted = list(dict.fromkeys(name.lstrip("#") for name in names))

@@ -32,8 +32,8 @@ def sync_slack(
         if not s.slack_bot_token:
             raise KbqaError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-…)")
         client = make_client(s.slack_bot_token)
-    workspace = s.slack_workspace or workspace_of(client)
     fetcher = SlackFetcher(client)
+    workspace = s.slack_workspace or fetcher.workspace()
     found = fetcher.channels(channels)
     names = {cid: name for cid, name, _ in found}
     total, read = IngestReport(stages=dict.fromkeys(STAGES, 0.0)), {}
@@ -64,24 +64,6 @@ def sync_slack(
             session.merge(SlackCursorRow(channel_id=cid, name=name, last_ts=fetched.latest_ts))
             session.commit()
     return total, read
-
-
-def workspace_of(client) -> str:
-    """The workspace the token belongs to (YOUR-TEAM in https://YOUR-TEAM.slack.com, from
-    Slack's `auth.test`), for the threads' permalinks when `slack_workspace` is not set."""
-    from urllib.parse import urlsplit
-
-    try:
-        url = client.auth_test().get("url") or ""
-    except Exception as exc:  # Slack's refusal (SlackApiError) or the network: said in one line
-        raise KbqaError(
-            f"set slack_workspace (YOUR-TEAM in https://YOUR-TEAM.slack.com): Slack's auth.test "
-            f"did not say it ({exc})"
-        ) from exc
-    host = urlsplit(url).hostname or ""
-    if not host.endswith(".slack.com"):
-        raise KbqaError("set slack_workspace (YOUR-TEAM in https://YOUR-TEAM.slack.com)")
-    return host.removesuffix(".slack.com")
 
 
 def merge(total: IngestReport, report: IngestReport) -> None:
