@@ -109,6 +109,8 @@ def test_errors_are_one_line_without_traceback(args, message, home: Path, tmp_pa
     assert result.stderr.strip().startswith("kbqa: error: ")
     assert message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    if "knowledge base is empty" in message:  # which home: a user on the wrong one sees it
+        assert f"(home {home})" in result.stderr
 
 
 @pytest.mark.slow

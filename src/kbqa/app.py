@@ -232,7 +232,9 @@ class KnowledgeBase:
 
     def require_content(self) -> None:
         if self.store.counts()["chunks"] == 0:
-            raise NotIndexedError("the knowledge base is empty: run `kbqa ingest PATH` first")
+            raise NotIndexedError(
+                "the knowledge base is empty: run `kbqa ingest PATH` first", self.settings.home
+            )
 
     def warm_up(self) -> bool:
         """Build the search snapshot and load the embedder now (False: empty, none loaded)."""

@@ -463,7 +463,8 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except KbqaError as exc:
-        click.echo(f"kbqa: error: {exc}", err=True)
+        home = getattr(exc, "home", None)
+        click.echo(f"kbqa: error: {exc}" + (f" (home {home})" if home else ""), err=True)
         sys.exit(getattr(exc, "exit_code", 1))
     except click.exceptions.Abort:
         click.echo("kbqa: aborted", err=True)

@@ -10,7 +10,12 @@ class ConfigError(KbqaError):
 
 
 class NotIndexedError(KbqaError):
-    """Nothing has been ingested yet."""
+    """Nothing has been ingested yet. `home` is where kbqa looked: the CLI names it (a user on
+    the wrong home sees which), the server does not (its paths are not a caller's business)."""
+
+    def __init__(self, message: str, home: object = None):
+        super().__init__(message)
+        self.home = home
 
 
 class ModelError(KbqaError):
