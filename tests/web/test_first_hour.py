@@ -185,3 +185,16 @@ def test_the_admin_page_says_when_it_is_open_because_of_loopback(core, local, re
     core.settings = core.settings.replace(allow_loopback_without_token=False)
     assert local.get("/admin").status_code == 401
     assert note not in local.get("/admin", headers=bearer).text
+
+
+def test_two_user_messages_in_a_row_are_a_follow_up_of_the_first(local):
+    # A chat client may send the first question again with no reply after it (a failed
+    # request, a retry): it is still the conversation the follow-up leans on.
+    asked = "What's the procedure to rotate the staging database password?"
+    follow_up = "and how do I check it worked?"
+    messages = [{"role": "user", "content": asked}, {"role": "user", "content": follow_up}]
+    reply = local.post("/v1/chat/completions", json={"messages": messages}).json()
+    assert reply["kbqa"]["searched"].startswith(follow_up + " (")
+    assert "rotate" in reply["kbqa"]["searched"]
+    assert not reply["kbqa"]["abstained"]
+    assert reply["choices"][0]["message"]["content"].startswith("_searched for: ")

@@ -69,13 +69,18 @@ class ChatRequest(BaseModel):
 
 
 def conversation(messages: list[Message]) -> tuple[str, list[tuple[str, str]]]:
-    """(the question: the last message, a user's; earlier (question, answer) pairs)."""
+    """(the question: the last message, a user's; earlier (question, answer) pairs, a user
+    message with no reply after it a turn whose answer is empty)."""
     if messages[-1].role != "user":
         raise ApiError(400, "messages: the last message must be the user's question")
     history: list[tuple[str, str]] = []
     pending = None
     for message in messages[:-1]:
         if message.role == "user":
+            # Two in a row (a retry, a question sent again): the first is still the
+            # conversation a follow-up leans on, not a message to drop.
+            if pending is not None:
+                history.append((pending, ""))
             pending = message.text()
         elif message.role == "assistant" and pending is not None:
             # Our own replies end with their sources: the model needs only the answer.
@@ -83,6 +88,8 @@ def conversation(messages: list[Message]) -> tuple[str, list[tuple[str, str]]]:
             answer = answer.split(markdown.CLOSEST_HEADING)[0]
             history.append((pending, answer))
             pending = None
+    if pending is not None:
+        history.append((pending, ""))
     return messages[-1].text(), history[-3:]
 
 
