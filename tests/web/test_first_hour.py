@@ -1,10 +1,12 @@
 """A newcomer's first hour through the HTTP layer: each stumble found on a fresh clone (issue 36),
 replayed against the real app."""
 
+import json
 import logging
 from dataclasses import replace
 
 from kbqa.render import markdown, page, terminal
+from kbqa.serve.chat import Message, conversation
 from kbqa.types import Citation
 
 QUESTION = "How do I rotate the staging database password?"
@@ -198,3 +200,20 @@ def test_two_user_messages_in_a_row_are_a_follow_up_of_the_first(local):
     assert "rotate" in reply["kbqa"]["searched"]
     assert not reply["kbqa"]["abstained"]
     assert reply["choices"][0]["message"]["content"].startswith("_searched for: ")
+
+
+def test_an_abstention_in_the_openai_reply_says_why_as_the_api_does(core, local):
+    core.settings = core.settings.replace(min_hit_score=0.9)
+    asked = {"messages": [{"role": "user", "content": "zzzz qqqq wwww"}]}
+    why = local.post("/api/ask", json={"question": "zzzz qqqq wwww"}).json()["why"]
+    reply = local.post("/v1/chat/completions", json=asked).json()
+    content = reply["choices"][0]["message"]["content"]
+    assert reply["kbqa"]["abstained"] and markdown.CLOSEST_HEADING in content
+    assert content.endswith(f"\n\n_({why})_") and "kbqa status" in why
+    streamed = local.post("/v1/chat/completions", json={**asked, "stream": True}).text
+    chunks = [json.loads(line[6:]) for line in streamed.splitlines() if line.startswith("data: {")]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == content
+    # Sent back as the conversation, the why is no part of the answer the model reads.
+    messages = [*asked["messages"], {"role": "assistant", "content": content}]
+    _, history = conversation([Message(**m) for m in [*messages, {"role": "user", "content": "?"}]])
+    assert history == [("zzzz qqqq wwww", reply["kbqa"]["answer"])]

@@ -11,6 +11,7 @@ from kbqa.types import Answer, Evidence
 
 SOURCES_HEADING = "\n\nSources:\n"
 CLOSEST_HEADING = "\n\nClosest sources:\n"
+WHY_OPENING = "\n\n_("  # an abstention's why, after its closest sources
 
 
 def quote(evidence: Evidence) -> str:
@@ -54,12 +55,15 @@ def where(source: Source, base: str = "") -> str:
 
 
 def footer(answer: Answer, base: str = "") -> str:
-    """The sources: cited ('[n] label — where') or, when it abstained, the closest; a file as
-    a link to the server at `base` when given."""
+    """The sources: cited ('[n] label — where') or, when it abstained, the closest and why it
+    abstained (the words the CLI and the page use); a file as a link to the server at `base`
+    when given."""
     view = shown(answer)
     if view.closest:
         lines = [f"- {s.line(where(s, base))}" for s in view.sources]
-        return CLOSEST_HEADING + "\n".join(lines) if lines else ""
+        closest = CLOSEST_HEADING + "\n".join(lines) if lines else ""
+        # view.why is "(…)": WHY_OPENING holds its "(" so the history can cut it off.
+        return closest + (f"{WHY_OPENING}{view.why[1:]}_" if view.why else "")
     lines = [s.line(where(s, base)) for s in view.sources]
     # What a newer source changed, before the sources it cites.
     updated = "\n\n" + "\n".join(f"_{u}_" for u in answer.updated.splitlines())

@@ -85,7 +85,7 @@ def conversation(messages: list[Message]) -> tuple[str, list[tuple[str, str]]]:
         elif message.role == "assistant" and pending is not None:
             # Our own replies end with their sources: the model needs only the answer.
             answer = message.text().split(markdown.SOURCES_HEADING)[0]
-            answer = answer.split(markdown.CLOSEST_HEADING)[0]
+            answer = answer.split(markdown.CLOSEST_HEADING)[0].split(markdown.WHY_OPENING)[0]
             history.append((pending, answer))
             pending = None
     if pending is not None:
