@@ -23,6 +23,8 @@ def test_layers_apply_in_order_defaults_file_environment_arguments(tmp_path: Pat
 def test_database_url_defaults_to_sqlite_under_home_and_can_be_overridden(tmp_path: Path):
     s = Settings.load(config_file=tmp_path / "none.toml", environ={"KBQA_HOME": "/x"})
     assert s.db_url == "sqlite:////x/kbqa.db"
+    relative = Settings.load(config_file=tmp_path / "none.toml", environ={"KBQA_HOME": ".kbqa"})
+    assert relative.db_url == f"sqlite:///{Path.cwd() / '.kbqa' / 'kbqa.db'}"
     s = Settings.load(environ={"KBQA_DATABASE_URL": "postgresql://u@h/db"})
     assert s.db_url == "postgresql://u@h/db"
 

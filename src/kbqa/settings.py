@@ -318,7 +318,8 @@ class Settings:
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'kbqa.db'}"
+        # Absolute, as `kbqa status` shows the home: the same file whatever the directory.
+        return self.database_url or f"sqlite:///{self.home.absolute() / 'kbqa.db'}"
 
     @property
     def index_path(self) -> Path:
