@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from kbqa.render import markdown, page, terminal
 from kbqa.serve.chat import Message, conversation
+from kbqa.serve.usage import count_tokens
 from kbqa.types import Citation
 
 QUESTION = "How do I rotate the staging database password?"
@@ -135,7 +136,6 @@ def test_usage_counts_with_the_packaged_tokenizer():
     from tokenizers import Tokenizer
 
     from kbqa.retrieval.embedder import packaged_embedder_path
-    from kbqa.serve.usage import count_tokens
 
     folder = packaged_embedder_path()
     if folder is None:
@@ -217,3 +217,18 @@ def test_an_abstention_in_the_openai_reply_says_why_as_the_api_does(core, local)
     messages = [*asked["messages"], {"role": "assistant", "content": content}]
     _, history = conversation([Message(**m) for m in [*messages, {"role": "user", "content": "?"}]])
     assert history == [("zzzz qqqq wwww", reply["kbqa"]["answer"])]
+
+
+def test_usage_counts_the_prompt_tokens_of_every_message_sent(local):
+    follow_up = "and how do I check it worked?"
+    first = local.post("/api/ask", json={"question": QUESTION}).json()["answer"]
+    messages = [
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": first},
+        {"role": "user", "content": [{"type": "text", "text": follow_up}]},
+    ]
+    usage = local.post("/v1/chat/completions", json={"messages": messages}).json()["usage"]
+    # The fakes have no tokenizer: words and punctuation, as count_tokens counts them.
+    sent = (QUESTION, first, follow_up)
+    assert usage["prompt_tokens"] == sum(count_tokens(None, text) for text in sent)
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]

@@ -134,7 +134,11 @@ async def chat_completions(
                 }
             ],
             "usage": await in_worker(
-                request, usage, tokenizer_of(core, chat.kbqa.extractive), question, content
+                request,
+                usage,
+                tokenizer_of(core, chat.kbqa.extractive),
+                [message.text() for message in chat.messages],
+                content,
             ),
             "kbqa": answer.to_dict(),
         }

@@ -1,9 +1,12 @@
 """OpenAI's `usage` counted in tokens: with the generator's tokenizer, or the embedder's when
-the answer was extractive (or the generator has none a client could load, llama.cpp's)."""
+the answer was extractive (or the generator has none a client could load, llama.cpp's). The
+prompt is the messages the client sent; the passages kbqa shows the model are not counted (which
+it shows depends on how the answer was made, and an extractive one shows none)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 _PIECES = re.compile(r"\w+|[^\w\s]")
@@ -43,6 +46,8 @@ def _whole(tokenizer: Any) -> Any:
     return copy
 
 
-def usage(tokenizer: Any | None, prompt: str, completion: str) -> dict[str, int]:
-    asked, said = count_tokens(tokenizer, prompt), count_tokens(tokenizer, completion)
+def usage(tokenizer: Any | None, prompts: Sequence[str], completion: str) -> dict[str, int]:
+    """OpenAI's `usage`: the tokens of every message sent (`prompts`) and of the reply."""
+    asked = sum(count_tokens(tokenizer, prompt) for prompt in prompts)
+    said = count_tokens(tokenizer, completion)
     return {"prompt_tokens": asked, "completion_tokens": said, "total_tokens": asked + said}
