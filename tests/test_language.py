@@ -6,41 +6,49 @@ from pathlib import Path
 from kbqa.assistant.language import NOTE, note_for
 
 
-def test_questions_in_other_languages_get_the_note_and_english_ones_do_not():
-    for question in (
-        "Auf welchem Port läuft der route-planner?",  # German: found by a new user, no note
-        "Hoe wijzig ik het wachtwoord van de database?",
-        "Quel est le port du route-planner ?",
-        "Как сменить пароль?",
-    ):
+def expect(noted: tuple[str, ...], plain: tuple[str, ...]) -> None:
+    """The packaged embedder's note on each of `noted` and on none of `plain`."""
+    for question in noted:
         assert note_for(question, "all-MiniLM-L6-v2") == NOTE, question
-    for question in (
-        "What port does route-planner listen on?",
-        "Is the café on the ground floor open before the all-hands?",  # one borrowed word
-        "Which team owns billing-svc?",
-    ):
+    for question in plain:
         assert note_for(question, "all-MiniLM-L6-v2") == "", question
+
+
+def test_questions_in_other_languages_get_the_note_and_english_ones_do_not():
+    expect(
+        noted=(
+            "Auf welchem Port läuft der route-planner?",  # German: found by a new user, no note
+            "Hoe wijzig ik het wachtwoord van de database?",
+            "Quel est le port du route-planner ?",
+            "Как сменить пароль?",
+        ),
+        plain=(
+            "What port does route-planner listen on?",
+            "Is the café on the ground floor open before the all-hands?",  # one borrowed word
+            "Which team owns billing-svc?",
+        ),
+    )
     assert note_for("Auf welchem Port läuft der route-planner?", "paraphrase-multilingual") == ""
 
 
 def test_a_short_question_in_another_language_gets_the_note_and_a_short_english_one_does_not():
-    for question in (
-        "Mag ik thuiswerken?",  # Dutch: found by a new user, abstained with no note
-        "Hoe werkt SSO?",
-        "Wie viel Urlaub?",
-        "Pourquoi SSO ?",
-    ):
-        assert note_for(question, "all-MiniLM-L6-v2") == NOTE, question
-    for question in (
-        "loki retention?",
-        "EU region?",  # words English writes too: "eu", "es", "la", "comment", a URL's "com"
-        "ES version?",
-        "LA office address?",
-        "comment prefix?",
-        "grafana.example.com url?",
-        "café hours?",
-    ):
-        assert note_for(question, "all-MiniLM-L6-v2") == "", question
+    expect(
+        noted=(
+            "Mag ik thuiswerken?",  # Dutch: found by a new user, abstained with no note
+            "Hoe werkt SSO?",
+            "Wie viel Urlaub?",
+            "Pourquoi SSO ?",
+        ),
+        plain=(
+            "loki retention?",
+            "EU region?",  # words English writes too: "eu", "es", "la", "comment", a URL's "com"
+            "ES version?",
+            "LA office address?",
+            "comment prefix?",
+            "grafana.example.com url?",
+            "café hours?",
+        ),
+    )
 
 
 def test_no_english_question_of_the_test_sets_gets_the_note():
