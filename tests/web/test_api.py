@@ -68,6 +68,7 @@ def test_abstention_says_why(local, core):
         ({"question": ""}, 400, "question: must not be empty"),
         ({"question": "x" * 301}, 400, "longer than 300 characters"),
         ({}, 400, "question: Field required"),
+        ({"q": "ok?"}, 400, "question: Field required (unknown field 'q')"),
         ({"question": "ok?", "k": 99}, 400, "k: "),
         ({"question": "ok?", "colour": "red"}, 400, "colour: Extra inputs"),
     ],

@@ -82,7 +82,13 @@ def install(app: FastAPI) -> None:
             return respond(400, hint, "invalid_json")
         if _whole_body(first):
             return respond(400, json_hint(request.url.path), "invalid_json")
-        return respond(400, _field(first), "invalid_field")
+        message = _field(first)
+        # {"q": …}: the missing field comes first, and the key that was meant for it is named.
+        unknown = [e for e in errors if e.get("type") == "extra_forbidden"]
+        if first.get("type") == "missing" and unknown:
+            names = ", ".join(repr(str(e["loc"][-1])) for e in unknown)
+            message += f" (unknown field {names})"
+        return respond(400, message, "invalid_field")
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException):
