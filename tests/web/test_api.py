@@ -181,6 +181,23 @@ def test_a_token_restricted_to_a_channel_never_gets_other_sources(core, remote):
     assert remote.get("/admin", headers=auth).status_code == 403
 
 
+def test_an_abstention_under_a_restricted_token_says_what_the_token_searches(core, remote):
+    core.settings = core.settings.replace(min_hit_score=0.99)
+    secret, _ = core.create_token("eng", ["#eng-help"])
+    auth = {"Authorization": f"Bearer {secret}"}
+    data = remote.post("/api/ask", json={"question": QUESTION}, headers=auth).json()
+    assert data["abstained"] and data["why"].endswith("; this token searches only #eng-help")
+    stream = events(
+        remote.post("/api/ask?stream=1", json={"question": QUESTION}, headers=auth).text
+    )
+    assert stream[-1][1]["why"] == data["why"]
+    # A token that sees everything is told nothing of the kind.
+    secret, _ = core.create_token("all", [])
+    auth = {"Authorization": f"Bearer {secret}"}
+    data = remote.post("/api/ask", json={"question": QUESTION}, headers=auth).json()
+    assert data["abstained"] and "this token" not in data["why"]
+
+
 def test_an_unrestricted_token_still_never_sees_private_channels(core, remote):
     secret, _ = core.create_token("all", [])
     auth = {"Authorization": f"Bearer {secret}"}

@@ -100,7 +100,7 @@ async def ask(
     ticket = take(request, who.name, ask.extractive)
     if not (stream or ask.stream):
         answer = await answered(request, ticket, lambda: core.ask(**kwargs))
-        return page.answer_data(answer)
+        return answer_json(answer, who)
     try:
         # Started here, so an empty knowledge base is a 503, not an event in a 200 stream.
         items = await in_worker(request, lambda: core.ask_stream(**kwargs))
@@ -108,14 +108,24 @@ async def ask(
         give_back(request, ticket)
         raise
     return StreamingResponse(
-        _events(request, ticket, items),
+        _events(request, ticket, items, who),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
+def answer_json(answer: Answer, who: Caller) -> dict[str, Any]:
+    """The answer's JSON; an abstention under a token limited to some sources says so, since
+    the knowledge base may hold what that token may not see."""
+    data = page.answer_data(answer)
+    scope = who.audience.sources if who.audience else ()
+    if answer.abstained and scope:
+        data["why"] += f"; this token searches only {', '.join(scope)}"
+    return data
+
+
 async def _events(
-    request: Request, ticket: Ticket | None, items: Iterator[str | Evidence | Answer]
+    request: Request, ticket: Ticket | None, items: Iterator[str | Evidence | Answer], who: Caller
 ) -> AsyncIterator[str]:
     try:
         async for kind, item in relay(request, ticket, items):
@@ -123,7 +133,7 @@ async def _events(
                 yield page.sse("progress", item)
             elif isinstance(item, Answer):
                 yield page.sse("sources", page.sources(item))
-                yield page.sse("answer", page.answer_data(item))
+                yield page.sse("answer", answer_json(item, who))
             elif isinstance(item, Evidence):
                 yield page.sse("evidence", page.evidence_data(item))
             else:
