@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from kbqa.render import markdown, page, terminal
 from kbqa.serve.chat import Message, conversation
-from kbqa.serve.usage import count_tokens
+from kbqa.serve.usage import count_tokens, usage
 from kbqa.types import Citation
 
 QUESTION = "How do I rotate the staging database password?"
@@ -232,3 +232,18 @@ def test_usage_counts_the_prompt_tokens_of_every_message_sent(local):
     sent = (QUESTION, first, follow_up)
     assert usage["prompt_tokens"] == sum(count_tokens(None, text) for text in sent)
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_a_streamed_reply_ends_with_its_usage_when_the_client_asks(local):
+    asked = {"messages": [{"role": "user", "content": QUESTION}], "stream": True}
+
+    def chunks(**extra) -> list[dict]:
+        text = local.post("/v1/chat/completions", json={**asked, **extra}).text
+        return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+
+    *replies, last = chunks(stream_options={"include_usage": True})
+    content = "".join(c["choices"][0]["delta"].get("content", "") for c in replies)
+    assert content and all(c["usage"] is None for c in replies)
+    assert last["choices"] == [] and last["usage"] == usage(None, [QUESTION], content)
+    # Not asked: no usage anywhere, as OpenAI's own streams.
+    assert all("usage" not in c and c["choices"] for c in chunks())

@@ -44,6 +44,19 @@ def test_openai_client_streams_the_same_answer(client):
     assert text.startswith(final["answer"]) and "\n\nSources:\n[1] " in text
 
 
+def test_openai_client_reads_a_streams_usage_when_it_asks(client):
+    stream = client.chat.completions.create(
+        model="kbqa",
+        messages=[{"role": "user", "content": QUESTION}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    *chunks, last = list(stream)
+    assert chunks[-1].choices[0].finish_reason == "stop" and last.choices == []
+    assert last.usage.completion_tokens > 0 and last.usage.prompt_tokens > 0
+    assert last.usage.total_tokens == last.usage.prompt_tokens + last.usage.completion_tokens
+
+
 def test_openai_follow_up_carries_the_conversation(client, core):
     seen = []
     original = core.ask

@@ -59,12 +59,19 @@ class Options(BaseModel):
     sources: list[str] = Field(default_factory=list, max_length=20)
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    # OpenAI's: a last chunk before [DONE] with no choices and the reply's `usage`.
+    include_usage: bool = False
+
+
 class ChatRequest(BaseModel):
     # Clients send temperature, max_tokens, user…: accepted and ignored.
     model_config = ConfigDict(extra="allow")
     model: str = MODEL
     messages: list[Message] = Field(min_length=1, max_length=50)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     kbqa: Options = Field(default_factory=Options)
 
 
@@ -147,8 +154,11 @@ async def chat_completions(
     except BaseException:
         give_back(request, ticket)
         raise
+    counted = None  # (the tokenizer, the messages sent) when the client asked for usage
+    if chat.stream_options and chat.stream_options.include_usage:
+        counted = (tokenizer_of(core, chat.kbqa.extractive), [m.text() for m in chat.messages])
     return StreamingResponse(
-        _chunks(request, ticket, items, reply_id, created, chat.model),
+        _chunks(request, ticket, items, reply_id, created, chat.model, counted),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -161,14 +171,19 @@ async def _chunks(
     reply_id: str,
     created: int,
     model: str,
+    counted: tuple[Any, list[str]] | None = None,
 ) -> AsyncIterator[str]:
+    said: list[str] = []  # the reply's text as sent, for `usage`
+
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
+        said.append(delta.get("content", ""))
         data = {
             "id": reply_id,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **({"usage": None} if counted else {}),
             **extra,
         }
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
@@ -187,6 +202,11 @@ async def _chunks(
                 if tail:
                     yield chunk({"content": tail})
                 yield chunk({}, "stop", kbqa=item.to_dict())
+                if counted:
+                    tokens = await in_worker(request, usage, *counted, "".join(said))
+                    last = {"id": reply_id, "object": "chat.completion.chunk", "created": created,
+                            "model": model, "choices": [], "usage": tokens}  # fmt: skip
+                    yield f"data: {json.dumps(last)}\n\n"
             elif isinstance(item, Evidence):
                 yield chunk({"content": markdown.evidence_piece(item, first=not units)})
                 units += 1
