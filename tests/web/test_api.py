@@ -191,6 +191,13 @@ def test_an_abstention_under_a_restricted_token_says_what_the_token_searches(cor
         remote.post("/api/ask?stream=1", json={"question": QUESTION}, headers=auth).text
     )
     assert stream[-1][1]["why"] == data["why"]
+    # The OpenAI endpoint's reply ends with the same why, whole and streamed.
+    chat = {"messages": [{"role": "user", "content": QUESTION}]}
+    reply = remote.post("/v1/chat/completions", json=chat, headers=auth).json()
+    content = reply["choices"][0]["message"]["content"]
+    assert content.endswith(f"_({data['why']})_")
+    streamed = remote.post("/v1/chat/completions", json={**chat, "stream": True}, headers=auth)
+    assert f"({data['why']})" in streamed.text.replace("\\n", "\n")
     # A token that sees everything is told nothing of the kind.
     secret, _ = core.create_token("all", [])
     auth = {"Authorization": f"Bearer {secret}"}

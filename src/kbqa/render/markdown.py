@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from kbqa.render import rows
-from kbqa.render.model import Source, shown
+from kbqa.render.model import Source, shown, token_scope
 from kbqa.render.page import file_link, uri_is_path
 from kbqa.types import Answer, Evidence
 
@@ -54,16 +54,17 @@ def where(source: Source, base: str = "") -> str:
     return source.where
 
 
-def footer(answer: Answer, base: str = "") -> str:
+def footer(answer: Answer, base: str = "", scope: tuple[str, ...] = ()) -> str:
     """The sources: cited ('[n] label — where') or, when it abstained, the closest and why it
-    abstained (the words the CLI and the page use); a file as a link to the server at `base`
-    when given."""
+    abstained (the words the CLI and the page use; `scope`: the sources the asker's token
+    searches, if it is limited); a file as a link to the server at `base` when given."""
     view = shown(answer)
     if view.closest:
         lines = [f"- {s.line(where(s, base))}" for s in view.sources]
         closest = CLOSEST_HEADING + "\n".join(lines) if lines else ""
         # view.why is "(…)": WHY_OPENING holds its "(" so the history can cut it off.
-        return closest + (f"{WHY_OPENING}{view.why[1:]}_" if view.why else "")
+        why = f"{WHY_OPENING}{view.why[1:-1]}{token_scope(scope)})_" if view.why else ""
+        return closest + why
     lines = [s.line(where(s, base)) for s in view.sources]
     # What a newer source changed, before the sources it cites.
     updated = "\n\n" + "\n".join(f"_{u}_" for u in answer.updated.splitlines())
@@ -72,5 +73,5 @@ def footer(answer: Answer, base: str = "") -> str:
     )
 
 
-def markdown(answer: Answer, base: str = "") -> str:
-    return body(answer) + footer(answer, base)
+def markdown(answer: Answer, base: str = "", scope: tuple[str, ...] = ()) -> str:
+    return body(answer) + footer(answer, base, scope)

@@ -192,6 +192,12 @@ def shown(answer: Answer, closest: int = CLOSEST, cited: int | None = None) -> S
     )
 
 
+def token_scope(sources: tuple[str, ...] | list[str]) -> str:
+    """What an abstention's why adds when the asker's token searches only some sources (the
+    knowledge base may hold what the token may not see); "" for a token that sees all."""
+    return f"; this token searches only {', '.join(sources)}" if sources else ""
+
+
 def why_no_answer(answer: Answer) -> str:
     """Why an answer abstained, in plain words with a next step; the signal, its value and the
     threshold stay in the answer's `reason` (the JSON's, for debugging)."""

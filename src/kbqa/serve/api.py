@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from kbqa.assistant.queue import Ticket
 from kbqa.errors import KbqaError
 from kbqa.render import page
+from kbqa.render.model import token_scope
 from kbqa.serve.auth import Caller, caller
 from kbqa.serve.errors import ApiError, body, internal_error
 from kbqa.serve.progress import answered, give_back, in_worker, relay, take
@@ -118,9 +119,8 @@ def answer_json(answer: Answer, who: Caller) -> dict[str, Any]:
     """The answer's JSON; an abstention under a token limited to some sources says so, since
     the knowledge base may hold what that token may not see."""
     data = page.answer_data(answer)
-    scope = who.audience.sources if who.audience else ()
-    if answer.abstained and scope:
-        data["why"] += f"; this token searches only {', '.join(scope)}"
+    if answer.abstained:
+        data["why"] += token_scope(who.searches)
     return data
 
 

@@ -22,6 +22,11 @@ class Caller:
     audience: Audience | None  # None: sees everything, as the command line does
     admin: bool
 
+    @property
+    def searches(self) -> tuple[str, ...]:
+        """The sources this caller's token is limited to; () when it may see everything."""
+        return self.audience.sources if self.audience else ()
+
 
 LOCAL = Caller("local", None, True)
 

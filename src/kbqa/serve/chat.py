@@ -127,7 +127,7 @@ async def chat_completions(
     ticket = take(request, who.name, chat.kbqa.extractive)
     if not chat.stream:
         answer = await answered(request, ticket, lambda: core.ask(**kwargs))
-        content = markdown.markdown(answer, str(request.base_url))
+        content = markdown.markdown(answer, str(request.base_url), who.searches)
         return {
             "id": reply_id,
             "object": "chat.completion",
@@ -158,7 +158,7 @@ async def chat_completions(
     if chat.stream_options and chat.stream_options.include_usage:
         counted = (tokenizer_of(core, chat.kbqa.extractive), [m.text() for m in chat.messages])
     return StreamingResponse(
-        _chunks(request, ticket, items, reply_id, created, chat.model, counted),
+        _chunks(request, ticket, items, reply_id, created, chat.model, counted, who.searches),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -172,6 +172,7 @@ async def _chunks(
     created: int,
     model: str,
     counted: tuple[Any, list[str]] | None = None,
+    scope: tuple[str, ...] = (),
 ) -> AsyncIterator[str]:
     said: list[str] = []  # the reply's text as sent, for `usage`
 
@@ -198,7 +199,7 @@ async def _chunks(
                 if item.abstained or not (sent or units):
                     # Nothing was streamed (an abstention): the whole text now.
                     yield chunk({"content": markdown.body(item)})
-                tail = markdown.footer(item, str(request.base_url))
+                tail = markdown.footer(item, str(request.base_url), scope)
                 if tail:
                     yield chunk({"content": tail})
                 yield chunk({}, "stop", kbqa=item.to_dict())
