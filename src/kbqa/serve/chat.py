@@ -176,18 +176,15 @@ async def _chunks(
 ) -> AsyncIterator[str]:
     said: list[str] = []  # the reply's text as sent, for `usage`
 
+    def frame(**fields: Any) -> str:
+        data = {"id": reply_id, "object": "chat.completion.chunk", "created": created,
+                "model": model, **fields}  # fmt: skip
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
         said.append(delta.get("content", ""))
-        data = {
-            "id": reply_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            **({"usage": None} if counted else {}),
-            **extra,
-        }
-        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return frame(choices=[choice], **({"usage": None} if counted else {}), **extra)
 
     yield chunk({"role": "assistant", "content": ""})
     sent = units = 0
@@ -205,9 +202,7 @@ async def _chunks(
                 yield chunk({}, "stop", kbqa=item.to_dict())
                 if counted:
                     tokens = await in_worker(request, usage, *counted, "".join(said))
-                    last = {"id": reply_id, "object": "chat.completion.chunk", "created": created,
-                            "model": model, "choices": [], "usage": tokens}  # fmt: skip
-                    yield f"data: {json.dumps(last)}\n\n"
+                    yield frame(choices=[], usage=tokens)  # OpenAI's last chunk: usage alone
             elif isinstance(item, Evidence):
                 yield chunk({"content": markdown.evidence_piece(item, first=not units)})
                 units += 1
