@@ -342,3 +342,18 @@ def test_code_in_a_slack_threads_title_is_shown_as_code_where_the_medium_has_cod
     assert page.code_html(title) == (
         "#deploys: Deploying dispatch-api <code>a41f9c2</code> to prod &lt;soon&gt; __now__…"
     )
+
+
+def test_a_quoted_table_row_in_an_extractive_answer_reads_as_a_sentence_in_the_terminal():
+    text = (
+        "Service: tracker; Language: Go; Port: 7300; Owner: Tracking [1]. "
+        "The billing service listens on 7400 [2]."
+    )
+    quoted = replace(GENERATED, text=text, mode="extracted", span="7300")
+    # The row as the pointed path shows it, its citation and copied words kept; prose as is.
+    assert terminal.answer(quoted, bold=bold).splitlines()[0] == (
+        "tracker: language Go, port **7300**, owner Tracking [1]. "
+        "The billing service listens on 7400 [2]."
+    )
+    # A generated answer is the model's own words: shown as written.
+    assert terminal.answer(replace(quoted, mode="generated")).startswith("Service: tracker;")

@@ -11,6 +11,7 @@ from kbqa.types import Evidence
 
 _NUMBER = re.compile(r"^\d{1,3}[.)]\s+")  # a step's own number, as some sources keep it
 _ROW = re.compile(r"^[^:;\n]{1,40}: [^;\n]+(?:; [^:;\n]{1,40}: [^;\n]+)+\.?$")
+_CITED = re.compile(r"^(.*) (\[\d+\](?:\[\d+\])*)([.!?])$")  # "… [1]." as quotes are written
 
 
 def cells(text: str) -> list[tuple[str, str]] | None:
@@ -33,6 +34,18 @@ def sentence(text: str) -> str:
     (_, subject), rest = pairs[0], pairs[1:]
     said = ", ".join(f"{header[:1].lower() + header[1:]} {value}" for header, value in rest)
     return f"{subject}: {said}."
+
+
+def quoted(text: str) -> str:
+    """An extracted answer's text (quoted sentences, each "… [n].", assistant/free.py's Draft)
+    with each quoted row as a sentence, its citation kept; other sentences as they are."""
+    out = []
+    for part in re.split(r"(?<=\][.!?]) ", text):
+        found = _CITED.match(part)
+        if found and cells(found[1]):
+            part = f"{sentence(found[1]).rstrip('.')} {found[2]}{found[3]}"
+        out.append(part)
+    return " ".join(out)
 
 
 def readable(text: str) -> str:

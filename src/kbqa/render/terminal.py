@@ -63,7 +63,9 @@ def answer(
     if view.pointed:
         head = [] if evidence_shown else [_pointed(view, bold)]
         return "\n".join([*head, *why, "", *sources])
-    head = "" if text_shown else marked(view.text, view.span, bold)
+    # A quote's table row as what it means, as a pointed answer's quoted row is shown.
+    text = rows.quoted(view.text) if answer.mode == "extracted" else view.text
+    head = "" if text_shown else marked(text, view.span, bold)
     return "\n".join([head, *why, "", *sources])
 
 
