@@ -224,7 +224,7 @@ def told(answer: Answer, question: str, sources: Sequence[str] = (), embedder: s
     """`answer` (made for the searched question) as the asker is told it: the asked question
     back in `question` and the searched one in `searched`, a note when the question is not in
     the embedder's language, and, when `sources` matched nothing, that."""
-    changes: dict = {"note": note_for(question, embedder)}
+    changes: dict = {"note": note_for(question, embedder, [h.text for h in answer.hits])}
     if answer.question != question:
         changes.update(question=question, searched=answer.question)
     named = ", ".join(repr(s) for s in sources)

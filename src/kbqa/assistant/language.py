@@ -4,8 +4,12 @@ in another language is searched all the same, but the asker is told why it may f
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Sequence
+from functools import cache
 
 from kbqa.assistant.text import STOPWORDS
+from kbqa.retrieval.embedder import packaged_embedder_path
 
 # Words common in questions in languages other than English, which English does not use.
 _FOREIGN_WORDS = (  # Dutch, German, French, Spanish, Portuguese, Italian
@@ -37,9 +41,29 @@ NOTE = (
 _MULTILINGUAL = ("multilingual", "labse", "bge-m3", "e5-", "xlm", "mpnet-base-v2-multi")
 
 
-def note_for(question: str, embedder_name: str = "") -> str:
+@cache
+def _vocabulary() -> frozenset[str]:
+    """The whole words of the packaged embedder's WordPiece vocabulary (vocab.txt: lower-case,
+    accents stripped, as its tokenizer reads text); empty where it is not installed."""
+    path = packaged_embedder_path()
+    vocab = path / "vocab.txt" if path is not None else None
+    if vocab is None or not vocab.is_file():
+        return frozenset()
+    return frozenset(w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha())
+
+
+def _plain(word: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
+
+
+def _words(text: str) -> list[str]:
+    return [_plain(w) for w in re.findall(r"[^\W\d_]+", text.lower())]
+
+
+def note_for(question: str, embedder_name: str = "", passages: Sequence[str] = ()) -> str:
     """A note when `question` looks written in another language (or script); "" otherwise,
-    and always "" for an embedder known to read many languages."""
+    and always "" for an embedder known to read many languages. `passages`: the texts found
+    for the question, whose words (names, jargon) count as read."""
     if any(tag in embedder_name.lower() for tag in _MULTILINGUAL):
         return ""
     letters = _LETTER.findall(question)
@@ -56,4 +80,13 @@ def note_for(question: str, embedder_name: str = "") -> str:
     # word only another language writes, and none of English's, is the sign. English questions
     # without a function word are terse noun phrases ("loki retention?") with none of these.
     own = sum(1 for t in tokens if t in _FOREIGN and t not in _ENGLISH_TOO)
-    return NOTE if own and not english else ""
+    if own and not english:
+        return NOTE
+    # Nor any word the embedder itself reads whole ("Hoeveel vakantiedagen?"): a word its
+    # vocabulary holds, or one the passages found for the question use ("grafana url?"), which
+    # English questions made of names and jargon have. One word alone says too little.
+    words, vocabulary = _words(question), _vocabulary()
+    if len(words) < 2 or not vocabulary or any(w in vocabulary for w in words):
+        return ""
+    used = {w for text in passages for w in _words(text)}
+    return "" if used.intersection(words) else NOTE
