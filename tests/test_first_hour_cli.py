@@ -231,6 +231,17 @@ def test_status_of_a_home_that_does_not_exist_says_so_and_makes_no_database(tmp_
     assert not (typo / "kbqa.db").exists()
 
 
+@pytest.mark.parametrize("args", [["slack"], ["ask", "anything?"]])
+def test_slack_and_ask_on_an_empty_home_say_so_and_make_no_database(args, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    tokens = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}
+    result = CliRunner().invoke(kbqa.cli.cli, ["--home", str(home), *args], env=FAKES | tokens)
+    assert result.exit_code == 1
+    assert "the knowledge base is empty: run `kbqa ingest PATH`" in str(result.exception)
+    assert not (home / "kbqa.db").exists()
+
+
 def test_stale_with_nothing_to_list_says_so_in_both_lists(settings, docs, monkeypatch):
     for name, value in FAKES.items():
         monkeypatch.setenv(name, value)
