@@ -185,7 +185,8 @@ class KnowledgeBase:
         answerer, allow = self._answerer(extractive, audience, sources)
         search = self._standalone(question, history, answerer, allow)
         answer = answerer.answer(search, k, extractive, history, allow, context)
-        return followup.told(answer, question, sources, self.embedder.name)
+        limited = self.scope(audience) is not None
+        return followup.told(answer, question, sources, self.embedder.name, limited)
 
     def ask_stream(
         self,
@@ -201,7 +202,8 @@ class KnowledgeBase:
         answerer, allow = self._answerer(extractive, audience, sources)
         search = self._standalone(question, history, answerer, allow)
         items = answerer.answer_stream(search, k, extractive, history, allow, context)
-        return followup.told_stream(items, question, sources, self.embedder.name)
+        limited = self.scope(audience) is not None
+        return followup.told_stream(items, question, sources, self.embedder.name, limited)
 
     def searched_for(
         self,

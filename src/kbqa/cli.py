@@ -266,9 +266,9 @@ def ask(
 def _no_source(answer: Answer) -> None:
     """Exit 1 after an answer whose --source matched no document: a mistyped source is the
     asker's error (said in the answer), not an answer."""
-    from kbqa.assistant.followup import NO_SOURCE
+    from kbqa.assistant.followup import matched_nothing
 
-    if answer.abstained and answer.reason.startswith(NO_SOURCE):
+    if answer.abstained and matched_nothing(answer.reason):
         sys.exit(1)
 
 

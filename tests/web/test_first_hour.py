@@ -116,11 +116,15 @@ def test_an_abstention_says_what_to_do_in_plain_words(core, local):
     assert "min_hit_score" in data["reason"]  # the numbers stay, for debugging
 
 
-def test_a_source_that_matches_nothing_says_so(local):
-    data = local.post("/api/ask", json={"question": QUESTION, "sources": ["no-such-source"]}).json()
+def test_a_source_that_matches_nothing_says_so(core, local, remote):
+    asked = {"question": QUESTION, "sources": ["no-such-source"]}
+    data = local.post("/api/ask", json=asked).json()
     assert data["abstained"] and "no-such-source" in data["why"]
-    assert "no document you may see matches the source" in data["why"]
+    assert "no document matches the source" in data["why"]  # a local caller sees everything
     assert "leave it out to search everything" in data["why"]  # what a source can be, too
+    secret, _ = core.create_token("eng", ["#eng-help"])
+    limited = remote.post("/api/ask", json=asked, headers={"Authorization": f"Bearer {secret}"})
+    assert "no document you may see matches the source" in limited.json()["why"]
 
 
 def test_a_question_in_another_language_gets_a_note(local):
@@ -204,8 +208,8 @@ def test_two_user_messages_in_a_row_are_a_follow_up_of_the_first(local):
 
 def test_an_abstention_in_the_openai_reply_says_why_as_the_api_does(core, local):
     core.settings = core.settings.replace(min_hit_score=0.9)
-    asked = {"messages": [{"role": "user", "content": "zzzz qqqq wwww"}]}
-    why = local.post("/api/ask", json={"question": "zzzz qqqq wwww"}).json()["why"]
+    asked = {"messages": [{"role": "user", "content": "zebra giraffe safari?"}]}
+    why = local.post("/api/ask", json={"question": "zebra giraffe safari?"}).json()["why"]
     reply = local.post("/v1/chat/completions", json=asked).json()
     content = reply["choices"][0]["message"]["content"]
     assert reply["kbqa"]["abstained"] and markdown.CLOSEST_HEADING in content
@@ -216,7 +220,7 @@ def test_an_abstention_in_the_openai_reply_says_why_as_the_api_does(core, local)
     # Sent back as the conversation, the why is no part of the answer the model reads.
     messages = [*asked["messages"], {"role": "assistant", "content": content}]
     _, history = conversation([Message(**m) for m in [*messages, {"role": "user", "content": "?"}]])
-    assert history == [("zzzz qqqq wwww", reply["kbqa"]["answer"])]
+    assert history == [("zebra giraffe safari?", reply["kbqa"]["answer"])]
 
 
 def test_usage_counts_the_prompt_tokens_of_every_message_sent(local):

@@ -217,27 +217,46 @@ def _generated(question: str, turns: Sequence[Turn], generator) -> str:
 
 
 ONLY_SOURCES = "; searched only the source "  # an abstention's reason, where sources were named
-NO_SOURCE = "no document you may see matches the source"  # a --source that matched nothing
+# A --source that matched nothing, said to an asker who sees every document (the CLI), and to
+# one limited to some (a token, a Slack channel), whom the source may name what they may not see.
+NO_SOURCE = "no document matches the source"
+NO_SOURCE_SEEN = "no document you may see matches the source"
 
 
-def told(answer: Answer, question: str, sources: Sequence[str] = (), embedder: str = "") -> Answer:
+def matched_nothing(reason: str) -> bool:
+    """Whether an abstention's reason is a source that matched no document."""
+    return reason.startswith((NO_SOURCE, NO_SOURCE_SEEN))
+
+
+def told(
+    answer: Answer,
+    question: str,
+    sources: Sequence[str] = (),
+    embedder: str = "",
+    limited: bool = True,
+) -> Answer:
     """`answer` (made for the searched question) as the asker is told it: the asked question
     back in `question` and the searched one in `searched`, a note when the question is not in
-    the embedder's language, and, when `sources` matched nothing, that."""
+    the embedder's language, and, when `sources` matched nothing, that (`limited`: the asker
+    may see only some documents)."""
     changes: dict = {"note": note_for(question, embedder, [h.text for h in answer.hits])}
     if answer.question != question:
         changes.update(question=question, searched=answer.question)
     named = ", ".join(repr(s) for s in sources)
     if sources and answer.abstained and not answer.hits:
-        changes["reason"] = f"{NO_SOURCE} {named}"
+        changes["reason"] = f"{NO_SOURCE_SEEN if limited else NO_SOURCE} {named}"
     elif sources and answer.abstained:
         changes["reason"] = f"{answer.reason}{ONLY_SOURCES}{named}"
     return replace(answer, **changes)
 
 
 def told_stream(
-    items: Iterator, question: str, sources: Sequence[str] = (), embedder: str = ""
+    items: Iterator,
+    question: str,
+    sources: Sequence[str] = (),
+    embedder: str = "",
+    limited: bool = True,
 ) -> Iterator:
     """told() on the last item (the Answer) of a streamed answer."""
     for item in items:
-        yield told(item, question, sources, embedder) if isinstance(item, Answer) else item
+        yield told(item, question, sources, embedder, limited) if isinstance(item, Answer) else item

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kbqa.assistant.followup import NO_SOURCE, ONLY_SOURCES
+from kbqa.assistant.followup import ONLY_SOURCES, matched_nothing
 from kbqa.assistant.pointed import REJECTED
 from kbqa.clock import iso
 from kbqa.types import Answer, Evidence, Hit
@@ -202,7 +202,7 @@ def why_no_answer(answer: Answer) -> str:
     """Why an answer abstained, in plain words with a next step; the signal, its value and the
     threshold stay in the answer's `reason` (the JSON's, for debugging)."""
     reason, _, named = answer.reason.partition(ONLY_SOURCES)
-    if reason.startswith(NO_SOURCE):
+    if matched_nothing(reason):
         return (
             f"{reason}: a source is a #channel, a glob on a document's path or URL, or a part "
             "of it; leave it out to search everything"
