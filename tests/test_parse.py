@@ -225,3 +225,15 @@ def test_a_plain_text_files_labels_say_which_document_they_are_from(tmp_path: Pa
         "INSTALLING\n\nRun the installer from the bastion host and wait for it.\n"
     )
     assert labels(parse_file(path)) == ["Tracker notes › OVERVIEW", "Tracker notes › INSTALLING"]
+
+
+def test_a_plain_text_files_title_writes_a_word_as_its_text_does(tmp_path: Path):
+    # "vpn.txt" was titled "Vpn": the file writes "VPN" in its sentences.
+    assert parse_file(HANDBOOK / "faq" / "vpn.txt").title == "VPN"
+    path = tmp_path / "sso-for-new-laptops.txt"
+    path.write_text("SETTING UP\n\nSign in with SSO on a new laptop; SSO uses Okta.\n")
+    assert parse_file(path).title == "SSO for new laptops"
+    # A heading in capitals is not how the text writes a word; a word it lacks is as before.
+    path = tmp_path / "backup-policy.txt"
+    path.write_text("BACKUP POLICY\n\nBackups run nightly and are kept for a month.\n")
+    assert parse_file(path).title == "Backup policy"

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,10 +167,11 @@ def check_contents(path: Path, data: bytes, limits: FileLimits, kind: str | None
 
 
 # How a file becomes chunks. Bumped when parsing or chunking changes what an unchanged file's
-# chunks or labels are (2: a plain-text file is titled by its name, not its first heading). It
-# is part of a file's fingerprint, with the chunk sizes, so the next ingest parses every file
-# again ("updated") instead of keeping what an older kbqa, or other sizes, made of it.
-PARSE_VERSION = 2
+# chunks or labels are (2: a plain-text file is titled by its name, not its first heading; 3:
+# that name's words as the text writes them, "VPN"). It is part of a file's fingerprint, with
+# the chunk sizes, so the next ingest parses every file again ("updated") instead of keeping
+# what an older kbqa, or other sizes, made of it.
+PARSE_VERSION = 3
 
 
 def content_hash(path: Path, max_chars: int = 1200, soft_max_chars: int = 800) -> str:
@@ -227,7 +229,7 @@ def parse_file(
         raise ParseError(f"mostly markup, not text: {share:.0%} of its text is HTML tags")
     return Document(
         uri=str(path.resolve()),
-        title=title or _title_from_name(path),
+        title=title or _title_from_name(path, "\n".join(c.text for c in chunks)),
         content_hash=digest or content_hash(path, max_chars, soft_max_chars),
         chunks=tuple(chunks),
         mtime=stat.st_mtime,
@@ -235,5 +237,19 @@ def parse_file(
     )
 
 
-def _title_from_name(path: Path) -> str:
-    return path.stem.replace("_", " ").replace("-", " ").strip().capitalize() or path.name
+def _title_from_name(path: Path, text: str = "") -> str:
+    """The file's name as a title ("kafka-consumer-lag.txt": "Kafka consumer lag"), a word
+    as the text's sentences most often write it ("vpn.txt": "VPN"): a line in capitals is a
+    heading, not how the text writes a word."""
+    words = path.stem.replace("_", " ").replace("-", " ").split()
+    if not words:
+        return path.name
+    lines = [line for line in text.splitlines() if any(c.islower() for c in line)]
+    written = Counter(w for line in lines for w in re.findall(r"[^\W_]+", line))
+
+    def cased(word: str) -> str:
+        forms = [(count, form) for form, count in written.items() if form.lower() == word.lower()]
+        return max(forms)[1] if forms else word.lower()
+
+    title = " ".join(cased(word) for word in words)
+    return title[:1].upper() + title[1:]
