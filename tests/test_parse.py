@@ -237,3 +237,22 @@ def test_a_plain_text_files_title_writes_a_word_as_its_text_does(tmp_path: Path)
     path = tmp_path / "backup-policy.txt"
     path.write_text("BACKUP POLICY\n\nBackups run nightly and are kept for a month.\n")
     assert parse_file(path).title == "Backup policy"
+
+
+def test_a_section_named_by_a_word_of_the_title_keeps_its_label():
+    # "## Kafka" under "# Messaging: Kafka and RabbitMQ" was labelled as the document alone,
+    # so the Kafka and RabbitMQ sections read as one (and were cited as one: "[1][2]").
+    shown = set(labels(parse_file(HANDBOOK / "architecture" / "messaging.md")))
+    assert {
+        "Messaging: Kafka and RabbitMQ › Kafka",
+        "Messaging: Kafka and RabbitMQ › RabbitMQ",
+    } <= shown
+    lag = Hit(
+        0, 0.0, "", "Kafka consumer lag runbook › Kafka", "/lag.md", "Kafka consumer lag runbook"
+    )
+    assert lag.label == "Kafka consumer lag runbook › Kafka"
+    # A Slack thread's heading, the channel and its first line, repeats its title: not shown twice.
+    thread = Hit(
+        0, 0.0, "", "#deploys › :ship: freeze starts…", "", "#deploys: :ship: freeze starts…"
+    )
+    assert thread.label == "#deploys: :ship: freeze starts…"

@@ -44,9 +44,22 @@ class Hit:
 
     @property
     def label(self) -> str:
-        """'Title › Heading', the way sources are shown to people, without repeating the title."""
+        """'Title › Heading', the way sources are shown to people, without repeating the title:
+        the heading's first part where the title holds it (a document's own heading, a Slack
+        thread's channel), then each part the title goes on with (the thread's first line). A
+        section named by a word of the title ("Kafka" under "Messaging: Kafka and RabbitMQ")
+        is kept."""
         parts = self.heading.split(" › ") if self.heading else []
-        while parts and parts[0].rstrip("…").strip() in self.title:
+        first = parts[0].rstrip("…").strip() if parts else ""
+        if not parts or first not in self.title:
+            return " › ".join([self.title, *parts])
+        rest = self.title.partition(first)[2]  # the title after the parts it repeats
+        parts.pop(0)
+        while parts:
+            rest, part = rest.removeprefix(":").lstrip(), parts[0].rstrip("…").strip()
+            if not rest.startswith(part):
+                break
+            rest = rest[len(part) :]
             parts.pop(0)
         return " › ".join([self.title, *parts])
 
