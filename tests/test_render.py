@@ -102,10 +102,11 @@ def test_terminal_without_evidence_is_unchanged():
     lines = terminal.answer(ABSTAINED).splitlines()
     assert lines[0] == "I couldn't find this in the knowledge base. Closest sources:"
     assert len(lines) == 4  # two documents (the repeated one once), then why
-    # In plain words with a next step; the numbers stay in the JSON's reason.
+    # In plain words with a next step; the numbers stay in the JSON's reason. A command in
+    # it without backticks, as the terminal shows code elsewhere.
     assert lines[-1] == (
         "(nothing in the knowledge base is close enough to this question; if it should be, "
-        "ask in the words the docs would use, or check `kbqa status`)"
+        "ask in the words the docs would use, or check kbqa status)"
     )
 
 
@@ -357,3 +358,18 @@ def test_a_quoted_table_row_in_an_extractive_answer_reads_as_a_sentence_in_the_t
     )
     # A generated answer is the model's own words: shown as written.
     assert terminal.answer(replace(quoted, mode="generated")).startswith("Service: tracker;")
+
+
+def test_the_terminal_shows_a_quoted_slack_messages_code_without_backticks():
+    said = "Yuki: run `kubectl rollout restart deploy/tracker` after the freeze."
+    unit = Evidence(2, said, "kubectl rollout restart")
+    pointed = replace(POINTED, evidence=(unit,), citations=(Citation(2, THREAD),))
+    assert terminal.answer(pointed, bold=bold).splitlines()[0] == (
+        "> Yuki: run **kubectl rollout restart** deploy/tracker after the freeze. [2]"
+    )
+    quoted = replace(GENERATED, text=said[:-1] + " [1].", mode="extracted", span="")
+    assert terminal.answer(quoted).splitlines()[0] == (
+        "Yuki: run kubectl rollout restart deploy/tracker after the freeze [1]."
+    )
+    # Slack and Markdown show code as code: their backticks stay.
+    assert "`" in slack.quote(unit) and "`" in markdown.quote(unit)

@@ -36,7 +36,7 @@ def quote(evidence: Evidence, bold: Style = plain) -> str:
         if line.startswith("```"):  # a command the unit introduces: indented, without fences
             code = not code
             continue
-        lines.append(f">     {line}" if code else f"> {line}")
+        lines.append(f">     {line}" if code else f"> {unticked(line)}")
     return "\n".join(lines)
 
 
@@ -51,7 +51,7 @@ def answer(
     """What `kbqa ask` prints: the answer (left out where its sentences or its evidence were
     streamed already), why it abstained or quoted, then the sources."""
     view = shown(answer)
-    why = [view.why] if view.why else []
+    why = [unticked(view.why)] if view.why else []
     why += [f"(searched for: {view.searched})"] if view.searched else []
     why += [f"(note: {view.note})"] if view.note else []
     if view.closest:
@@ -63,15 +63,18 @@ def answer(
     if view.pointed:
         head = [] if evidence_shown else [_pointed(view, bold)]
         return "\n".join([*head, *why, "", *sources])
-    # A quote's table row as what it means, as a pointed answer's quoted row is shown.
-    text = rows.quoted(view.text) if answer.mode == "extracted" else view.text
+    text = view.text
+    if answer.mode == "extracted":
+        # Quoted sentences, shown as a pointed answer's quotes are: a table row as what it
+        # means, a Slack message's code without its backticks.
+        text = unticked(rows.quoted(text))
     head = "" if text_shown else marked(text, view.span, bold)
     return "\n".join([head, *why, "", *sources])
 
 
 def unticked(text: str) -> str:
-    """`code` in a title or label without its backticks, as a terminal shows a Markdown file's
-    code (ingest reads it without them): a Slack thread's title keeps its first line's."""
+    """`code` in a title, label, quote or why line without its backticks, as a terminal shows
+    a Markdown file's code (ingest reads it without them): a Slack message keeps them."""
     return _CODE.sub(r"\1", text)
 
 
