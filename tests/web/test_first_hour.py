@@ -223,6 +223,28 @@ def test_an_abstention_in_the_openai_reply_says_why_as_the_api_does(core, local)
     assert history == [("zebra giraffe safari?", reply["kbqa"]["answer"])]
 
 
+def test_a_replys_notes_are_no_part_of_the_answer_sent_back_as_history(local):
+    # A follow-up in Dutch: its reply leads with what was searched for and the language note.
+    asked = "What's the procedure to rotate the staging database password?"
+    first = local.post(
+        "/v1/chat/completions", json={"messages": [{"role": "user", "content": asked}]}
+    )
+    follow_up = "en hoe controleer ik dat het gewerkt heeft?"
+    messages = [
+        {"role": "user", "content": asked},
+        {"role": "assistant", "content": first.json()["choices"][0]["message"]["content"]},
+        {"role": "user", "content": follow_up},
+    ]
+    reply = local.post("/v1/chat/completions", json={"messages": messages}).json()
+    content = reply["choices"][0]["message"]["content"]
+    assert content.startswith("_searched for: ") and "\n\n_Note: " in content
+    sent_back = [*messages, {"role": "assistant", "content": content}]
+    _, history = conversation(
+        [Message(**m) for m in [*sent_back, {"role": "user", "content": "?"}]]
+    )
+    assert history[-1] == (follow_up, reply["kbqa"]["answer"])
+
+
 def test_usage_counts_the_prompt_tokens_of_every_message_sent(local):
     follow_up = "and how do I check it worked?"
     first = local.post("/api/ask", json={"question": QUESTION}).json()["answer"]

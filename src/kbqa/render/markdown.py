@@ -46,6 +46,17 @@ def body(answer: Answer) -> str:
     return lead + "\n\n".join(quote(e) for e in view.evidence)
 
 
+def answer_of(reply: str) -> str:
+    """The answer inside a reply that `body` and `footer` wrote, sent back as a conversation's
+    history: without the lead lines (what was searched for, the language note) and without its
+    sources or an abstention's why, which are about the reply, not part of the answer."""
+    text = reply.split(SOURCES_HEADING)[0].split(CLOSEST_HEADING)[0].split(WHY_OPENING)[0]
+    for opening in ("_searched for: ", "_Note: "):
+        if text.startswith(opening) and "_\n\n" in text:
+            text = text.partition("_\n\n")[2]
+    return text
+
+
 def where(source: Source, base: str = "") -> str:
     """Where a source lives, a file as the URL of its /files/ route on the server at `base`
     (a client elsewhere cannot open the server's path); without `base`, as Source says."""

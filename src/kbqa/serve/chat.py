@@ -90,10 +90,9 @@ def conversation(messages: list[Message]) -> tuple[str, list[tuple[str, str]]]:
                 history.append((pending, ""))
             pending = message.text()
         elif message.role == "assistant" and pending is not None:
-            # Our own replies end with their sources: the model needs only the answer.
-            answer = message.text().split(markdown.SOURCES_HEADING)[0]
-            answer = answer.split(markdown.CLOSEST_HEADING)[0].split(markdown.WHY_OPENING)[0]
-            history.append((pending, answer))
+            # Our own replies lead with notes and end with their sources: the model needs
+            # only the answer.
+            history.append((pending, markdown.answer_of(message.text())))
             pending = None
     if pending is not None:
         history.append((pending, ""))
