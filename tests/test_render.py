@@ -148,6 +148,9 @@ def test_page_data_carries_sources_evidence_and_why():
     assert sources["citations"][1]["link"].startswith("https://larkspur.slack.com/")
     assert sources["citations"][1]["channel"] == "deploys" and sources["hits"][0]["age"]
     data = page.answer_data(POINTED)
+    # The answer's HTML is its units as quotes, formatted as the evidence shows them.
+    quoted = [f'<blockquote data-n="{e["n"]}">{e["html"]}</blockquote>' for e in data["evidence"]]
+    assert data["html"] == "".join(quoted)
     assert data["evidence"][0].pop("html") == "<p>The tracker service listens on port 7300.</p>"
     assert data["evidence"][0] == {
         "n": 1,
@@ -219,6 +222,18 @@ def test_a_table_row_reads_as_a_sentence_and_a_command_keeps_its_backticks():
     assert texts[1] == ">Rotate it: `vault write -f database/rotate-role/staging-app` [2]"
     assert "`vault write -f database/rotate-role/staging-app`" in markdown.quote(command)
     assert blocks[0]["elements"][0]["text"] == "_Quoted from the sources:_"
+
+
+def test_a_placeholder_in_a_quoted_command_survives_a_markdown_reader():
+    # A chat client renders the OpenAI reply as CommonMark, which passes "<service>" through
+    # as an HTML tag: the command read "promote  --from staging" (issue 36's replay).
+    from markdown_it import MarkdownIt
+
+    unit = Evidence(1, "Promote: larkctl deploy promote <service> --from staging --to prod.")
+    coded = Evidence(2, "Run `larkctl logs <service>` to see it.")
+    shown = MarkdownIt("commonmark").render(markdown.quote(unit) + "\n\n" + markdown.quote(coded))
+    assert "promote &lt;service&gt; --from staging" in shown
+    assert "<code>larkctl logs &lt;service&gt;</code>" in shown  # as written inside code
 
 
 def test_what_a_follow_up_searched_for_is_shown_in_every_medium():

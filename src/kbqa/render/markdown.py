@@ -27,8 +27,21 @@ def quote(evidence: Evidence) -> str:
     ):
         before, _, after = text.partition(span)
         text = f"{before}**{span}**{after}"
-    lines = rows.in_context(evidence, text, f" [{evidence.n}]").splitlines()
+    lines = _literal(rows.in_context(evidence, text, f" [{evidence.n}]")).splitlines()
     return "\n".join(f"> {line}" for line in lines)
+
+
+def _literal(text: str) -> str:
+    """`text` with each "<" outside `code` escaped, so that a Markdown reader shows
+    "promote <service>" as written instead of taking "<service>" for an HTML tag and
+    dropping it."""
+    parts = text.split("`")
+    # Even parts lie outside backticks; after a backtick that never closes, so does the rest.
+    unclosed = len(parts) % 2 == 0
+    return "`".join(
+        part.replace("<", "\\<") if i % 2 == 0 or (unclosed and i == len(parts) - 1) else part
+        for i, part in enumerate(parts)
+    )
 
 
 def evidence_piece(evidence: Evidence, first: bool) -> str:

@@ -126,12 +126,16 @@ def sources(answer: Answer) -> dict[str, list[dict[str, Any]]]:
 def answer_data(answer: Answer) -> dict[str, Any]:
     """The answer's JSON (as `kbqa ask --json` prints it), with `why` when it abstained and
     `cached_line` when it was served from the answer cache."""
-    data = {**answer.to_dict(), "html": "" if answer.abstained else html(answer.text)}
+    data = answer.to_dict()
     hits = {c.n: c.hit for c in answer.citations}
     data["evidence"] = [
         {**e, "html": unit_html(item, hits.get(item.n))}
         for e, item in zip(data["evidence"], answer.evidence, strict=True)
     ]
+    # A pointed answer's HTML is its units as the evidence shows them (steps, commands as
+    # code), each a quote with its citation; other answers' is their text as Markdown.
+    quotes = (f'<blockquote data-n="{e["n"]}">{e["html"]}</blockquote>' for e in data["evidence"])
+    data["html"] = "" if answer.abstained else "".join(quotes) or html(answer.text)
     if answer.cached_at:
         data["cached_line"] = cached_line(answer)
     return {**data, "why": why_no_answer(answer)} if answer.abstained else data
