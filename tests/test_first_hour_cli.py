@@ -222,6 +222,21 @@ def test_status_lists_every_source_not_only_the_last_runs(settings, docs, tmp_pa
     assert [s["documents"] for s in data["sources"]] == [documents, 1]
 
 
+def test_status_of_an_empty_home_says_so_and_makes_no_database(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    result = CliRunner().invoke(kbqa.cli.cli, ["--home", str(home), "status"], env=FAKES)
+    assert result.exit_code == 0, result.output
+    assert "nothing ingested yet: `kbqa ingest PATH`" in result.output
+    data = json.loads(
+        CliRunner()
+        .invoke(kbqa.cli.cli, ["--home", str(home), "status", "--json"], env=FAKES)
+        .output
+    )
+    assert data["documents"] == 0 and data["home"] == str(home.resolve())
+    assert not (home / "kbqa.db").exists()
+
+
 def test_status_of_a_home_that_does_not_exist_says_so_and_makes_no_database(tmp_path):
     typo = tmp_path / "hmoe"
     result = CliRunner().invoke(kbqa.cli.cli, ["--home", str(typo), "status"], env=FAKES)

@@ -235,10 +235,7 @@ class KnowledgeBase:
     def require_content(self) -> None:
         """Raise NotIndexedError when nothing is ingested; a SQLite file not made yet is
         empty, and is not made to say so (a mistyped home is not left with a database)."""
-        url = self.settings.db_url
-        file = url.removeprefix("sqlite:///").partition("?")[0]
-        unmade = url.startswith("sqlite:///") and not Path(file).exists()
-        if unmade or self.store.counts()["chunks"] == 0:
+        if not self.settings.database_made or self.store.counts()["chunks"] == 0:
             raise NotIndexedError(
                 "the knowledge base is empty: run `kbqa ingest PATH` first", self.settings.home
             )

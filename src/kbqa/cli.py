@@ -290,6 +290,16 @@ def status(settings: Settings, as_json: bool) -> None:
             f"no knowledge base at {Path(settings.home).resolve()} yet: `kbqa ingest PATH` "
             "makes one there (or check --home and KBQA_HOME)"
         )
+    if not settings.database_made:  # an empty home: say so without making its database
+        info = {"home": str(Path(settings.home).resolve()), "database": settings.db_url}
+        if as_json:
+            click.echo(json.dumps({**info, "documents": 0, "chunks": 0}, indent=2))
+            return
+        click.echo(f"home        {info['home']}")
+        click.echo("documents   0 (nothing ingested yet: `kbqa ingest PATH` fills this home)")
+        click.echo(f"embedder    {settings.embedding_model}")
+        click.echo(f"generator   {settings.generator_model}")
+        return
     info = _kb(settings).status()
     if as_json:
         click.echo(json.dumps(info, indent=2))

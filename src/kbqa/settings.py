@@ -322,6 +322,13 @@ class Settings:
         return self.database_url or f"sqlite:///{self.home.absolute() / 'kbqa.db'}"
 
     @property
+    def database_made(self) -> bool:
+        """False for a SQLite file not made yet (nothing ingested): asking about it must not
+        make it, so a mistyped or empty home is not left with a database."""
+        url = self.db_url
+        return not url.startswith("sqlite:///") or Path(url[10:].partition("?")[0]).exists()
+
+    @property
     def index_path(self) -> Path:
         return self.home / "index.faiss"
 
