@@ -196,6 +196,8 @@ def test_a_source_that_matches_nothing_says_so_and_exits_1(ingested):
         assert typo.exit_code == 1
         # The CLI sees every document: not "no document you may see" (a limited token's).
         assert "no document matches the source 'nosuchthing'" in typo.output
+        # Nothing was looked through, so not "I couldn't find this in the knowledge base".
+        assert "Nothing was searched." in typo.output and "couldn't find" not in typo.output
         found = CliRunner().invoke(kbqa.cli.cli, [*ask, "--source", "runbooks", question])
         assert found.exit_code == 0, found.output
 

@@ -221,6 +221,7 @@ ONLY_SOURCES = "; searched only the source "  # an abstention's reason, where so
 # one limited to some (a token, a Slack channel), whom the source may name what they may not see.
 NO_SOURCE = "no document matches the source"
 NO_SOURCE_SEEN = "no document you may see matches the source"
+NOTHING_SEARCHED = "Nothing was searched."
 
 
 def matched_nothing(reason: str) -> bool:
@@ -244,6 +245,8 @@ def told(
         changes.update(question=question, searched=answer.question)
     named = ", ".join(repr(s) for s in sources)
     if sources and answer.abstained and not answer.hits:
+        # Not "I couldn't find this": nothing was looked through; the why says which source.
+        changes["text"] = NOTHING_SEARCHED
         changes["reason"] = f"{NO_SOURCE_SEEN if limited else NO_SOURCE} {named}"
     elif sources and answer.abstained:
         changes["reason"] = f"{answer.reason}{ONLY_SOURCES}{named}"
