@@ -367,10 +367,12 @@ def test_a_quoted_table_row_in_an_extractive_answer_reads_as_a_sentence_in_the_t
     )
     quoted = replace(GENERATED, text=text, mode="extracted", span="7300")
     # The row as the pointed path shows it, its citation and copied words kept; prose as is.
-    assert terminal.answer(quoted, bold=bold).splitlines()[0] == (
+    said = terminal.answer(quoted, bold=bold).splitlines()
+    assert said[0] == (
         "tracker: language Go, port **7300**, owner Tracking [1]. "
         "The billing service listens on 7400 [2]."
     )
+    assert said[1] == "(quoted from the sources)"  # as the page and Slack label a quote
     # A generated answer is the model's own words: shown as written.
     assert terminal.answer(replace(quoted, mode="generated")).startswith("Service: tracker;")
 

@@ -66,8 +66,11 @@ def answer(
     text = view.text
     if answer.mode == "extracted":
         # Quoted sentences, shown as a pointed answer's quotes are: a table row as what it
-        # means, a Slack message's code without its backticks.
+        # means, a Slack message's code without its backticks; said to be quotes, as the page
+        # and Slack say (a fallback quote says why it quoted).
         text = unticked(rows.quoted(text))
+        if not view.why:
+            why.insert(0, "(quoted from the sources)")
     head = "" if text_shown else marked(text, view.span, bold)
     return "\n".join([head, *why, "", *sources])
 
