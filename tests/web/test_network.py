@@ -107,8 +107,9 @@ def test_kbqa_ask_uses_a_running_server(server, core):
     result = run_cli(["ask", "--extractive", QUESTION], core, KBQA_SERVER=server.url)
     elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
-    answer, blank, source = result.stdout.splitlines()[:3]
-    assert "02:00 UTC" in answer and blank == "" and source.startswith("[1] Database runbook")
+    answer, quoted, blank, source = result.stdout.splitlines()[:4]
+    assert "02:00 UTC" in answer and quoted == "(quoted from the sources)" and blank == ""
+    assert source.startswith("[1] Database runbook")
     assert elapsed < 10  # no models loaded in the client (the figure is in benchmarks/)
     as_json = run_cli(["ask", "--json", "--server", server.url, QUESTION], core)
     assert '"citations"' in as_json.stdout
