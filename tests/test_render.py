@@ -9,7 +9,7 @@ from dataclasses import replace
 from kbqa import render
 from kbqa.client import answer_from_dict
 from kbqa.render import markdown, page, slack, terminal
-from kbqa.types import Answer, Citation, Evidence, Hit
+from kbqa.types import Answer, Citation, Evidence, Hit, Quoted
 
 NOW = time.time()
 PORTS = Hit(
@@ -375,6 +375,15 @@ def test_a_quoted_table_row_in_an_extractive_answer_reads_as_a_sentence_in_the_t
     assert said[1] == "(quoted from the sources)"  # as the page and Slack label a quote
     # A generated answer is the model's own words: shown as written.
     assert terminal.answer(replace(quoted, mode="generated")).startswith("Service: tracker;")
+
+
+def test_a_quoted_table_row_reads_as_a_sentence_in_the_openai_reply_streamed_or_whole():
+    text = "Service: tracker; Language: Go; Port: 7300; Owner: Tracking [1]."
+    quoted = replace(GENERATED, text=text, mode="extracted", span="7300")
+    said = "tracker: language Go, port 7300, owner Tracking [1]."
+    assert markdown.body(quoted) == said == markdown.text_piece(Quoted(text))
+    # The model's own words are shown as written.
+    assert markdown.body(replace(quoted, mode="generated")) == text == markdown.text_piece(text)
 
 
 def test_the_terminal_shows_a_quoted_slack_messages_code_without_backticks():

@@ -7,7 +7,7 @@ from __future__ import annotations
 from kbqa.render import rows
 from kbqa.render.model import Source, shown, token_scope
 from kbqa.render.page import file_link, uri_is_path
-from kbqa.types import Answer, Evidence
+from kbqa.types import Answer, Evidence, Quoted
 
 SOURCES_HEADING = "\n\nSources:\n"
 CLOSEST_HEADING = "\n\nClosest sources:\n"
@@ -44,6 +44,13 @@ def _literal(text: str) -> str:
     )
 
 
+def text_piece(text: str) -> str:
+    """A streamed piece of an answer's text as `body` shows it: quoted sentences (Quoted) with
+    a table row read as the sentence it means, as a pointed answer's quote reads it; the
+    model's own sentences as written."""
+    return rows.quoted(text) if isinstance(text, Quoted) else text
+
+
 def evidence_piece(evidence: Evidence, first: bool) -> str:
     """A unit as streamed: pieces joined make `body` of the pointed answer."""
     return quote(evidence) if first else "\n\n" + quote(evidence)
@@ -55,7 +62,7 @@ def body(answer: Answer) -> str:
     lead = f"_searched for: {view.searched}_\n\n" if view.searched else ""
     lead += f"_Note: {view.note}_\n\n" if view.note else ""
     if not view.pointed:
-        return lead + view.text
+        return lead + text_piece(Quoted(view.text) if answer.mode == "extracted" else view.text)
     return lead + "\n\n".join(quote(e) for e in view.evidence)
 
 

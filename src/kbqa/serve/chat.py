@@ -206,7 +206,7 @@ async def _chunks(
                 yield chunk({"content": markdown.evidence_piece(item, first=not units)})
                 units += 1
             else:
-                yield chunk({"content": (" " if sent else "") + item})
+                yield chunk({"content": (" " if sent else "") + markdown.text_piece(item)})
                 sent += 1
     except KbqaError as exc:
         yield f"data: {json.dumps(body(400, str(exc)))}\n\n"
