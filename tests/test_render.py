@@ -382,6 +382,9 @@ def test_a_quoted_table_row_reads_as_a_sentence_in_the_openai_reply_streamed_or_
     quoted = replace(GENERATED, text=text, mode="extracted", span="7300")
     said = "tracker: language Go, port 7300, owner Tracking [1]."
     assert markdown.body(quoted) == said == markdown.text_piece(Quoted(text))
+    # A placeholder in a quoted command survives a Markdown reader, as in a pointed quote.
+    command = Quoted("Promote: larkctl deploy promote <service> --from staging [1].")
+    assert "promote \\<service> --from" in markdown.text_piece(command)
     # The model's own words are shown as written.
     assert markdown.body(replace(quoted, mode="generated")) == text == markdown.text_piece(text)
 

@@ -45,10 +45,10 @@ def _literal(text: str) -> str:
 
 
 def text_piece(text: str) -> str:
-    """A streamed piece of an answer's text as `body` shows it: quoted sentences (Quoted) with
-    a table row read as the sentence it means, as a pointed answer's quote reads it; the
-    model's own sentences as written."""
-    return rows.quoted(text) if isinstance(text, Quoted) else text
+    """A streamed piece of an answer's text as `body` shows it: quoted sentences (Quoted) as a
+    pointed answer's quote reads them (a table row as the sentence it means, a "<" kept from
+    Markdown readers); the model's own sentences as written."""
+    return _literal(rows.quoted(text)) if isinstance(text, Quoted) else text
 
 
 def evidence_piece(evidence: Evidence, first: bool) -> str:
